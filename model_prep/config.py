@@ -1,0 +1,72 @@
+"""The architecture config a package carries (manifest "config"), shared by the readers and the engines."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from . import format as fmt
+from .errors import PackageError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    architecture: str  # "llama" or "qwen2"
+    vocab_size: int  # rows of the embedding and the output head
+    hidden_size: int  # width of the residual stream
+    intermediate_size: int  # width of the SwiGLU MLP
+    num_layers: int
+    num_heads: int  # query heads
+    num_kv_heads: int  # key/value heads (grouped-query attention: num_heads % num_kv_heads == 0)
+    head_dim: int  # values per head; q rows = num_heads * head_dim
+    rms_norm_eps: float
+    rope_theta: float  # RoPE base
+    rope_layout: str  # format.ROPE_INTERLEAVED or format.ROPE_HALF
+    context_length: int  # longest sequence the model was trained for, tokens
+    tie_word_embeddings: bool  # output head reuses token_embd.weight
+    attention_bias: bool  # q/k/v projections have biases (qwen2)
+
+    def __post_init__(self) -> None:
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"num_heads {self.num_heads} is not a multiple of num_kv_heads {self.num_kv_heads}")
+        if self.rope_layout not in fmt.ROPE_LAYOUTS:
+            raise ValueError(f"rope_layout {self.rope_layout!r} is not one of {fmt.ROPE_LAYOUTS}")
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim {self.head_dim} must be even for RoPE")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        names = {f.name for f in fields(cls)}
+        missing = names - d.keys()
+        if missing:
+            raise PackageError(f"manifest config lacks {', '.join(sorted(missing))}; prepare the package again")
+        try:
+            return cls(**{k: d[k] for k in names})
+        except ValueError as e:
+            raise PackageError(f"manifest config is invalid: {e}; prepare the package again") from e
+
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every tensor the architecture needs, canonical name -> numpy shape (rows, cols) or (n,)."""
+        h, q, kv = self.hidden_size, self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
+        shapes: dict[str, tuple[int, ...]] = {"token_embd.weight": (self.vocab_size, h), "output_norm.weight": (h,)}
+        if not self.tie_word_embeddings:
+            shapes["output.weight"] = (self.vocab_size, h)
+        for i in range(self.num_layers):
+            b = f"blk.{i}."
+            shapes |= {
+                b + "attn_norm.weight": (h,),
+                b + "attn_q.weight": (q, h),
+                b + "attn_k.weight": (kv, h),
+                b + "attn_v.weight": (kv, h),
+                b + "attn_output.weight": (h, q),
+                b + "ffn_norm.weight": (h,),
+                b + "ffn_gate.weight": (self.intermediate_size, h),
+                b + "ffn_up.weight": (self.intermediate_size, h),
+                b + "ffn_down.weight": (h, self.intermediate_size),
+            }
+            if self.attention_bias:
+                shapes |= {b + "attn_q.bias": (q,), b + "attn_k.bias": (kv,), b + "attn_v.bias": (kv,)}
+        return shapes

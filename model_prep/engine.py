@@ -1,0 +1,151 @@
+"""The numpy reference transformer: the ground truth every other engine is tested against.
+
+Three plain objects, as in llama2.c: the config (config.ModelConfig), the weights (f32 arrays), and the run state
+(KV cache and RoPE tables, allocated once). ``forward(tokens, pos)`` reads top to bottom. All math is f32.
+Shapes: T = tokens in this call, S = cached positions, H = query heads, KV = key/value heads, D = head_dim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from . import format as fmt
+from .config import ModelConfig
+
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass
+class LayerWeights:
+    attn_norm: F32  # [hidden]
+    wq: F32  # [H*D, hidden]
+    wk: F32  # [KV*D, hidden]
+    wv: F32  # [KV*D, hidden]
+    bq: F32 | None  # [H*D] (qwen2) or None
+    bk: F32 | None  # [KV*D]
+    bv: F32 | None  # [KV*D]
+    wo: F32  # [hidden, H*D]
+    ffn_norm: F32  # [hidden]
+    w_gate: F32  # [intermediate, hidden]
+    w_up: F32  # [intermediate, hidden]
+    w_down: F32  # [hidden, intermediate]
+
+
+@dataclass
+class Weights:
+    token_embd: F32  # [vocab, hidden]
+    layers: list[LayerWeights]
+    output_norm: F32  # [hidden]
+    output: F32  # [vocab, hidden]; the same array as token_embd when tied
+
+    @classmethod
+    def from_tensors(cls, config: ModelConfig, get: Callable[[str], F32]) -> Weights:
+        """``get(canonical name)`` -> f32 array (from a package, or straight from a checkpoint)."""
+        layers = []
+        for i in range(config.num_layers):
+            b = f"blk.{i}."
+
+            def bias(n: str, b: str = b) -> F32 | None:
+                return get(b + n) if config.attention_bias else None
+
+            layers.append(LayerWeights(
+                attn_norm=get(b + "attn_norm.weight"), wq=get(b + "attn_q.weight"), wk=get(b + "attn_k.weight"),
+                wv=get(b + "attn_v.weight"), bq=bias("attn_q.bias"), bk=bias("attn_k.bias"), bv=bias("attn_v.bias"),
+                wo=get(b + "attn_output.weight"), ffn_norm=get(b + "ffn_norm.weight"),
+                w_gate=get(b + "ffn_gate.weight"), w_up=get(b + "ffn_up.weight"), w_down=get(b + "ffn_down.weight")))
+        embd = get("token_embd.weight")
+        output = embd if config.tie_word_embeddings else get("output.weight")
+        return cls(embd, layers, get("output_norm.weight"), output)
+
+
+class RunState:
+    """Buffers allocated once per engine: the KV cache and the RoPE tables for ``context`` positions."""
+
+    def __init__(self, config: ModelConfig, context: int):
+        self.context = context
+        kv_shape = (config.num_layers, context, config.num_kv_heads, config.head_dim)
+        self.k_cache = np.zeros(kv_shape, np.float32)  # [layers, context, KV, D]
+        self.v_cache = np.zeros(kv_shape, np.float32)  # [layers, context, KV, D]
+        half = config.head_dim // 2
+        inv_freq = 1.0 / (config.rope_theta ** (np.arange(half, dtype=np.float64) * 2 / config.head_dim))
+        angles = np.arange(context, dtype=np.float64)[:, None] * inv_freq[None, :]  # [context, D/2], radians
+        self.cos = np.cos(angles).astype(np.float32)  # [context, D/2]
+        self.sin = np.sin(angles).astype(np.float32)  # [context, D/2]
+
+
+def rmsnorm(x: F32, w: F32, eps: float) -> F32:
+    """x: [T, n], w: [n] -> x / sqrt(mean(x^2) + eps) * w."""
+    ms = np.mean(x * x, axis=-1, keepdims=True)
+    return (x / np.sqrt(ms + np.float32(eps))) * w
+
+
+def rope(x: F32, cos: F32, sin: F32, layout: str) -> F32:
+    """x: [T, heads, D]; cos, sin: [T, D/2]. Rotates pairs (2i, 2i+1) ("interleaved") or (i, i+D/2) ("half")."""
+    c, s = cos[:, None, :], sin[:, None, :]
+    if layout == fmt.ROPE_INTERLEAVED:
+        a, b = x[..., 0::2], x[..., 1::2]
+        out = np.empty_like(x)
+        out[..., 0::2] = a * c - b * s
+        out[..., 1::2] = b * c + a * s
+        return out
+    half = x.shape[-1] // 2
+    a, b = x[..., :half], x[..., half:]
+    return np.concatenate([a * c - b * s, b * c + a * s], axis=-1)
+
+
+def softmax(x: F32, axis: int = -1) -> F32:
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def silu(x: F32) -> F32:
+    return np.asarray(x / (np.float32(1) + np.exp(-x)), dtype=np.float32)
+
+
+def attention(q: F32, k: F32, v: F32, pos: int) -> F32:
+    """Causal grouped-query attention.
+    q: [T, H, D] at positions pos..pos+T-1; k, v: [S, KV, D] for positions 0..S-1 (S = pos + T) -> [T, H, D]."""
+    t_len, heads, d = q.shape
+    s_len, kv_heads, _ = k.shape
+    group = heads // kv_heads
+    qg = q.reshape(t_len, kv_heads, group, d).transpose(1, 2, 0, 3)  # [KV, G, T, D]
+    scores = qg @ k.transpose(1, 2, 0)[:, None] / np.float32(np.sqrt(d))  # [KV, G, T, S]
+    visible = np.arange(s_len)[None, :] <= (pos + np.arange(t_len))[:, None]  # [T, S]
+    scores = np.where(visible, scores, np.float32(-np.inf))
+    out = softmax(scores) @ v.transpose(1, 0, 2)[:, None]  # [KV, G, T, D]
+    return out.transpose(2, 0, 1, 3).reshape(t_len, heads, d)
+
+
+def forward(config: ModelConfig, w: Weights, state: RunState, tokens: npt.NDArray[np.int64], pos: int,
+            all_logits: bool = False) -> F32:
+    """Run ``tokens`` ([T] ids) at positions pos..pos+T-1, filling the KV cache.
+    Returns logits [T, vocab] if ``all_logits`` else [vocab] for the last token."""
+    t_len = len(tokens)
+    if pos + t_len > state.context:
+        raise ValueError(f"positions {pos}..{pos + t_len - 1} exceed the context of {state.context}")
+    h, d = config.num_heads, config.head_dim
+    kv = config.num_kv_heads
+    cos, sin = state.cos[pos: pos + t_len], state.sin[pos: pos + t_len]
+    x = w.token_embd[tokens].astype(np.float32)  # [T, hidden]
+    for i, lw in enumerate(w.layers):
+        # attention block
+        xn = rmsnorm(x, lw.attn_norm, config.rms_norm_eps)
+        q, k, v = xn @ lw.wq.T, xn @ lw.wk.T, xn @ lw.wv.T  # [T, H*D], [T, KV*D], [T, KV*D]
+        if lw.bq is not None and lw.bk is not None and lw.bv is not None:
+            q, k, v = q + lw.bq, k + lw.bk, v + lw.bv
+        q = rope(q.reshape(t_len, h, d), cos, sin, config.rope_layout)
+        state.k_cache[i, pos: pos + t_len] = rope(k.reshape(t_len, kv, d), cos, sin, config.rope_layout)
+        state.v_cache[i, pos: pos + t_len] = v.reshape(t_len, kv, d)
+        att = attention(q, state.k_cache[i, : pos + t_len], state.v_cache[i, : pos + t_len], pos)
+        x = x + att.reshape(t_len, h * d) @ lw.wo.T
+        # SwiGLU MLP block
+        xn = rmsnorm(x, lw.ffn_norm, config.rms_norm_eps)
+        x = x + (silu(xn @ lw.w_gate.T) * (xn @ lw.w_up.T)) @ lw.w_down.T  # type: ignore[assignment]  # [T, hidden]
+    if not all_logits:
+        x = x[-1:]
+    logits = rmsnorm(x, w.output_norm, config.rms_norm_eps) @ w.output.T  # [T or 1, vocab]
+    return logits if all_logits else logits[0]

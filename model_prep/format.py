@@ -1,0 +1,102 @@
+"""The model package format: every constant and byte layout, named once.
+
+docs/FORMAT.md describes the same thing for people; the WGSL kernels and the JS loader mirror these names.
+Storage types (all little-endian, rows = output features, values along a row grouped by GROUP_SIZE):
+
+- ``q4``: 4-bit asymmetric. value = scale * q + min, q in 0..15.
+    plane ``qweight``: u32[rows, cols / 8]; element c of a row sits in word c // 8, bits 4 * (c % 8) .. +3.
+    plane ``scales``:  u32[ceil(rows * cols / 32 / 2)]; group g (= row * groups_per_row + c // 32) has
+                       (scale, min) as f16 packed two per u32: word g holds scale in bits 0..15, min in 16..31.
+                       So one u32 per group; ``unpack2x16float(word)`` gives vec2(scale, min).
+- ``q8``: 8-bit symmetric. value = scale * q, q in -128..127 (two's complement byte).
+    plane ``qweight``: u32[rows, cols / 4]; element c of a row sits in word c // 4, bits 8 * (c % 4) .. +7.
+    plane ``scales``:  u32[ceil(rows * cols / 32 / 2)]; scale of group g is the f16 in word g // 2,
+                       low half when g is even, high half when odd (``unpack2x16float(word)[g % 2]``).
+- ``f32``: plane ``data``: f32[rows, cols] (or f32[n] for vectors).
+
+Dequantized values are computed in f32 as ``f32(scale) * f32(q) + f32(min)`` (q8: ``f32(scale) * f32(q)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+FORMAT_NAME: Final = "fieldllm-model"
+FORMAT_VERSION: Final = 1
+SUPPORTED_FORMAT_VERSIONS: Final = (1,)
+
+GROUP_SIZE: Final = 32  # values per quantization group, along a row
+Q4_PER_WORD: Final = 8  # 4-bit values per u32
+Q8_PER_WORD: Final = 4  # 8-bit values per u32
+F16_PER_WORD: Final = 2  # f16 values per u32 (unpack2x16float)
+Q4_MAX: Final = 15  # largest 4-bit code
+Q8_MAX: Final = 127  # largest 8-bit code magnitude used when quantizing
+
+PLANE_ALIGN: Final = 256  # byte alignment of every plane inside a shard (WebGPU minStorageBufferOffsetAlignment)
+MAX_BINDING_BYTES: Final = 128 * 1024 * 1024  # no plane may exceed this: Android/iOS storage-binding limits
+DEFAULT_SHARD_BYTES: Final = 32 * 1024 * 1024  # default cap on one shard file
+
+MANIFEST_FILE: Final = "manifest.json"
+TOKENIZER_FILE: Final = "tokenizer.json"
+REPORT_FILE: Final = "report.json"
+SHARD_PATTERN: Final = "weights-{:05d}.bin"
+
+Q4: Final = "q4"
+Q8: Final = "q8"
+F32: Final = "f32"
+STORAGE_TYPES: Final = (Q4, Q8, F32)
+
+ROPE_INTERLEAVED: Final = "interleaved"  # pairs (2i, 2i+1): GGUF llama (llama.cpp permutes Q/K rows)
+ROPE_HALF: Final = "half"  # pairs (i, i + d/2): Hugging Face rotate-half, GGUF qwen2
+ROPE_LAYOUTS: Final = (ROPE_INTERLEAVED, ROPE_HALF)
+
+ARCHITECTURES: Final = ("llama", "qwen2")
+
+
+@dataclass(frozen=True)
+class PlaneShape:
+    """Byte size of each plane of one row-chunk of a tensor."""
+
+    name: str
+    nbytes: int
+
+
+def groups_per_row(cols: int) -> int:
+    return cols // GROUP_SIZE
+
+
+def quantizable(cols: int) -> bool:
+    """A row can be stored at q4/q8 only when it splits into whole groups."""
+    return cols % GROUP_SIZE == 0
+
+
+def plane_shapes(storage: str, rows: int, cols: int) -> list[PlaneShape]:
+    """Planes (in file order) for ``rows`` rows of a ``cols``-wide tensor stored as ``storage``."""
+    if storage == F32:
+        return [PlaneShape("data", rows * cols * 4)]
+    if not quantizable(cols):
+        raise ValueError(f"{storage} needs a row length divisible by {GROUP_SIZE}, got {cols}")
+    groups = rows * groups_per_row(cols)
+    if storage == Q4:
+        # one u32 (scale, min) per group
+        return [PlaneShape("qweight", rows * cols // 2), PlaneShape("scales", groups * 4)]
+    if storage == Q8:
+        # f16 scales, two per u32; an odd count is padded with a zero half
+        return [PlaneShape("qweight", rows * cols), PlaneShape("scales", (groups + 1) // 2 * 4)]
+    raise ValueError(f"unknown storage type {storage!r}; known: {', '.join(STORAGE_TYPES)}")
+
+
+def row_bytes(storage: str, cols: int) -> int:
+    """Bytes one row costs across all planes (ignoring alignment and the q8 odd-group pad)."""
+    if storage == F32:
+        return cols * 4
+    if storage == Q4:
+        return cols // 2 + groups_per_row(cols) * 4
+    if storage == Q8:
+        return cols + groups_per_row(cols) * 2
+    raise ValueError(f"unknown storage type {storage!r}")
+
+
+def align(offset: int, to: int = PLANE_ALIGN) -> int:
+    return (offset + to - 1) // to * to

@@ -1,0 +1,165 @@
+"""Read a GGUF checkpoint (llama, qwen2) with the `gguf` package, llama.cpp's own reader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gguf
+import numpy as np
+import numpy.typing as npt
+from gguf import GGMLQuantizationType as QT
+
+from . import format as fmt
+from . import quant
+from .checkpoint import Checkpoint, SourceTensor
+from .config import ModelConfig
+from .errors import InputError, UnsupportedError
+from .gguf_tokenizer import tokenizer_json_from_gguf
+
+# Tensor types we read. Q4_0/Q4_1/Q8_0 are carried over as they are; the others are dequantized by gguf and
+# re-quantized. Each one is covered by tests/test_gguf_source.py.
+SUPPORTED_TYPES = (QT.F32, QT.F16, QT.BF16, QT.Q8_0, QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1,
+                   QT.Q2_K, QT.Q3_K, QT.Q4_K, QT.Q5_K, QT.Q6_K)
+_CARRY: dict[QT, tuple[str, Callable[[npt.NDArray[np.uint8], int], quant.Planes]]] = {
+    QT.Q4_0: (fmt.Q4, quant.from_gguf_q4_0),
+    QT.Q4_1: (fmt.Q4, quant.from_gguf_q4_1),
+    QT.Q8_0: (fmt.Q8, quant.from_gguf_q8_0),
+}
+# llama.cpp's converter permutes llama's Q/K rows so that RoPE rotates adjacent pairs; qwen2 keeps rotate-half.
+_ROPE_LAYOUT = {"llama": fmt.ROPE_INTERLEAVED, "qwen2": fmt.ROPE_HALF}
+
+# A plain ChatML template for checkpoints that carry none (noted in the plan).
+FALLBACK_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def _open(path: Path) -> gguf.GGUFReader:
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror}") from e
+    if magic != b"GGUF":
+        raise InputError(f"{path} is not a GGUF file (it does not start with 'GGUF'); give a .gguf file or a "
+                         "Hugging Face folder")
+    try:
+        reader = gguf.GGUFReader(path)
+    except Exception as e:  # the reader raises ValueError, IndexError, struct errors... on damaged files
+        raise InputError(f"{path} is truncated or corrupt ({type(e).__name__}: {e}); download it again") from e
+    size = path.stat().st_size
+    for t in reader.tensors:
+        if t.data_offset + t.n_bytes > size or t.data.nbytes != t.n_bytes:
+            raise InputError(f"{path} is truncated: tensor {t.name} ends past the end of the file; download it again")
+    return reader
+
+
+def read_metadata(reader: gguf.GGUFReader) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for key, fld in reader.fields.items():
+        try:
+            meta[key] = fld.contents()
+        except Exception as e:
+            raise InputError(f"GGUF metadata field {key} is corrupt ({e}); download the file again") from e
+    return meta
+
+
+def _need(meta: dict[str, Any], key: str) -> Any:
+    if key not in meta:
+        raise InputError(f"GGUF metadata lacks {key}; the file is incomplete or not a supported model")
+    return meta[key]
+
+
+def _config(meta: dict[str, Any], reader: gguf.GGUFReader) -> ModelConfig:
+    arch = _need(meta, "general.architecture")
+    if arch not in fmt.ARCHITECTURES:
+        raise UnsupportedError(f"architecture {arch!r} is not supported (supported: {', '.join(fmt.ARCHITECTURES)})")
+    scaling = meta.get(f"{arch}.rope.scaling.type", "none")
+    if scaling not in ("none", ""):
+        raise UnsupportedError(f"RoPE scaling {scaling!r} is not supported (supported: none)")
+    hidden = int(_need(meta, f"{arch}.embedding_length"))
+    heads = int(_need(meta, f"{arch}.attention.head_count"))
+    names = {t.name for t in reader.tensors}
+    embd = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
+    if embd is None:
+        raise InputError("GGUF file lacks tensor token_embd.weight; the file is incomplete")
+    vocab = int(meta.get(f"{arch}.vocab_size", int(embd.shape[1])))
+    head_dim = int(meta.get(f"{arch}.attention.key_length", meta.get(f"{arch}.rope.dimension_count", hidden // heads)))
+    try:
+        return ModelConfig(
+            architecture=arch,
+            vocab_size=vocab,
+            hidden_size=hidden,
+            intermediate_size=int(_need(meta, f"{arch}.feed_forward_length")),
+            num_layers=int(_need(meta, f"{arch}.block_count")),
+            num_heads=heads,
+            num_kv_heads=int(meta.get(f"{arch}.attention.head_count_kv", heads)),
+            head_dim=head_dim,
+            rms_norm_eps=float(_need(meta, f"{arch}.attention.layer_norm_rms_epsilon")),
+            rope_theta=float(meta.get(f"{arch}.rope.freq_base", 10000.0)),
+            rope_layout=_ROPE_LAYOUT[arch],
+            context_length=int(_need(meta, f"{arch}.context_length")),
+            tie_word_embeddings="output.weight" not in names,
+            attention_bias="blk.0.attn_q.bias" in names,
+        )
+    except ValueError as e:
+        raise InputError(f"GGUF metadata is inconsistent: {e}") from e
+
+
+def _tensor(t: gguf.ReaderTensor) -> SourceTensor:
+    qtype = QT(t.tensor_type)
+    if qtype not in SUPPORTED_TYPES:
+        raise UnsupportedError(f"tensor {t.name} has type {qtype.name}, which is not supported (supported: "
+                               f"{', '.join(q.name for q in SUPPORTED_TYPES)})")
+    shape = tuple(int(n) for n in reversed(t.shape.tolist()))  # GGUF [ne0, ne1] -> numpy (ne1, ne0) = (rows, cols)
+    data = t.data
+
+    def load_f32() -> npt.NDArray[np.float32]:
+        return np.asarray(gguf.quants.dequantize(data, qtype), dtype=np.float32).reshape(shape)
+
+    carry_storage = _CARRY[qtype][0] if qtype in _CARRY and len(shape) == 2 else None
+
+    def carry() -> tuple[str, quant.Planes] | None:
+        if carry_storage is None:
+            return None
+        storage, repack = _CARRY[qtype]
+        return storage, repack(np.asarray(data).reshape(shape[0], -1), shape[1])
+
+    return SourceTensor(t.name, shape, qtype.name, load_f32, carry, carry_storage)
+
+
+def read_gguf(path: Path) -> Checkpoint:
+    reader = _open(path)
+    meta = read_metadata(reader)
+    config = _config(meta, reader)
+    tensors = [_tensor(t) for t in reader.tensors]
+    notes: list[str] = []
+    template = meta.get("tokenizer.chat_template")
+    if not template:
+        template = FALLBACK_CHAT_TEMPLATE
+        notes.append("the GGUF has no chat template; using plain ChatML")
+    eos = [int(_need(meta, "tokenizer.ggml.eos_token_id"))]
+    eot = meta.get("tokenizer.ggml.eot_token_id")
+    if eot is not None and int(eot) not in eos:
+        eos.append(int(eot))
+    generation = {
+        "bos_token_id": int(meta["tokenizer.ggml.bos_token_id"]) if "tokenizer.ggml.bos_token_id" in meta else None,
+        "eos_token_ids": eos,
+        "add_bos_token": bool(meta.get("tokenizer.ggml.add_bos_token", False)),
+    }
+    ckpt = Checkpoint(
+        kind="gguf",
+        name=path.name.removesuffix(".gguf"),
+        config=config,
+        tokenizer_json=tokenizer_json_from_gguf(meta),
+        chat_template=str(template),
+        generation=generation,
+        tensors=tensors,
+        files=[path],
+        notes=notes,
+    )
+    ckpt.check_tensors()
+    return ckpt

@@ -1,0 +1,251 @@
+"""Write a model package: shards, tokenizer, report, manifest. Staged, resumable, moved into place at the end.
+
+The package is built in a hidden sibling folder ``.NAME.partial`` with a journal of finished shards. An interrupted
+run (Ctrl-C, killed) leaves that folder, and the next run with the same source and options reuses every shard whose
+bytes still match; any other failure deletes it. Only a complete package is renamed to ``NAME``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from . import format as fmt
+from . import quant
+from .checkpoint import Checkpoint, file_sha256
+from .errors import DiskSpaceError, InputError
+from .package import open_package, read_manifest
+from .plan import Options, Plan, ShardPlan, TensorPlan
+
+PREP_VERSION = 1  # bump when the bytes written for the same input change: it invalidates caches
+_JOURNAL = ".journal.json"
+_SPACE_MARGIN = 16 * 1024 * 1024  # tokenizer, manifest, report and filesystem slack, bytes
+
+
+@dataclass
+class TensorStats:
+    storage: str
+    source_type: str
+    shape: list[int]
+    carried: bool
+    max_abs_error: float
+    mean_abs_error: float
+
+
+def cache_key(source_sha256: str, opts: Options, check: bool) -> str:
+    blob = json.dumps({"source": source_sha256, "options": opts.to_dict(), "check": check,
+                       "format_version": fmt.FORMAT_VERSION, "prep_version": PREP_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def staging_dir(out: Path) -> Path:
+    return out.parent / f".{out.name}.partial"
+
+
+def is_up_to_date(out: Path, key: str) -> bool:
+    """True when ``out`` holds a complete package built from the same key, every file matching its hash."""
+    try:
+        manifest = read_manifest(out)
+        if manifest.get("source", {}).get("cache_key") != key:
+            return False
+        open_package(out).verify(hashes=True)
+    except Exception:
+        return False
+    return True
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _tensor_planes(tp: TensorPlan) -> tuple[quant.Planes, TensorStats]:
+    """Encode a whole tensor (all its rows) and measure the error against the source's own values."""
+    t = tp.source
+    rows, cols = tp.rows_cols
+    carried = t.carry() if tp.carried and tp.storage != fmt.F32 else None
+    if carried is not None:
+        storage, planes = carried
+        assert storage == tp.storage
+        err_max = err_mean = 0.0  # same values by construction (tests/test_gguf_source.py checks bit-exactness)
+    else:
+        values = t.load_f32().reshape(rows, cols)
+        planes = quant.quantize(tp.storage, values, t.name)
+        if tp.carried:
+            err_max = err_mean = 0.0
+        else:
+            err = np.abs(quant.dequantize(tp.storage, planes, rows, cols) - values)
+            err_max, err_mean = float(err.max()), float(err.mean())
+    return planes, TensorStats(tp.storage, t.source_type, list(t.shape), tp.carried, err_max, err_mean)
+
+
+class _Encoder:
+    """Encodes each tensor once, even when its row chunks land in several shards."""
+
+    def __init__(self, stats: dict[str, dict[str, Any]]):
+        self.stats = stats
+        self._name = ""
+        self._planes: quant.Planes = {}
+
+    def chunk(self, tp: TensorPlan, rows: tuple[int, int]) -> quant.Planes:
+        if tp.source.name != self._name:
+            self._planes, stats = _tensor_planes(tp)
+            self._name = tp.source.name
+            self.stats[tp.source.name] = stats.__dict__
+        if len(tp.chunks) == 1:
+            return self._planes
+        return quant.slice_rows(tp.storage, self._planes, tp.rows_cols[1], *rows)
+
+
+def _shard_bytes(shard: ShardPlan, encoder: _Encoder) -> bytes:
+    buf = bytearray(shard.size)
+    for tp, chunk in shard.chunks:
+        planes = encoder.chunk(tp, chunk.rows)
+        for name, (offset, nbytes) in chunk.planes.items():
+            data = planes[name].tobytes()
+            if len(data) != nbytes:
+                raise AssertionError(f"{tp.source.name}/{name}: encoded {len(data)} bytes, planned {nbytes}")
+            buf[offset: offset + nbytes] = data
+    return bytes(buf)
+
+
+def _load_journal(stage: Path, key: str) -> dict[str, Any]:
+    try:
+        journal = json.loads((stage / _JOURNAL).read_text())
+        if journal.get("cache_key") == key:
+            return dict(journal)
+    except (OSError, json.JSONDecodeError):
+        pass
+    return {"cache_key": key, "shards": {}, "stats": {}}
+
+
+def _check_space(where: Path, need: int) -> None:
+    probe = where
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need + _SPACE_MARGIN:
+        raise DiskSpaceError(f"not enough disk space in {probe}: the package needs {(need + _SPACE_MARGIN) / 2**20:.0f}"
+                             f" MiB, {free / 2**20:.0f} MiB are free; free some space or choose another --out")
+
+
+def _manifest(ckpt: Checkpoint, plan: Plan, files: list[dict[str, Any]], source: dict[str, Any]) -> dict[str, Any]:
+    generation = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 512} | ckpt.generation
+    tensors = {}
+    for tp in plan.tensors:
+        tensors[tp.source.name] = {
+            "storage": tp.storage,
+            "shape": list(tp.source.shape),
+            "source_type": tp.source.source_type,
+            "chunks": [{"file": c.file, "rows": list(c.rows), "planes": {k: list(v) for k, v in c.planes.items()}}
+                       for c in tp.chunks],
+        }
+    package_id = hashlib.sha256(
+        json.dumps(sorted((f["path"], f["size"], f["sha256"]) for f in files)).encode()).hexdigest()
+    return {
+        "format": fmt.FORMAT_NAME,
+        "format_version": fmt.FORMAT_VERSION,
+        "name": ckpt.name,
+        "package_id": package_id,
+        "config": ckpt.config.to_dict(),
+        "generation": generation,
+        "chat_template": ckpt.chat_template,
+        "tokenizer": fmt.TOKENIZER_FILE,
+        "tensors": tensors,
+        "files": files,
+        "source": source,
+    }
+
+
+def _file_entry(stage: Path, name: str) -> dict[str, Any]:
+    p = stage / name
+    return {"path": name, "size": p.stat().st_size, "sha256": file_sha256(p)}
+
+
+def _move_into_place(stage: Path, out: Path) -> None:
+    if out.exists():
+        if any(out.iterdir()) and not (out / fmt.MANIFEST_FILE).exists():
+            raise InputError(f"{out} exists and is not a model package; choose another --out or remove it")
+        old = out.parent / f".{out.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(stage, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(stage, out)
+
+
+def write_package(
+    ckpt: Checkpoint,
+    plan: Plan,
+    out: Path,
+    key: str,
+    source: dict[str, Any],
+    check: Callable[[Path], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Build the package for ``plan`` into ``out``; returns the report. ``check(stage)`` adds perplexities."""
+    if out.exists() and any(out.iterdir()) and not (out / fmt.MANIFEST_FILE).exists():
+        raise InputError(f"{out} exists and is not a model package; choose another --out or remove it")
+    stage = staging_dir(out)
+    journal = _load_journal(stage, key)
+    if stage.exists() and not journal["shards"]:
+        shutil.rmtree(stage)  # a stale stage from other inputs or options
+    done = {name for name, entry in journal["shards"].items()
+            if (stage / name).is_file() and (stage / name).stat().st_size == entry["size"]
+            and file_sha256(stage / name) == entry["sha256"]}
+    _check_space(out.parent, sum(s.size for s in plan.shards if s.file not in done))
+    stage.mkdir(parents=True, exist_ok=True)
+    try:
+        encoder = _Encoder(journal["stats"])
+        with tqdm(total=plan.total_bytes, unit="B", unit_scale=True, desc="packing", disable=None,
+                  leave=False) as bar:
+            for shard in plan.shards:
+                if shard.file in done:
+                    bar.update(shard.size)
+                    continue
+                data = _shard_bytes(shard, encoder)
+                _write_atomic(stage / shard.file, data)
+                journal["shards"][shard.file] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+                _write_atomic(stage / _JOURNAL, json.dumps(journal).encode())
+                bar.update(shard.size)
+        # a tensor whose shards all came from an earlier run still needs its stats
+        for tp in plan.tensors:
+            if tp.source.name not in journal["stats"]:
+                journal["stats"][tp.source.name] = _tensor_planes(tp)[1].__dict__
+        _write_atomic(stage / fmt.TOKENIZER_FILE, ckpt.tokenizer_json.encode())
+        files = [_file_entry(stage, s.file) for s in plan.shards] + [_file_entry(stage, fmt.TOKENIZER_FILE)]
+        report: dict[str, Any] = {
+            "name": ckpt.name,
+            "total_bytes": plan.total_bytes,
+            "shards": len(plan.shards),
+            "notes": plan.notes,
+            "tensors": {tp.source.name: journal["stats"][tp.source.name] for tp in plan.tensors},
+        }
+        if check is not None:
+            _write_atomic(stage / fmt.MANIFEST_FILE, json.dumps(_manifest(ckpt, plan, files, source)).encode())
+            report["check"] = check(stage)
+        _write_atomic(stage / fmt.REPORT_FILE, json.dumps(report, indent=1).encode())
+        files.append(_file_entry(stage, fmt.REPORT_FILE))
+        manifest = _manifest(ckpt, plan, files, source)
+        _write_atomic(stage / fmt.MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
+        (stage / _JOURNAL).unlink()
+        _move_into_place(stage, out)
+        return report
+    except KeyboardInterrupt:
+        raise  # keep the stage and its journal: the next run resumes
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise

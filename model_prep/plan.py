@@ -1,0 +1,143 @@
+"""Decide, from shapes and types alone, how each tensor is stored and where every byte of the package goes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import format as fmt
+from .checkpoint import Checkpoint, SourceTensor
+from .errors import InputError
+
+# Source types whose values widen to f32 without loss.
+_LOSSLESS_TO_F32 = {"F32", "F16", "BF16"}
+
+
+@dataclass(frozen=True)
+class Options:
+    weights: str = fmt.Q4  # storage of 2-D weights that are not carried over: q4, q8 or f32 (no quantization)
+    keep_8bit: tuple[str, ...] = ()  # regexes of tensor names to store at q8 instead of q4
+    shard_bytes: int = fmt.DEFAULT_SHARD_BYTES
+
+    def to_dict(self) -> dict[str, object]:
+        return {"weights": self.weights, "keep_8bit": list(self.keep_8bit), "shard_bytes": self.shard_bytes}
+
+
+@dataclass
+class ChunkPlan:
+    rows: tuple[int, int]  # [start, stop) rows of the tensor (vectors: (0, 1))
+    file: str = ""
+    planes: dict[str, tuple[int, int]] = field(default_factory=dict)  # plane -> (offset in file, bytes)
+
+
+@dataclass
+class TensorPlan:
+    source: SourceTensor
+    storage: str
+    carried: bool  # stored without changing any value (no re-quantization)
+    chunks: list[ChunkPlan] = field(default_factory=list)
+
+    @property
+    def rows_cols(self) -> tuple[int, int]:
+        """2-D view: vectors are one row."""
+        shape = self.source.shape
+        return (shape[0], shape[1]) if len(shape) == 2 else (1, shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        return sum(n for c in self.chunks for _, n in c.planes.values())
+
+
+@dataclass
+class ShardPlan:
+    file: str
+    size: int
+    chunks: list[tuple[TensorPlan, ChunkPlan]] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    tensors: list[TensorPlan]
+    shards: list[ShardPlan]
+    notes: list[str]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(s.size for s in self.shards)
+
+
+def choose_storage(t: SourceTensor, opts: Options) -> tuple[str, bool, str | None]:
+    """(storage, carried, note or None) for one tensor."""
+    if len(t.shape) == 1:
+        return fmt.F32, t.source_type in _LOSSLESS_TO_F32, None
+    if opts.weights == fmt.F32:
+        return fmt.F32, t.source_type in _LOSSLESS_TO_F32, None
+    if not fmt.quantizable(t.shape[1]):
+        note: str | None = (f"{t.name}: rows of {t.shape[1]} values do not split into groups of "
+                            f"{fmt.GROUP_SIZE}; kept as f32")
+        return fmt.F32, t.source_type in _LOSSLESS_TO_F32, note
+    if t.carry_storage is not None:
+        wanted = fmt.Q8 if opts.weights == fmt.Q8 or any(re.search(p, t.name) for p in opts.keep_8bit) else fmt.Q4
+        note = None
+        if wanted == fmt.Q8 and t.carry_storage == fmt.Q4:
+            note = f"{t.name}: the source stores it at 4 bits ({t.source_type}); carried over at 4 bits, not widened"
+        return t.carry_storage, True, note
+    if opts.weights == fmt.Q8 or any(re.search(p, t.name) for p in opts.keep_8bit):
+        return fmt.Q8, False, None
+    return fmt.Q4, False, None
+
+
+def _chunk_bytes(storage: str, rows: int, cols: int) -> int:
+    return sum(fmt.align(p.nbytes) for p in fmt.plane_shapes(storage, rows, cols))
+
+
+def _split_rows(tp: TensorPlan, cap: int) -> list[ChunkPlan]:
+    rows, cols = tp.rows_cols
+    if _chunk_bytes(tp.storage, rows, cols) <= cap:
+        return [ChunkPlan((0, rows))]
+    per = max(1, cap // fmt.row_bytes(tp.storage, cols))
+    while per > 1 and _chunk_bytes(tp.storage, per, cols) > cap:
+        per -= 1
+    if _chunk_bytes(tp.storage, per, cols) > cap:
+        raise InputError(f"one row of {tp.source.name} takes {fmt.row_bytes(tp.storage, cols)} bytes, more than the "
+                         f"shard size {cap}; use a larger --shard-size")
+    return [ChunkPlan((r, min(r + per, rows))) for r in range(0, rows, per)]
+
+
+def make_plan(ckpt: Checkpoint, opts: Options) -> Plan:
+    if opts.weights not in fmt.STORAGE_TYPES:
+        raise InputError(f"--weights {opts.weights!r} is not a storage type (use one of "
+                         f"{', '.join(fmt.STORAGE_TYPES)})")
+    if opts.shard_bytes < 4 * fmt.PLANE_ALIGN:
+        raise InputError(f"--shard-size {opts.shard_bytes} is too small; use at least {4 * fmt.PLANE_ALIGN} bytes")
+    cap = min(opts.shard_bytes, fmt.MAX_BINDING_BYTES)
+    by_name = {t.name: t for t in ckpt.tensors}
+    notes = list(ckpt.notes)
+    tensors: list[TensorPlan] = []
+    for name in ckpt.config.tensor_shapes():  # canonical order: embedding, head, then layer by layer
+        storage, carried, note = choose_storage(by_name[name], opts)
+        if note:
+            notes.append(note)
+        tp = TensorPlan(by_name[name], storage, carried)
+        tp.chunks = _split_rows(tp, cap)
+        if len(tp.chunks) > 1:
+            notes.append(f"{name}: split by rows into {len(tp.chunks)} chunks (shard/binding size limit)")
+        tensors.append(tp)
+
+    shards: list[ShardPlan] = []
+    for tp in tensors:
+        _rows, cols = tp.rows_cols
+        for chunk in tp.chunks:
+            n = chunk.rows[1] - chunk.rows[0]
+            need = _chunk_bytes(tp.storage, n, cols)
+            if not shards or fmt.align(shards[-1].size) + need > cap:
+                shards.append(ShardPlan(fmt.SHARD_PATTERN.format(len(shards)), 0))
+            shard = shards[-1]
+            offset = fmt.align(shard.size)
+            for p in fmt.plane_shapes(tp.storage, n, cols):
+                chunk.planes[p.name] = (offset, p.nbytes)
+                shard.size = offset + p.nbytes
+                offset = fmt.align(shard.size)
+            chunk.file = shard.file
+            shard.chunks.append((tp, chunk))
+    return Plan(tensors, shards, notes)
