@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     except FieldllmError as e:
         print(f"fieldllm: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # permissions, a folder where a file should be...: say which path, no traceback
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"fieldllm: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("fieldllm: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

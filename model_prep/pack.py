@@ -7,6 +7,7 @@ bytes still match; any other failure deletes it. Only a complete package is rena
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -246,6 +247,12 @@ def write_package(
         return report
     except KeyboardInterrupt:
         raise  # keep the stage and its journal: the next run resumes
+    except OSError as e:
+        shutil.rmtree(stage, ignore_errors=True)
+        if e.errno == errno.ENOSPC:
+            raise DiskSpaceError(f"the disk filled up while writing {out}; nothing was kept: free some space or "
+                                 "choose another --out") from e
+        raise
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise

@@ -129,16 +129,17 @@ def print_summary(ckpt: Checkpoint, plan: Plan, report: dict[str, Any], out: Pat
 
 
 def prepare(source: Path | None, out: Path | None, opts: Options, plan_only: bool = False, check: bool = False,
-            stream: TextIO = sys.stderr) -> Path:
-    """Returns the package folder. Prints the plan (``plan_only``) or a summary to ``stream``."""
+            stream: TextIO | None = None) -> Path:
+    """Returns the package folder. Prints the plan (``plan_only``, default stdout) or a summary (default stderr)."""
     started = time.perf_counter()
     source = source or default_model_path()
     ckpt = read_checkpoint(source)
     plan = make_plan(ckpt, opts)
     out = out or default_out(ckpt)
     if plan_only:
-        print_plan(ckpt, plan, out, stream)
+        print_plan(ckpt, plan, out, stream or sys.stdout)
         return out
+    stream = stream or sys.stderr
     src_sha = ckpt.content_sha256()
     key = cache_key(src_sha, opts, check)
     if is_up_to_date(out, key):

@@ -1,0 +1,208 @@
+"""Tiny checkpoints made inside the tests: random Llama/Qwen2 by `transformers`, and GGUF files of them.
+
+The GGUF writer mirrors llama.cpp's converter (Q/K rows permuted for llama) so that our reader is tested against an
+independent implementation's conventions, not our own.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gguf
+import numpy as np
+from gguf import GGMLQuantizationType as QT
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+_CORPUS = [
+    "The pump bearing runs hot at 78 degrees; check the lube oil and the strainer.",
+    "Patient: fever 39.4 C, heart rate 128 bpm, blood pressure 90/60 mmHg. Escalate now.",
+    "Generator 2 tripped on overcurrent. Reset after inspection of the breaker and cabling.",
+    "What is the capital of France? The capital of France is Paris.",
+] * 20
+
+
+def tiny_tokenizer(vocab_size: int = 384) -> Tokenizer:
+    """A byte-level BPE trained on a few lines: every string encodes, ids are < vocab_size."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_CORPUS, trainer)
+    return tok
+
+
+def _write_tokenizer_files(folder: Path, tok: Tokenizer) -> None:
+    tok.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "chat_template": CHATML, "eos_token": "<|im_end|>", "bos_token": None, "add_bos_token": False}))
+
+
+def make_hf(folder: Path, arch: str = "llama", seed: int = 0, dtype: str = "float32", init_std: float = 0.1,
+            layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2, intermediate: int = 128) -> Path:
+    """A random Llama or Qwen2 saved by transformers (safetensors), with a tokenizer and ChatML template."""
+    import torch
+    import transformers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = tiny_tokenizer()
+    _write_tokenizer_files(folder, tok)
+    eos = tok.token_to_id("<|im_end|>")
+    common: dict[str, Any] = dict(
+        vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=intermediate,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
+        max_position_embeddings=256, rms_norm_eps=1e-5, initializer_range=init_std, eos_token_id=eos,
+        bos_token_id=tok.token_to_id("<|endoftext|>"))
+    torch.manual_seed(seed)
+    if arch == "llama":
+        cfg = transformers.LlamaConfig(**common, tie_word_embeddings=False, rope_theta=10000.0)
+        model = transformers.LlamaForCausalLM(cfg)
+    else:
+        cfg = transformers.Qwen2Config(**common, tie_word_embeddings=True, rope_theta=1000000.0)
+        model = transformers.Qwen2ForCausalLM(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1 + 0.1 * torch.randn_like(p))  # not all ones, so a wrong norm weight shows
+            elif name.endswith(".bias"):
+                p.normal_(0, init_std)  # qwen2's q/k/v biases start at zero; make them matter
+    model = model.to(getattr(torch, dtype)).eval()
+    model.save_pretrained(folder)
+    return folder
+
+
+def hf_logits(folder: Path, ids: list[int]) -> np.ndarray:
+    """transformers' own f32 logits [T, vocab] for token ids."""
+    import torch
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].numpy()
+
+
+def hf_greedy(folder: Path, ids: list[int], steps: int) -> list[int]:
+    """transformers' greedy continuation (no EOS stop), `steps` tokens."""
+    import torch
+    import transformers
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids]), max_new_tokens=steps, min_new_tokens=steps, do_sample=False,
+                             eos_token_id=None, pad_token_id=0)
+    return [int(t) for t in out[0, len(ids):]]
+
+
+# --- GGUF --------------------------------------------------------------------------------------------------------
+
+_HF_TO_GGUF = {
+    "model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+    "lm_head.weight": "output.weight", "input_layernorm.weight": "attn_norm.weight",
+    "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
+    "self_attn.v_proj.weight": "attn_v.weight", "self_attn.q_proj.bias": "attn_q.bias",
+    "self_attn.k_proj.bias": "attn_k.bias", "self_attn.v_proj.bias": "attn_v.bias",
+    "self_attn.o_proj.weight": "attn_output.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+    "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
+    "mlp.down_proj.weight": "ffn_down.weight",
+}
+# byte offsets of the f16 scale fields inside one block, for types gguf cannot quantize (we write random blocks)
+_K_SCALES = {QT.Q2_K: (80, 82), QT.Q3_K: (108,), QT.Q4_K: (0, 2), QT.Q5_K: (0, 2), QT.Q6_K: (208,)}
+
+
+def llama_cpp_permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's convert_hf_to_gguf permutation of Q/K rows: rotate-half pairs become adjacent pairs."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def encode_tensor(values: np.ndarray, qtype: QT, rng: np.random.Generator) -> np.ndarray:
+    """values f32 -> the array GGUFWriter.add_tensor takes for `qtype` (random blocks for K-quants)."""
+    if qtype == QT.F32:
+        return values.astype(np.float32)
+    if qtype in _K_SCALES:
+        block, nbytes = gguf.GGML_QUANT_SIZES[qtype]
+        rows, cols = values.shape
+        raw = rng.integers(0, 256, size=(rows, cols // block, nbytes), dtype=np.uint8)
+        for off in _K_SCALES[qtype]:
+            scale = rng.uniform(0.001, 0.01, size=(rows, cols // block)).astype(np.float16)
+            raw[..., off: off + 2] = scale.view(np.uint8).reshape(rows, cols // block, 2)
+        return raw.reshape(rows, -1)
+    return gguf.quants.quantize(values.astype(np.float32), qtype)
+
+
+def gguf_tokenizer_fields(writer: gguf.GGUFWriter, tok: Tokenizer, pre: str = "gpt2") -> None:
+    data = json.loads(tok.to_str())
+    vocab = data["model"]["vocab"]
+    tokens = [""] * len(vocab)
+    for t, i in vocab.items():
+        tokens[i] = t
+    specials = {a["id"] for a in data["added_tokens"]}
+    merges = [m if isinstance(m, str) else " ".join(m) for m in data["model"]["merges"]]
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(pre)
+    writer.add_token_list(tokens)
+    writer.add_token_types([3 if i in specials else 1 for i in range(len(tokens))])
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(tok.token_to_id("<|endoftext|>"))
+    writer.add_eos_token_id(tok.token_to_id("<|im_end|>"))
+    writer.add_add_bos_token(False)
+    writer.add_chat_template(CHATML)
+
+
+def write_gguf(path: Path, arch: str, cfg: dict[str, Any], tensors: dict[str, tuple[np.ndarray, QT]],
+               tok: Tokenizer, seed: int = 0) -> Path:
+    """tensors: canonical name -> (f32 values in numpy (rows, cols) shape, GGUF type to store them as)."""
+    rng = np.random.default_rng(seed)
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_block_count(cfg["layers"])
+    w.add_context_length(cfg.get("context", 256))
+    w.add_embedding_length(cfg["hidden"])
+    w.add_feed_forward_length(cfg["intermediate"])
+    w.add_head_count(cfg["heads"])
+    w.add_head_count_kv(cfg["kv_heads"])
+    w.add_layer_norm_rms_eps(cfg.get("eps", 1e-5))
+    w.add_rope_freq_base(cfg.get("rope_theta", 10000.0))
+    w.add_rope_dimension_count(cfg["hidden"] // cfg["heads"])
+    gguf_tokenizer_fields(w, tok, cfg.get("pre", "gpt2"))
+    for name, (values, qtype) in tensors.items():
+        w.add_tensor(name, encode_tensor(values, qtype if values.ndim == 2 else QT.F32, rng),
+                     raw_dtype=qtype if values.ndim == 2 else QT.F32)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def hf_to_gguf(hf_dir: Path, path: Path, qtype: QT = QT.F32) -> Path:
+    """Convert a tiny HF checkpoint the way llama.cpp does (llama: permuted Q/K rows), 2-D weights as `qtype`."""
+    from safetensors.numpy import load_file
+
+    cfg = json.loads((hf_dir / "config.json").read_text())
+    arch = cfg["model_type"]
+    heads, kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    state = load_file(str(hf_dir / "model.safetensors"))
+    tensors: dict[str, tuple[np.ndarray, QT]] = {}
+    for hf_name, values in state.items():
+        if hf_name.startswith("model.layers."):
+            i, rest = hf_name.removeprefix("model.layers.").split(".", 1)
+            name = f"blk.{i}.{_HF_TO_GGUF[rest]}"
+        else:
+            name = _HF_TO_GGUF[hf_name]
+        values = values.astype(np.float32)
+        if arch == "llama" and name.endswith(("attn_q.weight", "attn_q.bias")):
+            values = llama_cpp_permute(values, heads)
+        if arch == "llama" and name.endswith(("attn_k.weight", "attn_k.bias")):
+            values = llama_cpp_permute(values, kv)
+        tensors[name] = (values, qtype)
+    gcfg = {"layers": cfg["num_hidden_layers"], "hidden": cfg["hidden_size"], "intermediate": cfg["intermediate_size"],
+            "heads": heads, "kv_heads": kv, "eps": cfg["rms_norm_eps"],
+            "rope_theta": (cfg.get("rope_parameters") or {}).get("rope_theta", cfg.get("rope_theta", 10000.0)),
+            "context": cfg["max_position_embeddings"]}
+    return write_gguf(path, arch, gcfg, tensors, Tokenizer.from_file(str(hf_dir / "tokenizer.json")))
