@@ -9,8 +9,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/tiny_models.py
 
-from model_prep.plan import Options  # noqa: E402
-from model_prep.prepare import default_model_path, prepare  # noqa: E402
+from model_prep.plan import Options
+from model_prep.prepare import default_model_path, prepare
 
 
 @pytest.fixture(scope="session")
