@@ -227,7 +227,8 @@ def write_package(
             if tp.source.name not in journal["stats"]:
                 journal["stats"][tp.source.name] = _tensor_planes(tp)[1].__dict__
         _write_atomic(stage / fmt.TOKENIZER_FILE, ckpt.tokenizer_json.encode())
-        files = [_file_entry(stage, s.file) for s in plan.shards] + [_file_entry(stage, fmt.TOKENIZER_FILE)]
+        files = [{"path": s.file, **journal["shards"][s.file]} for s in plan.shards]  # hashed as written
+        files.append(_file_entry(stage, fmt.TOKENIZER_FILE))
         report: dict[str, Any] = {
             "name": ckpt.name,
             "total_bytes": plan.total_bytes,

@@ -18,14 +18,13 @@ F32Array = npt.NDArray[np.float32]
 
 _F16_MAX = float(np.finfo(np.float16).max)
 _Q4_SHIFTS = (np.arange(fmt.Q4_PER_WORD, dtype=np.uint32) * 4).astype(np.uint32)  # [8] bit offsets in a word
-_Q8_SHIFTS = (np.arange(fmt.Q8_PER_WORD, dtype=np.uint32) * 8).astype(np.uint32)  # [4]
 
 
 def _pack_nibbles(q: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
-    """q: u8[rows, cols] in 0..15 -> u32[rows, cols/8], element c at bits 4*(c%8) of word c//8."""
-    rows, cols = q.shape
-    words = q.reshape(rows, cols // fmt.Q4_PER_WORD, fmt.Q4_PER_WORD).astype(np.uint32) << _Q4_SHIFTS
-    return np.bitwise_or.reduce(words, axis=2).reshape(-1)
+    """q: u8[rows, cols] in 0..15 -> u32[rows * cols/8], element c at bits 4*(c%8) of word c//8.
+    Little-endian: byte k of the stream holds elements 2k (low nibble) and 2k+1 (high nibble)."""
+    pairs = q.reshape(-1, 2)
+    return (pairs[:, 0] | (pairs[:, 1] << np.uint8(4))).view(np.uint32)
 
 
 def _pack_bytes(q: npt.NDArray[np.int8]) -> npt.NDArray[np.uint32]:

@@ -116,3 +116,15 @@ def test_keep_8bit_and_weights_option(tmp_path: Path) -> None:
     full = open_package(prepare(path, tmp_path / "b", Options(weights="f32")))
     assert all(e["storage"] == "f32" for e in full.manifest["tensors"].values())
     assert np.array_equal(full.tensor_f32("blk.0.attn_q.weight"), source["blk.0.attn_q.weight"])
+
+
+def test_fast_reader_reads_what_gguf_reads(smollm2_gguf: Path) -> None:
+    from model_prep.gguf_source import _Reader
+
+    ours, theirs = _Reader(smollm2_gguf), gguf.GGUFReader(smollm2_gguf)
+    assert ours.fields.keys() == theirs.fields.keys()
+    for key in theirs.fields:
+        assert ours.fields[key].contents() == theirs.fields[key].contents(), key
+    for a, b in zip(ours.tensors, theirs.tensors, strict=True):
+        assert (a.name, a.tensor_type, a.data_offset) == (b.name, b.tensor_type, b.data_offset)
+        assert np.array_equal(np.asarray(a.data), np.asarray(b.data))
