@@ -1,0 +1,317 @@
+"""Rebuild a Hugging Face `tokenizer.json` from the tokenizer metadata of a GGUF file.
+
+A GGUF carries no `tokenizer.json`: llama.cpp stores the vocabulary, the merges (or SentencePiece scores), each
+token's type and the special token ids as metadata, and names the pre-tokenizer split with `tokenizer.ggml.pre`.
+The app's tokenizer runs on `tokenizer.json`, so we rebuild one here.
+
+The reference is transformers' own GGUF loader (`AutoTokenizer.from_pretrained(dir, gguf_file=...)`):
+where it and llama.cpp disagree we follow transformers, and say so next to the code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+
+from .errors import InputError, UnsupportedError
+
+# llama.cpp's token types (gguf.TokenType); the others (NORMAL, UNKNOWN, UNUSED, BYTE) need nothing added.
+_CONTROL = 3
+_USER_DEFINED = 4
+
+# The Qwen2 split: a letter run may take one leading non-letter, digits go one by one.
+_QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+# The Llama 3 split: as Qwen2's, but digits go in runs of up to three.
+_LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+# `tokenizer.ggml.pre` of a byte-level ("gpt2") vocabulary -> the regex that cuts text into words before BPE;
+# None is GPT-2's own split, which the ByteLevel pre-tokenizer applies itself.
+#
+# transformers gives every value it has no regex for GPT-2's split, and we match it. llama.cpp differs:
+# - "smollm" first splits off every digit on its own (as SmolLM2's original tokenizer.json does). SmolLM2's vocab
+#   has no token holding a digit, so this only shows where spaces or newlines run into a digit: "a  2" is
+#   a, Ġ, Ġ, 2 here and in transformers, but a, ĠĠ, 2 in llama.cpp and in SmolLM2's own tokenizer.json.
+# - "default" uses a different regex list (punctuation runs and 3-digit groups split apart).
+# - "gpt2" is not a llama.cpp name at all (it writes "gpt-2"); we accept both.
+# - "llama3"/"llama-bpe" also set ignore_merges (whole-word vocab lookup before merging) and default BOS on;
+#   transformers' GGUF loader does neither, so neither do we.
+_BYTE_LEVEL_SPLITS: dict[str, str | None] = {
+    "default": None,
+    "gpt2": None,
+    "gpt-2": None,
+    "smollm": None,
+    "qwen2": _QWEN2_SPLIT,
+    "deepseek-r1-qwen": _QWEN2_SPLIT,
+    "llama3": _LLAMA3_SPLIT,
+    "llama-v3": _LLAMA3_SPLIT,
+    "llama-bpe": _LLAMA3_SPLIT,
+}
+
+# transformers rebuilds the SentencePiece vocabularies of these architectures with their own rules (respelled
+# space tokens, merges in file order, a normalizer instead of Metaspace); we have not rebuilt those.
+_SENTENCEPIECE_OTHER_RULES = ("gemma", "gemma2", "gemma3", "phi3")
+
+_SUPPORTED_MODELS = ("gpt2", "llama")
+
+# GGUF key suffix of each named special token, in the order transformers registers them.
+_NAMED_SPECIAL_IDS = ("bos_token_id", "eos_token_id", "unknown_token_id", "padding_token_id")
+
+_SPIECE_SPACE = "\u2581"  # SentencePiece writes a space as "▁"
+
+
+def _gpt2_byte_chars() -> dict[int, str]:
+    """GPT-2's reversible byte -> character table.
+
+    Byte-level vocabularies spell every byte as one printable character, so no token holds a space or a control
+    character: printable Latin-1 bytes stand for themselves, the other 68 take the characters from U+0100 on.
+    """
+    table = {byte: chr(byte) for byte in [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]}
+    unprintable = [byte for byte in range(256) if byte not in table]
+    table.update({byte: chr(0x100 + n) for n, byte in enumerate(unprintable)})
+    return table
+
+
+_BYTE_CHARS = _gpt2_byte_chars()
+_BYTE_ALPHABET = frozenset(_BYTE_CHARS.values())
+
+
+def _string_list(meta: Mapping[str, Any], key: str, why: str) -> list[str]:
+    value = meta.get(key)
+    if not value:
+        raise UnsupportedError(f"GGUF has no {key}: cannot rebuild its tokenizer ({why})")
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InputError(f"GGUF {key} is not a list of strings")
+    return value
+
+
+def _token_id(meta: Mapping[str, Any], key: str, vocab_size: int) -> int | None:
+    value = meta.get(f"tokenizer.ggml.{key}")
+    if value is None:
+        return None
+    if not isinstance(value, int) or not 0 <= value < vocab_size:
+        raise InputError(f"GGUF tokenizer.ggml.{key} = {value!r} is not a token id (vocabulary has {vocab_size})")
+    return value
+
+
+def _merge_pairs(lines: Sequence[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for line in lines:
+        # Neither byte-level nor SentencePiece pieces hold a real space, so a merge line is exactly two pieces.
+        parts = line.split(" ")
+        if len(parts) != 2:
+            raise InputError(f"GGUF merge {line!r} is not two tokens separated by one space")
+        pairs.append((parts[0], parts[1]))
+    return pairs
+
+
+def _bpe(vocab: dict[str, int], merges: list[tuple[str, str]], sentencepiece: bool) -> Tokenizer:
+    try:
+        # No unk_token in either case, as transformers builds them: a byte-level vocabulary covers every byte, and
+        # SentencePiece falls back to its <0xNN> pieces. (llama.cpp would emit <unk> where those are missing too.)
+        model = models.BPE(vocab=vocab, merges=merges, fuse_unk=sentencepiece, byte_fallback=sentencepiece)
+    except Exception as exc:  # tokenizers raises a bare Exception for a merge of unknown tokens
+        raise InputError(f"GGUF merges do not fit its vocabulary: {exc}") from exc
+    return Tokenizer(model)
+
+
+def _byte_level_spelling(token: str) -> str:
+    # llama.cpp writes normal tokens already spelled in the byte alphabet, but a mislabelled or hand-edited one may
+    # be raw text; spell it the way the BPE model will see it. (transformers does the same.)
+    if set(token) <= _BYTE_ALPHABET:
+        return token
+    return "".join(_BYTE_CHARS[byte] for byte in token.encode("utf-8"))
+
+
+def _byte_level_bpe(meta: Mapping[str, Any], tokens: list[str]) -> tuple[Tokenizer, list[str]]:
+    """GPT-2 style byte-level BPE (Llama 3, Qwen2, SmolLM, ...): the tokenizer and each id's vocabulary spelling."""
+    pre = meta.get("tokenizer.ggml.pre", "default")  # llama.cpp reads a missing value as "default"
+    if pre not in _BYTE_LEVEL_SPLITS:
+        raise UnsupportedError(
+            f"GGUF tokenizer pre-tokenizer {pre!r} is not supported (supported: {', '.join(_BYTE_LEVEL_SPLITS)})"
+        )
+    merges = _merge_pairs(_string_list(meta, "tokenizer.ggml.merges", "a byte-level BPE needs its merges"))
+    spelled = [_byte_level_spelling(token) for token in tokens]
+    # A later duplicate wins, as in transformers; the vocabulary stays at most the model's size either way.
+    tokenizer = _bpe({token: index for index, token in enumerate(spelled)}, merges, sentencepiece=False)
+
+    split = _BYTE_LEVEL_SPLITS[pre]
+    if split is None:
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    else:
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(split), behavior="isolated"),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
+    tokenizer.decoder = decoders.ByteLevel()
+    # tokenizer.ggml.add_space_prefix is ignored: llama.cpp reads it for SentencePiece vocabularies only, and
+    # transformers' byte-level loader ignores it too.
+    return tokenizer, spelled
+
+
+def _merges_from_scores(tokens: list[str], scores: Sequence[float], vocab: Mapping[str, int]) -> list[tuple[str, str]]:
+    """The merges a SentencePiece BPE vocabulary implies, in the order transformers derives them.
+
+    SentencePiece files keep no merges: a piece's score is its merge priority. Every way of cutting a piece into
+    two vocabulary pieces becomes a merge ranked by that piece's score (higher first), then by the longer left
+    part, then the longer right part; remaining ties keep vocabulary order (the sort is stable).
+    """
+    score_of = dict(zip(tokens, scores, strict=True))  # first position, last score for a duplicate piece
+    ranked: list[tuple[float, str, str]] = []
+    for piece, score in score_of.items():
+        for at in range(1, len(piece)):
+            left, right = piece[:at], piece[at:]
+            if left in vocab and right in vocab:
+                ranked.append((score, left, right))
+    ranked.sort(key=lambda merge: (merge[0], len(merge[1]), len(merge[2])), reverse=True)
+    return [(left, right) for _, left, right in ranked]
+
+
+def _sentencepiece_bpe(meta: Mapping[str, Any], tokens: list[str]) -> tuple[Tokenizer, list[str]]:
+    """SentencePiece BPE with byte fallback (Llama 1/2, Mistral v0.1, TinyLlama, ...)."""
+    architecture = meta.get("general.architecture")
+    if architecture in _SENTENCEPIECE_OTHER_RULES:
+        raise UnsupportedError(
+            f"GGUF tokenizer model 'llama' of architecture {architecture!r} is not supported "
+            f"(supported: gpt2 for any architecture, llama except for {', '.join(_SENTENCEPIECE_OTHER_RULES)})"
+        )
+    pre = meta.get("tokenizer.ggml.pre", "default")
+    if pre != "default":
+        # llama.cpp ignores it here, but transformers would swap in a byte-level split for some values.
+        raise UnsupportedError(
+            f"GGUF tokenizer pre-tokenizer {pre!r} with tokenizer model 'llama' is not supported (supported: default)"
+        )
+    vocab = {token: index for index, token in enumerate(tokens)}
+    if meta.get("tokenizer.ggml.merges"):
+        merges = _merge_pairs(_string_list(meta, "tokenizer.ggml.merges", ""))
+    else:
+        scores = meta.get("tokenizer.ggml.scores")
+        if not scores:
+            raise UnsupportedError(
+                "GGUF has neither tokenizer.ggml.merges nor tokenizer.ggml.scores: cannot rebuild its tokenizer"
+            )
+        if len(scores) != len(tokens):
+            raise InputError(f"GGUF has {len(tokens)} tokens but {len(scores)} token scores")
+        merges = _merges_from_scores(tokens, scores, vocab)
+    tokenizer = _bpe(vocab, merges, sentencepiece=True)
+
+    # A space becomes "▁", and one "▁" goes before the text (not after each special token). transformers does this
+    # whatever tokenizer.ggml.add_space_prefix says; llama.cpp leaves the prefix out when it is false.
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement=_SPIECE_SPACE, prepend_scheme="first", split=False)
+    tokenizer.decoder = decoders.Sequence(
+        [
+            decoders.Replace(_SPIECE_SPACE, " "),
+            decoders.ByteFallback(),  # <0xNN> pieces back to bytes
+            decoders.Fuse(),
+            decoders.Strip(" ", 1, 0),  # the prefix space added when encoding
+        ]
+    )
+    return tokenizer, tokens
+
+
+def _post_processor(add_bos: bool, add_eos: bool, bos: tuple[str, int] | None, eos: tuple[str, int] | None) -> dict:
+    """TemplateProcessing as transformers writes it: `[BOS] A [EOS]`, pairs `[BOS] A [EOS] [BOS] B [EOS]`.
+
+    Written as JSON, not through `processors.TemplateProcessing`, whose template strings cannot name a token that
+    holds ':' or a space.
+    """
+    wanted = [token for token, on in ((bos, add_bos), (eos, add_eos)) if on and token is not None]
+
+    def sequence(name: str, type_id: int) -> list[dict]:
+        pieces: list[dict] = []
+        if add_bos and bos is not None:
+            pieces.append({"SpecialToken": {"id": bos[0], "type_id": type_id}})
+        pieces.append({"Sequence": {"id": name, "type_id": type_id}})
+        if add_eos and eos is not None:
+            pieces.append({"SpecialToken": {"id": eos[0], "type_id": type_id}})
+        return pieces
+
+    return {
+        "type": "TemplateProcessing",
+        "single": sequence("A", 0),
+        "pair": sequence("A", 0) + sequence("B", 1),
+        "special_tokens": {text: {"id": text, "ids": [token_id], "tokens": [text]} for text, token_id in wanted},
+    }
+
+
+def tokenizer_json_from_gguf(meta: Mapping[str, Any]) -> str:
+    """GGUF metadata (key -> plain Python value, as gguf's ReaderField.contents() returns: str, int, float, list)
+    -> tokenizer.json text.
+
+    Raises UnsupportedError for a tokenizer kind or pre-tokenizer we cannot rebuild, InputError for damaged data.
+    """
+    model = meta.get("tokenizer.ggml.model")
+    if model not in _SUPPORTED_MODELS:
+        raise UnsupportedError(
+            f"GGUF tokenizer model {model!r} is not supported (supported: {', '.join(_SUPPORTED_MODELS)})"
+        )
+    tokens = _string_list(meta, "tokenizer.ggml.tokens", "it lists no vocabulary")
+    # Without types every token is a normal one (only the named special tokens below get added).
+    token_types: Sequence[int] = meta.get("tokenizer.ggml.token_type") or [1] * len(tokens)
+    if len(token_types) != len(tokens):
+        raise InputError(f"GGUF has {len(tokens)} tokens but {len(token_types)} token types")
+
+    if model == "gpt2":
+        tokenizer, spelled = _byte_level_bpe(meta, tokens)
+        add_bos_default = False
+    else:
+        tokenizer, spelled = _sentencepiece_bpe(meta, tokens)
+        # Older SentencePiece files have no flag; llama.cpp and transformers both add BOS then.
+        add_bos_default = True
+    vocab = set(spelled)
+
+    # Added tokens are matched whole in the text before the model runs; without them "<|im_start|>" is cut into
+    # pieces. In a byte-level vocabulary, a CONTROL token written outside the byte alphabet is a llama.cpp mislabel
+    # (transformers skips it; adding it would need an id past the vocabulary), and a USER_DEFINED one counts only if
+    # its raw text is a vocabulary entry. (llama.cpp would match both whole; we follow transformers.)
+    special = [
+        AddedToken(token, normalized=False, special=True)
+        for token, kind in zip(tokens, token_types, strict=True)
+        if kind == _CONTROL and token in vocab
+    ]
+    user_defined = [
+        AddedToken(token, normalized=False, special=False)
+        for token, kind in zip(tokens, token_types, strict=True)
+        if kind == _USER_DEFINED and token in vocab
+    ]
+    # transformers also registers the bos/eos/unk/pad tokens as special whatever their type, so they too are
+    # matched whole and skipped when decoding with skip_special_tokens. It adds them even when their text is not
+    # in the vocabulary (giving them new ids); we skip those, as a new id has no embedding row.
+    named = {key: _token_id(meta, key, len(tokens)) for key in _NAMED_SPECIAL_IDS}
+    already = {token.content for token in special}
+    for token_id in named.values():
+        if token_id is not None and tokens[token_id] in vocab and tokens[token_id] not in already:
+            special.append(AddedToken(tokens[token_id], normalized=False, special=True))
+            already.add(tokens[token_id])
+    tokenizer.add_special_tokens(special)
+    tokenizer.add_tokens(user_defined)
+
+    add_bos = bool(meta.get("tokenizer.ggml.add_bos_token", add_bos_default))
+    add_eos = bool(meta.get("tokenizer.ggml.add_eos_token", False))
+    ends: dict[str, tuple[str, int] | None] = {}
+    for key, on in (("bos_token_id", add_bos), ("eos_token_id", add_eos)):
+        token_id = named[key]
+        if on and token_id is None:
+            # transformers silently drops the flag; a model that expects BOS and never gets it degrades quietly.
+            raise InputError(f"GGUF sets tokenizer.ggml.add_{key[:3]}_token but has no tokenizer.ggml.{key}")
+        ends[key] = None if token_id is None else (spelled[token_id], token_id)
+
+    document = json.loads(tokenizer.to_str())
+    document["post_processor"] = _post_processor(add_bos, add_eos, ends["bos_token_id"], ends["eos_token_id"])
+    text = json.dumps(document, ensure_ascii=False)
+    # Load it back once, so a file the tokenizers library would refuse fails here rather than on the device.
+    try:
+        Tokenizer.from_str(text)
+    except Exception as exc:
+        raise InputError(f"the tokenizer.json rebuilt from the GGUF does not load: {exc}") from exc
+    return text
