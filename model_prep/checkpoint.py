@@ -64,13 +64,14 @@ class Checkpoint:
                 raise InputError(f"tensor {name} has shape {tuple(have[name])}, the config implies {shape}; "
                                  "the checkpoint is inconsistent")
 
-    def content_sha256(self) -> str:
-        """sha256 over every source file's bytes, in a fixed order (names included)."""
-        h = hashlib.sha256()
-        for path in sorted(self.files):
-            h.update(path.name.encode() + b"\0")
-            h.update(file_sha256(path).encode())
-        return h.hexdigest()
+
+def files_sha256(files: list[Path]) -> str:
+    """sha256 over every file's bytes, in a fixed order (names included)."""
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(path.name.encode() + b"\0")
+        h.update(file_sha256(path).encode())
+    return h.hexdigest()
 
 
 def file_sha256(path: Path, chunk: int = 8 * 1024 * 1024) -> str:

@@ -149,6 +149,10 @@ def _tensor(t: gguf.ReaderTensor) -> SourceTensor:
     return SourceTensor(t.name, shape, qtype.name, load_f32, carry, carry_storage)
 
 
+def source_name(path: Path) -> str:
+    return path.name.removesuffix(".gguf")
+
+
 def read_gguf(path: Path) -> Checkpoint:
     reader = _open(path)
     meta = read_metadata(reader)
@@ -170,7 +174,7 @@ def read_gguf(path: Path) -> Checkpoint:
     }
     ckpt = Checkpoint(
         kind="gguf",
-        name=path.name.removesuffix(".gguf"),
+        name=source_name(path),
         config=config,
         tokenizer_json=tokenizer_json_from_gguf(meta),
         chat_template=str(template),

@@ -42,6 +42,10 @@ _LAYER = re.compile(r"\.layers\.(\d+)\.")
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2")
 
 
+def source_name(folder: Path) -> str:
+    return folder.resolve().name
+
+
 def canonical_name(hf_name: str) -> str | None:
     m = _LAYER.search(hf_name)
     key = _LAYER.sub(".layers.{i}.", hf_name) if m else hf_name
@@ -163,13 +167,23 @@ def _ids(value: Any) -> list[int]:
     return [int(v) for v in (value if isinstance(value, list) else [value])]
 
 
-def read_hf_folder(folder: Path) -> Checkpoint:
+_OPTIONAL_FILES = ("tokenizer_config.json", "generation_config.json", "chat_template.jinja")
+
+
+def source_files(folder: Path) -> list[Path]:
+    """Every file a checkpoint folder is read from (their bytes key the cache); raises if a required one is missing."""
     for required in ("config.json", "tokenizer.json"):
         if not (folder / required).is_file():
             raise InputError(f"{folder} lacks {required}; a Hugging Face checkpoint folder needs config.json, "
                              "tokenizer.json and *.safetensors")
+    return [folder / "config.json", folder / "tokenizer.json", *_weight_files(folder)] + [
+        folder / n for n in _OPTIONAL_FILES if (folder / n).exists()]
+
+
+def read_hf_folder(folder: Path) -> Checkpoint:
+    files = source_files(folder)
     cfg = _read_json(folder / "config.json")
-    weight_files = _weight_files(folder)
+    weight_files = [f for f in files if f.suffix == ".safetensors"]
     tensors = [t for path in weight_files for t in _safetensors_tensors(path)]
     config = _config(cfg, {t.name for t in tensors})
     tok_cfg = _read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").exists() else {}
@@ -200,15 +214,13 @@ def read_hf_folder(folder: Path) -> Checkpoint:
                 generation[key] = float(gen_cfg[key])
     ckpt = Checkpoint(
         kind="hf",
-        name=folder.resolve().name,
+        name=source_name(folder),
         config=config,
         tokenizer_json=(folder / "tokenizer.json").read_text(encoding="utf-8"),
         chat_template=str(template),
         generation=generation,
         tensors=tensors,
-        files=[folder / "config.json", folder / "tokenizer.json", *weight_files]
-        + [folder / n for n in ("tokenizer_config.json", "generation_config.json", "chat_template.jinja")
-           if (folder / n).exists()],
+        files=files,
         notes=notes,
     )
     ckpt.check_tensors()

@@ -12,7 +12,8 @@ from typing import Any, TextIO
 import numpy as np
 from tokenizers import Tokenizer
 
-from .checkpoint import Checkpoint
+from . import gguf_source, hf_source
+from .checkpoint import Checkpoint, files_sha256
 from .engine import Weights
 from .errors import InputError
 from .gguf_source import read_gguf
@@ -51,16 +52,25 @@ def default_model_path() -> Path:
     return path
 
 
-def read_checkpoint(source: Path) -> Checkpoint:
+def _check_exists(source: Path) -> None:
     if not source.exists():
         raise InputError(f"{source} does not exist; give a .gguf file or a Hugging Face checkpoint folder")
-    if source.is_dir():
-        return read_hf_folder(source)
-    return read_gguf(source)
 
 
-def default_out(ckpt: Checkpoint) -> Path:
-    return DEFAULT_OUT_ROOT / ckpt.name.lower().replace(" ", "-")
+def read_checkpoint(source: Path) -> Checkpoint:
+    _check_exists(source)
+    return read_hf_folder(source) if source.is_dir() else read_gguf(source)
+
+
+def source_files(source: Path) -> list[Path]:
+    """The files a checkpoint is read from, known without parsing them (so the cache is checked first)."""
+    _check_exists(source)
+    return hf_source.source_files(source) if source.is_dir() else [source]
+
+
+def default_out(source: Path) -> Path:
+    name = hf_source.source_name(source) if source.is_dir() else gguf_source.source_name(source)
+    return DEFAULT_OUT_ROOT / name.lower().replace(" ", "-")
 
 
 def perplexity(engine: Engine, text: str) -> float:
@@ -133,18 +143,19 @@ def prepare(source: Path | None, out: Path | None, opts: Options, plan_only: boo
     """Returns the package folder. Prints the plan (``plan_only``, default stdout) or a summary (default stderr)."""
     started = time.perf_counter()
     source = source or default_model_path()
+    out = out or default_out(source)
+    if not plan_only:
+        src_sha = files_sha256(source_files(source))
+        key = cache_key(src_sha, opts, check)
+        if is_up_to_date(out, key):  # before parsing anything: a no-op run costs two hashes
+            print(f"{out} is up to date (same source and options); nothing to do", file=stream or sys.stderr)
+            return out
     ckpt = read_checkpoint(source)
     plan = make_plan(ckpt, opts)
-    out = out or default_out(ckpt)
     if plan_only:
         print_plan(ckpt, plan, out, stream or sys.stdout)
         return out
     stream = stream or sys.stderr
-    src_sha = ckpt.content_sha256()
-    key = cache_key(src_sha, opts, check)
-    if is_up_to_date(out, key):
-        print(f"{out} is up to date (same source and options); nothing to do", file=stream)
-        return out
     source_info = {"kind": ckpt.kind, "name": source.name, "sha256": src_sha, "options": opts.to_dict(),
                    "cache_key": key}
     report = write_package(ckpt, plan, out, key, source_info,
