@@ -1,0 +1,197 @@
+"""Benchmark the q4 matvec (webgpu_shaders/matvec.wgsl, entry main) against a same-run buffer copy.
+
+Not a test: it times kernels through Python wgpu on whatever adapter is best (the GPU where there is one) and prints
+one line per figure, then a JSON document (also written to --json). The bound is a device-to-device
+copy_buffer_to_buffer of a large buffer through the same API, timed the same way in the same process; a matvec's
+bytes (weights, scales, x, y) per second are reported as a fraction of the copy's read+write bytes per second.
+
+Timing: each figure is (t(2n) - t(n)) / n, with t(k) the best of a few wall-clock runs of one submit of k operations
+(submit to on_submitted_work_done), which cancels the fixed submit and wake-up cost. Matvec dispatches rotate over
+enough weight copies to exceed the GPU's L2 cache, and each writes its own y, so no dispatch waits on another.
+
+    python scripts/bench_kernels.py                    # default tunables, the four shapes below
+    python scripts/bench_kernels.py --sweep --json o.json  # also a grid of (TX, TY, R, UNPACK_CVT) overrides
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model_prep import quant  # noqa: E402
+from tests.kernels.gpu import Gpu  # noqa: E402
+from tests.kernels.kernels import matvec_grid, params  # noqa: E402
+
+SHAPES = [(4096, 4096), (11008, 4096), (14336, 4096), (151936, 896)]  # (rows, cols): q4 weights
+EXTRA = [(49152, 576, "q8")]  # SmolLM2's q8 embedding used as its LM head
+Tuning = tuple[int, int, int, int]  # matvec.wgsl overrides (TX, TY, R, UNPACK_CVT)
+DEFAULT: Tuning = (32, 4, 2, 0)  # matvec.wgsl's defaults
+SWEEP: list[Tuning] = [(tx, ty, r, cvt) for cvt in (0, 1) for tx in (32, 16, 8) for ty in (1, 2, 4, 8)
+                       for r in (1, 2, 4) if tx * ty >= 32]
+COPY_BYTES = 256 << 20  # per copy; read and written
+L2_BYTES = 64 << 20  # larger than any current GPU's L2 (H100: 50 MiB); weights rotate over >= 4x this
+BATCH_BYTES = 1 << 30  # about this much traffic per timed batch
+
+
+def random_planes(rng: np.random.Generator, storage: str, rows: int, cols: int) -> quant.Planes:
+    """Planes of the right sizes (docs/FORMAT.md) with random codes and modest f16 scales; speed does not depend on
+    the values, and quantizing 136M real weights would take longer than the benchmark."""
+    words = rows * cols // (8 if storage == "q4" else 4)
+    qweight = rng.integers(0, 1 << 32, words, dtype=np.uint64).astype(np.uint32)
+    scale = rng.uniform(0.001, 0.01, rows * cols // 32).astype(np.float16)
+    if storage == "q4":  # (scale, min) per word, min = -8 scale as for GGUF Q4_0
+        minimum = (-8 * scale.astype(np.float32)).astype(np.float16)
+        words16 = np.stack([scale, minimum], axis=1).reshape(-1)
+    else:  # two scales per word, padded to an even count
+        words16 = np.concatenate([scale, np.zeros(scale.size % 2, np.float16)])
+    return {"qweight": qweight, "scales": words16.view(np.uint32)}
+
+
+def per_op_seconds(gpu: Gpu, encode: Callable[[int], Callable[[], Any]], n: int, trials: int = 3) -> float:
+    """(t(2n) - t(n)) / n, t(k) the best over trials of submitting one command buffer of k operations until the GPU
+    is done. Command buffers are single-use, so each trial encodes a fresh one before its clock starts."""
+    fence = gpu.zeros(4)
+
+    def timed(k: int) -> float:
+        command_buffer = encode(k)()
+        t0 = time.perf_counter()
+        gpu.device.queue.submit([command_buffer])
+        # wait by reading 4 bytes back (queue.on_submitted_work_done_sync is broken in wgpu 0.32.0): a constant
+        # cost, like the submit, that the difference of two batch sizes removes
+        gpu.device.queue.read_buffer(fence)
+        return time.perf_counter() - t0
+
+    timed(n)  # warm up: first-use transitions, clocks
+    t1 = min(timed(n) for _ in range(trials))
+    t2 = min(timed(2 * n) for _ in range(trials))
+    return max(t2 - t1, 1e-12) / n
+
+
+def copy_bound(gpu: Gpu) -> dict[str, float]:
+    src, dst = gpu.zeros(COPY_BYTES), gpu.zeros(COPY_BYTES)
+
+    def encode(k: int) -> Callable[[], Any]:
+        def make() -> Any:
+            enc = gpu.device.create_command_encoder()
+            for _ in range(k):
+                enc.copy_buffer_to_buffer(src, 0, dst, 0, COPY_BYTES)
+            return enc.finish()
+        return make
+
+    n = max(4, BATCH_BYTES // (2 * COPY_BYTES))
+    seconds = per_op_seconds(gpu, encode, n)
+    return {"bytes": COPY_BYTES, "us": seconds * 1e6, "GBps": 2 * COPY_BYTES / seconds / 1e9}
+
+
+class MatvecCase:
+    """One weight shape on the GPU: enough copies of its planes to defeat the L2 cache, x, and per-dispatch y."""
+
+    def __init__(self, gpu: Gpu, rng: np.random.Generator, storage: str, rows: int, cols: int) -> None:
+        self.gpu, self.storage, self.rows, self.cols = gpu, storage, rows, cols
+        self.planes = random_planes(rng, storage, rows, cols)
+        weight_bytes = sum(p.nbytes for p in self.planes.values())
+        self.bytes = weight_bytes + 4 * cols + 4 * rows  # read weights, scales and x; write y
+        copies = max(2, math.ceil(4 * L2_BYTES / weight_bytes))
+        self.weights = [(gpu.storage(self.planes["qweight"]), gpu.storage(self.planes["scales"]))
+                        for _ in range(copies)]
+        self.x_host = rng.standard_normal(cols).astype(np.float32)
+        self.x = gpu.storage(self.x_host)
+        self.n = min(400, max(8, BATCH_BYTES // self.bytes))  # dispatches per timed batch
+        self.ys = [gpu.zeros(4 * rows) for _ in range(2 * self.n)]
+        self.params = gpu.uniform(params("matvec.wgsl", rows=rows, cols=cols, row_offset=0, eps=0.0))
+
+    def check(self, y: npt.NDArray[np.float32]) -> float:
+        """Largest |error| / |scale of y| over the first and last 32 rows against the numpy reference."""
+        worst = 0.0
+        for start in (0, max(0, self.rows - 32)):
+            stop = min(self.rows, start + 32)
+            chunk = quant.slice_rows(self.storage, self.planes, self.cols, start, stop)
+            want = quant.dequantize(self.storage, chunk, stop - start, self.cols).astype(np.float64) @ self.x_host
+            worst = max(worst, float(np.max(np.abs(y[start:stop] - want)) / (np.max(np.abs(want)) + 1e-30)))
+        return worst
+
+    def run(self, tuning: Tuning) -> dict[str, Any]:
+        tx, ty, r, cvt = tuning
+        qbits = 4 if self.storage == "q4" else 8
+        constants = {"QBITS": qbits, "TX": tx, "TY": ty, "R": r, "UNPACK_CVT": cvt}
+        pipe = self.gpu.pipeline("matvec.wgsl", "main", constants)
+        groups = [self.gpu.bind(pipe, [w, s, self.x, y, self.params])
+                  for (w, s), y in zip(self.weights * (len(self.ys) // len(self.weights) + 1), self.ys, strict=False)]
+        grid = matvec_grid(self.rows, ty, r)
+
+        def encode(k: int) -> Callable[[], Any]:
+            def make() -> Any:
+                enc = self.gpu.device.create_command_encoder()
+                cpass = enc.begin_compute_pass()
+                cpass.set_pipeline(pipe)
+                for i in range(k):
+                    cpass.set_bind_group(0, groups[i])
+                    cpass.dispatch_workgroups(*grid)
+                cpass.end()
+                return enc.finish()
+            return make
+
+        seconds = per_op_seconds(self.gpu, encode, self.n)
+        error = self.check(self.gpu.read(self.ys[0]))
+        return {"storage": self.storage, "rows": self.rows, "cols": self.cols, "TX": tx, "TY": ty, "R": r, "CVT": cvt,
+                "bytes": self.bytes, "us": seconds * 1e6, "GBps": self.bytes / seconds / 1e9, "rel_error": error}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sweep", action="store_true", help="also time a grid of (TX, TY, R, UNPACK_CVT) overrides")
+    ap.add_argument("--config", action="append", default=[], help="TX,TY,R,UNPACK_CVT to time (repeatable)")
+    ap.add_argument("--shapes", default="", help="ROWSxCOLS,... instead of the default shapes")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+
+    gpu = Gpu(prefer_gpu=True)
+    rng = np.random.default_rng(0)
+    tunings: list[Tuning] = [DEFAULT]
+    for c in args.config:
+        tx, ty, r, cvt = (int(v) for v in c.split(","))
+        tunings.append((tx, ty, r, cvt))
+    if args.sweep:
+        tunings += [t for t in SWEEP if t not in tunings]
+    cases = [(r, c, "q4") for r, c in SHAPES] + EXTRA
+    if args.shapes:
+        cases = [(int(r), int(c), "q4") for r, c in (s.split("x") for s in args.shapes.split(","))]
+
+    result: dict[str, Any] = {"date": datetime.date.today().isoformat(), "adapter": gpu.description,
+                              "command": " ".join(sys.argv), "matvec": []}
+    copy = copy_bound(gpu)
+    result["copy"] = copy
+    print(f"adapter: {gpu.description}", flush=True)
+    print(f"copy_buffer_to_buffer {COPY_BYTES >> 20} MiB: {copy['us']:.1f} us, {copy['GBps']:.0f} GB/s read+write",
+          flush=True)
+    for rows, cols, storage in cases:
+        case = MatvecCase(gpu, rng, storage, rows, cols)
+        for tuning in tunings:
+            fig = case.run(tuning)
+            fig["of_copy"] = fig["GBps"] / copy["GBps"]
+            result["matvec"].append(fig)
+            print(f"matvec {storage} {rows}x{cols} TX={fig['TX']} TY={fig['TY']} R={fig['R']} CVT={fig['CVT']}: "
+                  f"{fig['us']:.1f} us, "
+                  f"{fig['GBps']:.0f} GB/s, {100 * fig['of_copy']:.1f}% of copy (rel err {fig['rel_error']:.1e})",
+                  flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(result, indent=1))
+        del case
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Every kernel's Params: the Python layout (kernels.PARAMS, mirrored by the JS engine) matches the WGSL struct
+field by field, each WGSL field carries a comment with its unit, and the compiled shader wants exactly that size."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from .gpu import SHADER_DIR, Gpu
+from .kernels import PARAMS
+
+STRUCT = re.compile(r"struct Params \{(.*?)\n\}", re.S)
+FIELD = re.compile(r"^\s*(\w+)\s*:\s*(\w+)\s*,?\s*(//.*)?$")
+UNIFORM = re.compile(r"@binding\((\d+)\)\s+var<uniform>\s+\w+\s*:\s*Params")
+BINDING = re.compile(r"@binding\((\d+)\)")
+
+
+def wgsl_fields(shader: str) -> list[tuple[str, str, str]]:
+    """(name, type, comment) of each field of ``struct Params`` in the shader."""
+    match = STRUCT.search((SHADER_DIR / shader).read_text())
+    assert match, f"{shader} declares no struct Params"
+    lines = [line for line in match.group(1).splitlines() if line.strip()]
+    fields = []
+    for line in lines:
+        m = FIELD.match(line)
+        assert m, f"{shader}: cannot read Params line {line!r}"
+        fields.append((m.group(1), m.group(2), m.group(3) or ""))
+    return fields
+
+
+def test_every_shader_has_a_layout() -> None:
+    shaders = sorted(p.name for p in SHADER_DIR.glob("*.wgsl"))
+    assert shaders == sorted(PARAMS), "kernels.PARAMS and webgpu_shaders/*.wgsl disagree"
+
+
+@pytest.mark.parametrize("shader", sorted(PARAMS))
+def test_params_fields(shader: str) -> None:
+    fields = wgsl_fields(shader)
+    assert [(n, t) for n, t, _ in fields] == [(f.name, f.kind) for f in PARAMS[shader].fields]
+    for name, _, comment in fields:
+        assert len(comment) > 4, f"{shader}: Params.{name} needs a comment giving its unit"
+
+
+@pytest.mark.parametrize("shader", sorted(PARAMS))
+def test_params_size_matches_compiled_shader(gpu: Gpu, shader: str) -> None:
+    """The auto layout's minimum binding size of the uniform is the WGSL struct's size: a buffer of the Python size
+    binds, one 4 bytes smaller does not."""
+    import wgpu
+
+    text = (SHADER_DIR / shader).read_text()
+    found = UNIFORM.search(text)
+    assert found, f"{shader} binds no Params uniform"
+    uniform = int(found.group(1))  # the first is entry point main's
+    pipe = gpu.pipeline(shader, "main")
+    size = PARAMS[shader].size
+    storage = [{"buffer": gpu.zeros(4096), "offset": 0, "size": 4096} for _ in range(uniform)]
+    params_buffer = gpu.uniform(bytes(max(size, 16)))
+
+    def bind(params_size: int) -> None:
+        resources = [*storage, {"buffer": params_buffer, "offset": 0, "size": params_size}]
+        entries = [{"binding": i, "resource": r} for i, r in enumerate(resources)]
+        gpu.device.create_bind_group(layout=pipe.get_bind_group_layout(0), entries=entries)
+
+    bind(size)
+    if size > 4:  # (a one-field struct is 4 bytes at least; a zero-sized binding is invalid anyway)
+        with pytest.raises(wgpu.GPUValidationError):
+            bind(size - 4)
