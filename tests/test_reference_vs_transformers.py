@@ -97,3 +97,19 @@ def test_4bit_package_greedy_64_steps(tmp_path: Path, tiny_hf, arch: str) -> Non
     assert np.array_equal(quant.argmax(1)[decisive], np.array(f32_path)[decisive])
     print(f"{arch}: q4 teacher-forced agreement {np.mean(quant.argmax(1) == np.array(f32_path)):.3f}, "
           f"{decisive.sum()} decisive positions, rms logit error {rms_err:.4f}")
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_half_precision_checkpoints_widen_exactly(tmp_path: Path, dtype: str) -> None:
+    """BF16/F16 safetensors (read without numpy's missing bfloat16) widen to exactly torch's f32 values."""
+    from tiny_models import make_hf
+
+    hf = make_hf(tmp_path / "hf", "qwen2", dtype=dtype, hidden=64, intermediate=128)
+    pkg = open_package(prepare(hf, tmp_path / "pkg", Options(weights="f32")))
+    model = transformers.AutoModelForCausalLM.from_pretrained(hf, dtype=getattr(torch, dtype))
+    report = pkg.manifest["tensors"]
+    for name, p in model.named_parameters():
+        canon = canonical_name(name)
+        assert canon is not None
+        assert report[canon]["source_type"] == {"bfloat16": "BF16", "float16": "F16"}[dtype]
+        assert np.array_equal(pkg.tensor_f32(canon), p.detach().float().numpy()), name
