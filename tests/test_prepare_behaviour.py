@@ -129,3 +129,16 @@ def test_manifest_lists_every_file_and_rejects_unknown_versions(tmp_path: Path, 
     (out / fmt.MANIFEST_FILE).write_text(json.dumps(manifest))
     with pytest.raises(PackageError, match="format version 99; this fieldllm reads version"):
         open_package(out)
+
+
+def test_check_reports_perplexities(tmp_path: Path, src: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # all values carried over (f32 package of an F16 source widens exactly): the same numbers, bit for bit
+    assert main(["prepare", str(src), "--out", str(tmp_path / "f32"), "--weights", "f32", "--check"]) == 0
+    exact = json.loads((tmp_path / "f32" / "report.json").read_text())["check"]
+    assert exact["perplexity_source"] == exact["perplexity_package"] and exact["text_tokens"] > 50
+    # re-quantized to 4 bits: a different, finite perplexity, printed side by side
+    assert main(["prepare", str(src), "--out", str(tmp_path / "q4"), "--check"]) == 0
+    assert "perplexity on" in capsys.readouterr().err
+    q4 = json.loads((tmp_path / "q4" / "report.json").read_text())["check"]
+    assert q4["perplexity_package"] != q4["perplexity_source"]
+    assert 0.5 < q4["perplexity_ratio"] < 2.0 and np.isfinite(q4["perplexity_package"])
