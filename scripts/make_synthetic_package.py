@@ -25,6 +25,11 @@ from model_prep.pack import write_package
 from model_prep.plan import Options, make_plan
 
 SHAPES = {
+    # SmolLM2-135M-Instruct (llama): our package of it keeps the GGUF's q8 embedding, which is also the output head
+    "smollm2-135m": ModelConfig(architecture="llama", vocab_size=49152, hidden_size=576, intermediate_size=1536,
+                                num_layers=30, num_heads=9, num_kv_heads=3, head_dim=64, rms_norm_eps=1e-5,
+                                rope_theta=100000.0, rope_layout=fmt.ROPE_INTERLEAVED, context_length=8192,
+                                tie_word_embeddings=True, attention_bias=False),
     # Qwen2.5-1.5B-Instruct's config.json
     "qwen2.5-1.5b": ModelConfig(architecture="qwen2", vocab_size=151936, hidden_size=1536, intermediate_size=8960,
                                 num_layers=28, num_heads=12, num_kv_heads=2, head_dim=128, rms_norm_eps=1e-6,
@@ -45,7 +50,13 @@ def _random_q4(rows: int, cols: int, rng: np.random.Generator) -> quant.Planes:
     return {"qweight": qweight, "scales": quant._pack_f16_pairs(scale, minimum).reshape(-1)}
 
 
-def synthetic_checkpoint(config: ModelConfig, seed: int) -> Checkpoint:
+def _random_q8(rows: int, cols: int, rng: np.random.Generator) -> quant.Planes:
+    q = rng.integers(-127, 128, size=(rows, cols), dtype=np.int8)
+    scale = rng.uniform(1e-4, 3e-4, size=(rows, cols // fmt.GROUP_SIZE)).astype(np.float16)
+    return quant.pack_q8(q, scale)
+
+
+def synthetic_checkpoint(config: ModelConfig, seed: int, q8_embedding: bool) -> Checkpoint:
     rng = np.random.default_rng(seed)
     tensors = []
     for name, shape in config.tensor_shapes().items():
@@ -53,10 +64,13 @@ def synthetic_checkpoint(config: ModelConfig, seed: int) -> Checkpoint:
             values = np.ones(shape, np.float32) if name.endswith("norm.weight") else np.zeros(shape, np.float32)
             tensors.append(SourceTensor(name, shape, "F32", lambda v=values: v))
         else:
-            def carry(s: tuple[int, ...] = shape) -> tuple[str, quant.Planes]:
-                return fmt.Q4, _random_q4(s[0], s[1], rng)
+            storage = fmt.Q8 if q8_embedding and name == "token_embd.weight" else fmt.Q4
 
-            tensors.append(SourceTensor(name, shape, "Q4_1", lambda: np.zeros(0, np.float32), carry, fmt.Q4))
+            def carry(s: tuple[int, ...] = shape, st: str = storage) -> tuple[str, quant.Planes]:
+                return st, (_random_q8 if st == fmt.Q8 else _random_q4)(s[0], s[1], rng)
+
+            tensors.append(SourceTensor(name, shape, "Q8_0" if storage == fmt.Q8 else "Q4_1",
+                                        lambda: np.zeros(0, np.float32), carry, storage))
     return Checkpoint(kind="synthetic", name=f"synthetic-{config.architecture}", config=config,
                       tokenizer_json=_TOKENIZER, chat_template="{{ messages[0]['content'] }}",
                       generation={"bos_token_id": None, "eos_token_ids": [0], "add_bos_token": False},
@@ -70,7 +84,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     t = time.perf_counter()
-    ckpt = synthetic_checkpoint(SHAPES[args.shape], args.seed)
+    ckpt = synthetic_checkpoint(SHAPES[args.shape], args.seed, q8_embedding=args.shape == "smollm2-135m")
     plan = make_plan(ckpt, Options())
     write_package(ckpt, plan, args.out, key=f"synthetic-{args.shape}-{args.seed}",
                   source={"kind": "synthetic", "shape": args.shape, "seed": args.seed})

@@ -25,7 +25,8 @@
 override QBITS: u32 = 4u;           // bits per weight: 4 (q4) or 8 (q8)
 override TX: u32 = 32u;             // threads along a row (units per row / TX loads per thread and row)
 override TY: u32 = 4u;              // row groups per workgroup
-override R: u32 = 2u;               // rows per thread, 1..MAX_R: each x load is reused R times
+override R: u32 = 2u;               // rows per thread, 1..MAX_R, and R <= TX (the final write uses TX*TY threads
+                                    // for the TY*R rows): each x load is reused R times
 override ACCUMULATE: bool = false;  // main: y[i] += W x (residual add into the destination) instead of y[i] = W x
 override UNPACK_CVT: bool = false;  // unpack codes with unpack4x8unorm (int-to-float conversions) instead of the
                                     // exponent trick below; conversions are quarter-rate or slower on some GPUs

@@ -50,17 +50,24 @@ def _layout(shader: str, *fields: str) -> ParamsLayout:
     return ParamsLayout(shader, tuple(Field(n, k) for n, k in parsed))  # type: ignore[arg-type]
 
 
+_MATVEC = ("rows:u32", "cols:u32", "row_offset:u32", "eps:f32")
+_MATMUL = ("rows:u32", "cols:u32", "row_offset:u32", "tokens:u32", "y_stride:u32")
+_EMBED = ("row_start:u32", "rows:u32", "cols:u32", "tokens:u32")
+
 PARAMS: dict[str, ParamsLayout] = {
-    "matvec.wgsl": _layout("matvec.wgsl", "rows:u32", "cols:u32", "row_offset:u32", "eps:f32"),
-    "matmul.wgsl": _layout("matmul.wgsl", "rows:u32", "cols:u32", "row_offset:u32", "tokens:u32", "y_stride:u32"),
-    "embed.wgsl": _layout("embed.wgsl", "row_start:u32", "rows:u32", "cols:u32", "tokens:u32"),
+    "matvec.wgsl": _layout("matvec.wgsl", *_MATVEC),
+    "matvec_f32.wgsl": _layout("matvec_f32.wgsl", *_MATVEC),
+    "matmul.wgsl": _layout("matmul.wgsl", *_MATMUL),
+    "matmul_f32.wgsl": _layout("matmul_f32.wgsl", *_MATMUL),
+    "embed.wgsl": _layout("embed.wgsl", *_EMBED),
+    "embed_f32.wgsl": _layout("embed_f32.wgsl", *_EMBED),
+    "rope_table.wgsl": _layout("rope_table.wgsl", "tokens:u32", "num_heads:u32", "num_kv_heads:u32", "head_dim:u32",
+                               "capacity:u32"),
+    "bias.wgsl": _layout("bias.wgsl", "n:u32", "tokens:u32"),
     "rmsnorm.wgsl": _layout("rmsnorm.wgsl", "n:u32", "eps:f32"),
-    "rope.wgsl": _layout("rope.wgsl", "tokens:u32", "num_heads:u32", "num_kv_heads:u32", "head_dim:u32",
-                         "capacity:u32", "theta:f32"),
     "attention.wgsl": _layout("attention.wgsl", "num_heads:u32", "num_kv_heads:u32", "head_dim:u32",
                               "capacity:u32", "scale:f32"),
     "swiglu.wgsl": _layout("swiglu.wgsl", "n:u32"),
-    "add.wgsl": _layout("add.wgsl", "n:u32"),
     "argmax.wgsl": _layout("argmax.wgsl", "n:u32"),
 }
 

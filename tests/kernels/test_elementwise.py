@@ -1,4 +1,4 @@
-"""rmsnorm.wgsl, swiglu.wgsl, add.wgsl and argmax.wgsl against numpy."""
+"""rmsnorm.wgsl, swiglu.wgsl and argmax.wgsl against numpy."""
 
 from __future__ import annotations
 
@@ -37,15 +37,6 @@ def test_swiglu(gpu: Gpu, rng: np.random.Generator) -> None:
     # exp is accurate to about (1 + |g|) ulps relative; a division and a product add a few more
     tol = (8.0 + 2.0 * np.abs(g)) * EPS32 * np.abs(want) + 1e-37
     assert_close(gpu.read(y), want, tol, "swiglu")
-
-
-def test_add(gpu: Gpu, rng: np.random.Generator) -> None:
-    n = 577
-    x = rng.standard_normal(n).astype(np.float32)
-    h = rng.standard_normal(n).astype(np.float32)
-    y = gpu.storage(h)
-    gpu.run(gpu.pipeline("add.wgsl"), [gpu.storage(x), y, gpu.uniform(params("add.wgsl", n=n))], elementwise_grid(n))
-    np.testing.assert_array_equal(gpu.read(y), h + x)  # one f32 rounding, same as numpy's
 
 
 @pytest.mark.parametrize("n", [1, 7, 300, 49152])

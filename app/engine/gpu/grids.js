@@ -1,0 +1,52 @@
+// grids.js: the dispatch grid of each kernel, as each .wgsl header states it (mirrors tests/kernels/kernels.py).
+// Grids depend on the override constants a pipeline was compiled with; pipelines.js passes the same TUNING values
+// to both, so the two cannot drift apart.
+
+/** @typedef {[number, number, number]} Grid  workgroups along x, y, z */
+
+/** WebGPU's default (and guaranteed) maxComputeWorkgroupsPerDimension. */
+export const MAX_GROUPS_PER_DIM = 65535;
+
+/**
+ * At least `groups` workgroups, folded into y past 65535; kernels linearize as wid.x + wid.y * num_workgroups.x.
+ * @param {number} groups
+ * @returns {Grid}
+ */
+export function grid1d(groups) {
+  groups = Math.max(groups, 1);
+  if (groups <= MAX_GROUPS_PER_DIM) return [groups, 1, 1];
+  return [MAX_GROUPS_PER_DIM, Math.ceil(groups / MAX_GROUPS_PER_DIM), 1];
+}
+
+/** matvec.wgsl: ceil(rows / (TY * R)) groups. @param {number} rows @param {number} ty @param {number} r @returns {Grid} */
+export const matvecGrid = (rows, ty, r) => grid1d(Math.ceil(rows / (ty * r)));
+
+/** matvec_f32.wgsl: ceil(rows / R) groups. @param {number} rows @param {number} r @returns {Grid} */
+export const matvecF32Grid = (rows, r) => grid1d(Math.ceil(rows / r));
+
+/** matmul.wgsl: tiles of 4*WX rows by 2*WY tokens. @param {number} rows @param {number} tokens @param {number} wx @param {number} wy @returns {Grid} */
+export const matmulGrid = (rows, tokens, wx, wy) => [Math.ceil(rows / (4 * wx)), Math.ceil(tokens / (2 * wy)), 1];
+
+/** matmul_f32.wgsl: tiles of TILE rows by TILE tokens. @param {number} rows @param {number} tokens @param {number} tile @returns {Grid} */
+export const matmulF32Grid = (rows, tokens, tile) => [Math.ceil(rows / tile), Math.ceil(tokens / tile), 1];
+
+/** embed.wgsl: one thread per qweight word. @param {number} cols @param {number} tokens @param {number} qbits @param {number} wg @returns {Grid} */
+export const embedGrid = (cols, tokens, qbits, wg) => [Math.ceil((cols * qbits) / 32 / wg), tokens, 1];
+
+/** embed_f32.wgsl: one thread per element. @param {number} cols @param {number} tokens @param {number} wg @returns {Grid} */
+export const embedF32Grid = (cols, tokens, wg) => [Math.ceil(cols / wg), tokens, 1];
+
+/** rmsnorm.wgsl: one workgroup per row. @param {number} tokens @returns {Grid} */
+export const rmsnormGrid = (tokens) => [tokens, 1, 1];
+
+/** rope_table.wgsl: one thread per (token, query head, pair). @param {number} tokens @param {number} heads @param {number} headDim @param {number} wg @returns {Grid} */
+export const ropeGrid = (tokens, heads, headDim, wg) => grid1d(Math.ceil((tokens * heads * headDim) / 2 / wg));
+
+/** attention.wgsl: one workgroup per (query head, token). @param {number} heads @param {number} tokens @returns {Grid} */
+export const attentionGrid = (heads, tokens) => [heads, tokens, 1];
+
+/** add.wgsl, swiglu.wgsl, bias.wgsl: one thread per element. @param {number} n @param {number} wg @returns {Grid} */
+export const elementwiseGrid = (n, wg) => grid1d(Math.ceil(n / wg));
+
+/** argmax.wgsl: one workgroup. @returns {Grid} */
+export const argmaxGrid = () => [1, 1, 1];

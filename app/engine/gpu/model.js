@@ -1,0 +1,364 @@
+// model.js: the transformer on the GPU, read top to bottom like llama2.c's run.c:
+//   config (manifest.json) -> weights (GPU buffers, one per shard) -> run state (activations and KV cache, allocated
+//   once) -> the forward pass, recorded once as dispatches -> forward(ids, pos).
+// The math is model_prep/engine.py's `forward`, in f32, with the kernels of webgpu_shaders/.
+//
+// Per decode token the host writes 8 bytes (the token id and its position, into preallocated storage buffers),
+// encodes the prerecorded dispatches into one compute pass, submits once, and reads back 4 bytes (the argmax). The
+// token id is uploaded rather than chained from the previous argmax on the GPU: the host layer may sample
+// (temperature, grammar) instead of taking the argmax, and it reads each token back anyway to detokenize and stop.
+
+import { MAP_READ_MODE, Uniforms } from './buffers.js';
+import { CapacityError, ContextError, FormatError, ShaderError } from './errors.js';
+import { DecodeOps, PrefillOps } from './ops.js';
+import { fetchManifest } from './package.js';
+import { CPU_TUNING, Pipelines } from './pipelines.js';
+import { DEFAULT_PASS_TOKENS, contextFor, requirements, unsupported } from './probe.js';
+import { allocRunState, destroyRunState, writeRopeTable } from './state.js';
+import { loadWeights } from './weights.js';
+
+/** @typedef {import('./weights.js').Tensor} Tensor */
+/** @typedef {import('./package.js').ModelConfig} ModelConfig */
+/** @typedef {import('./state.js').RunState} RunState */
+/** @typedef {import('./ops.js').Dispatch} Dispatch */
+/** @typedef {{label: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, grid: number[]}} FixedDispatch */
+
+/**
+ * @typedef {object} LayerWeights  one transformer block; shapes [rows = out, cols = in], H*D = heads * head_dim
+ * @property {Tensor} attnNorm   [hidden]
+ * @property {Tensor} wq         [H*D, hidden]
+ * @property {Tensor} wk         [KV*D, hidden]
+ * @property {Tensor} wv         [KV*D, hidden]
+ * @property {Tensor | null} bq  [H*D] (qwen2) or null
+ * @property {Tensor | null} bk  [KV*D]
+ * @property {Tensor | null} bv  [KV*D]
+ * @property {Tensor} wo         [hidden, H*D]
+ * @property {Tensor} ffnNorm    [hidden]
+ * @property {Tensor} wGate      [intermediate, hidden]
+ * @property {Tensor} wUp        [intermediate, hidden]
+ * @property {Tensor} wDown      [hidden, intermediate]
+ */
+/**
+ * @typedef {object} Weights
+ * @property {Tensor} tokenEmbd   [vocab, hidden]
+ * @property {LayerWeights[]} layers
+ * @property {Tensor} outputNorm  [hidden]
+ * @property {Tensor} output      [vocab, hidden]; the same tensor as tokenEmbd when tied
+ */
+
+/**
+ * Fetches a package, verifies it, uploads it and records the forward pass. The device must have been created with
+ * at least the limits probe() returned for this package.
+ * @param {{device: GPUDevice, baseUrl: string | URL, shaderBaseUrl: string | URL, fetch?: typeof fetch,
+ *          context?: number, passTokens?: number,
+ *          onProgress?: (p: {loadedBytes: number, totalBytes: number, file: string}) => void,
+ *          signal?: AbortSignal}} opts
+ *   context: KV positions to allocate (default min(config.context_length, 2048));
+ *   passTokens: prompt tokens per prefill pass (default 128); longer prompts run in several passes.
+ * @returns {Promise<Model>}
+ */
+export async function loadModel(opts) {
+  const { device, signal } = opts;
+  const fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
+
+  // --- config ---------------------------------------------------------------------------------------------------
+  const manifest = await fetchManifest(opts.baseUrl, fetchFn, signal);
+  const config = manifest.config;
+  const why = unsupported(config);
+  if (why) throw new FormatError(`this engine cannot run ${manifest.name}: ${why}`);
+  const context = contextFor(config, opts.context);
+  const passTokens = opts.passTokens ?? DEFAULT_PASS_TOKENS;
+  if (!(context >= 1 && passTokens >= 1 && passTokens <= 65535)) {
+    throw new ContextError(`context ${context} must be >= 1 and passTokens ${passTokens} in 1..65535 (attention.wgsl grid)`);
+  }
+  const needs = requirements(manifest, context, passTokens);
+  const lim = device.limits;
+  if (needs.binding > lim.maxStorageBufferBindingSize || needs.buffer > lim.maxBufferSize) {
+    throw new CapacityError(`${manifest.name} with a context of ${context} needs maxStorageBufferBindingSize >= ` +
+      `${needs.binding} and maxBufferSize >= ${needs.buffer}; this device has ${lim.maxStorageBufferBindingSize} and ` +
+      `${lim.maxBufferSize}: create it with requiredLimits from probe(), or choose a smaller context`);
+  }
+
+  // --- kernels, then weights (compile first: a broken kernel should not cost a 100 MB download) ------------------
+  const pipelines = await Pipelines.load(device, opts.shaderBaseUrl, fetchFn, signal);
+  const store = await loadWeights(device, manifest, { baseUrl: opts.baseUrl, fetch: fetchFn, signal, onProgress: opts.onProgress });
+  // --- run state and the recorded forward pass, under error scopes (popped whatever happens) --------------------
+  device.pushErrorScope('validation');
+  device.pushErrorScope('out-of-memory');
+  /** @type {RunState | undefined} */
+  let state;
+  /** @type {Uniforms | undefined} */
+  let uniforms;
+  /** @type {Model | undefined} */
+  let model;
+  /** @type {unknown} */
+  let failure;
+  try {
+    const weights = bindWeights(config, store.tensor);
+
+    // run state: every activation and the KV cache, once
+    state = allocRunState(device, config, context, passTokens);
+    writeRopeTable(device, state, config, context);
+    uniforms = new Uniforms(device);
+
+    // the forward pass, recorded three ways
+    const ctx = { device, pipelines, uniforms, config, context };
+    const decode = new DecodeOps(ctx); // one token: layers, head on x, argmax
+    recordLayers(decode, weights, state);
+    recordHead(decode, weights, state, state.x);
+    const prefill = new PrefillOps(ctx); // T tokens: layers only
+    recordLayers(prefill, weights, state);
+    const head = new DecodeOps(ctx); // after the last prefill pass: head on the last row (copied to xLast), argmax
+    recordHead(head, weights, state, state.xLast);
+
+    const tuning = pipelines.tuning === CPU_TUNING ? 'cpu' : 'gpu';
+    model = new Model({ device, manifest, context, passTokens, tuning, shards: store.shards, state, uniforms,
+      decode: decode.dispatches, prefill: prefill.dispatches, head: head.dispatches });
+  } catch (e) {
+    failure = e;
+  }
+  const oom = await device.popErrorScope();
+  const invalid = await device.popErrorScope();
+  if (oom && !failure) failure = new CapacityError(`out of GPU memory while allocating the run state: ${oom.message}; choose a smaller context`);
+  if (invalid && !failure) failure = new ShaderError(`recording the forward pass failed validation: ${invalid.message}`);
+  if (failure || !model) {
+    for (const b of store.shards.values()) b.destroy();
+    if (state) destroyRunState(state);
+    uniforms?.destroy();
+    throw failure;
+  }
+  return model;
+}
+
+/**
+ * The tensors of each layer, by their GGUF names (docs/FORMAT.md), checked against the config's shapes.
+ * @param {ModelConfig} c
+ * @param {(name: string) => Tensor} tensor
+ * @returns {Weights}
+ */
+function bindWeights(c, tensor) {
+  const hd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
+  /** @param {string} name @param {number} rows @param {number} cols */
+  const get = (name, rows, cols) => {
+    const t = tensor(name);
+    if (t.rows !== rows || t.cols !== cols) {
+      throw new FormatError(`${name} is [${t.rows}, ${t.cols}], the config says [${rows}, ${cols}]: rebuild the package`);
+    }
+    return t;
+  };
+  const layers = Array.from({ length: c.num_layers }, (_, i) => {
+    const b = `blk.${i}.`;
+    return {
+      attnNorm: get(`${b}attn_norm.weight`, 1, c.hidden_size),
+      wq: get(`${b}attn_q.weight`, hd, c.hidden_size),
+      wk: get(`${b}attn_k.weight`, kvd, c.hidden_size),
+      wv: get(`${b}attn_v.weight`, kvd, c.hidden_size),
+      bq: c.attention_bias ? get(`${b}attn_q.bias`, 1, hd) : null,
+      bk: c.attention_bias ? get(`${b}attn_k.bias`, 1, kvd) : null,
+      bv: c.attention_bias ? get(`${b}attn_v.bias`, 1, kvd) : null,
+      wo: get(`${b}attn_output.weight`, c.hidden_size, hd),
+      ffnNorm: get(`${b}ffn_norm.weight`, 1, c.hidden_size),
+      wGate: get(`${b}ffn_gate.weight`, c.intermediate_size, c.hidden_size),
+      wUp: get(`${b}ffn_up.weight`, c.intermediate_size, c.hidden_size),
+      wDown: get(`${b}ffn_down.weight`, c.hidden_size, c.intermediate_size),
+    };
+  });
+  const tokenEmbd = get('token_embd.weight', c.vocab_size, c.hidden_size);
+  return {
+    tokenEmbd,
+    layers,
+    outputNorm: get('output_norm.weight', 1, c.hidden_size),
+    output: c.tie_word_embeddings ? tokenEmbd : get('output.weight', c.vocab_size, c.hidden_size),
+  };
+}
+
+/**
+ * The transformer blocks, as model_prep/engine.py `forward` (T tokens at positions[0..T-1]).
+ * @param {DecodeOps | PrefillOps} ops
+ * @param {Weights} w
+ * @param {RunState} s
+ */
+function recordLayers(ops, w, s) {
+  ops.embed(s.ids, w.tokenEmbd, s.x); //                                         x = token_embd[ids]      [T, hidden]
+  w.layers.forEach((lw, i) => {
+    const at = `blk.${i}`;
+    // attention: x += Wo attention(rope(Wq xn + bq), rope(Wk xn + bk), Wv xn + bv),   xn = rmsnorm(x) * attn_norm
+    const xn = ops.rmsnorm(s.x, lw.attnNorm, s.xb); //                          decode: folded into the matvecs
+    ops.linear(xn, lw.wq, s.q); //                                               q [T, H*D]
+    ops.linear(xn, lw.wk, s.k); //                                               k [T, KV*D]
+    ops.linear(xn, lw.wv, s.v); //                                               v [T, KV*D]
+    if (lw.bq && lw.bk && lw.bv) {
+      ops.bias(lw.bq, s.q);
+      ops.bias(lw.bk, s.k);
+      ops.bias(lw.bv, s.v);
+    }
+    ops.rope(s.positions, s.ropeTable, s.q, s.k, s.v, s.kCache[i], s.vCache[i], at); // q rotated; cache = rope(k), v
+    ops.attention(s.positions, s.q, s.kCache[i], s.vCache[i], s.att, at); //   att [T, H*D]
+    ops.linear({ x: s.att }, lw.wo, s.x, { accumulate: true }); //             x += Wo att
+    // MLP: x += Wdown (silu(Wgate xn) * (Wup xn)),   xn = rmsnorm(x) * ffn_norm
+    const xm = ops.rmsnorm(s.x, lw.ffnNorm, s.xb);
+    ops.ffnGateUp(xm, lw.wGate, lw.wUp, s.hb, s.hGate, s.hUp); //             hb [T, intermediate]
+    ops.linear({ x: s.hb }, lw.wDown, s.x, { accumulate: true }); //           x += Wdown hb
+  });
+}
+
+/**
+ * The head on one position: logits = output (rmsnorm(x) * output_norm); token = argmax(logits).
+ * @param {DecodeOps} ops
+ * @param {Weights} w
+ * @param {RunState} s
+ * @param {GPUBuffer} x  f32[hidden]: the row the head reads
+ */
+function recordHead(ops, w, s, x) {
+  ops.linear(ops.rmsnorm(x, w.outputNorm, s.xb), w.output, s.logits); //      logits [vocab]
+  ops.argmax(s.logits, s.token); //                                            token [1]
+}
+
+/** A loaded model: weights and run state on the GPU, the forward pass recorded. */
+export class Model {
+  /**
+   * @param {{device: GPUDevice, manifest: import('./package.js').Manifest, context: number, passTokens: number,
+   *          tuning: string,
+   *          shards: Map<string, GPUBuffer>, state: RunState, uniforms: Uniforms,
+   *          decode: Dispatch[], prefill: Dispatch[], head: Dispatch[]}} parts
+   */
+  constructor(parts) {
+    this.device = parts.device;
+    this.manifest = parts.manifest;
+    /** @type {ModelConfig} */
+    this.config = parts.manifest.config;
+    /** KV positions allocated: forward() accepts positions 0 .. context - 1. */
+    this.context = parts.context;
+    /** Tokens per prefill pass. */
+    this.passTokens = parts.passTokens;
+    this.shards = parts.shards;
+    this.state = parts.state;
+    this.uniforms = parts.uniforms;
+    // decode grids are fixed (T = 1): evaluate them once
+    /** @type {FixedDispatch[]} */
+    this.decodeProgram = parts.decode.map((d) => ({ ...d, grid: d.grid(1) }));
+    this.prefillProgram = parts.prefill;
+    /** @type {FixedDispatch[]} */
+    this.headProgram = parts.head.map((d) => ({ ...d, grid: d.grid(1) }));
+    /** Dispatches per decode step (one compute pass, one submit), per prefill pass, uniform buffers, kernel tuning. */
+    this.stats = {
+      tuning: parts.tuning,
+      decodeDispatches: this.decodeProgram.length,
+      prefillDispatches: this.prefillProgram.length + this.headProgram.length,
+      uniformBuffers: this.uniforms.buffers.size,
+    };
+    // host-side staging of ids and positions (preallocated: no allocation per token)
+    this.idsHost = new Uint32Array(this.passTokens);
+    this.positionsHost = new Uint32Array(this.passTokens);
+    /** @type {Promise<unknown>} forward calls run one at a time (they share the run state and read-back buffers) */
+    this.queue = Promise.resolve();
+    this.destroyed = false;
+  }
+
+  /**
+   * Runs tokens `ids` at positions pos .. pos + n - 1, filling the KV cache (model_prep/engine.py `forward`).
+   * n > 1 is prefill (ceil(n / passTokens) passes, one submit each); n == 1 is one decode step (one submit).
+   * Returns the greedy argmax token of the last position, and its logits when opts.logits is true.
+   * @param {Int32Array | Uint32Array | number[]} ids
+   * @param {number} pos  position of ids[0]
+   * @param {{logits?: boolean}} [opts]
+   * @returns {Promise<{token: number, logits?: Float32Array}>}
+   */
+  forward(ids, pos, opts = {}) {
+    const run = this.queue.then(() => this.run(ids, pos, !!opts.logits));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * @param {Int32Array | Uint32Array | number[]} ids
+   * @param {number} pos
+   * @param {boolean} wantLogits
+   * @returns {Promise<{token: number, logits?: Float32Array}>}
+   */
+  async run(ids, pos, wantLogits) {
+    if (this.destroyed) throw new ContextError('this model was destroyed: load it again');
+    const n = ids.length;
+    const vocab = this.config.vocab_size;
+    if (n < 1) throw new ContextError('forward() needs at least one token id');
+    if (!Number.isInteger(pos) || pos < 0 || pos + n > this.context) {
+      throw new ContextError(`positions ${pos}..${pos + n - 1} exceed the ${this.context} KV positions allocated: ` +
+        'start a new conversation, shorten the prompt, or load the model with a larger context');
+    }
+    for (let i = 0; i < n; i++) {
+      const id = ids[i];
+      if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new ContextError(`token id ${id} is outside the vocabulary (0..${vocab - 1})`);
+    }
+    const { device, state: s } = this;
+    const queue = device.queue;
+    const P = this.passTokens;
+    const hiddenBytes = 4 * this.config.hidden_size;
+    for (let start = 0; start < n; start += P) {
+      const T = Math.min(P, n - start);
+      const last = start + T === n;
+      for (let t = 0; t < T; t++) {
+        this.idsHost[t] = ids[start + t];
+        this.positionsHost[t] = pos + start + t;
+      }
+      queue.writeBuffer(s.ids, 0, this.idsHost, 0, T);
+      queue.writeBuffer(s.positions, 0, this.positionsHost, 0, T);
+      const enc = device.createCommandEncoder();
+      if (n === 1) {
+        encode(enc, this.decodeProgram);
+      } else {
+        this.uniforms.setTokens(T);
+        const pass = enc.beginComputePass();
+        for (const d of this.prefillProgram) {
+          const [x, y, z] = d.grid(T);
+          pass.setPipeline(d.pipeline);
+          pass.setBindGroup(0, d.bindGroup);
+          pass.dispatchWorkgroups(x, y, z);
+        }
+        pass.end();
+        if (last) {
+          enc.copyBufferToBuffer(s.x, (T - 1) * hiddenBytes, s.xLast, 0, hiddenBytes);
+          encode(enc, this.headProgram);
+        }
+      }
+      if (last) {
+        enc.copyBufferToBuffer(s.token, 0, s.tokenRead, 0, 4);
+        if (wantLogits) enc.copyBufferToBuffer(s.logits, 0, s.logitsRead, 0, 4 * vocab);
+      }
+      queue.submit([enc.finish()]);
+    }
+    await Promise.all([s.tokenRead.mapAsync(MAP_READ_MODE), wantLogits ? s.logitsRead.mapAsync(MAP_READ_MODE) : null]);
+    const token = new Uint32Array(s.tokenRead.getMappedRange())[0];
+    s.tokenRead.unmap();
+    if (!wantLogits) return { token };
+    const logits = new Float32Array(s.logitsRead.getMappedRange().slice(0));
+    s.logitsRead.unmap();
+    return { token, logits };
+  }
+
+  /** Frees every GPU buffer this model made (not the device). Pending forward calls finish first. */
+  destroy() {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    const free = () => {
+      for (const b of this.shards.values()) b.destroy();
+      destroyRunState(this.state);
+      this.uniforms.destroy();
+    };
+    this.queue.then(free, free);
+  }
+}
+
+/**
+ * One compute pass over prerecorded dispatches with fixed grids.
+ * @param {GPUCommandEncoder} enc
+ * @param {FixedDispatch[]} program
+ */
+function encode(enc, program) {
+  const pass = enc.beginComputePass();
+  for (const d of program) {
+    pass.setPipeline(d.pipeline);
+    pass.setBindGroup(0, d.bindGroup);
+    pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+  }
+  pass.end();
+}

@@ -1,0 +1,293 @@
+// ops.js: the forward pass's operations turned into dispatches, recorded once at load time.
+//
+// model.js writes the forward pass once, in terms of these operations; two recorders turn it into kernels:
+// - DecodeOps (one token): RMSNorm folded into the projections (matvec main_norm), gate + up + SwiGLU in one
+//   matvec main_swiglu, residual adds in matvec's epilogue; every Params value fixed (tokens = 1).
+// - PrefillOps (T tokens, T <= P): rmsnorm.wgsl into xb, then matmul.wgsl per projection; Params that depend on T are
+//   rewritten per pass (Uniforms.perPass), grids are computed per pass.
+// Each recorded Dispatch holds its pipeline and bind group; encoding a pass allocates no GPU object.
+
+import { PARAMS } from './params.js';
+import * as grids from './grids.js';
+import { vectorBinding } from './weights.js';
+
+/** @typedef {import('./weights.js').Tensor} Tensor */
+/** @typedef {import('./grids.js').Grid} Grid */
+/**
+ * @typedef {object} Dispatch
+ * @property {string} label
+ * @property {GPUComputePipeline} pipeline
+ * @property {GPUBindGroup} bindGroup
+ * @property {(tokens: number) => Grid} grid   workgroups for a pass of `tokens` tokens
+ */
+/**
+ * An operand of a projection: the vector(s) x, and the RMSNorm weight to apply first when the norm is folded into
+ * the kernel (decode) rather than already applied (prefill).
+ * @typedef {{x: GPUBuffer, norm?: Tensor}} Input
+ */
+/**
+ * @typedef {object} OpsContext
+ * @property {GPUDevice} device
+ * @property {import('./pipelines.js').Pipelines} pipelines
+ * @property {import('./buffers.js').Uniforms} uniforms
+ * @property {import('./package.js').ModelConfig} config
+ * @property {number} context   KV positions per layer (the caches' capacity)
+ */
+
+/** @param {GPUBuffer | GPUBufferBinding} r @returns {GPUBufferBinding} */
+const binding = (r) => ('buffer' in r ? r : { buffer: r });
+
+class Ops {
+  /** @param {OpsContext} ctx */
+  constructor(ctx) {
+    this.ctx = ctx;
+    /** @type {Dispatch[]} */
+    this.dispatches = [];
+  }
+
+  /**
+   * Records one dispatch; resources are bound to bindings 0, 1, 2, ... in the kernel's order.
+   * @param {string} label
+   * @param {GPUComputePipeline} pipeline
+   * @param {(GPUBuffer | GPUBufferBinding)[]} resources
+   * @param {(tokens: number) => Grid} grid
+   */
+  record(label, pipeline, resources, grid) {
+    const bindGroup = this.ctx.device.createBindGroup({
+      label,
+      layout: pipeline.getBindGroupLayout(0),
+      entries: resources.map((r, i) => ({ binding: i, resource: binding(r) })),
+    });
+    this.dispatches.push({ label, pipeline, bindGroup, grid });
+  }
+
+  /**
+   * A Params buffer whose fields in `perToken` are T times the given value (T = tokens of the pass).
+   * @param {import('./params.js').ParamsLayout} params
+   * @param {Record<string, number>} fixed
+   * @param {Record<string, number>} perToken
+   * @returns {GPUBuffer}
+   */
+  params(params, fixed, perToken) {
+    throw new Error('abstract');
+  }
+
+  /**
+   * x[t] = embedding row ids[t], one dispatch per row chunk of the table.
+   * @param {GPUBuffer} ids  u32[T]
+   * @param {Tensor} table   [vocab, hidden]
+   * @param {GPUBuffer} out  f32[T, hidden]
+   */
+  embed(ids, table, out) {
+    const k = this.ctx.pipelines.embed(table.storage);
+    for (const ch of table.chunks) {
+      const p = this.params(PARAMS[k.shader], { row_start: ch.rowStart, rows: ch.rows, cols: table.cols }, { tokens: 1 });
+      this.record(`embed ${table.name}@${ch.rowStart}`, k.pipeline, [ids, ...ch.planes, out, p], (T) => k.grid(table.cols, T));
+    }
+  }
+
+  /**
+   * y[t] += b for every token (qwen2's q/k/v biases).
+   * @param {Tensor} b    [n] f32
+   * @param {GPUBuffer} y f32[T, n]
+   */
+  bias(b, y) {
+    const wg = this.ctx.pipelines.tuning.elementwise.WG;
+    const p = this.params(PARAMS['bias.wgsl'], { n: b.cols }, { tokens: 1 });
+    this.record(`bias ${b.name}`, this.ctx.pipelines.get('bias.wgsl', 'main', { WG: wg }), [vectorBinding(b), y, p],
+      (T) => grids.elementwiseGrid(T * b.cols, wg));
+  }
+
+  /**
+   * RoPE on q (in place) and k, and the new k, v written into this layer's cache at positions[t]; the rotation comes
+   * from the (cos, sin) table of the run state (rope_table.wgsl).
+   * @param {GPUBuffer} positions  u32[T]
+   * @param {GPUBuffer} table      f32[S, D/2, 2]
+   * @param {GPUBuffer} q          f32[T, H, D]
+   * @param {GPUBuffer} k          f32[T, KV, D]
+   * @param {GPUBuffer} v          f32[T, KV, D]
+   * @param {GPUBuffer} kCache     f32[KV, S, D]
+   * @param {GPUBuffer} vCache     f32[KV, S, D]
+   * @param {string} label
+   */
+  rope(positions, table, q, k, v, kCache, vCache, label) {
+    const c = this.ctx.config;
+    const wg = this.ctx.pipelines.tuning.rope.WG;
+    const pipeline = this.ctx.pipelines.get('rope_table.wgsl', 'main', { WG: wg, HALF: c.rope_layout === 'half' ? 1 : 0 });
+    const p = this.params(PARAMS['rope_table.wgsl'], {
+      num_heads: c.num_heads, num_kv_heads: c.num_kv_heads, head_dim: c.head_dim, capacity: this.ctx.context,
+    }, { tokens: 1 });
+    this.record(`rope ${label}`, pipeline, [positions, table, k, v, q, kCache, vCache, p],
+      (T) => grids.ropeGrid(T, c.num_heads, c.head_dim, wg));
+  }
+
+  /**
+   * Causal GQA over the cache: out[t, h] = softmax(q[t, h] . K[0..pos_t] / sqrt(D)) V.
+   * @param {GPUBuffer} positions u32[T]
+   * @param {GPUBuffer} q         f32[T, H, D]
+   * @param {GPUBuffer} kCache    f32[KV, S, D]
+   * @param {GPUBuffer} vCache    f32[KV, S, D]
+   * @param {GPUBuffer} out       f32[T, H, D]
+   * @param {string} label
+   */
+  attention(positions, q, kCache, vCache, out, label) {
+    const c = this.ctx.config;
+    const pipeline = this.ctx.pipelines.get('attention.wgsl', 'main', { WG: this.ctx.pipelines.tuning.attention.WG });
+    const p = this.ctx.uniforms.fixed(PARAMS['attention.wgsl'], {
+      num_heads: c.num_heads, num_kv_heads: c.num_kv_heads, head_dim: c.head_dim, capacity: this.ctx.context,
+      scale: 1 / Math.sqrt(c.head_dim),
+    });
+    this.record(`attention ${label}`, pipeline, [positions, q, kCache, vCache, out, p],
+      (T) => grids.attentionGrid(c.num_heads, T));
+  }
+
+  /**
+   * out[0] = argmax(logits) (the greedy token, ties to the lowest id).
+   * @param {GPUBuffer} logits f32[vocab]
+   * @param {GPUBuffer} out    u32[1]
+   */
+  argmax(logits, out) {
+    const wg = this.ctx.pipelines.tuning.argmax.WG;
+    const p = this.ctx.uniforms.fixed(PARAMS['argmax.wgsl'], { n: this.ctx.config.vocab_size });
+    this.record('argmax', this.ctx.pipelines.get('argmax.wgsl', 'main', { WG: wg }), [logits, out, p], grids.argmaxGrid);
+  }
+
+  /**
+   * y = silu(gate) * up, elementwise over T * n values.
+   * @param {GPUBuffer} gate f32[T, n]
+   * @param {GPUBuffer} up   f32[T, n]
+   * @param {GPUBuffer} y    f32[T, n]
+   * @param {number} n
+   */
+  swigluElementwise(gate, up, y, n) {
+    const wg = this.ctx.pipelines.tuning.elementwise.WG;
+    const p = this.params(PARAMS['swiglu.wgsl'], {}, { n });
+    this.record('swiglu', this.ctx.pipelines.get('swiglu.wgsl', 'main', { WG: wg }), [gate, up, y, p],
+      (T) => grids.elementwiseGrid(T * n, wg));
+  }
+}
+
+/** One token per pass: matvec kernels, norms folded in, every Params value fixed. */
+export class DecodeOps extends Ops {
+  /** @type {Ops['params']} */
+  params(params, fixed, perToken) {
+    return this.ctx.uniforms.fixed(params, { ...fixed, ...perToken }); // T = 1
+  }
+
+  /**
+   * Decode folds the norm into the next projections: nothing is dispatched here.
+   * @param {GPUBuffer} x     f32[hidden]
+   * @param {Tensor} w        [hidden] f32
+   * @param {GPUBuffer} _out  unused (prefill writes the normed rows there)
+   * @returns {Input}
+   */
+  rmsnorm(x, w, _out) {
+    return { x, norm: w };
+  }
+
+  /**
+   * y = W rmsnorm(x) (input with a norm) or y (+)= W x, one matvec per row chunk of W.
+   * @param {Input} input
+   * @param {Tensor} w          [rows, cols]
+   * @param {GPUBuffer} y       f32[rows]
+   * @param {{accumulate?: boolean}} [opts]  y += W x (the residual add; inputs without a norm only)
+   */
+  linear(input, w, y, opts = {}) {
+    const c = this.ctx.config;
+    const k = this.ctx.pipelines.matvec(w.storage, input.norm ? 'main_norm' : 'main', !!opts.accumulate);
+    if (input.norm && opts.accumulate) throw new Error('matvec main_norm cannot accumulate');
+    const normW = input.norm ? [vectorBinding(input.norm)] : [];
+    for (const ch of w.chunks) {
+      const p = this.params(PARAMS['matvec.wgsl'], { rows: ch.rows, cols: w.cols, row_offset: ch.rowStart, eps: c.rms_norm_eps }, {});
+      const grid = k.grid(ch.rows);
+      this.record(`matvec ${w.name}@${ch.rowStart}`, k.pipeline, [...ch.planes, input.x, ...normW, y, p], () => grid);
+    }
+  }
+
+  /**
+   * y = silu(Wg x') * (Wu x'), x' = rmsnorm(x) * norm: one fused matvec main_swiglu per chunk when gate and up share
+   * storage and row chunks (every package fieldllm writes today); otherwise two matvecs and swiglu.wgsl.
+   * @param {Input} input     with its norm
+   * @param {Tensor} gate     [intermediate, hidden]
+   * @param {Tensor} up       [intermediate, hidden]
+   * @param {GPUBuffer} y       f32[intermediate]
+   * @param {GPUBuffer} gateOut f32[intermediate] (the unfused path only)
+   * @param {GPUBuffer} upOut   f32[intermediate] (the unfused path only)
+   */
+  ffnGateUp(input, gate, up, y, gateOut, upOut) {
+    const c = this.ctx.config;
+    const same = gate.storage === up.storage && gate.chunks.length === up.chunks.length &&
+      gate.chunks.every((ch, i) => ch.rowStart === up.chunks[i].rowStart && ch.rows === up.chunks[i].rows);
+    if (!input.norm || !same) {
+      this.linear(input, gate, gateOut);
+      this.linear(input, up, upOut);
+      this.swigluElementwise(gateOut, upOut, y, gate.rows);
+      return;
+    }
+    const k = this.ctx.pipelines.matvec(gate.storage, 'main_swiglu');
+    gate.chunks.forEach((ch, i) => {
+      const p = this.params(PARAMS['matvec.wgsl'], { rows: ch.rows, cols: gate.cols, row_offset: ch.rowStart, eps: c.rms_norm_eps }, {});
+      const grid = k.grid(ch.rows);
+      const norm = /** @type {Tensor} */ (input.norm);
+      this.record(`matvec swiglu ${gate.name}@${ch.rowStart}`, k.pipeline,
+        [...ch.planes, input.x, vectorBinding(norm), ...up.chunks[i].planes, y, p], () => grid);
+    });
+  }
+}
+
+/** T tokens per pass: rmsnorm.wgsl, then matmul per projection; Params that depend on T rewritten per pass. */
+export class PrefillOps extends Ops {
+  /** @type {Ops['params']} */
+  params(params, fixed, perToken) {
+    return Object.keys(perToken).length ? this.ctx.uniforms.perPass(params, fixed, perToken)
+      : this.ctx.uniforms.fixed(params, fixed);
+  }
+
+  /**
+   * out[t] = rmsnorm(x[t]) * w.
+   * @param {GPUBuffer} x    f32[T, hidden]
+   * @param {Tensor} w       [hidden] f32
+   * @param {GPUBuffer} out  f32[T, hidden]
+   * @returns {Input}
+   */
+  rmsnorm(x, w, out) {
+    const c = this.ctx.config;
+    const wg = this.ctx.pipelines.tuning.rmsnorm.WG;
+    const p = this.ctx.uniforms.fixed(PARAMS['rmsnorm.wgsl'], { n: w.cols, eps: c.rms_norm_eps });
+    this.record(`rmsnorm ${w.name}`, this.ctx.pipelines.get('rmsnorm.wgsl', 'main', { WG: wg }), [x, vectorBinding(w), out, p],
+      grids.rmsnormGrid);
+    return { x: out };
+  }
+
+  /**
+   * Y (+)= X W^T, one matmul per row chunk of W.
+   * @param {Input} input       X f32[T, cols] (already normed)
+   * @param {Tensor} w          [rows, cols]
+   * @param {GPUBuffer} y       f32[T, rows]
+   * @param {{accumulate?: boolean}} [opts]
+   */
+  linear(input, w, y, opts = {}) {
+    if (input.norm) throw new Error('prefill applies norms with rmsnorm.wgsl first');
+    const k = this.ctx.pipelines.matmul(w.storage, !!opts.accumulate);
+    for (const ch of w.chunks) {
+      const p = this.params(PARAMS['matmul.wgsl'], { rows: ch.rows, cols: w.cols, row_offset: ch.rowStart, y_stride: w.rows },
+        { tokens: 1 });
+      this.record(`matmul ${w.name}@${ch.rowStart}`, k.pipeline, [...ch.planes, input.x, y, p], (T) => k.grid(ch.rows, T));
+    }
+  }
+
+  /**
+   * y = silu(X Wg^T) * (X Wu^T): two matmuls and swiglu.wgsl.
+   * @param {Input} input       X f32[T, hidden] (already normed)
+   * @param {Tensor} gate
+   * @param {Tensor} up
+   * @param {GPUBuffer} y       f32[T, intermediate]
+   * @param {GPUBuffer} gateOut f32[T, intermediate]
+   * @param {GPUBuffer} upOut   f32[T, intermediate]
+   */
+  ffnGateUp(input, gate, up, y, gateOut, upOut) {
+    this.linear(input, gate, gateOut);
+    this.linear(input, up, upOut);
+    this.swigluElementwise(gateOut, upOut, y, gate.rows);
+  }
+}

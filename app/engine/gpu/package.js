@@ -1,0 +1,216 @@
+// package.js: the model package on the wire: manifest.json (checked) and weight shards (fetched, verified).
+// docs/FORMAT.md is the specification; the names here follow model_prep/format.py.
+
+import { FetchError, FormatError, IntegrityError } from './errors.js';
+
+export const FORMAT_NAME = 'fieldllm-model';
+export const SUPPORTED_FORMAT_VERSIONS = Object.freeze([1]);
+export const MANIFEST_FILE = 'manifest.json';
+export const PLANE_ALIGN = 256; // bytes: every plane starts at a multiple (WebGPU's storage offset alignment)
+export const GROUP_SIZE = 32; // values per quantization group
+
+/**
+ * @typedef {object} ModelConfig  manifest.config (docs/FORMAT.md)
+ * @property {'llama' | 'qwen2'} architecture
+ * @property {number} vocab_size
+ * @property {number} hidden_size
+ * @property {number} intermediate_size
+ * @property {number} num_layers
+ * @property {number} num_heads
+ * @property {number} num_kv_heads
+ * @property {number} head_dim
+ * @property {number} rms_norm_eps
+ * @property {number} rope_theta
+ * @property {'interleaved' | 'half'} rope_layout
+ * @property {number} context_length
+ * @property {boolean} tie_word_embeddings
+ * @property {boolean} attention_bias
+ */
+/** @typedef {'q4' | 'q8' | 'f32'} Storage */
+/**
+ * @typedef {object} ChunkEntry  one row range of a tensor, inside one shard
+ * @property {string} file
+ * @property {[number, number]} rows                      [start, stop) rows of the tensor
+ * @property {Record<string, [number, number]>} planes    plane name -> [byte offset in file, byte length]
+ */
+/**
+ * @typedef {object} TensorEntry
+ * @property {Storage} storage
+ * @property {number[]} shape          [rows, cols] or [n]
+ * @property {ChunkEntry[]} chunks
+ */
+/** @typedef {{path: string, size: number, sha256: string}} FileEntry */
+/**
+ * @typedef {object} Manifest
+ * @property {string} format
+ * @property {number} format_version
+ * @property {string} name
+ * @property {string} [package_id]
+ * @property {ModelConfig} config
+ * @property {Record<string, any>} [generation]
+ * @property {string} [chat_template]
+ * @property {string} [tokenizer]
+ * @property {Record<string, TensorEntry>} tensors
+ * @property {FileEntry[]} files
+ */
+
+/** Planes of each storage type, in file order. */
+export const PLANES = Object.freeze({ q4: ['qweight', 'scales'], q8: ['qweight', 'scales'], f32: ['data'] });
+
+/**
+ * Throws FormatError unless `m` is a package this engine can read.
+ * @param {any} m  parsed manifest.json
+ * @returns {Manifest}
+ */
+export function checkManifest(m) {
+  const supported = `format "${FORMAT_NAME}" version ${SUPPORTED_FORMAT_VERSIONS.join(' or ')}`;
+  if (!m || typeof m !== 'object' || m.format !== FORMAT_NAME) {
+    throw new FormatError(`manifest.json is not a fieldllm model package (format ${JSON.stringify(m?.format)}); ` +
+      `this engine reads ${supported}: rebuild it with \`fieldllm prepare\``);
+  }
+  if (!SUPPORTED_FORMAT_VERSIONS.includes(m.format_version)) {
+    throw new FormatError(`model package format_version ${m.format_version} is not supported; this engine reads ` +
+      `${supported}: update the app, or rebuild the package with a matching \`fieldllm prepare\``);
+  }
+  const c = m.config;
+  const need = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_layers', 'num_heads', 'num_kv_heads',
+    'head_dim', 'rms_norm_eps', 'rope_theta', 'context_length'];
+  const bad = c ? need.filter((k) => typeof c[k] !== 'number' || !(c[k] > 0)) : need;
+  if (bad.length) throw new FormatError(`manifest.json config lacks ${bad.join(', ')}: rebuild the package`);
+  if (c.rope_layout !== 'interleaved' && c.rope_layout !== 'half') {
+    throw new FormatError(`manifest.json config.rope_layout ${JSON.stringify(c.rope_layout)} is unknown ` +
+      `(expected "interleaved" or "half"): rebuild the package`);
+  }
+  if (!m.tensors || !Array.isArray(m.files)) throw new FormatError('manifest.json lacks tensors or files: rebuild it');
+  for (const [name, t] of Object.entries(/** @type {Record<string, TensorEntry>} */ (m.tensors))) {
+    if (!(t.storage in PLANES)) {
+      throw new FormatError(`tensor ${name} has storage ${JSON.stringify(t.storage)}; this engine knows q4, q8, ` +
+        'f32: rebuild the package');
+    }
+    for (const ch of t.chunks) {
+      for (const p of PLANES[t.storage]) {
+        const plane = ch.planes[p];
+        if (!plane || plane[0] % PLANE_ALIGN !== 0) {
+          throw new FormatError(`tensor ${name}: plane ${p} missing or not ${PLANE_ALIGN}-byte aligned: rebuild the package`);
+        }
+      }
+    }
+  }
+  return /** @type {Manifest} */ (m);
+}
+
+/**
+ * The files holding weights (every file a tensor chunk names), in manifest order.
+ * @param {Manifest} m
+ * @returns {FileEntry[]}
+ */
+export function weightFiles(m) {
+  const used = new Set(Object.values(m.tensors).flatMap((t) => t.chunks.map((c) => c.file)));
+  const files = m.files.filter((f) => used.has(f.path));
+  const listed = new Set(files.map((f) => f.path));
+  const unlisted = [...used].filter((p) => !listed.has(p));
+  if (unlisted.length) throw new FormatError(`manifest.json files lacks ${unlisted.join(', ')}: rebuild the package`);
+  return files;
+}
+
+/**
+ * @param {string | URL} base
+ * @param {string} path
+ */
+function resolve(base, path) {
+  const b = String(base);
+  return new URL(path, b.endsWith('/') ? b : b + '/');
+}
+
+/**
+ * @param {typeof fetch} fetchFn
+ * @param {URL} url
+ * @param {AbortSignal | undefined} signal
+ */
+async function get(fetchFn, url, signal) {
+  let res;
+  try {
+    res = await fetchFn(url, { signal });
+  } catch (e) {
+    if (signal?.aborted) throw signal.reason ?? e;
+    throw new FetchError(`could not fetch ${url}: ${/** @type {Error} */ (e).message}; check the connection, or ` +
+      'reinstall the model while online');
+  }
+  if (!res.ok) {
+    throw new FetchError(`could not fetch ${url}: HTTP ${res.status} ${res.statusText}; the package is incomplete ` +
+      'on the server or in the offline cache: reinstall the model');
+  }
+  return res;
+}
+
+/**
+ * Fetches and checks manifest.json.
+ * @param {string | URL} baseUrl  the package folder
+ * @param {typeof fetch} fetchFn
+ * @param {AbortSignal} [signal]
+ * @returns {Promise<Manifest>}
+ */
+export async function fetchManifest(baseUrl, fetchFn, signal) {
+  const url = resolve(baseUrl, MANIFEST_FILE);
+  const res = await get(fetchFn, url, signal);
+  let json;
+  try {
+    json = await res.json();
+  } catch (e) {
+    throw new FormatError(`${url} is not JSON (${/** @type {Error} */ (e).message}): reinstall the model`);
+  }
+  return checkManifest(json);
+}
+
+/** @param {ArrayBuffer} buf */
+async function sha256Hex(buf) {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * Fetches one package file into memory, streaming (for progress), then checks its size and sha256.
+ * @param {string | URL} baseUrl
+ * @param {FileEntry} file
+ * @param {typeof fetch} fetchFn
+ * @param {{signal?: AbortSignal, onBytes?: (n: number) => void}} [opts]  onBytes: bytes received since the last call
+ * @returns {Promise<Uint8Array>}  exactly file.size bytes
+ */
+export async function fetchVerified(baseUrl, file, fetchFn, opts = {}) {
+  const url = resolve(baseUrl, file.path);
+  const res = await get(fetchFn, url, opts.signal);
+  const data = new Uint8Array(file.size);
+  let got = 0;
+  const tooBig = () => new IntegrityError(`${file.path} is larger than the ${file.size} bytes manifest.json ` +
+    'gives: the package is corrupt or mixed with another version; reinstall the model');
+  if (res.body) {
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (got + value.byteLength > file.size) {
+        await reader.cancel();
+        throw tooBig();
+      }
+      data.set(value, got);
+      got += value.byteLength;
+      opts.onBytes?.(value.byteLength);
+    }
+  } else {
+    const all = new Uint8Array(await res.arrayBuffer());
+    if (all.byteLength > file.size) throw tooBig();
+    data.set(all);
+    got = all.byteLength;
+    opts.onBytes?.(got);
+  }
+  if (got !== file.size) {
+    throw new IntegrityError(`${file.path}: got ${got} bytes, manifest.json says ${file.size}: the download was cut ` +
+      'short or the cached copy is damaged; reinstall the model');
+  }
+  const hash = await sha256Hex(data.buffer);
+  if (hash !== file.sha256) {
+    throw new IntegrityError(`${file.path}: sha256 ${hash} does not match manifest.json (${file.sha256}): the file ` +
+      'is corrupt or from another package version; clear the model from storage and reinstall it');
+  }
+  return data;
+}

@@ -1,0 +1,179 @@
+// pipelines.js: the WGSL sources, compiled once at load, and the choice of kernel by a tensor's storage.
+//
+// Every override a kernel's dispatch grid depends on is passed explicitly (TUNING), never left to the shader's
+// default, so grids.js and the compiled pipeline always agree even if a shader's defaults change.
+
+import { ShaderError } from './errors.js';
+import * as grids from './grids.js';
+
+/** Override constants per kernel family, for GPUs; grids.js gets the same numbers. */
+export const TUNING = Object.freeze({
+  matvec: { TX: 32, TY: 4, R: 2 }, //  matvec.wgsl: 8 rows per workgroup of 128 threads (needs TX >= R)
+  matvecF32: { WG: 64, R: 4 }, //      matvec_f32.wgsl
+  matmul: { WX: 16, WY: 16 }, //       matmul.wgsl: tiles of 64 rows x 32 tokens
+  matmulF32: { TILE: 16 }, //          matmul_f32.wgsl
+  embed: { WG: 64 },
+  rope: { WG: 64 },
+  attention: { WG: 64 },
+  elementwise: { WG: 256 }, //         add, swiglu, bias
+  rmsnorm: { WG: 256 },
+  argmax: { WG: 256 },
+});
+
+/**
+ * For CPU adapters (SwiftShader, the browser tests' adapter; llvmpipe): matvec threads that own whole rows in
+ * fewer, longer loops. Measured on SwiftShader (2 cores): SmolLM2's q8 head 553 -> 101 ms, a 1536x576 q4 16 -> 3 ms.
+ */
+export const CPU_TUNING = Object.freeze({ ...TUNING, matvec: { TX: 4, TY: 16, R: 4 } });
+
+/**
+ * The tuning for this device: CPU_TUNING on a fallback / software adapter, TUNING otherwise.
+ * @param {GPUDevice} device
+ */
+export function tuningFor(device) {
+  const info = /** @type {any} */ (device).adapterInfo ?? {};
+  const name = `${info.vendor ?? ''} ${info.architecture ?? ''} ${info.device ?? ''} ${info.description ?? ''}`;
+  return info.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(name) ? CPU_TUNING : TUNING;
+}
+
+/** Every kernel file the engine uses (fetched at load). */
+export const SHADERS = Object.freeze(['matvec.wgsl', 'matvec_f32.wgsl', 'matmul.wgsl', 'matmul_f32.wgsl',
+  'embed.wgsl', 'embed_f32.wgsl', 'rmsnorm.wgsl', 'rope_table.wgsl', 'attention.wgsl', 'swiglu.wgsl', 'bias.wgsl',
+  'argmax.wgsl']);
+
+/** @typedef {Record<string, number>} Constants  override constants (bools as 0 / 1) */
+/** @typedef {import('./grids.js').Grid} Grid */
+/**
+ * @typedef {object} Kernel  a compiled entry point plus its grid
+ * @property {string} shader
+ * @property {GPUComputePipeline} pipeline
+ */
+
+/** Compiled pipelines, cached by (shader, entry point, constants). */
+export class Pipelines {
+  /**
+   * @param {GPUDevice} device
+   * @param {Map<string, GPUShaderModule>} modules
+   */
+  constructor(device, modules) {
+    this.device = device;
+    this.modules = modules;
+    /** Override constants in use (TUNING or CPU_TUNING); ops.js reads the elementwise ones from here too. */
+    this.tuning = tuningFor(device);
+    /** @type {Map<string, GPUComputePipeline>} */
+    this.cache = new Map();
+  }
+
+  /**
+   * Fetches and compiles every shader of SHADERS; throws ShaderError with the compiler's messages.
+   * @param {GPUDevice} device
+   * @param {string | URL} baseUrl  the folder holding the .wgsl files
+   * @param {typeof fetch} fetchFn
+   * @param {AbortSignal} [signal]
+   */
+  static async load(device, baseUrl, fetchFn, signal) {
+    const base = String(baseUrl).endsWith('/') ? String(baseUrl) : `${baseUrl}/`;
+    const sources = await Promise.all(SHADERS.map(async (name) => {
+      const url = new URL(name, base);
+      let res;
+      try {
+        res = await fetchFn(url, { signal });
+      } catch (e) {
+        if (signal?.aborted) throw signal.reason ?? e;
+        throw new ShaderError(`could not fetch kernel ${url}: ${/** @type {Error} */ (e).message}; reinstall the app`);
+      }
+      if (!res.ok) throw new ShaderError(`could not fetch kernel ${url}: HTTP ${res.status}; reinstall the app`);
+      return /** @type {[string, string]} */ ([name, await res.text()]);
+    }));
+    const modules = new Map();
+    for (const [name, code] of sources) {
+      const module = device.createShaderModule({ label: name, code });
+      const info = await module.getCompilationInfo?.();
+      const errors = (info?.messages ?? []).filter((m) => m.type === 'error');
+      if (errors.length) {
+        throw new ShaderError(`${name} does not compile on this device: ` +
+          errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; '));
+      }
+      modules.set(name, module);
+    }
+    return new Pipelines(device, modules);
+  }
+
+  /**
+   * @param {string} shader
+   * @param {string} entry
+   * @param {Constants} constants
+   * @returns {GPUComputePipeline}
+   */
+  get(shader, entry, constants) {
+    const key = `${shader}:${entry}:${JSON.stringify(constants)}`;
+    let p = this.cache.get(key);
+    if (!p) {
+      const module = this.modules.get(shader);
+      if (!module) throw new ShaderError(`kernel ${shader} was not loaded`);
+      p = this.device.createComputePipeline({ label: key, layout: 'auto', compute: { module, entryPoint: entry, constants } });
+      this.cache.set(key, p);
+    }
+    return p;
+  }
+
+  // --- kernel choice by storage: one forward pass, the weight's storage picks the pipeline and its grid ---------
+
+  /**
+   * Decode matrix-vector product (matvec.wgsl for q4/q8, matvec_f32.wgsl for f32).
+   * @param {import('./package.js').Storage} storage
+   * @param {'main' | 'main_norm' | 'main_swiglu'} entry
+   * @param {boolean} accumulate  y += W x (entry main only)
+   * @returns {{pipeline: GPUComputePipeline, grid: (rows: number) => Grid}}
+   */
+  matvec(storage, entry, accumulate = false) {
+    // ACCUMULATE only where the entry point uses it (an override an entry point never references may be rejected)
+    /** @type {Constants} */
+    const acc = entry === 'main' ? { ACCUMULATE: accumulate ? 1 : 0 } : {};
+    if (storage === 'f32') {
+      const t = this.tuning.matvecF32;
+      return { pipeline: this.get('matvec_f32.wgsl', entry, { ...t, ...acc }), grid: (rows) => grids.matvecF32Grid(rows, t.R) };
+    }
+    const t = this.tuning.matvec;
+    const pipeline = this.get('matvec.wgsl', entry, { QBITS: qbits(storage), ...t, ...acc });
+    return { pipeline, grid: (rows) => grids.matvecGrid(rows, t.TY, t.R) };
+  }
+
+  /**
+   * Prefill matrix product (matmul.wgsl for q4/q8, matmul_f32.wgsl for f32).
+   * @param {import('./package.js').Storage} storage
+   * @param {boolean} accumulate  Y += X W^T
+   * @returns {{pipeline: GPUComputePipeline, grid: (rows: number, tokens: number) => Grid}}
+   */
+  matmul(storage, accumulate) {
+    const acc = accumulate ? 1 : 0;
+    if (storage === 'f32') {
+      const t = this.tuning.matmulF32;
+      return { pipeline: this.get('matmul_f32.wgsl', 'main', { ...t, ACCUMULATE: acc }), grid: (rows, T) => grids.matmulF32Grid(rows, T, t.TILE) };
+    }
+    const t = this.tuning.matmul;
+    const pipeline = this.get('matmul.wgsl', 'main', { QBITS: qbits(storage), ...t, ACCUMULATE: acc });
+    return { pipeline, grid: (rows, T) => grids.matmulGrid(rows, T, t.WX, t.WY) };
+  }
+
+  /**
+   * Embedding lookup (embed.wgsl for q4/q8, embed_f32.wgsl for f32).
+   * @param {import('./package.js').Storage} storage
+   * @returns {{shader: string, pipeline: GPUComputePipeline, grid: (cols: number, tokens: number) => Grid}}
+   */
+  embed(storage) {
+    const t = this.tuning.embed;
+    if (storage === 'f32') {
+      return { shader: 'embed_f32.wgsl', pipeline: this.get('embed_f32.wgsl', 'main', t), grid: (cols, T) => grids.embedF32Grid(cols, T, t.WG) };
+    }
+    const q = qbits(storage);
+    return { shader: 'embed.wgsl', pipeline: this.get('embed.wgsl', 'main', { QBITS: q, ...t }), grid: (cols, T) => grids.embedGrid(cols, T, q, t.WG) };
+  }
+}
+
+/** @param {import('./package.js').Storage} storage */
+function qbits(storage) {
+  if (storage === 'q4') return 4;
+  if (storage === 'q8') return 8;
+  throw new ShaderError(`no quantized kernel for storage ${storage}`);
+}

@@ -1,0 +1,127 @@
+// probe.js: can this device run this package? One call before anything is downloaded into GPU memory.
+//
+// probe(gpu, manifest) finds an adapter and checks the package against its limits: every plane must fit one
+// storage binding, every shard one buffer, every run-state buffer (activations, one layer's KV cache) one binding,
+// and weights + KV cache + activations a memory budget. On success `limits` holds the limits to request:
+//   const device = await result.adapter.requestDevice({requiredLimits: result.limits});
+// (the defaults raised only as far as this package needs, never past what the adapter offers).
+
+import { checkManifest, weightFiles } from './package.js';
+import { runStateBytes } from './state.js';
+
+export const DEFAULT_CONTEXT = 2048; // KV positions when the caller names none (capped by the model's own)
+export const DEFAULT_PASS_TOKENS = 128; // prompt tokens per prefill pass (P); longer prompts take several passes
+export const DEFAULT_BUDGET_BYTES = 4 * 1024 ** 3; // weights + KV cache + activations; above this, refuse
+const MiB = 1024 * 1024;
+
+/** WebGPU's default limits, the floor a requiredLimits value never needs to go under. */
+const DEFAULT_LIMITS = { maxStorageBufferBindingSize: 128 * MiB, maxBufferSize: 256 * MiB };
+
+/**
+ * Why the kernels cannot run this config, or null. Shared with loadModel.
+ * @param {import('./package.js').ModelConfig} c
+ * @returns {string | null}
+ */
+export function unsupported(c) {
+  if (c.num_heads % c.num_kv_heads !== 0) return `num_heads ${c.num_heads} is not a multiple of num_kv_heads ${c.num_kv_heads}`;
+  if (c.head_dim % 4 !== 0 || c.head_dim > 256) return `head_dim ${c.head_dim} is not a multiple of 4 up to 256 (attention.wgsl)`;
+  if (c.architecture !== 'llama' && c.architecture !== 'qwen2') return `architecture ${c.architecture} is unknown`;
+  return null;
+}
+
+/**
+ * What a package needs from a device, for a given context and prefill pass size.
+ * @param {import('./package.js').Manifest} manifest
+ * @param {number} context      KV positions
+ * @param {number} passTokens   tokens per prefill pass
+ */
+export function requirements(manifest, context, passTokens) {
+  const files = weightFiles(manifest);
+  const planes = Object.values(manifest.tensors).flatMap((t) => t.chunks.flatMap((c) => Object.values(c.planes)));
+  const largestPlane = Math.max(0, ...planes.map(([, size]) => size));
+  const largestShard = Math.max(0, ...files.map((f) => f.size));
+  const weights = files.reduce((s, f) => s + f.size, 0);
+  const state = runStateBytes(manifest.config, context, passTokens);
+  return {
+    weights, // bytes of weight shards
+    kvCache: state.kvCache, // bytes of K and V caches, all layers
+    activations: state.activations, // bytes of every other run-state buffer
+    total: weights + state.kvCache + state.activations,
+    binding: Math.max(largestPlane, state.largest), // largest single storage binding
+    buffer: Math.max(largestShard, state.largest), // largest single buffer
+  };
+}
+
+/** The context loadModel uses when none is given. @param {import('./package.js').ModelConfig} c @param {number} [context] */
+export function contextFor(c, context) {
+  return Math.min(context ?? DEFAULT_CONTEXT, c.context_length);
+}
+
+/** @param {number} n */
+const mib = (n) => `${(n / MiB).toFixed(n < 10 * MiB ? 1 : 0)} MiB`;
+
+/**
+ * @param {GPU | undefined | null} gpu  navigator.gpu (browser) or the Dawn GPU object (Node)
+ * @param {import('./package.js').Manifest} [manifest]  without one, only the adapter is checked
+ * @param {{context?: number, passTokens?: number, budgetBytes?: number,
+ *          powerPreference?: GPUPowerPreference}} [opts]
+ * @returns {Promise<{ok: boolean, reason?: string, adapter?: GPUAdapter, info?: object, limits?: Record<string, number>,
+ *                    features?: string[], needs?: ReturnType<typeof requirements>}>}
+ */
+export async function probe(gpu, manifest, opts = {}) {
+  if (!gpu) {
+    return { ok: false, reason: 'WebGPU is not available here (no navigator.gpu): use a recent Chrome or Edge, or the local fallback server' };
+  }
+  /** @type {GPUAdapter | null} */
+  let adapter;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+  } catch (e) {
+    return { ok: false, reason: `WebGPU adapter request failed: ${/** @type {Error} */ (e).message}` };
+  }
+  if (!adapter) {
+    return { ok: false, reason: 'WebGPU is present but found no usable GPU adapter (blocklisted driver or disabled): use the local fallback server' };
+  }
+  const ai = adapter.info;
+  const info = {
+    vendor: ai?.vendor ?? '', architecture: ai?.architecture ?? '', device: ai?.device ?? '',
+    description: ai?.description ?? '',
+    isFallbackAdapter: /** @type {any} */ (ai)?.isFallbackAdapter ?? /** @type {any} */ (adapter).isFallbackAdapter ?? false,
+  };
+  const features = [...adapter.features].map(String).sort();
+  const have = adapter.limits;
+  const base = { adapter, info, features };
+  if (!manifest) {
+    return { ok: true, ...base, limits: { ...DEFAULT_LIMITS } };
+  }
+  try {
+    checkManifest(manifest);
+  } catch (e) {
+    return { ok: false, ...base, reason: /** @type {Error} */ (e).message };
+  }
+  const c = manifest.config;
+  const why = unsupported(c);
+  if (why) return { ok: false, ...base, reason: `this engine cannot run ${manifest.name}: ${why}` };
+  const context = contextFor(c, opts.context);
+  const needs = requirements(manifest, context, opts.passTokens ?? DEFAULT_PASS_TOKENS);
+  const budget = opts.budgetBytes ?? DEFAULT_BUDGET_BYTES;
+  if (needs.binding > have.maxStorageBufferBindingSize) {
+    return { ok: false, ...base, needs, reason: `${manifest.name} needs a ${mib(needs.binding)} storage binding; this GPU ` +
+      `allows ${mib(have.maxStorageBufferBindingSize)}: choose a smaller context or model` };
+  }
+  if (needs.buffer > have.maxBufferSize) {
+    return { ok: false, ...base, needs, reason: `${manifest.name} needs a ${mib(needs.buffer)} buffer; this GPU allows ` +
+      `${mib(have.maxBufferSize)}: choose a smaller context or model` };
+  }
+  if (needs.total > budget) {
+    return { ok: false, ...base, needs, reason: `${manifest.name} needs ${mib(needs.total)} of GPU memory (weights ` +
+      `${mib(needs.weights)}, KV cache ${mib(needs.kvCache)} for ${context} positions, activations ` +
+      `${mib(needs.activations)}), more than the ${mib(budget)} allowed: choose a smaller context or model` };
+  }
+  const limits = {
+    maxStorageBufferBindingSize: Math.min(have.maxStorageBufferBindingSize,
+      Math.max(DEFAULT_LIMITS.maxStorageBufferBindingSize, needs.binding)),
+    maxBufferSize: Math.min(have.maxBufferSize, Math.max(DEFAULT_LIMITS.maxBufferSize, needs.buffer)),
+  };
+  return { ok: true, ...base, limits, needs };
+}

@@ -1,0 +1,136 @@
+// state.js: the run state, as in llama2.c's RunState: every activation and the KV cache, sized once from the
+// config, the context (S positions of KV cache) and the tokens per prefill pass (P). Nothing is allocated later.
+// Decode uses row 0 of each [P, ...] buffer. probe.js sizes the same buffers through runStateBytes.
+
+import { ACTIVATION, USAGE, createBuffer } from './buffers.js';
+
+/**
+ * Bytes of each run-state buffer (f32 and u32 are 4 bytes). Shapes: H = query heads, KV = key/value heads,
+ * D = head_dim, S = context positions, P = tokens per prefill pass.
+ * @param {import('./package.js').ModelConfig} c
+ * @param {number} S
+ * @param {number} P
+ */
+export function runStateSizes(c, S, P) {
+  const H = c.num_heads, KV = c.num_kv_heads, D = c.head_dim;
+  return {
+    ids: 4 * P, //                               u32[P]              token ids of the pass (host-written)
+    positions: 4 * P, //                         u32[P]              their positions (host-written)
+    x: 4 * P * c.hidden_size, //                 f32[P, hidden]      residual stream
+    xb: 4 * P * c.hidden_size, //                f32[P, hidden]      rmsnorm(x) (prefill; decode folds the norm)
+    xLast: 4 * c.hidden_size, //                 f32[hidden]         the pass's last row of x (prefill head input)
+    q: 4 * P * H * D, //                         f32[P, H, D]        queries (rotated in place)
+    k: 4 * P * KV * D, //                        f32[P, KV, D]       new keys, before RoPE
+    v: 4 * P * KV * D, //                        f32[P, KV, D]       new values
+    att: 4 * P * H * D, //                       f32[P, H, D]        attention output
+    hb: 4 * P * c.intermediate_size, //          f32[P, intermediate] silu(gate) * up, the input of ffn_down
+    hGate: 4 * P * c.intermediate_size, //       f32[P, intermediate] gate projection (prefill; decode fuses it)
+    hUp: 4 * P * c.intermediate_size, //         f32[P, intermediate] up projection (prefill; decode fuses it)
+    logits: 4 * c.vocab_size, //                 f32[vocab]          last position's logits
+    token: 4, //                                 u32[1]              argmax(logits)
+    ropeTable: 4 * S * D, //                     f32[S, D/2, 2]      (cos, sin) of pos * theta^(-2i/D), set at load
+    kCacheLayer: 4 * KV * S * D, //              f32[KV, S, D]       keys of one layer, rotated (x num_layers)
+    vCacheLayer: 4 * KV * S * D, //              f32[KV, S, D]       values of one layer (x num_layers)
+  };
+}
+
+/**
+ * Total bytes of the run state, and the largest single buffer (each is bound whole, so it must fit a binding).
+ * @param {import('./package.js').ModelConfig} c
+ * @param {number} S
+ * @param {number} P
+ */
+export function runStateBytes(c, S, P) {
+  const s = runStateSizes(c, S, P);
+  const kv = (s.kCacheLayer + s.vCacheLayer) * c.num_layers;
+  const other = Object.entries(s).filter(([k]) => !k.endsWith('CacheLayer')).reduce((a, [, v]) => a + v, 0);
+  const readback = 4 + s.logits; // the mappable copies of token and logits
+  return { kvCache: kv, activations: other + readback, largest: Math.max(...Object.values(s)) };
+}
+
+/**
+ * @typedef {object} RunState  one GPU buffer per entry of runStateSizes; kCache / vCache one per layer
+ * @property {GPUBuffer} ids
+ * @property {GPUBuffer} positions
+ * @property {GPUBuffer} x
+ * @property {GPUBuffer} xb
+ * @property {GPUBuffer} xLast
+ * @property {GPUBuffer} q
+ * @property {GPUBuffer} k
+ * @property {GPUBuffer} v
+ * @property {GPUBuffer} att
+ * @property {GPUBuffer} hb
+ * @property {GPUBuffer} hGate
+ * @property {GPUBuffer} hUp
+ * @property {GPUBuffer} logits
+ * @property {GPUBuffer} token
+ * @property {GPUBuffer} ropeTable
+ * @property {GPUBuffer[]} kCache
+ * @property {GPUBuffer[]} vCache
+ * @property {GPUBuffer} tokenRead    u32[1] mappable copy of token (the 4 bytes read back per step)
+ * @property {GPUBuffer} logitsRead   f32[vocab] mappable copy of logits (read only when asked for)
+ */
+
+/**
+ * @param {GPUDevice} device
+ * @param {import('./package.js').ModelConfig} c
+ * @param {number} S  context positions
+ * @param {number} P  tokens per prefill pass
+ * @returns {RunState}
+ */
+export function allocRunState(device, c, S, P) {
+  const s = runStateSizes(c, S, P);
+  const buf = (/** @type {string} */ name, /** @type {number} */ bytes) => createBuffer(device, name, bytes, ACTIVATION);
+  const layers = Array.from({ length: c.num_layers }, (_, i) => i);
+  return {
+    ids: buf('ids', s.ids),
+    positions: buf('positions', s.positions),
+    x: buf('x', s.x),
+    xb: buf('xb', s.xb),
+    xLast: buf('xLast', s.xLast),
+    q: buf('q', s.q),
+    k: buf('k', s.k),
+    v: buf('v', s.v),
+    att: buf('att', s.att),
+    hb: buf('hb', s.hb),
+    hGate: buf('hGate', s.hGate),
+    hUp: buf('hUp', s.hUp),
+    logits: buf('logits', s.logits),
+    token: buf('token', s.token),
+    ropeTable: buf('rope table', s.ropeTable),
+    kCache: layers.map((i) => buf(`k_cache.${i}`, s.kCacheLayer)),
+    vCache: layers.map((i) => buf(`v_cache.${i}`, s.vCacheLayer)),
+    tokenRead: createBuffer(device, 'token (read back)', 4, USAGE.MAP_READ | USAGE.COPY_DST),
+    logitsRead: createBuffer(device, 'logits (read back)', s.logits, USAGE.MAP_READ | USAGE.COPY_DST),
+  };
+}
+
+/**
+ * The RoPE table, computed as model_prep/engine.py RunState computes cos and sin: angles in float64 (JS numbers),
+ * rounded to f32 once. rope_table.wgsl reads it, so the GPU rotates with exactly the reference's values (WGSL's
+ * own sin / cos promise only 2^-11 absolute error; SwiftShader's are ~2e-4 off).
+ * @param {GPUDevice} device
+ * @param {RunState} s
+ * @param {import('./package.js').ModelConfig} c
+ * @param {number} S  context positions
+ */
+export function writeRopeTable(device, s, c, S) {
+  const half = c.head_dim / 2;
+  const table = new Float32Array(S * half * 2); // [S, D/2, (cos, sin)]
+  for (let i = 0; i < half; i++) {
+    const invFreq = 1 / c.rope_theta ** ((2 * i) / c.head_dim);
+    for (let p = 0; p < S; p++) {
+      const angle = p * invFreq;
+      table[(p * half + i) * 2] = Math.cos(angle);
+      table[(p * half + i) * 2 + 1] = Math.sin(angle);
+    }
+  }
+  device.queue.writeBuffer(s.ropeTable, 0, table);
+}
+
+/** @param {RunState} s */
+export function destroyRunState(s) {
+  for (const v of Object.values(s)) {
+    for (const b of Array.isArray(v) ? v : [v]) b.destroy();
+  }
+}

@@ -1,0 +1,110 @@
+// weights.js: the package's shards in GPU memory, and each tensor as (buffer, offset, size) plane bindings.
+//
+// One GPU buffer per shard file, written once at load; a tensor chunk's planes are ranges of it (offsets are
+// 256-aligned by construction, docs/FORMAT.md), so no weight is ever copied or dequantized on the GPU.
+
+import { USAGE, createBuffer } from './buffers.js';
+import { CapacityError, FormatError } from './errors.js';
+import { PLANES, fetchVerified, weightFiles } from './package.js';
+
+/**
+ * @typedef {object} TensorChunk
+ * @property {number} rowStart               first row of the tensor held by this chunk
+ * @property {number} rows                   rows in this chunk
+ * @property {GPUBufferBinding[]} planes     PLANES[storage] order: q4/q8 [qweight, scales], f32 [data]
+ */
+/**
+ * @typedef {object} Tensor  a weight as the kernels see it: rows = output features, cols = input features
+ * @property {string} name
+ * @property {import('./package.js').Storage} storage
+ * @property {number} rows                   [rows, cols]; vectors are one row of n
+ * @property {number} cols
+ * @property {TensorChunk[]} chunks          row ranges in order, covering 0..rows
+ */
+
+/**
+ * Fetches, verifies and uploads every weight shard; returns the shard buffers and a tensor lookup.
+ * @param {GPUDevice} device
+ * @param {import('./package.js').Manifest} manifest
+ * @param {{baseUrl: string | URL, fetch: typeof fetch, signal?: AbortSignal,
+ *          onProgress?: (p: {loadedBytes: number, totalBytes: number, file: string}) => void}} opts
+ */
+export async function loadWeights(device, manifest, opts) {
+  const files = weightFiles(manifest);
+  const totalBytes = files.reduce((s, f) => s + f.size, 0);
+  const maxBuffer = device.limits.maxBufferSize;
+  const big = files.find((f) => f.size > maxBuffer);
+  if (big) {
+    throw new CapacityError(`shard ${big.path} (${big.size} bytes) exceeds this device's maxBufferSize (${maxBuffer}): ` +
+      'create the device with the limits probe() returns, or rebuild the package with a smaller --shard-size');
+  }
+  /** @type {Map<string, GPUBuffer>} */
+  const shards = new Map();
+  let loadedBytes = 0;
+  try {
+    // one file at a time: peak host memory stays at one shard (32 MiB by default)
+    for (const f of files) {
+      opts.onProgress?.({ loadedBytes, totalBytes, file: f.path });
+      const data = await fetchVerified(opts.baseUrl, f, opts.fetch, {
+        signal: opts.signal,
+        onBytes: (n) => {
+          loadedBytes += n;
+          opts.onProgress?.({ loadedBytes, totalBytes, file: f.path });
+        },
+      });
+      const buffer = createBuffer(device, f.path, f.size, USAGE.STORAGE | USAGE.COPY_DST);
+      shards.set(f.path, buffer);
+      const whole = f.size - (f.size % 4); // writeBuffer moves multiples of 4 bytes; pad the tail by hand
+      if (whole) device.queue.writeBuffer(buffer, 0, /** @type {Uint8Array<ArrayBuffer>} */ (data), 0, whole);
+      if (whole !== f.size) {
+        const tail = new Uint8Array(4);
+        tail.set(data.subarray(whole));
+        device.queue.writeBuffer(buffer, whole, tail);
+      }
+    }
+  } catch (e) {
+    for (const b of shards.values()) b.destroy();
+    throw e;
+  }
+  return { shards, totalBytes, tensor: (/** @type {string} */ name) => tensorView(manifest, shards, name, device) };
+}
+
+/**
+ * @param {import('./package.js').Manifest} manifest
+ * @param {Map<string, GPUBuffer>} shards
+ * @param {string} name
+ * @param {GPUDevice} device
+ * @returns {Tensor}
+ */
+function tensorView(manifest, shards, name, device) {
+  const t = manifest.tensors[name];
+  if (!t) throw new FormatError(`the package has no tensor ${name}: rebuild it with \`fieldllm prepare\``);
+  const [rows, cols] = t.shape.length === 2 ? t.shape : [1, t.shape[0]];
+  const maxBinding = device.limits.maxStorageBufferBindingSize;
+  let next = 0;
+  const chunks = t.chunks.map((c) => {
+    if (c.rows[0] !== next) throw new FormatError(`tensor ${name}: chunks do not cover its rows in order: rebuild it`);
+    next = c.rows[1];
+    const buffer = /** @type {GPUBuffer} */ (shards.get(c.file));
+    const planes = PLANES[t.storage].map((p) => {
+      const [offset, size] = c.planes[p];
+      if (size > maxBinding) {
+        throw new CapacityError(`tensor ${name} plane ${p} (${size} bytes) exceeds this device's ` +
+          `maxStorageBufferBindingSize (${maxBinding}): create the device with the limits probe() returns`);
+      }
+      return { buffer, offset, size };
+    });
+    return { rowStart: c.rows[0], rows: c.rows[1] - c.rows[0], planes };
+  });
+  if (t.shape.length === 2 && next !== rows) throw new FormatError(`tensor ${name}: chunks end at row ${next} of ${rows}`);
+  return { name, storage: t.storage, rows, cols, chunks };
+}
+
+/** @param {Tensor} t @returns {GPUBufferBinding} the single plane of an f32 vector (norm weight, bias) */
+export function vectorBinding(t) {
+  if (t.storage !== 'f32' || t.chunks.length !== 1) {
+    throw new FormatError(`${t.name} must be one f32 chunk (found ${t.storage}, ${t.chunks.length} chunks)`);
+  }
+  return t.chunks[0].planes[0];
+}
+

@@ -1,0 +1,127 @@
+// Benchmark the JS engine (app/engine/gpu) under Node with Dawn (npm `webgpu`) on a real GPU: decode and prefill
+// tokens/s beside the same-run memory-bandwidth bound.
+//
+// Usage (on the GPU machine, after `source .device/on-device.sh`):
+//   node scripts/bench_engine.mjs --package build/models/smollm2 [--decode 128] [--prefill 256] [--json out.json]
+// Bound: one decode token must read every weight byte once (the embedding only as the tied output head, one row for
+// the lookup) plus the KV cache written so far; bound tokens/s = copy bandwidth / those bytes, where the copy
+// bandwidth is a device-to-device copyBufferToBuffer of 256 MiB timed in the same process, counting read + write bytes.
+
+import { readFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { pathToFileURL, fileURLToPath } from 'node:url';
+import { create, globals } from 'webgpu';
+
+Object.assign(globalThis, globals);
+const { loadModel } = await import('../app/engine/gpu/model.js');
+const { probe } = await import('../app/engine/gpu/probe.js');
+
+const { values: args } = parseArgs({
+  options: {
+    package: { type: 'string' },
+    decode: { type: 'string', default: '128' },
+    prefill: { type: 'string', default: '256' },
+    json: { type: 'string' },
+  },
+});
+if (!args.package) throw new Error('--package DIR is required');
+
+/** fetch() for file: URLs (Node's fetch only speaks http). @param {string | URL | Request} url */
+async function fileFetch(url) {
+  const href = typeof url === 'string' ? url : url instanceof URL ? url.href : url.url;
+  return new Response(await readFile(fileURLToPath(href)));
+}
+
+/** @param {GPUDevice} device @returns {Promise<number>} bytes/s of read + write traffic */
+async function copyBandwidth(device) {
+  const size = 256 << 20;
+  const usage = GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const src = device.createBuffer({ size, usage });
+  const dst = device.createBuffer({ size, usage });
+  /** @param {number} n */
+  const timed = async (n) => {
+    const enc = device.createCommandEncoder();
+    for (let i = 0; i < n; i++) enc.copyBufferToBuffer(src, 0, dst, 0, size);
+    const t = performance.now();
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    return (performance.now() - t) / 1000;
+  };
+  await timed(2); // warm up
+  let best = Infinity;
+  // (t(2n) - t(n)) / n cancels the submit and wake-up cost
+  for (let trial = 0; trial < 3; trial++) best = Math.min(best, ((await timed(16)) - (await timed(8))) / 8);
+  src.destroy();
+  dst.destroy();
+  return (2 * size) / best;
+}
+
+/** Bytes one decode token reads at position pos. @param {any} manifest @param {number} pos */
+function bytesPerToken(manifest, pos) {
+  const c = manifest.config;
+  let bytes = 0;
+  for (const [name, t] of Object.entries(manifest.tensors)) {
+    /** @type {any} */ const tensor = t;
+    let tensorBytes = 0;
+    for (const chunk of tensor.chunks) for (const [, n] of Object.values(chunk.planes)) tensorBytes += n;
+    if (name === 'token_embd.weight') {
+      const rowBytes = tensorBytes / tensor.shape[0];
+      bytes += rowBytes + (c.tie_word_embeddings ? tensorBytes : 0); // lookup of one row (+ the tied head)
+    } else {
+      bytes += tensorBytes;
+    }
+  }
+  return bytes + 2 * c.num_layers * pos * c.num_kv_heads * c.head_dim * 4; // K and V read, f32
+}
+
+const root = pathToFileURL(`${process.cwd()}/`);
+const baseUrl = new URL(`${args.package.replace(/\/?$/, '/')}`, root);
+const shaderBaseUrl = new URL('webgpu_shaders/', root);
+const nPrefill = Number(args.prefill);
+const nDecode = Number(args.decode);
+const context = nPrefill + nDecode + 8;
+
+const gpu = create([]);
+const manifest = JSON.parse(await readFile(new URL('manifest.json', baseUrl), 'utf8'));
+const pr = await probe(gpu, manifest, { context });
+if (!pr.ok || !pr.adapter) throw new Error(pr.reason ?? 'no adapter');
+const device = await pr.adapter.requestDevice({ requiredLimits: pr.limits });
+const result = /** @type {Record<string, any>} */ ({ adapter: pr.info });
+console.log(`adapter: ${JSON.stringify(pr.info)}`);
+
+const copy = await copyBandwidth(device);
+result.copy_GBps = copy / 1e9;
+console.log(`copyBufferToBuffer 256 MiB: ${(copy / 1e9).toFixed(0)} GB/s (read + write)`);
+
+const model = await loadModel({ device, baseUrl, shaderBaseUrl, fetch: /** @type {any} */ (fileFetch), context });
+result.package = model.manifest.name;
+
+// prefill: nPrefill tokens (passes of model.passTokens, one submit each) (ids are arbitrary but valid), after one warm-up pass
+const ids = Array.from({ length: nPrefill }, (_, i) => (i * 7919 + 13) % model.config.vocab_size);
+await model.forward(ids, 0);
+let t = performance.now();
+let out = await model.forward(ids, 0);
+const prefillS = (performance.now() - t) / 1000;
+result.prefill_tokens = nPrefill;
+result.prefill_tokens_per_s = nPrefill / prefillS;
+console.log(`prefill ${nPrefill} tokens: ${result.prefill_tokens_per_s.toFixed(0)} tokens/s`);
+
+// decode: greedy, one forward (one submit, 4-byte readback) per token
+let token = out.token;
+t = performance.now();
+for (let i = 0; i < nDecode; i++) token = (await model.forward([token], nPrefill + i)).token;
+const decodeS = (performance.now() - t) / 1000;
+const bytes = bytesPerToken(model.manifest, nPrefill + nDecode / 2);
+result.decode_tokens = nDecode;
+result.decode_tokens_per_s = nDecode / decodeS;
+result.bytes_per_token = bytes;
+result.bound_tokens_per_s = copy / bytes;
+result.fraction_of_bound = result.decode_tokens_per_s / result.bound_tokens_per_s;
+console.log(`decode ${nDecode} tokens: ${result.decode_tokens_per_s.toFixed(1)} tokens/s`);
+console.log(`bound: ${(bytes / 2 ** 20).toFixed(1)} MiB per token -> ${result.bound_tokens_per_s.toFixed(0)} tokens/s; ` +
+  `decode is ${(100 * result.fraction_of_bound).toFixed(1)}% of it`);
+console.log(JSON.stringify(result));
+if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 1));
+model.destroy();
+process.exit(0); // Dawn has been seen to crash at exit after heavy use: results are printed first
