@@ -1,0 +1,57 @@
+// kv-session.js: which token ids the model's KV cache holds, so that a new request whose prompt extends the last
+// conversation runs only the new suffix (model_prep/reference.py `_prefill`). Positions 0 .. cached.length - 1 hold
+// the K/V of `cached`; anything the model wrote past that is garbage that the next forward() overwrites.
+
+/**
+ * @typedef {object} StepModel  what the session needs of a Model (app/engine/gpu/model.js)
+ * @property {number} context  KV positions allocated
+ * @property {(ids: number[], pos: number, opts?: {logits?: boolean}) => Promise<Step>} forward
+ */
+/** @typedef {{token: number, logits?: Float32Array}} Step  argmax of the last position (+ its logits f32[vocab]) */
+
+export class KvSession {
+  /** @param {StepModel} model */
+  constructor(model) {
+    this.model = model;
+    /** @type {number[]} token ids whose K/V are in the cache, by position */
+    this.cached = [];
+  }
+
+  get context() {
+    return this.model.context;
+  }
+
+  /**
+   * Runs ids at positions pos .. pos + ids.length - 1 and records them as cached.
+   * @param {number[]} ids
+   * @param {number} pos  must be <= cached.length
+   * @param {boolean} wantLogits
+   * @returns {Promise<Step>}
+   */
+  async run(ids, pos, wantLogits) {
+    if (pos > this.cached.length) throw new RangeError(`position ${pos} is past the ${this.cached.length} cached tokens`);
+    this.cached.length = pos; // positions >= pos are overwritten now; if forward fails they stay unknown
+    const step = await this.model.forward(ids, pos, { logits: wantLogits });
+    for (const id of ids) this.cached.push(id);
+    return step;
+  }
+
+  /**
+   * Reuses the longest cached prefix of `prompt` and runs the rest in one call; the last prompt token always runs
+   * (its output picks the first new token).
+   * @param {number[]} prompt  non-empty
+   * @param {boolean} wantLogits
+   */
+  prefill(prompt, wantLogits) {
+    let common = 0;
+    const n = Math.min(this.cached.length, prompt.length);
+    while (common < n && this.cached[common] === prompt[common]) common++;
+    common = Math.min(common, prompt.length - 1);
+    return this.run(prompt.slice(common), common, wantLogits);
+  }
+
+  /** Forgets the cache (a failed or destroyed model). */
+  reset() {
+    this.cached = [];
+  }
+}

@@ -1,0 +1,68 @@
+"""The browser engine (app/engine on WebGPU, here SwiftShader in Chromium) against the numpy reference engine.
+
+Greedy token ids of the default model for three chats, and logits of tiny random models (f32 and q4 weights, llama
+and qwen2) within 1e-3, for a prefill, a decode step, and a prompt longer than one prefill pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from browser_harness import Harness, Site, reference_engine
+
+CHATS = [
+    [{"role": "user", "content": "The cooling water pump on our generator is vibrating and the bearing is hot. "
+                                 "What should I check, step by step?"}],
+    [{"role": "system", "content": "You are a triage assistant in a rural clinic."},
+     {"role": "user", "content": "A 4-year-old has had fever for three days and is breathing fast. "
+                                 "What are the danger signs I should look for?"}],
+    [{"role": "user", "content": "What is the capital of France?"}],
+]
+STEPS = 24
+
+
+@pytest.mark.slow
+def test_smollm2_greedy_ids_match_reference(harness: Harness, smollm2: str, site: Site) -> None:
+    ref = reference_engine(site.models[smollm2])
+    info = harness.call("loadEngine", smollm2, {"context": 512})
+    assert info["model"] == ref.name
+    lengths = []
+    for messages in CHATS:
+        prompt = ref.prompt_ids(messages)
+        assert harness.call("promptIds", messages) == prompt, "template + tokenizer differ from Python's"
+        expected = list(ref.generate_ids(prompt, STEPS, _greedy()))
+        got = harness.call("generateIds", prompt, STEPS)
+        assert got == expected, f"{messages[-1]['content'][:40]!r}: {ref.decode(got)!r} vs {ref.decode(expected)!r}"
+        lengths.append(len(expected))
+    # the pump and triage answers are long; "Paris." ends at EOS early, and must end there on both sides alike
+    assert lengths[:2] == [STEPS, STEPS], lengths
+
+
+def _greedy() -> Any:
+    from model_prep.sampling import Sampler
+
+    return Sampler()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("arch", "weights"), [("llama", "f32"), ("qwen2", "f32"), ("llama", "q4")])
+def test_tiny_logits_match_reference(harness: Harness, tiny: Any, site: Site, arch: str, weights: str) -> None:
+    name = tiny(arch, weights)
+    ref = reference_engine(site.models[name])
+    harness.call("loadEngine", name, {})
+    prompt = ref.prompt_ids([{"role": "user", "content": "The pump bearing runs hot at 78 degrees; what now?"}])
+    long = ref.prompt_ids([{"role": "user", "content": "Generator 2 tripped on overcurrent. " * 12}])
+    assert len(long) > 128, "the long prompt must take more than one prefill pass (128 tokens)"
+
+    def compare(ids: list[int], pos: int, what: str) -> None:
+        expected = ref.logits(ids, pos)
+        got = np.asarray(harness.call("logits", ids, pos), np.float32)
+        assert got.shape == expected.shape
+        err = float(np.abs(got - expected).max())
+        assert err <= 1e-3, f"{what}: max abs error {err:.2e} (logits scale {float(np.abs(expected).max()):.2f})"
+
+    compare(prompt, 0, "prefill")
+    compare([int(np.argmax(ref.logits(prompt, 0)))], len(prompt), "decode step")
+    compare(long, 0, "long prefill")
