@@ -3,6 +3,7 @@
 //
 // Usage (on the GPU machine, after `source .device/on-device.sh`):
 //   node scripts/bench_engine.mjs --package build/models/smollm2 [--decode 128] [--prefill 256] [--json out.json]
+//     [--profile]   also: where a decode step's time goes (round trips, GPU time, GPU time per kernel family)
 // Bound: one decode token must read every weight byte once (the embedding only as the tied output head, one row for
 // the lookup) plus the KV cache written so far; bound tokens/s = copy bandwidth / those bytes, where the copy
 // bandwidth is a device-to-device copyBufferToBuffer of 256 MiB timed in the same process, counting read + write bytes.
@@ -23,6 +24,7 @@ const { values: args } = parseArgs({
     decode: { type: 'string', default: '128' },
     prefill: { type: 'string', default: '256' },
     json: { type: 'string' },
+    profile: { type: 'boolean', default: false },
   },
 });
 if (!args.package) throw new Error('--package DIR is required');
@@ -75,6 +77,88 @@ function bytesPerToken(manifest, pos) {
   return bytes + 2 * c.num_layers * pos * c.num_kv_heads * c.head_dim * 4; // K and V read, f32
 }
 
+/**
+ * Where a decode step's time goes (--profile): host round trips without work, the recorded program with one submit
+ * and read-back per step (as decode runs), the same program repeated in one submit (GPU time alone), and each kernel
+ * family alone. Kernels run on whatever the buffers hold (results are not checked), at the KV length the last
+ * forward left (`pos` positions).
+ * @param {any} model @param {number} pos
+ */
+async function profileDecode(model, pos) {
+  const { device, state: s } = model;
+  /** @type {{label: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, grid: number[]}[]} */
+  const prog = model.decodeProgram;
+  // kernel families: matvec swiglu, the head's matvec (the LM head), other matvecs, embed, rope, attention, argmax
+  const kind = (/** @type {string} */ label) => label.startsWith('matvec swiglu') ? 'swiglu' :
+    label.startsWith('matvec token_embd') || label.startsWith('matvec output') ? 'matvec_head' : label.split(' ')[0];
+  /** @param {GPUCommandEncoder} enc @param {typeof prog} p @param {number} reps */
+  const encodeInto = (enc, p, reps) => {
+    const pass = enc.beginComputePass();
+    for (let r = 0; r < reps; r++) {
+      for (const d of p) {
+        pass.setPipeline(d.pipeline);
+        pass.setBindGroup(0, d.bindGroup);
+        pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+      }
+    }
+    pass.end();
+  };
+  /** ms per step of: submit (p x reps) + read back 4 bytes, best of 3 batches of `steps`. @param {typeof prog} p */
+  const step = async (p, reps = 1, steps = 30) => {
+    let best = Infinity;
+    for (let trial = 0; trial < 3; trial++) {
+      const t0 = performance.now();
+      for (let i = 0; i < steps; i++) {
+        const enc = device.createCommandEncoder();
+        if (p.length) encodeInto(enc, p, reps);
+        enc.copyBufferToBuffer(s.token, 0, s.tokenRead, 0, 4);
+        device.queue.submit([enc.finish()]);
+        await s.tokenRead.mapAsync(GPUMapMode.READ);
+        s.tokenRead.unmap();
+      }
+      best = Math.min(best, (performance.now() - t0) / steps);
+    }
+    return best;
+  };
+  /** GPU ms per run of p: (t(2k) - t(k)) / k with k runs in one submit. @param {typeof prog} p */
+  const gpuMs = async (p, k = 10) => ((await step(p, 2 * k, 5)) - (await step(p, k, 5))) / k;
+  const out = /** @type {Record<string, any>} */ ({ dispatches: prog.length, kv_length: pos });
+  await step(prog, 1, 5); // warm up
+  out.roundtrip_empty_ms = await step([]);
+  out.ows_empty_ms = await (async () => {
+    let best = Infinity;
+    for (let trial = 0; trial < 3; trial++) {
+      const t0 = performance.now();
+      for (let i = 0; i < 30; i++) {
+        device.queue.submit([device.createCommandEncoder().finish()]);
+        await device.queue.onSubmittedWorkDone();
+      }
+      best = Math.min(best, (performance.now() - t0) / 30);
+    }
+    return best;
+  })();
+  out.encode_only_ms = (() => {
+    const t0 = performance.now();
+    for (let i = 0; i < 30; i++) {
+      const enc = device.createCommandEncoder();
+      encodeInto(enc, prog, 1);
+      enc.finish();
+    }
+    return (performance.now() - t0) / 30;
+  })();
+  out.step_ms = await step(prog);
+  out.gpu_ms = await gpuMs(prog);
+  out.half_layers_gpu_ms = await gpuMs(prog.slice(0, Math.floor(prog.length / 2)));
+  const kinds = [...new Set(prog.map((d) => kind(d.label)))];
+  out.by_kind = {};
+  for (const k of kinds) {
+    const p = prog.filter((d) => kind(d.label) === k);
+    out.by_kind[k] = { dispatches: p.length, gpu_ms: await gpuMs(p) };
+  }
+  console.log(`profile: ${JSON.stringify(out)}`);
+  return out;
+}
+
 const root = pathToFileURL(`${process.cwd()}/`);
 const baseUrl = new URL(`${args.package.replace(/\/?$/, '/')}`, root);
 const shaderBaseUrl = new URL('webgpu_shaders/', root);
@@ -121,6 +205,7 @@ result.fraction_of_bound = result.decode_tokens_per_s / result.bound_tokens_per_
 console.log(`decode ${nDecode} tokens: ${result.decode_tokens_per_s.toFixed(1)} tokens/s`);
 console.log(`bound: ${(bytes / 2 ** 20).toFixed(1)} MiB per token -> ${result.bound_tokens_per_s.toFixed(0)} tokens/s; ` +
   `decode is ${(100 * result.fraction_of_bound).toFixed(1)}% of it`);
+if (args.profile) result.profile = await profileDecode(model, nPrefill + nDecode);
 console.log(JSON.stringify(result));
 if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 1));
 model.destroy();

@@ -11,6 +11,8 @@ enough weight copies to exceed the GPU's L2 cache, and each writes its own y, so
 
     python scripts/bench_kernels.py                    # default tunables, the four shapes below
     python scripts/bench_kernels.py --sweep --json o.json  # also a grid of (TX, TY, R, UNPACK_CVT) overrides
+    python scripts/bench_kernels.py --shapes 4096x4096,49152x576xq8 --shader matvec.wgsl --shader /tmp/old.wgsl
+                                                       # two kernel files, same run, same buffers
 """
 
 from __future__ import annotations
@@ -123,11 +125,11 @@ class MatvecCase:
             worst = max(worst, float(np.max(np.abs(y[start:stop] - want)) / (np.max(np.abs(want)) + 1e-30)))
         return worst
 
-    def run(self, tuning: Tuning) -> dict[str, Any]:
+    def run(self, tuning: Tuning, shader: str = "matvec.wgsl") -> dict[str, Any]:
         tx, ty, r, cvt = tuning
         qbits = 4 if self.storage == "q4" else 8
         constants = {"QBITS": qbits, "TX": tx, "TY": ty, "R": r, "UNPACK_CVT": cvt}
-        pipe = self.gpu.pipeline("matvec.wgsl", "main", constants)
+        pipe = self.gpu.pipeline(shader, "main", constants)
         groups = [self.gpu.bind(pipe, [w, s, self.x, y, self.params])
                   for (w, s), y in zip(self.weights * (len(self.ys) // len(self.weights) + 1), self.ys, strict=False)]
         grid = matvec_grid(self.rows, ty, r)
@@ -146,8 +148,9 @@ class MatvecCase:
 
         seconds = per_op_seconds(self.gpu, encode, self.n)
         error = self.check(self.gpu.read(self.ys[0]))
-        return {"storage": self.storage, "rows": self.rows, "cols": self.cols, "TX": tx, "TY": ty, "R": r, "CVT": cvt,
-                "bytes": self.bytes, "us": seconds * 1e6, "GBps": self.bytes / seconds / 1e9, "rel_error": error}
+        return {"shader": shader, "storage": self.storage, "rows": self.rows, "cols": self.cols,
+                "TX": tx, "TY": ty, "R": r, "CVT": cvt, "bytes": self.bytes,
+                "us": seconds * 1e6, "GBps": self.bytes / seconds / 1e9, "rel_error": error}
 
 
 def main() -> None:
@@ -156,6 +159,9 @@ def main() -> None:
     ap.add_argument("--config", action="append", default=[], help="TX,TY,R,UNPACK_CVT to time (repeatable)")
     ap.add_argument("--shapes", default="", help="ROWSxCOLS,... instead of the default shapes")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--shader", action="append", default=[],
+                    help="kernel file(s) to time, relative to webgpu_shaders/ (repeatable; default matvec.wgsl): "
+                         "compare a variant with the current kernel in the same run")
     args = ap.parse_args()
 
     gpu = Gpu(prefer_gpu=True)
@@ -168,7 +174,8 @@ def main() -> None:
         tunings += [t for t in SWEEP if t not in tunings]
     cases = [(r, c, "q4") for r, c in SHAPES] + EXTRA
     if args.shapes:
-        cases = [(int(r), int(c), "q4") for r, c in (s.split("x") for s in args.shapes.split(","))]
+        cases = [(int(r), int(c), q[0] if q else "q4")
+                 for r, c, *q in (s.split("x") for s in args.shapes.split(","))]
 
     result: dict[str, Any] = {"date": datetime.date.today().isoformat(), "adapter": gpu.description,
                               "command": " ".join(sys.argv), "matvec": []}
@@ -179,11 +186,11 @@ def main() -> None:
           flush=True)
     for rows, cols, storage in cases:
         case = MatvecCase(gpu, rng, storage, rows, cols)
-        for tuning in tunings:
-            fig = case.run(tuning)
+        for shader, tuning in [(sh, t) for t in tunings for sh in args.shader or ["matvec.wgsl"]]:
+            fig = case.run(tuning, shader)
             fig["of_copy"] = fig["GBps"] / copy["GBps"]
             result["matvec"].append(fig)
-            print(f"matvec {storage} {rows}x{cols} TX={fig['TX']} TY={fig['TY']} R={fig['R']} CVT={fig['CVT']}: "
+            print(f"{shader} {storage} {rows}x{cols} TX={fig['TX']} TY={fig['TY']} R={fig['R']} CVT={fig['CVT']}: "
                   f"{fig['us']:.1f} us, "
                   f"{fig['GBps']:.0f} GB/s, {100 * fig['of_copy']:.1f}% of copy (rel err {fig['rel_error']:.1e})",
                   flush=True)

@@ -66,9 +66,13 @@ struct Params {
 // tx) and the reads (consecutive lanes, stride TX + 1, odd for even TX) fall into distinct memory banks.
 var<workgroup> partials: array<f32, LANES * (TX + 1u)>;
 
-// The x values of one unit (times x_scale()), the sum of x (for q4 minimums and the q8 bias) and the sum of squares.
+// The x values of one unit (times x_scale()) as eight named vectors (q8 uses v0..v3), the sum of x (for q4
+// minimums and the q8 bias) and the sum of squares. Named fields and unrolled code rather than an array indexed by a
+// loop variable, which a compiler may place in local memory. (The looped version ran q4 at 18% of copy on an H100
+// while q8 reached 90%; this version is not timed on a GPU yet: docs/PERFORMANCE.md.)
 struct XUnit {
-  v: array<vec4<f32>, 8>,
+  v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>,
+  v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>,
   sum: f32,
   sumsq: f32,
 }
@@ -85,30 +89,68 @@ fn x_scale() -> vec4<f32> {
   return vec4<f32>(1.0, 1.0 / 256.0, 1.0, 1.0 / 256.0);
 }
 
-fn x_unit(u: u32) -> XUnit {
+// The X_VEC4S x vectors of one unit in a[0 .. X_VEC4S - 1] (already times the RMSNorm weight where normed), scaled
+// and summed into an XUnit.
+fn x_pack(a: array<vec4<f32>, 8>) -> XUnit {
   var r: XUnit;
-  var s = vec4<f32>(0.0);
-  for (var k = 0u; k < X_VEC4S; k++) {
-    let xv = x[u * X_VEC4S + k];
-    s += xv;
-    r.v[k] = xv * x_scale();
+  let xs = x_scale();
+  r.v0 = a[0] * xs;
+  r.v1 = a[1] * xs;
+  r.v2 = a[2] * xs;
+  r.v3 = a[3] * xs;
+  var s = a[0] + a[1] + a[2] + a[3];
+  if (QBITS == 4u) {
+    r.v4 = a[4] * xs;
+    r.v5 = a[5] * xs;
+    r.v6 = a[6] * xs;
+    r.v7 = a[7] * xs;
+    s += a[4] + a[5] + a[6] + a[7];
   }
   r.sum = dot(s, vec4<f32>(1.0));
   return r;
 }
 
-fn x_unit_normed(u: u32) -> XUnit {
-  var r: XUnit;
-  var s = vec4<f32>(0.0);
-  var q = vec4<f32>(0.0);
-  for (var k = 0u; k < X_VEC4S; k++) {
-    let xv = x[u * X_VEC4S + k];
-    q += xv * xv;
-    let xn = xv * norm_w[u * X_VEC4S + k];
-    s += xn;
-    r.v[k] = xn * x_scale();
+fn x_unit(u: u32) -> XUnit {
+  let b = u * X_VEC4S;
+  var a: array<vec4<f32>, 8>;
+  a[0] = x[b];
+  a[1] = x[b + 1u];
+  a[2] = x[b + 2u];
+  a[3] = x[b + 3u];
+  if (QBITS == 4u) {
+    a[4] = x[b + 4u];
+    a[5] = x[b + 5u];
+    a[6] = x[b + 6u];
+    a[7] = x[b + 7u];
   }
-  r.sum = dot(s, vec4<f32>(1.0));
+  return x_pack(a);
+}
+
+fn x_unit_normed(u: u32) -> XUnit {
+  let b = u * X_VEC4S;
+  var a: array<vec4<f32>, 8>;
+  var q = vec4<f32>(0.0);
+  a[0] = x[b];
+  a[1] = x[b + 1u];
+  a[2] = x[b + 2u];
+  a[3] = x[b + 3u];
+  q = a[0] * a[0] + a[1] * a[1] + a[2] * a[2] + a[3] * a[3];
+  a[0] *= norm_w[b];
+  a[1] *= norm_w[b + 1u];
+  a[2] *= norm_w[b + 2u];
+  a[3] *= norm_w[b + 3u];
+  if (QBITS == 4u) {
+    a[4] = x[b + 4u];
+    a[5] = x[b + 5u];
+    a[6] = x[b + 6u];
+    a[7] = x[b + 7u];
+    q += a[4] * a[4] + a[5] * a[5] + a[6] * a[6] + a[7] * a[7];
+    a[4] *= norm_w[b + 4u];
+    a[5] *= norm_w[b + 5u];
+    a[6] *= norm_w[b + 6u];
+    a[7] *= norm_w[b + 7u];
+  }
+  var r = x_pack(a);
   r.sumsq = dot(q, vec4<f32>(1.0));
   return r;
 }
@@ -133,35 +175,36 @@ fn q8_codes(w: u32) -> vec4<f32> {
   return bitcast<vec4<f32>>((halves & vec4<u32>(0xFFu, 0xFF00u, 0xFFu, 0xFF00u)) | vec4<u32>(EXP23)) - TWO23;
 }
 
+// dot(8 q4 codes of word w, x vectors a (elements 0..3) and b (4..7)); code / CODE_UNIT * x.
+fn q4_word_dot(w: u32, a: vec4<f32>, b: vec4<f32>) -> f32 {
+  if (UNPACK_CVT) {
+    // byte k holds elements 2k (low nibble) and 2k + 1 (high); unorm gives code / 255
+    let lo = unpack4x8unorm(w & 0x0F0F0F0Fu);
+    let hi = unpack4x8unorm((w >> 4u) & 0x0F0F0F0Fu);
+    return dot(lo, vec4<f32>(a.xz, b.xz)) + dot(hi, vec4<f32>(a.yw, b.yw));
+  }
+  return dot(q4_codes(w, 0u), a) + dot(q4_codes(w, 1u), b);
+}
+
+fn q8_word_dot(w: u32, a: vec4<f32>) -> f32 {
+  let biased = w ^ 0x80808080u;
+  if (UNPACK_CVT) {
+    return dot(unpack4x8unorm(biased), a);
+  }
+  return dot(q8_codes(biased), a);
+}
+
 // dot(weights of unit wi, x) from the packed unit w and its scales word sw.
 fn unit_dot(w: vec4<u32>, sw: u32, wi: u32, xu: XUnit) -> f32 {
-  var d = 0.0;
   if (QBITS == 4u) {
     // element 8k + j of the unit is nibble j of word k
-    for (var k = 0u; k < 4u; k++) {
-      if (UNPACK_CVT) {
-        // byte b holds elements 8k + 2b (low nibble) and 8k + 2b + 1 (high); unorm gives code / 255
-        let lo = unpack4x8unorm(w[k] & 0x0F0F0F0Fu);
-        let hi = unpack4x8unorm((w[k] >> 4u) & 0x0F0F0F0Fu);
-        let a = xu.v[2u * k];
-        let b = xu.v[2u * k + 1u];
-        d += dot(lo, vec4<f32>(a.xz, b.xz)) + dot(hi, vec4<f32>(a.yw, b.yw));
-      } else {
-        d += dot(q4_codes(w[k], 0u), xu.v[2u * k]) + dot(q4_codes(w[k], 1u), xu.v[2u * k + 1u]);
-      }
-    }
+    let d = (q4_word_dot(w.x, xu.v0, xu.v1) + q4_word_dot(w.y, xu.v2, xu.v3)) +
+            (q4_word_dot(w.z, xu.v4, xu.v5) + q4_word_dot(w.w, xu.v6, xu.v7));
     let sm = unpack2x16float(sw);  // (scale, min): sum (s q + m) x = s sum q x + m sum x
     return sm.x * CODE_UNIT * d + sm.y * xu.sum;
   }
   // q8: bias the two's-complement bytes by 128 (xor) to read them unsigned, then take 128 sum x off
-  for (var k = 0u; k < 4u; k++) {
-    let biased = w[k] ^ 0x80808080u;
-    if (UNPACK_CVT) {
-      d += dot(unpack4x8unorm(biased), xu.v[k]);
-    } else {
-      d += dot(q8_codes(biased), xu.v[k]);
-    }
-  }
+  let d = (q8_word_dot(w.x, xu.v0) + q8_word_dot(w.y, xu.v1)) + (q8_word_dot(w.z, xu.v2) + q8_word_dot(w.w, xu.v3));
   let s = unpack2x16float(sw)[(wi >> 1u) & 1u];
   return s * (CODE_UNIT * d - 128.0 * xu.sum);
 }
