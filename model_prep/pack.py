@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from . import format as fmt
 from . import quant
 from .checkpoint import Checkpoint, file_sha256
 from .errors import DiskSpaceError, InputError
+from .fsutil import replace_dir, write_atomic
 from .package import open_package, read_manifest
 from .plan import Options, Plan, ShardPlan, TensorPlan
 
@@ -62,15 +62,6 @@ def is_up_to_date(out: Path, key: str) -> bool:
     except Exception:
         return False
     return True
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _tensor_planes(tp: TensorPlan) -> tuple[quant.Planes, TensorStats]:
@@ -176,17 +167,9 @@ def _file_entry(stage: Path, name: str) -> dict[str, Any]:
     return {"path": name, "size": p.stat().st_size, "sha256": file_sha256(p)}
 
 
-def _move_into_place(stage: Path, out: Path) -> None:
-    if out.exists():
-        if any(out.iterdir()) and not (out / fmt.MANIFEST_FILE).exists():
-            raise InputError(f"{out} exists and is not a model package; choose another --out or remove it")
-        old = out.parent / f".{out.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(stage, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(stage, out)
+def _check_out(out: Path) -> None:
+    if out.exists() and any(out.iterdir()) and not (out / fmt.MANIFEST_FILE).exists():
+        raise InputError(f"{out} exists and is not a model package; choose another --out or remove it")
 
 
 def write_package(
@@ -198,8 +181,7 @@ def write_package(
     check: Callable[[Path], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Build the package for ``plan`` into ``out``; returns the report. ``check(stage)`` adds perplexities."""
-    if out.exists() and any(out.iterdir()) and not (out / fmt.MANIFEST_FILE).exists():
-        raise InputError(f"{out} exists and is not a model package; choose another --out or remove it")
+    _check_out(out)
     stage = staging_dir(out)
     journal = _load_journal(stage, key)
     if stage.exists() and not journal["shards"]:
@@ -218,15 +200,15 @@ def write_package(
                     bar.update(shard.size)
                     continue
                 data = _shard_bytes(shard, encoder)
-                _write_atomic(stage / shard.file, data)
+                write_atomic(stage / shard.file, data)
                 journal["shards"][shard.file] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-                _write_atomic(stage / _JOURNAL, json.dumps(journal).encode())
+                write_atomic(stage / _JOURNAL, json.dumps(journal).encode())
                 bar.update(shard.size)
         # a tensor whose shards all came from an earlier run still needs its stats
         for tp in plan.tensors:
             if tp.source.name not in journal["stats"]:
                 journal["stats"][tp.source.name] = _tensor_planes(tp)[1].__dict__
-        _write_atomic(stage / fmt.TOKENIZER_FILE, ckpt.tokenizer_json.encode())
+        write_atomic(stage / fmt.TOKENIZER_FILE, ckpt.tokenizer_json.encode())
         files = [{"path": s.file, **journal["shards"][s.file]} for s in plan.shards]  # hashed as written
         files.append(_file_entry(stage, fmt.TOKENIZER_FILE))
         report: dict[str, Any] = {
@@ -237,14 +219,15 @@ def write_package(
             "tensors": {tp.source.name: journal["stats"][tp.source.name] for tp in plan.tensors},
         }
         if check is not None:
-            _write_atomic(stage / fmt.MANIFEST_FILE, json.dumps(_manifest(ckpt, plan, files, source)).encode())
+            write_atomic(stage / fmt.MANIFEST_FILE, json.dumps(_manifest(ckpt, plan, files, source)).encode())
             report["check"] = check(stage)
-        _write_atomic(stage / fmt.REPORT_FILE, json.dumps(report, indent=1).encode())
+        write_atomic(stage / fmt.REPORT_FILE, json.dumps(report, indent=1).encode())
         files.append(_file_entry(stage, fmt.REPORT_FILE))
         manifest = _manifest(ckpt, plan, files, source)
-        _write_atomic(stage / fmt.MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
+        write_atomic(stage / fmt.MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
         (stage / _JOURNAL).unlink()
-        _move_into_place(stage, out)
+        _check_out(out)  # again: something may have appeared there while we worked
+        replace_dir(stage, out)
         return report
     except KeyboardInterrupt:
         raise  # keep the stage and its journal: the next run resumes

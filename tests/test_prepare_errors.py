@@ -136,7 +136,7 @@ def test_not_enough_disk_space(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_disk_fills_while_writing(tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_gguf: Path,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    real = pack._write_atomic
+    real = pack.write_atomic
     calls = []
 
     def full(path: Path, data: bytes) -> None:
@@ -145,7 +145,7 @@ def test_disk_fills_while_writing(tmp_path: Path, capsys: pytest.CaptureFixture[
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, data)
 
-    monkeypatch.setattr(pack, "_write_atomic", full)
+    monkeypatch.setattr(pack, "write_atomic", full)
     out = tmp_path / "out"
     assert_clean_failure(*run_prepare(capsys, str(tiny_gguf), "--out", str(out), "--shard-size", "64KiB"), out,
                          "disk filled up")
