@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # tests/tiny_models.py
+sys.path.insert(0, str(Path(__file__).parent))  # tests/tiny_models.py, tests/chromium.py
+
+from chromium import BASE_ARGS, CHROMIUM, WEBGPU_ARGS
 
 from model_prep.plan import Options
 from model_prep.prepare import default_model_path, prepare
@@ -38,3 +42,30 @@ def tiny_hf(tmp_path_factory: pytest.TempPathFactory):
         return made[arch]
 
     return get
+
+
+# One Playwright for the whole session: two sync_playwright() instances cannot live in one process.
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/test does)", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Any) -> Iterator[Any]:
+    """Chromium with WebGPU (SwiftShader, a CPU adapter)."""
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=WEBGPU_ARGS)
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def browser_without_webgpu(playwright: Any) -> Iterator[Any]:
+    """Chromium without --enable-unsafe-webgpu: no adapter, the path of devices without WebGPU."""
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=BASE_ARGS)
+    yield b
+    b.close()

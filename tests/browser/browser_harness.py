@@ -16,11 +16,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--enable-unsafe-webgpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic",
-]
+
 HOST = "127.0.0.1"
 MIME = {".js": "text/javascript", ".mjs": "text/javascript", ".json": "application/json", ".wgsl": "text/plain",
         ".bin": "application/octet-stream", ".html": "text/html"}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_harness import CHROMIUM, CHROMIUM_ARGS, HOST, ROOT, Harness, Site, start_server
+from browser_harness import HOST, ROOT, Harness, Site, start_server
 
 
 @pytest.fixture(scope="session")
@@ -25,32 +25,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     yield Site(root, url)
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(scope="session")
-def playwright() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (scripts/test does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="session")
-def browser(playwright: Any) -> Iterator[Any]:
-    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield b
-    b.close()
-
-
-@pytest.fixture(scope="session")
-def browser_without_webgpu(playwright: Any) -> Iterator[Any]:
-    """Chromium without --enable-unsafe-webgpu: no adapter, the path of devices without WebGPU."""
-    b = playwright.chromium.launch(executable_path=CHROMIUM,
-                                   args=[a for a in CHROMIUM_ARGS if a != "--enable-unsafe-webgpu"])
-    yield b
-    b.close()
 
 
 @pytest.fixture

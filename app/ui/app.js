@@ -1,0 +1,344 @@
+// app.js: what the app does, in order. On start it reads which model version is active (model_store.js) and, when
+// online, which one the server calls current (model_index.js); then either the first-run screen (probe, space check,
+// download, activate), or it loads the active version, confirms it (or rolls back to the previous one) and offers a
+// newer version, which downloads while the current one keeps answering.
+
+import { ChatView } from './chat_view.js';
+import { downloadModel } from './downloader.js';
+import { deviceAdvice, loadEngine, probeDevice, requireDevice } from './engine_host.js';
+import { ModelIndexError, StoreUnavailableError, messageOf, nameOf } from './errors.js';
+import { formatBytes, shortVersion } from './format.js';
+import { fetchModelIndex } from './model_index.js';
+import { ModelStore } from './model_store.js';
+import { storageUse } from './storage.js';
+import { applyUpdate, registerServiceWorker, whenControlled } from './sw_client.js';
+import { DownloadView, View, setText } from './view.js';
+
+/** @typedef {import('./model_index.js').ModelEntry} ModelEntry */
+/** @typedef {import('./model_index.js').ModelIndex} ModelIndex */
+/** @typedef {import('./model_store.js').StoreState} StoreState */
+/** @typedef {import('../engine/client.js').EngineClient} EngineClient */
+/**
+ * @typedef {object} AppOptions
+ * @property {number} concurrency   model files downloaded at once
+ * @property {number} attempts      tries per file
+ * @property {number} retryBaseMs   first retry delay, doubling
+ * @property {number} retryMaxMs    longest retry delay
+ * @property {number} maxTokens     longest answer, in tokens
+ * @property {number} [context]     KV positions for the engine (default: the engine's)
+ */
+
+/** What each download failure is called on screen: body[data-state] and the title. */
+const DOWNLOAD_PROBLEMS = /** @type {Record<string, [string, string]>} */ ({
+  StorageFullError: ['storage-full', 'Not enough storage'],
+  DownloadInterruptedError: ['download-interrupted', 'Download paused'],
+  FileIntegrityError: ['integrity-failed', 'A file arrived damaged'],
+  ServerFileError: ['server-error', 'The server could not provide the model'],
+  DeviceUnsupportedError: ['device-unsupported', 'This device cannot run the assistant'],
+});
+/** How long the first load waits for the service worker to take control (it is still caching the app shell). */
+const SW_WAIT_MS = 60000;
+/** Engine load failures that a fresh download of the version may fix. */
+const REINSTALLABLE = new Set(['FetchError', 'IntegrityError', 'FormatError']);
+
+export class App {
+  /** @param {Document} doc @param {AppOptions} options */
+  constructor(doc, options) {
+    this.doc = doc;
+    this.options = options;
+    this.view = new View(doc);
+    this.chat = new ChatView(doc, { maxTokens: options.maxTokens });
+    /** @type {ModelStore | null} */
+    this.store = null;
+    /** @type {StoreState} */
+    this.state = { active: null, previous: null, confirmed: false, rejected: [] };
+    /** @type {ModelIndex | null} null: offline, or the server could not say */
+    this.index = null;
+    /** @type {unknown} why the index could not be read (shown only when there is nothing installed) */
+    this.indexError = null;
+    /** @type {EngineClient | null} */
+    this.engine = null;
+    /** @type {string} shown above the conversation once the model is ready */
+    this.pendingNotice = '';
+    /** @type {Promise<ServiceWorkerRegistration | null>} */
+    this.registration = Promise.resolve(null);
+    /** @type {(() => void) | null} a download the network interrupted: run again when it returns */
+    this.resumeWhenOnline = null;
+    this.updating = false;
+  }
+
+  async start() {
+    this.view.network(navigator.onLine);
+    addEventListener('online', () => {
+      this.view.network(true);
+      const resume = this.resumeWhenOnline;
+      this.resumeWhenOnline = null;
+      resume?.();
+    });
+    addEventListener('offline', () => this.view.network(false));
+    this.startServiceWorker();
+    if (typeof caches === 'undefined') {
+      const e = new StoreUnavailableError('This browser gives the page no offline storage (a private window, or ' +
+        'the app is not served over https). Open it in a normal window of Chrome or Edge over https.');
+      this.view.problem('no-storage', 'Offline storage is unavailable', e.message);
+      return;
+    }
+    this.store = new ModelStore(caches, this.doc.baseURI);
+    this.state = await this.store.readState();
+    this.index = await this.readIndex();
+    // only when the server said which version is current: offline, a half-downloaded update must survive
+    if (this.index) await this.store.cleanup(this.keepIds());
+    if (this.state.active) {
+      await this.openActive();
+    } else {
+      await this.showSetup();
+    }
+  }
+
+  startServiceWorker() {
+    const banner = this.view.el('app-update');
+    this.registration = registerServiceWorker({
+      onUpdateReady: (reg) => {
+        banner.hidden = false;
+        /** @type {HTMLButtonElement} */ (this.view.el('app-update-reload')).onclick = async () => {
+          // a running answer is finished first; the conversation itself survives the reload (conversation.js)
+          this.view.el('app-update-wait').hidden = !this.chat.busy;
+          await this.chat.whenIdle();
+          applyUpdate(reg);
+        };
+      },
+      onTakenOver: () => this.view.notice('The app was updated in another tab. Reload this page when convenient.'),
+    }).catch((e) => {
+      console.warn('service worker registration failed: the app will not work offline', e);
+      return null;
+    });
+  }
+
+  /** @returns {Promise<ModelIndex | null>} */
+  async readIndex() {
+    if (!navigator.onLine) return null; // offline: no request at all, the store says what is installed
+    try {
+      return await fetchModelIndex(globalThis.fetch.bind(globalThis));
+    } catch (e) {
+      this.indexError = e instanceof ModelIndexError ? e : null; // a network failure just means "offline"
+      return null;
+    }
+  }
+
+  /** Model versions whose files must stay: in use, the fallback, and the server's current one (to resume). */
+  keepIds() {
+    const ids = [this.state.active?.package_id, this.state.previous?.package_id];
+    const current = this.index?.current;
+    if (current && !this.state.rejected.includes(current.package_id)) ids.push(current.package_id);
+    return /** @type {string[]} */ (ids.filter(Boolean));
+  }
+
+  // --- first run ------------------------------------------------------------------------------------------------
+
+  async showSetup() {
+    const entry = this.index?.current;
+    const store = /** @type {ModelStore} */ (this.store);
+    if (!entry) {
+      const reload = { label: 'Try again', run: () => location.reload() };
+      if (this.indexError) {
+        this.view.problem('no-model', 'No model to install', messageOf(this.indexError), reload);
+      } else {
+        this.view.problem('offline-first-run', 'Not installed yet', 'This device has no model yet. Connect once ' +
+          'to the network that serves this app: the model downloads once, then the assistant works offline.', reload);
+        this.resumeWhenOnline = () => location.reload();
+      }
+      return;
+    }
+    setText(this.view.el('setup-name'), entry.name);
+    setText(this.view.el('setup-version'), shortVersion(entry.package_id));
+    setText(this.view.el('setup-size'), formatBytes(entry.size));
+    const device = await probeDevice();
+    if (!device.ok) {
+      this.view.problem('device-unsupported', 'This device cannot run the assistant', deviceAdvice(device.reason));
+      return;
+    }
+    const button = /** @type {HTMLButtonElement} */ (this.view.el('setup-download'));
+    button.onclick = () => this.install(entry);
+    this.view.show('setup');
+    if (await store.hasAny(entry)) {
+      // the user started this download before: carry on from the verified files without asking again
+      this.setupNote('A download was interrupted. It continues from the files already verified.');
+      await this.install(entry);
+    }
+  }
+
+  /** @param {string} text */
+  setupNote(text) {
+    const note = this.view.el('setup-note');
+    setText(note, text);
+    note.hidden = !text;
+  }
+
+  /** @param {ModelEntry} entry */
+  async install(entry) {
+    const button = /** @type {HTMLButtonElement} */ (this.view.el('setup-download'));
+    button.disabled = true;
+    this.view.show('setup', 'downloading');
+    try {
+      await this.download(entry, new DownloadView(this.view.el('setup-progress')));
+    } catch (e) {
+      button.disabled = false;
+      const [state, title] = DOWNLOAD_PROBLEMS[nameOf(e)] ?? ['download-failed', 'The download failed'];
+      const again = () => {
+        this.setupNote('');
+        this.install(entry);
+      };
+      if (state === 'download-interrupted') this.resumeWhenOnline = again;
+      this.view.problem(state, title, messageOf(e), state === 'device-unsupported' ? null : { label: 'Try again', run: again });
+      return;
+    }
+    this.state = await /** @type {ModelStore} */ (this.store).activate(entry);
+    await this.openActive();
+  }
+
+  /**
+   * @param {ModelEntry} entry @param {DownloadView} progress
+   */
+  download(entry, progress) {
+    const o = this.options;
+    return downloadModel(/** @type {ModelStore} */ (this.store), entry, {
+      fetch: globalThis.fetch.bind(globalThis), storage: navigator.storage, concurrency: o.concurrency,
+      attempts: o.attempts, baseDelayMs: o.retryBaseMs, maxDelayMs: o.retryMaxMs,
+      onProgress: (p) => progress.update(p),
+      beforeFiles: (manifest) => requireDevice(manifest), // "too small for this model" before the big download
+    });
+  }
+
+  // --- load, confirm, roll back ---------------------------------------------------------------------------------
+
+  async openActive() {
+    const store = /** @type {ModelStore} */ (this.store);
+    const state = this.state;
+    const entry = /** @type {ModelEntry} */ (state.active);
+    this.chat.setEngine(null);
+    this.view.show('loading');
+    setText(this.view.el('loading-text'), `Loading ${entry.name} into the GPU…`);
+    const bar = /** @type {HTMLProgressElement} */ (this.view.el('loading-bar'));
+    bar.removeAttribute('value');
+    if (!(await whenControlled(this.registration, SW_WAIT_MS))) {
+      this.pendingNotice = 'Offline use is not set up yet (the service worker did not start). The assistant works ' +
+        'now; keep it open while online, or reload, so that it also works offline.';
+    }
+    try {
+      this.engine = await loadEngine(store.folderUrl(entry), {
+        context: this.options.context,
+        onProgress: (p) => {
+          if (p.stage === 'weights' && p.totalBytes) bar.value = (p.loadedBytes ?? 0) / p.totalBytes;
+        },
+      });
+    } catch (e) {
+      if (!state.confirmed && state.previous) {
+        // a new version that does not load here: back to the one that did, and say so
+        this.state = await store.rollback();
+        const back = /** @type {ModelEntry} */ (this.state.active);
+        this.pendingNotice = `Model version ${shortVersion(entry.package_id)} could not be loaded on this device ` +
+          `(${messageOf(e)}). The assistant went back to version ${shortVersion(back.package_id)}.`;
+        await this.openActive();
+        return;
+      }
+      this.showLoadProblem(e);
+      return;
+    }
+    if (!state.confirmed) this.state = await store.confirm(); // loaded once: the previous version can go
+    await this.showReady();
+    await this.offerUpdate();
+  }
+
+  /** @param {unknown} e */
+  showLoadProblem(e) {
+    const name = nameOf(e);
+    if (name === 'WebGPUUnavailableError') {
+      this.view.problem('device-unsupported', 'This device cannot run the assistant', deviceAdvice(messageOf(e), true));
+    } else if (REINSTALLABLE.has(name) && navigator.onLine) {
+      this.view.problem('load-failed', 'The model could not be loaded', `${messageOf(e)}`,
+        { label: 'Download the model again', run: () => this.reinstall() });
+    } else {
+      this.view.problem('load-failed', 'The model could not be loaded', `${messageOf(e)}`,
+        { label: 'Try again', run: () => this.openActive() });
+    }
+  }
+
+  /** Forget the installed version (its files are damaged or unreadable) and start the first run over. */
+  async reinstall() {
+    const store = /** @type {ModelStore} */ (this.store);
+    const { rejected } = this.state;
+    this.state = await store.writeState({ active: null, previous: null, confirmed: false, rejected });
+    await store.cleanup([]);
+    location.reload();
+  }
+
+  async showReady() {
+    const entry = /** @type {ModelEntry} */ (this.state.active);
+    setText(this.view.el('ready-name'), entry.name);
+    setText(this.view.el('ready-version'), shortVersion(entry.package_id));
+    setText(this.view.el('ready-size'), formatBytes(entry.size));
+    const use = await storageUse(navigator.storage);
+    const used = use.usage === null ? 'unknown' : `${formatBytes(use.usage)} on this device`;
+    setText(this.view.el('ready-storage'), use.persisted ? used
+      : `${used} (the browser may clear it if the device runs out of space)`);
+    this.view.show('chat', 'ready');
+    this.view.notice(this.pendingNotice);
+    this.pendingNotice = '';
+    this.chat.setEngine(this.engine);
+  }
+
+  // --- model updates ---------------------------------------------------------------------------------------------
+
+  async offerUpdate() {
+    const next = this.index?.current;
+    const active = this.state.active;
+    const card = this.view.el('model-update');
+    if (!next || !active || next.package_id === active.package_id || this.state.rejected.includes(next.package_id)) {
+      card.hidden = true;
+      return;
+    }
+    setText(this.view.el('model-update-text'), `The server offers another model version: ${next.name}, version ` +
+      `${shortVersion(next.package_id)}, ${formatBytes(next.size)}. The current version keeps working while it ` +
+      'downloads, and stays until the new one has loaded.');
+    const button = /** @type {HTMLButtonElement} */ (this.view.el('model-update-download'));
+    button.disabled = false;
+    button.onclick = () => this.update(next);
+    card.hidden = false;
+    card.dataset.state = 'offered';
+    if (await /** @type {ModelStore} */ (this.store).hasAny(next)) await this.update(next); // resume
+  }
+
+  /** @param {ModelEntry} next */
+  async update(next) {
+    if (this.updating) return;
+    this.updating = true;
+    const card = this.view.el('model-update');
+    const text = this.view.el('model-update-text');
+    const button = /** @type {HTMLButtonElement} */ (this.view.el('model-update-download'));
+    button.disabled = true;
+    card.dataset.state = 'downloading';
+    try {
+      await this.download(next, new DownloadView(this.view.el('model-update-progress')));
+    } catch (e) {
+      card.dataset.state = 'failed';
+      setText(text, messageOf(e));
+      button.disabled = false;
+      setText(button, 'Try again');
+      if (nameOf(e) === 'DownloadInterruptedError') this.resumeWhenOnline = () => this.update(next);
+      return;
+    } finally {
+      this.updating = false;
+    }
+    card.dataset.state = 'verified';
+    setText(text, 'The new version is downloaded and verified. It takes over when the current answer is finished.');
+    await this.chat.whenIdle();
+    const store = /** @type {ModelStore} */ (this.store);
+    this.state = await store.activate(next); // the switch; the old version stays until the new one has loaded
+    const old = this.engine;
+    this.engine = null;
+    this.chat.setEngine(null);
+    old?.destroy();
+    card.hidden = true;
+    await this.openActive();
+  }
+}

@@ -1,0 +1,74 @@
+// engine_host.js: the page's side of the engine. It asks the engine's probe whether this device can run a model
+// (before anything is downloaded), and starts the engine worker on a stored version (app/engine/client.js), passing
+// it the vendored libraries' URLs from this page's import map.
+
+import { EngineClient } from '../engine/client.js';
+import { probe } from '../engine/gpu/probe.js';
+import { DeviceUnsupportedError, messageOf } from './errors.js';
+
+/** @typedef {import('../engine/gpu/package.js').Manifest} Manifest */
+/** @typedef {import('../engine/engine.js').LoadProgress} LoadProgress */
+/** @typedef {import('../engine/vendor.js').VendorUrls} VendorUrls */
+
+const SHADERS = new URL('../../webgpu_shaders/', import.meta.url);
+
+/**
+ * The npm libraries' URLs, read from the import map's text. Reading the text (rather than import.meta.resolve)
+ * works even where the server's content-security-policy kept the inline map from running: the worker needs
+ * absolute URLs either way, since Chromium applies no import map inside a worker.
+ * @param {Document} doc
+ * @returns {VendorUrls}
+ */
+export function vendorUrlsFromImportMap(doc) {
+  const el = doc.querySelector('script[type="importmap"]');
+  /** @type {Record<string, string>} */
+  const imports = el ? JSON.parse(el.textContent ?? '{}').imports ?? {} : {};
+  const at = (/** @type {string} */ name) => {
+    if (!imports[name]) throw new Error(`index.html has no import map entry for ${name}: rebuild with fieldllm build`);
+    return new URL(imports[name], doc.baseURI).href;
+  };
+  return { tokenizers: at('@huggingface/tokenizers'), jinja: at('@huggingface/jinja') };
+}
+
+/**
+ * Can this device run the engine (and, given a manifest, that model)? Never throws.
+ * @param {Manifest} [manifest]
+ * @returns {Promise<{ok: boolean, reason: string}>}
+ */
+export async function probeDevice(manifest) {
+  try {
+    const gpu = /** @type {GPU | undefined} */ (navigator.gpu);
+    const result = await probe(gpu, manifest);
+    return { ok: result.ok, reason: result.reason ?? '' };
+  } catch (e) {
+    return { ok: false, reason: `the GPU check failed: ${messageOf(e)}` };
+  }
+}
+
+/** @param {Manifest} [manifest] */
+export async function requireDevice(manifest) {
+  const r = await probeDevice(manifest);
+  if (!r.ok) throw new DeviceUnsupportedError(deviceAdvice(r.reason));
+}
+
+/**
+ * The probe's reason as a sentence for people. Its reasons already end with what to do ("use a recent Chrome or
+ * Edge, or the local fallback server").
+ * @param {string} reason @param {boolean} [downloaded]  whether the model is on the device already
+ */
+export function deviceAdvice(reason, downloaded = false) {
+  return `This device cannot run the on-device model: ${reason}.${downloaded ? '' : ' Nothing was downloaded.'}`;
+}
+
+/**
+ * Starts the engine worker and loads a stored model version into the GPU.
+ * @param {string} folderUrl  absolute URL of the version's folder (served from the model store by sw.js)
+ * @param {{onProgress?: (p: LoadProgress) => void, context?: number, signal?: AbortSignal}} [opts]
+ * @returns {Promise<EngineClient>}
+ */
+export function loadEngine(folderUrl, opts = {}) {
+  return EngineClient.create({
+    baseUrl: folderUrl, shaderBaseUrl: SHADERS, vendorUrls: vendorUrlsFromImportMap(document),
+    onProgress: opts.onProgress, context: opts.context, signal: opts.signal,
+  });
+}

@@ -1,0 +1,18 @@
+"""Where things are and how Chromium is started, for the PWA tests (kept out of conftest.py so that test modules
+can import it: several conftest.py files share that module name)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+for _p in (ROOT, HERE.parent):  # app/ and model_prep/; tests/tiny_models.py
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from chromium import BASE_ARGS, CHROMIUM, WEBGPU_ARGS  # noqa: E402,F401  (re-exported for the PWA tests)
+
+# fast retries (the defaults wait seconds between tries) and short answers (the tiny models babble)
+APP_OPTIONS = {"retryBaseMs": 20, "retryMaxMs": 100, "maxTokens": 12}
