@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from . import format as fmt
-from .errors import FieldllmError
+from .errors import FieldllmError, InputError
 from .plan import Options
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
@@ -66,6 +66,24 @@ def _chat(args: argparse.Namespace) -> int:
         answer(line)
 
 
+def _build(args: argparse.Namespace) -> int:
+    from app.build import build
+
+    build(args.package, args.out, with_models=not args.no_model, force=args.force)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from app.server.serve import serve
+    from app.server.settings import SettingsError, from_sources
+
+    try:
+        settings = from_sources(args)
+    except SettingsError as e:
+        raise InputError(str(e)) from None
+    return serve(settings)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fieldllm", description="Offline on-device LLM: prepare, chat.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +117,28 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=None, help="seed for sampling")
     c.add_argument("--context", type=int, default=None, help="KV cache length in tokens (default 4096)")
     c.set_defaults(run=_chat)
+
+    b = sub.add_parser("build", help="render the offline web app (PWA) and model packages into a folder",
+                       description="Render the app shell, service worker, engine, vendored npm files and model "
+                                   "packages into --out, ready for any static server. The first --package is the "
+                                   "current model version; with none, the one package under build/models/.")
+    b.add_argument("--package", type=Path, action="append", default=[], metavar="DIR",
+                   help="model package folder (repeatable; the first is the current version)")
+    b.add_argument("--out", type=Path, default=Path("dist"), help="output folder (default: dist)")
+    b.add_argument("--no-model", action="store_true", help="build the app without any model package")
+    b.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
+    b.set_defaults(run=_build)
+
+    from app.server import settings as serve_settings  # standard library only: the server loads in _serve
+
+    s = sub.add_parser("serve", help="serve the app and an OpenAI-compatible API (fallback for devices without "
+                                     "WebGPU)",
+                       description="Serve the built app folder and /v1/chat/completions, /v1/models, /healthz, "
+                                   "/openapi.json, backed by the numpy reference engine on a model package or by "
+                                   "another OpenAI-compatible server (--upstream). Every setting can also come from "
+                                   "the environment variable named in its help; flags win.")
+    serve_settings.add_arguments(s)
+    s.set_defaults(run=_serve)
     return parser
 
 

@@ -1,0 +1,155 @@
+"""Request body -> a validated chat request, or an APIError (400/413) that says which parameter is wrong and why.
+
+Both backends (numpy engine and upstream proxy) go through here, so they accept and refuse exactly the same requests.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from .errors import APIError
+from .schemas import ChatRequest, Message, StreamOptions, TextPart
+
+# parameter -> (is this value, when not null, asking for the feature?, what to say). Checked on the raw JSON before
+# the types, so that {"n": 2} says "n must be 1" rather than "input should be less than or equal to 1". Structured
+# output, tools and logprobs come with a later issue.
+_LATER = "is not supported by this server yet"
+UNSUPPORTED: dict[str, tuple[Any, str]] = {
+    "tools": (lambda v: v != [], f"tools {_LATER}; send a plain chat request"),
+    "tool_choice": (lambda v: v != "none", f"tool_choice {_LATER}"),
+    "functions": (lambda v: v != [], f"functions {_LATER}"),
+    "function_call": (lambda v: v != "none", f"function_call {_LATER}"),
+    "response_format": (lambda v: v != {"type": "text"},
+                        f"response_format other than text (json_object, json_schema) {_LATER}"),
+    "logprobs": (lambda v: v is not False, f"logprobs {_LATER}"),
+    "top_logprobs": (lambda v: True, f"top_logprobs {_LATER}"),
+    "logit_bias": (lambda v: v != {}, f"logit_bias {_LATER}"),
+    "n": (lambda v: v != 1 or v is True, "n must be 1: this server gives one answer per request"),
+    "frequency_penalty": (lambda v: v != 0, f"frequency_penalty {_LATER}; leave it out or 0"),
+    "presence_penalty": (lambda v: v != 0, f"presence_penalty {_LATER}; leave it out or 0"),
+    "audio": (lambda v: True, f"audio {_LATER}"),
+    "modalities": (lambda v: not isinstance(v, list) or any(m != "text" for m in v),
+                   "only the text modality is supported"),
+    "prediction": (lambda v: True, f"prediction {_LATER}"),
+    "reasoning_effort": (lambda v: True, f"reasoning_effort {_LATER}"),
+    "verbosity": (lambda v: True, f"verbosity {_LATER}"),
+    "web_search_options": (lambda v: True, "web search is not available (this server works offline)"),
+}
+_FIELD_NAMES = {name for model in (ChatRequest, Message, TextPart, StreamOptions) for name in model.model_fields}
+_UNSUPPORTED_IN_MESSAGES = {"tool_calls": f"tool calls {_LATER}", "function_call": f"function calls {_LATER}"}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """What the engine is asked for, after defaults and limits; None = the model's own default."""
+
+    max_tokens: int
+    temperature: float | None
+    top_p: float | None
+    seed: int | None
+    stop: list[str]
+
+
+@dataclass(frozen=True)
+class Chat:
+    request: ChatRequest
+    messages: list[dict[str, str]]  # {"role": system|user|assistant, "content": text}
+    sampling: Sampling
+    stream: bool
+    include_usage: bool
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) as soon as it passes ``limit`` bytes rather than after reading it all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+def _too_large(limit: int) -> APIError:
+    return APIError(413, f"the request body is larger than this server accepts ({limit} bytes)",
+                    code="request_too_large")
+
+
+def parse_chat(body: bytes, max_tokens_limit: int) -> Chat:
+    _refuse_unsupported(body)
+    req = _validate(body)
+    messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in req.messages]
+    stream = bool(req.stream)
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    return Chat(req, messages, _sampling(req, max_tokens_limit), stream, include_usage)
+
+
+def _refuse_unsupported(body: bytes) -> None:
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        return  # _validate says what is wrong with it
+    if not isinstance(raw, dict):
+        return
+    for name, (in_use, message) in UNSUPPORTED.items():
+        if raw.get(name) is not None and in_use(raw[name]):
+            raise APIError(400, message, param=name, code="unsupported_parameter")
+    messages = raw.get("messages")
+    for i, m in enumerate(messages if isinstance(messages, list) else []):
+        for name, message in _UNSUPPORTED_IN_MESSAGES.items():
+            if isinstance(m, dict) and m.get(name) is not None:
+                raise APIError(400, message, param=f"messages.{i}.{name}", code="unsupported_parameter")
+
+
+def _validate(body: bytes) -> ChatRequest:
+    try:
+        return ChatRequest.model_validate_json(body)
+    except ValidationError as e:
+        errors = e.errors(include_url=False)
+        first = errors[0]
+        where = _param(first["loc"])
+        if first["type"] == "json_invalid":
+            raise APIError(400, f"the body is not valid JSON ({first['msg']})", code="invalid_json") from None
+        if first["type"] == "extra_forbidden":
+            where = ".".join(filter(None, [_param(first["loc"][:-1]), str(first["loc"][-1])]))
+            raise APIError(400, f"unknown parameter {where}", param=where, code="unknown_parameter") from None
+        if not where:
+            raise APIError(400, f"the body must be a JSON object with model and messages ({first['msg']})") \
+                from None
+        # a value that fits none of a union's members gets one error per member: say them all
+        said = dict.fromkeys(err["msg"] for err in errors if _param(err["loc"]) == where)
+        raise APIError(400, f"{where}: {'; or '.join(said)}", param=where, code="invalid_value") from None
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    """``("stop", "list[str]", 5)`` -> ``"stop"``: pydantic puts union member names into locations; stop there."""
+    names: list[str] = []
+    for part in loc:
+        if isinstance(part, int) or part in _FIELD_NAMES:
+            names.append(str(part))
+        else:
+            break
+    return ".".join(names)
+
+
+def _sampling(req: ChatRequest, limit: int) -> Sampling:
+    # max_completion_tokens is OpenAI's newer name for max_tokens; when both are given, it wins
+    asked = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    param = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
+    if asked is not None and asked > limit:
+        raise APIError(400, f"{param} is {asked} but this server allows at most {limit}", param=param,
+                       code="invalid_value")
+    stop = [s for s in ([req.stop] if isinstance(req.stop, str) else req.stop or []) if s]  # "" never matches
+    temperature = req.temperature
+    if req.top_p == 0:  # OpenAI accepts 0: only the most likely token survives, which is greedy decoding
+        temperature = 0.0
+    top_p = None if req.top_p == 0 else req.top_p
+    seed = None if req.seed is None else req.seed % (1 << 64)  # numpy seeds must be >= 0; keep distinct seeds apart
+    return Sampling(asked if asked is not None else limit, temperature, top_p, seed, stop)

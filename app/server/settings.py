@@ -1,0 +1,170 @@
+"""Every setting of `fieldllm serve` in one typed, frozen object, read from flags, then environment, then defaults.
+
+Each field carries its flag, environment variable and help text, so ``--help`` and the parser cannot drift apart.
+Standard library only: the command line imports this module without loading the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "FIELDLLM_"
+DEFAULT_DIST = Path("dist")
+DEFAULT_PACKAGE = Path("build/models/smollm2-135m-instruct")  # where `fieldllm prepare` puts the default model
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+class SettingsError(ValueError):
+    """A flag or environment variable has an unusable value (the message names which)."""
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise SettingsError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            raise SettingsError(f"{value} is out of range ({low}..{high if high is not None else ''})")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SettingsError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise SettingsError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def _origin(text: str) -> str:
+    # browsers send Origin as scheme://host[:port], lower-case, no path: compare in that form
+    value = text.strip().rstrip("/").lower()
+    if value != "*" and ("://" not in value or "/" in value.split("://", 1)[1]):
+        raise SettingsError(f"{text!r} is not an origin; write e.g. http://192.168.1.20:8000")
+    return value
+
+
+def _host_name(text: str) -> str:
+    return text.strip().lower().removeprefix("[").removesuffix("]")  # [::1] -> ::1, as hosts.host_name gives
+
+
+def _log_level(text: str) -> str:
+    if text.lower() not in ("critical", "error", "warning", "info", "debug"):
+        raise SettingsError(f"{text!r} is not one of critical, error, warning, info, debug")
+    return text.lower()
+
+
+def _setting(flag: str, help: str, parse: Callable[[str], Any] = str, repeat: bool = False,
+             metavar: str | None = None) -> dict[str, Any]:
+    """A field's metadata: how it is given on the command line and in the environment, and what it means."""
+    env = ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+    return {"flag": flag, "env": env, "help": help, "parse": parse, "repeat": repeat, "metavar": metavar}
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = field(default="127.0.0.1", metadata=_setting(
+        "--host", "interface to listen on; 0.0.0.0 for the local network", metavar="ADDRESS"))
+    port: int = field(default=8000, metadata=_setting("--port", "TCP port", _int_in(0, 65535)))
+    dist: Path = field(default=DEFAULT_DIST, metadata=_setting(
+        "--dist", "the built app folder to serve (from `fieldllm build`); when missing, the API still works and / "
+                  "says how to build the app", Path, metavar="DIR"))
+    package: Path = field(default=DEFAULT_PACKAGE, metadata=_setting(
+        "--package", "model package for the numpy reference engine (from `fieldllm prepare`); loaded once at "
+                     "start-up", Path, metavar="DIR"))
+    upstream: str | None = field(default=None, metadata=_setting(
+        "--upstream", "instead of --package, forward requests to this OpenAI-compatible server's base URL (vLLM, "
+                      "llama.cpp server, Ollama), e.g. http://127.0.0.1:8080/v1", metavar="URL"))
+    upstream_token: str | None = field(default=None, metadata=_setting(
+        "--upstream-token", "bearer token sent to the upstream server", metavar="TOKEN"))
+    upstream_parallel: int = field(default=4, metadata=_setting(
+        "--upstream-parallel", "requests forwarded to the upstream at once (the numpy engine always runs one)",
+        _int_in(1, 1024), metavar="N"))
+    context: int | None = field(default=None, metadata=_setting(
+        "--context", "KV cache length of the numpy engine in tokens (default 4096, capped by the model's); longer "
+                     "prompts get 400", _int_in(16), metavar="TOKENS"))
+    max_tokens: int = field(default=512, metadata=_setting(
+        "--max-tokens", "longest answer in tokens: the default for requests that name none, and the most a request "
+                        "may ask for (more gets 400)", _int_in(1, 1 << 20), metavar="TOKENS"))
+    queue_size: int = field(default=4, metadata=_setting(
+        "--queue-size", "requests per model that may wait behind the running ones; past that, 429 with Retry-After",
+        _int_in(0, 10000), metavar="N"))
+    queue_timeout: float = field(default=120.0, metadata=_setting(
+        "--queue-timeout", "longest wait in the queue before 429", _seconds, metavar="SECONDS"))
+    generation_timeout: float = field(default=300.0, metadata=_setting(
+        "--generation-timeout", "longest time one answer may run; it then ends with finish_reason 'length' (for "
+                                "--upstream: the read timeout)", _seconds, metavar="SECONDS"))
+    max_body: int = field(default=1 << 20, metadata=_setting(
+        "--max-body", "largest request body in bytes (more gets 413)", _int_in(1024), metavar="BYTES"))
+    token: str | None = field(default=None, metadata=_setting(
+        "--token", "require `Authorization: Bearer TOKEN` on /v1/ (prefer the environment variable: flags show in "
+                   "the process list)", metavar="TOKEN"))
+    allow_origin: tuple[str, ...] = field(default=(), metadata=_setting(
+        "--allow-origin", "another origin whose pages may call the API (CORS and Private Network Access), e.g. "
+                          "http://192.168.1.20:8000; repeatable, comma-separated in the environment; '*' allows any",
+        _origin, repeat=True, metavar="ORIGIN"))
+    allow_host: tuple[str, ...] = field(default=(), metadata=_setting(
+        "--allow-host", "a Host header name the server answers to (guards against DNS rebinding); repeatable, "
+                        "comma-separated in the environment; default: the localhost names when --host is a loopback "
+                        "address, any otherwise", _host_name, repeat=True, metavar="NAME"))
+    log_level: str = field(default="info", metadata=_setting(
+        "--log-level", "uvicorn's log level: critical, error, warning, info or debug", _log_level, metavar="LEVEL"))
+
+    def allowed_hosts(self) -> frozenset[str] | None:
+        """Host names to accept, or None for any."""
+        if self.allow_host:
+            return None if "*" in self.allow_host else frozenset(self.allow_host)
+        return frozenset(LOOPBACK_NAMES) if is_loopback(self.host) else None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; the help names its environment variable and default."""
+    for f in fields(Settings):
+        m = f.metadata
+        default = f.default if f.default not in (None, ()) else "none"
+        help = f"{m['help']} (env {m['env']}; default {default})"
+        # flags default to None so that from_sources can tell "not given" from "given the default"
+        parser.add_argument(m["flag"], help=help, metavar=m["metavar"], default=None,
+                            action="append" if m["repeat"] else "store")
+
+
+def from_sources(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Flags win over environment variables, which win over defaults. Raises SettingsError naming the source."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        m = f.metadata
+        given = getattr(args, f.name, None) if args is not None else None
+        if given is not None:
+            texts, source = (given if m["repeat"] else [given]), m["flag"]
+        elif environ.get(m["env"]):
+            raw = environ[m["env"]]
+            texts, source = ([t for t in raw.split(",") if t.strip()] if m["repeat"] else [raw]), m["env"]
+        else:
+            continue
+        try:
+            parsed = [m["parse"](t) for t in texts]
+        except SettingsError as e:
+            raise SettingsError(f"{source}: {e}") from None
+        values[f.name] = tuple(parsed) if m["repeat"] else parsed[0]
+    return replace(Settings(), **values)

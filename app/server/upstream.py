@@ -1,0 +1,187 @@
+"""A backend that forwards validated requests to another OpenAI-compatible server (vLLM, llama.cpp, Ollama).
+
+Only what this server supports is forwarded (the same validation as the numpy backend), with max_tokens always set so
+that the server's cap holds upstream too. Streams pass through byte for byte. The upstream's 4xx answers pass
+through when they are OpenAI-shaped; anything else from it becomes 502 (or 504 for a timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .disconnect import unless_disconnected
+from .errors import APIError, error_body
+from .parse import Chat
+from .schemas import Health, ModelCard, ModelList
+from .settings import Settings
+from .slots import Slots
+from .sse import EventStream, event
+
+MODELS_TTL = 30.0  # seconds a model list from the upstream is trusted
+_ERROR_BODY_LIMIT = 64 * 1024  # bytes of an upstream error answer we read
+_PASSED_THROUGH = {400, 404, 413, 422, 429}  # upstream statuses that are about the request, not about us
+
+
+def base_url(url: str) -> str:
+    """The OpenAI base URL (ending in /v1) from what the user gave: with or without /v1, trailing slash or not."""
+    url = url.rstrip("/")
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+class UpstreamBackend:
+    kind = "upstream"
+
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+        # transport: tests may route the upstream in-process
+        assert settings.upstream
+        self.base = base_url(settings.upstream)
+        headers = {"accept-encoding": "identity"}  # pass streams through as they come, not compressed
+        if settings.upstream_token:
+            headers["authorization"] = f"Bearer {settings.upstream_token}"
+        self._headers = headers
+        self._transport = transport
+        self._timeout = httpx.Timeout(connect=10.0, read=settings.generation_timeout, write=30.0, pool=10.0)
+        self._client: httpx.AsyncClient | None = None
+        self.slots = Slots(running=settings.upstream_parallel, waiting=settings.queue_size,
+                           wait_timeout=settings.queue_timeout)
+        self._models: list[ModelCard] = []
+        self._models_at = -MODELS_TTL
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """Opened on first use and again after ``aclose``, so an app whose lifespan restarts keeps working."""
+        if self._client is None or self._client.is_closed:
+            self._client = httpx.AsyncClient(headers=self._headers, timeout=self._timeout, transport=self._transport)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    def model_ids(self) -> list[str] | None:
+        return None  # known only by asking the upstream, which may come and go
+
+    def health(self) -> Health:
+        return Health(backend="upstream", models=[m.id for m in self._models], busy=self.slots.busy,
+                      capacity=self.slots.capacity)
+
+    async def models(self) -> list[ModelCard]:
+        if time.monotonic() - self._models_at < MODELS_TTL:
+            return self._models
+        try:
+            r = await self.client.get(f"{self.base}/models")
+        except httpx.HTTPError as e:
+            raise _unreachable(self.base, e) from None
+        if r.status_code != 200:
+            raise APIError(502, f"the upstream server answered {r.status_code} to GET /models", code="upstream_error")
+        try:
+            listed = ModelList.model_validate_json(r.content)
+        except ValueError:
+            raise APIError(502, "the upstream server's model list is not OpenAI-shaped", code="upstream_error") \
+                from None
+        self._models, self._models_at = listed.data, time.monotonic()
+        return self._models
+
+    async def chat(self, chat: Chat, request: Request) -> Response:
+        known = [m.id for m in await self.models()]
+        if chat.request.model not in known:
+            raise APIError(404, f"the model {chat.request.model!r} does not exist upstream; GET /v1/models lists "
+                                f"{', '.join(map(repr, known)) or 'none'}", param="model", code="model_not_found")
+        permit = await unless_disconnected(request.receive, self.slots.acquire())
+        try:
+            upstream = await unless_disconnected(request.receive, self._send(chat))
+        except BaseException:
+            permit.release()
+            raise
+        if upstream.status_code != 200:
+            try:
+                return await self._error(upstream)
+            finally:
+                permit.release()
+        if chat.stream:
+            async def on_close() -> None:
+                permit.release()
+                await upstream.aclose()
+
+            return EventStream(_passthrough(upstream), on_close)
+        try:
+            body = await unless_disconnected(request.receive, upstream.aread())
+        except httpx.HTTPError as e:
+            raise _unreachable(self.base, e) from None
+        finally:
+            permit.release()
+            await upstream.aclose()
+        return Response(body, media_type="application/json")
+
+    async def _send(self, chat: Chat) -> httpx.Response:
+        req = self.client.build_request("POST", f"{self.base}/chat/completions", json=_payload(chat))
+        try:
+            return await self.client.send(req, stream=True)
+        except httpx.HTTPError as e:
+            raise _unreachable(self.base, e) from None
+
+    async def _error(self, upstream: httpx.Response) -> Response:
+        body = b""
+        try:
+            async for part in upstream.aiter_bytes():
+                body += part
+                if len(body) > _ERROR_BODY_LIMIT:
+                    break
+        except httpx.HTTPError:
+            pass
+        finally:
+            await upstream.aclose()
+        status = upstream.status_code
+        # the client's own mistakes pass through; a refused token or a broken upstream is the server's problem
+        if status in _PASSED_THROUGH and _is_openai_error(body):
+            headers = {"Retry-After": upstream.headers["retry-after"]} if "retry-after" in upstream.headers else None
+            return Response(body, status, headers, media_type="application/json")
+        raise APIError(502, f"the upstream server answered {status}: {body[:300].decode(errors='replace')}",
+                       code="upstream_error")
+
+
+def _payload(chat: Chat) -> dict[str, Any]:
+    s = chat.sampling
+    out: dict[str, Any] = {"model": chat.request.model, "messages": chat.messages, "max_tokens": s.max_tokens,
+                           "stream": chat.stream}
+    if chat.stream and chat.include_usage:
+        out["stream_options"] = {"include_usage": True}
+    for key, value in (("temperature", s.temperature), ("top_p", s.top_p), ("seed", s.seed)):
+        if value is not None:
+            out[key] = value
+    if s.seed is not None and s.seed >= 1 << 63:  # keep it in the signed 64-bit range servers expect
+        out["seed"] = s.seed - (1 << 64)
+    if s.stop:
+        out["stop"] = s.stop
+    return out
+
+
+def _is_openai_error(body: bytes) -> bool:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and isinstance(parsed.get("error"), dict) and "message" in parsed["error"]
+
+
+def _unreachable(base: str, e: httpx.HTTPError) -> APIError:
+    if isinstance(e, httpx.TimeoutException):
+        return APIError(504, f"the upstream server at {base} did not answer in time ({type(e).__name__})",
+                        code="upstream_timeout")
+    return APIError(502, f"the upstream server at {base} is unreachable ({type(e).__name__}: {e})",
+                    code="upstream_unreachable")
+
+
+async def _passthrough(upstream: httpx.Response) -> AsyncGenerator[bytes, None]:
+    try:
+        async for part in upstream.aiter_bytes():
+            yield part
+    except httpx.HTTPError as e:  # the upstream broke off mid-answer: say so in the stream's own way
+        yield event(error_body(f"the upstream server broke off the answer ({type(e).__name__})", "upstream_error"))

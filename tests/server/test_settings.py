@@ -1,0 +1,81 @@
+"""Settings come from flags, then environment variables, then defaults; `fieldllm serve --help` documents them all."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from app.server.settings import Settings, SettingsError, add_arguments, from_sources
+
+from .conftest import ROOT
+
+
+def _parse(argv: list[str], env: dict[str, str] | None = None) -> Settings:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return from_sources(parser.parse_args(argv), env or {})
+
+
+def test_defaults() -> None:
+    s = _parse([])
+    assert (s.host, s.port, s.dist, s.upstream, s.token, s.allow_origin) == ("127.0.0.1", 8000, Path("dist"), None,
+                                                                              None, ())
+    assert s.package == Path("build/models/smollm2-135m-instruct")
+    assert s.queue_size >= 1 and s.max_tokens == 512
+    assert s.allowed_hosts() == {"localhost", "127.0.0.1", "::1"}
+
+
+def test_environment_then_flags() -> None:
+    env = {"FIELDLLM_PORT": "9000", "FIELDLLM_TOKEN": "t0k", "FIELDLLM_QUEUE_SIZE": "2",
+           "FIELDLLM_ALLOW_ORIGIN": "http://A.example:8000/, http://b.example", "FIELDLLM_GENERATION_TIMEOUT": "30"}
+    s = _parse([], env)
+    assert (s.port, s.token, s.queue_size, s.generation_timeout) == (9000, "t0k", 2, 30.0)
+    assert s.allow_origin == ("http://a.example:8000", "http://b.example")
+    s = _parse(["--port", "9100", "--allow-origin", "http://c.example", "--allow-origin", "http://d.example"], env)
+    assert s.port == 9100 and s.token == "t0k"
+    assert s.allow_origin == ("http://c.example", "http://d.example")  # flags replace the environment's list
+
+
+@pytest.mark.parametrize(("argv", "env", "names"), [
+    (["--port", "70000"], {}, "--port"),
+    (["--queue-size", "-1"], {}, "--queue-size"),
+    (["--max-tokens", "many"], {}, "--max-tokens"),
+    ([], {"FIELDLLM_QUEUE_TIMEOUT": "0"}, "FIELDLLM_QUEUE_TIMEOUT"),
+    ([], {"FIELDLLM_ALLOW_ORIGIN": "example.org"}, "FIELDLLM_ALLOW_ORIGIN"),
+    (["--log-level", "loud"], {}, "--log-level"),
+])
+def test_bad_values_name_their_source(argv: list[str], env: dict[str, str], names: str) -> None:
+    with pytest.raises(SettingsError, match=names):
+        _parse(argv, env)
+
+
+def test_allowed_hosts() -> None:
+    assert Settings(host="0.0.0.0").allowed_hosts() is None
+    assert Settings(host="0.0.0.0", allow_host=("field.lan",)).allowed_hosts() == {"field.lan"}
+    assert Settings(allow_host=("*",)).allowed_hosts() is None
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "model_prep.cli", "serve", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_help_documents_every_setting_and_its_variable() -> None:
+    r = _serve("--help")
+    assert r.returncode == 0
+    text = " ".join(r.stdout.split())
+    for f in fields(Settings):
+        assert f.metadata["flag"] in text and f.metadata["env"] in text
+
+
+def test_command_line_errors_are_one_line() -> None:
+    r = _serve("--package", "/nonexistent/pkg", "--port", "0")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("fieldllm: error:") and "/nonexistent/pkg" in r.stderr
+    r = _serve("--queue-size", "lots")
+    assert r.returncode == 2 and "--queue-size" in r.stderr and "Traceback" not in r.stderr
