@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import mmap
 import os
 import shutil
 import sys
@@ -19,37 +18,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # disk_read
+
+from disk_read import read_cached, read_uncached
 
 from model_prep.plan import Options
 from model_prep.prepare import default_model_path, prepare
-
-
-def read_cached(path: Path) -> float:
-    with open(path, "rb") as f:
-        f.read()
-    t = time.perf_counter()
-    with open(path, "rb") as f:
-        while f.read(8 << 20):
-            pass
-    return time.perf_counter() - t
-
-
-def read_uncached(path: Path) -> float | None:
-    block = 8 << 20
-    buf = mmap.mmap(-1, block)  # page-aligned, as O_DIRECT requires
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    except (OSError, AttributeError):
-        return None
-    t = time.perf_counter()
-    try:
-        while os.readv(fd, [buf]) == block:
-            pass
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return time.perf_counter() - t
 
 
 def main() -> None:
@@ -57,8 +31,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     src = default_model_path()
-    cached = min(read_cached(src) for _ in range(args.runs))
-    uncached_runs = [read_uncached(src) for _ in range(args.runs)]
+    cached = min(read_cached([src]) for _ in range(args.runs))
+    uncached_runs = [read_uncached([src]) for _ in range(args.runs)]
     uncached = min(u for u in uncached_runs if u is not None) if None not in uncached_runs else None
     times = []
     for _ in range(args.runs):
