@@ -13,7 +13,7 @@ import gguf
 import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as QT
-from tiny_models import hf_to_gguf, tiny_tokenizer, write_gguf
+from tiny_models import finish_gguf, hf_to_gguf, tiny_tokenizer, write_gguf
 
 from model_prep import pack
 from model_prep.cli import main
@@ -76,10 +76,7 @@ def test_corrupt_gguf(tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_g
 def test_unsupported_architecture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     w = gguf.GGUFWriter(str(tmp_path / "gpt2.gguf"), "gpt2")
     w.add_tensor("token_embd.weight", np.zeros((8, 32), np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    finish_gguf(w)
     out = tmp_path / "out"
     assert_clean_failure(*run_prepare(capsys, str(tmp_path / "gpt2.gguf"), "--out", str(out)), out,
                          "'gpt2'", "supported: llama, qwen2")
@@ -104,10 +101,7 @@ def test_unsupported_tensor_type(tmp_path: Path, capsys: pytest.CaptureFixture[s
     for t in reader.tensors:
         w.add_tensor(t.name, np.asarray(t.data), raw_dtype=QT(t.tensor_type))
     w.add_tensor("blk.0.ffn_down.weight", np.zeros((256, 66), np.uint8), raw_dtype=QT.IQ2_XXS)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    finish_gguf(w)
     out = tmp_path / "out"
     assert_clean_failure(*run_prepare(capsys, str(tmp_path / "iq2.gguf"), "--out", str(out)), out,
                          "IQ2_XXS", "not supported", "Q4_K", "Q6_K")

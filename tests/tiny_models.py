@@ -155,6 +155,14 @@ def gguf_tokenizer_fields(writer: gguf.GGUFWriter, tok: Tokenizer, pre: str = "g
     writer.add_chat_template(CHATML)
 
 
+def finish_gguf(w: gguf.GGUFWriter) -> None:
+    """Write everything added to a GGUFWriter and close the file."""
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def write_gguf(path: Path, arch: str, cfg: dict[str, Any], tensors: dict[str, tuple[np.ndarray, QT]],
                tok: Tokenizer, seed: int = 0) -> Path:
     """tensors: canonical name -> (f32 values in numpy (rows, cols) shape, GGUF type to store them as)."""
@@ -173,10 +181,7 @@ def write_gguf(path: Path, arch: str, cfg: dict[str, Any], tensors: dict[str, tu
     for name, (values, qtype) in tensors.items():
         w.add_tensor(name, encode_tensor(values, qtype if values.ndim == 2 else QT.F32, rng),
                      raw_dtype=qtype if values.ndim == 2 else QT.F32)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    finish_gguf(w)
     return path
 
 
