@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from .aio import run_async
 from .conftest import FRANCE
 from .fake_engine import FakeEngine
 from .test_validation import assert_openai_error
@@ -53,7 +54,7 @@ def test_full_queue_answers_429_at_once(serve_fake: Callable[..., str]) -> None:
             assert (await waiting).status_code == 200
         assert engine.most_at_once == 1
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 async def _busy_is(client: httpx.AsyncClient, url: str, n: int) -> bool:
@@ -80,7 +81,7 @@ def test_disconnect_mid_stream_frees_the_slot(serve_fake: Callable[..., str]) ->
         assert engine.runs[0] < 50  # stopped between tokens, not after all 500
         assert engine.most_at_once == 1
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_disconnect_while_waiting_for_a_whole_answer(serve_fake: Callable[..., str]) -> None:
@@ -97,7 +98,7 @@ def test_disconnect_while_waiting_for_a_whole_answer(serve_fake: Callable[..., s
             assert (await client.post(f"{url}/v1/chat/completions", json=CHAT)).status_code == 200
         assert engine.runs[0] < 50
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_disconnect_while_queued_leaves_the_queue(serve_fake: Callable[..., str]) -> None:
@@ -114,7 +115,7 @@ def test_disconnect_while_queued_leaves_the_queue(serve_fake: Callable[..., str]
             await _until(lambda: _busy_is(client, url, 0), timeout=1.0)
         assert len(engine.runs) == 1  # the one that left the queue never ran
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_queue_wait_is_bounded(serve_fake: Callable[..., str]) -> None:
@@ -129,7 +130,7 @@ def test_queue_wait_is_bounded(serve_fake: Callable[..., str]) -> None:
                 assert_openai_error(r, 429, None, "queue_timeout")
                 assert int(r.headers["retry-after"]) >= 1
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_generation_timeout_ends_the_answer(serve_fake: Callable[..., str]) -> None:
@@ -152,5 +153,5 @@ def test_concurrent_requests_run_one_at_a_time(serve_fake: Callable[..., str]) -
                                         for s in (True, False) * 4])
             return [r.status_code for r in rs]
 
-    assert asyncio.run(scenario()) == [200] * 8
+    assert run_async(scenario()) == [200] * 8
     assert engine.most_at_once == 1 and len(engine.runs) == 8

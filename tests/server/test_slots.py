@@ -9,6 +9,8 @@ import pytest
 from app.server.errors import APIError
 from app.server.slots import Slots
 
+from .aio import run_async
+
 
 def test_admits_up_to_running_plus_waiting_then_429() -> None:
     async def scenario() -> None:
@@ -29,7 +31,7 @@ def test_admits_up_to_running_plus_waiting_then_429() -> None:
         (await waiters[1]).release()
         assert slots.busy == 0 and slots.running == 0
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_first_come_first_served_and_no_overtaking() -> None:
@@ -51,7 +53,7 @@ def test_first_come_first_served_and_no_overtaking() -> None:
         await asyncio.gather(*tasks)
         return order
 
-    assert asyncio.run(scenario()) == [0, 1, 2, 3, 4, 99]
+    assert run_async(scenario()) == [0, 1, 2, 3, 4, 99]
 
 
 def test_a_waiter_that_leaves_frees_its_place() -> None:
@@ -69,7 +71,7 @@ def test_a_waiter_that_leaves_frees_its_place() -> None:
         (await nxt).release()
         assert slots.busy == 0
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_wait_times_out_with_429() -> None:
@@ -83,7 +85,7 @@ def test_wait_times_out_with_429() -> None:
         holder.release()
         assert slots.busy == 0
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_parallel_slots_and_retry_after_estimate() -> None:
@@ -96,4 +98,4 @@ def test_parallel_slots_and_retry_after_estimate() -> None:
         b.release()
         assert 1 <= slots.retry_after() <= 3600
 
-    asyncio.run(scenario())
+    run_async(scenario())

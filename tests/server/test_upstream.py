@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from app.server.app import create_app
 from app.server.upstream import UpstreamBackend, base_url
 
+from .aio import run_async
 from .conftest import FRANCE, free_port, live_server, make_settings
 from .fake_engine import FakeEngine
 from .test_validation import assert_openai_error
@@ -116,4 +117,4 @@ def test_upstream_queue_full_passes_through_429(serve_fake: Callable[..., str]) 
                     == 200
             assert engine.runs[0] < 100
 
-        asyncio.run(scenario())
+        run_async(scenario())
