@@ -15,7 +15,7 @@ from model_prep.errors import InputError
 from model_prep.reference import Chunk
 
 from .disconnect import unless_disconnected
-from .errors import APIError, error_body
+from .errors import APIError, error_body, log
 from .parse import Chat
 from .schemas import (
     AssistantMessage,
@@ -172,5 +172,9 @@ async def _events(job: Job, ids: _Ids) -> AsyncGenerator[bytes, None]:
                 return
     except InputError as e:  # too late for a status code: OpenAI streams errors as an event
         yield event(error_body(str(e), "invalid_request_error", "messages"))
+        return
+    except Exception:  # a bug in the engine: the client still gets a well-formed end of stream
+        log.exception("generation failed")
+        yield event(error_body("the engine failed; see the server log", "server_error"))
         return
     yield event(error_body("the engine stopped without finishing the answer; see the server log", "server_error"))

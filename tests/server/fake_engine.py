@@ -21,11 +21,13 @@ ANSWER = "The capital of France is Paris."
 class FakeEngine:
     name = "fake-model"
 
-    def __init__(self, context: int = 64, delay: float = 0.0, answer: str = ANSWER, endless: bool = False):
+    def __init__(self, context: int = 64, delay: float = 0.0, answer: str = ANSWER, endless: bool = False,
+                 fail_after: int | None = None):
         self._context = context
         self.delay = delay  # seconds per token
         self.words = answer.split(" ")
         self.endless = endless  # keep talking until max_tokens (for disconnect and timeout tests)
+        self.fail_after = fail_after  # raise after this many tokens (a bug in the engine)
         self.runs: list[int] = []  # tokens produced by each finished or abandoned generation
         self.running = 0
         self.most_at_once = 0  # the server must never run two generations on one engine at once
@@ -54,6 +56,8 @@ class FakeEngine:
         try:
             while produced < limit and (self.endless or produced < len(self.words)):
                 time.sleep(self.delay)
+                if produced == self.fail_after:
+                    raise RuntimeError("the fake engine broke")
                 piece = ("" if produced == 0 else " ") + self.words[produced % len(self.words)]
                 produced += 1
                 text += piece

@@ -77,5 +77,7 @@ def test_command_line_errors_are_one_line() -> None:
     r = _serve("--package", "/nonexistent/pkg", "--port", "0")
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert r.stderr.startswith("fieldllm: error:") and "/nonexistent/pkg" in r.stderr
+    r = _serve("--upstream", "ftp://example.org")
+    assert r.returncode == 2 and "not an http(s) URL" in r.stderr and "Traceback" not in r.stderr
     r = _serve("--queue-size", "lots")
     assert r.returncode == 2 and "--queue-size" in r.stderr and "Traceback" not in r.stderr

@@ -9,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from .conftest import FRANCE, fake_app
+from .fake_engine import FakeEngine
 
 MODEL = "fake-model"
 OK: dict[str, Any] = {"model": MODEL, "messages": FRANCE}
@@ -193,3 +194,14 @@ def test_app_serves_again_after_its_lifespan_restarts() -> None:
     for _ in range(2):
         with TestClient(app) as client:
             assert client.post("/v1/chat/completions", json=OK).status_code == 200
+
+
+def test_an_engine_failure_is_a_clean_500_and_frees_the_model() -> None:
+    with TestClient(fake_app(FakeEngine(fail_after=2), queue_size=0), raise_server_exceptions=False) as client:
+        r = client.post("/v1/chat/completions", json=OK)
+        error = assert_openai_error(r, 500)
+        assert error["type"] == "server_error"
+        with client.stream("POST", "/v1/chat/completions", json={**OK, "stream": True}) as s:
+            events = [e for e in s.read().decode().split("\n\n") if e]
+        assert json.loads(events[-1].removeprefix("data: "))["error"]["type"] == "server_error"
+        assert client.get("/healthz").json()["busy"] == 0
