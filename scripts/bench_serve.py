@@ -1,0 +1,204 @@
+"""Load test for `fieldllm serve` on loopback: N concurrent streaming clients against the numpy engine.
+
+Prints one line per figure, then all of them as one JSON line. The bounds to compare with are measured in the same
+run on the same engine object, with no server in between: the reference engine answering the same requests one after
+another (prefill included), and its single-stream decode speed. The server runs one generation at a time per model,
+so its aggregate throughput can at best reach the first; the ratios say what the HTTP layer and the queue cost.
+
+Only 127.0.0.1 is contacted; the number of requests is fixed (--clients) and the whole run is bounded (--timeout).
+
+    .venv/bin/python scripts/bench_serve.py [--package DIR] [--clients 16] [--max-tokens 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # app/ and model_prep/ from the checkout
+
+from app.server.app import create_app  # noqa: E402
+from app.server.local import LocalBackend  # noqa: E402
+from app.server.settings import Settings  # noqa: E402
+from model_prep.reference import Engine, load  # noqa: E402
+
+QUESTIONS = [
+    "How do I check a centrifugal pump for cavitation?",
+    "What are the signs of dehydration in an adult?",
+    "Why would a diesel generator lose power under load?",
+    "How should a small burn be cleaned and dressed?",
+    "What causes a hydraulic system to overheat?",
+    "How do I take a patient's pulse at the wrist?",
+    "What does a high vibration reading on a motor bearing mean?",
+    "How can I tell if a wound is infected?",
+    "What are common causes of low oil pressure in an engine?",
+    "How do I treat a sprained ankle in the field?",
+    "Why does a heat exchanger lose efficiency over time?",
+    "What should I do if someone has a nosebleed that will not stop?",
+    "How do I safely isolate an electrical panel before maintenance?",
+    "What are the symptoms of heat stroke?",
+    "How often should seawater strainers be cleaned?",
+    "What is the first aid for a suspected broken arm?",
+]
+
+
+@dataclass
+class Stream:
+    start: float
+    first: float | None = None  # first content token
+    last: float | None = None  # last content token
+    tokens: int = 0  # completion tokens (the server's usage count)
+    ok: bool = False
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def reference_decode(engine: Engine, max_tokens: int) -> float:
+    """Tokens per second of the engine alone, decode only (first to last token), best of two questions."""
+    best = 0.0
+    for question in QUESTIONS[:2]:
+        marks = []  # (time, tokens so far) at each chunk that carries tokens
+        tokens = 0
+        for chunk in engine.stream([{"role": "user", "content": question}], max_tokens=max_tokens,
+                                   temperature=0.0):
+            if chunk.token_ids:
+                tokens += len(chunk.token_ids)
+                marks.append((time.perf_counter(), tokens))
+        if len(marks) > 1:
+            (t0, n0), (t1, n1) = marks[0], marks[-1]
+            best = max(best, (n1 - n0) / (t1 - t0))
+    return best
+
+
+def reference_serial(engine: Engine, clients: int, max_tokens: int) -> float:
+    """Tokens per second of the engine alone answering the same requests one after another, prefill included: what
+    the server, which also runs one generation at a time, could reach with zero overhead."""
+    start, tokens = time.perf_counter(), 0
+    for i in range(clients):
+        done = engine.generate([{"role": "user", "content": QUESTIONS[i % len(QUESTIONS)]}], max_tokens=max_tokens,
+                               temperature=0.0)
+        tokens += done.usage.completion_tokens
+    return tokens / (time.perf_counter() - start)
+
+
+async def client(url: str, question: str, max_tokens: int) -> Stream:
+    s = Stream(time.perf_counter())
+    body = {"model": "-", "messages": [{"role": "user", "content": question}], "max_tokens": max_tokens,
+            "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
+    async with httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=10.0)) as http:
+        body["model"] = (await http.get(f"{url}/v1/models")).json()["data"][0]["id"]
+        async with http.stream("POST", f"{url}/v1/chat/completions", json=body) as r:
+            r.raise_for_status()
+            async for line in r.aiter_lines():
+                data = line.removeprefix("data: ")
+                if not line.startswith("data: ") or data == "[DONE]":
+                    s.ok = data == "[DONE]" or s.ok
+                    continue
+                chunk = json.loads(data)
+                if chunk.get("usage"):
+                    s.tokens = chunk["usage"]["completion_tokens"]
+                if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                    s.last = time.perf_counter()
+                    s.first = s.first or s.last
+    return s
+
+
+def serve(app: object) -> tuple[uvicorn.Server, str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))  # type: ignore[arg-type]
+    threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+    while not server.started:
+        time.sleep(0.01)
+    return server, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def package_path(given: Path | None) -> Path:
+    default = ROOT / "build/models/smollm2-135m-instruct"
+    if given is not None or (default / "manifest.json").is_file():
+        return given or default
+    from model_prep.plan import Options
+    from model_prep.prepare import default_model_path, prepare
+
+    return prepare(default_model_path(), Path(tempfile.mkdtemp()) / "pkg", Options())
+
+
+async def run_clients(url: str, clients: int, max_tokens: int, timeout: float) -> tuple[list[Stream], float]:
+    start = time.perf_counter()
+    jobs = [client(url, QUESTIONS[i % len(QUESTIONS)], max_tokens) for i in range(clients)]
+    streams = await asyncio.wait_for(asyncio.gather(*jobs), timeout)
+    return list(streams), time.perf_counter() - start
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--package", type=Path, help="model package (default: build/models/smollm2-135m-instruct, "
+                                                 "prepared into a temporary folder if missing)")
+    ap.add_argument("--clients", type=int, default=16, help="concurrent streaming clients (default 16)")
+    ap.add_argument("--max-tokens", type=int, default=32, help="answer length per client (default 32)")
+    ap.add_argument("--timeout", type=float, default=300.0, help="bound on the whole load phase in seconds")
+    args = ap.parse_args()
+
+    engine = load(package_path(args.package), context=1024)
+    before = reference_decode(engine, args.max_tokens)
+    serial = reference_serial(engine, args.clients, args.max_tokens)
+    settings = replace(Settings(), queue_size=args.clients, max_tokens=args.max_tokens,
+                       queue_timeout=args.timeout, dist=Path(tempfile.mkdtemp()) / "no-app")
+    server, url = serve(create_app(settings, LocalBackend(engine, settings)))
+    try:
+        streams, wall = asyncio.run(run_clients(url, args.clients, args.max_tokens, args.timeout))
+    finally:
+        server.should_exit = True
+    # measured again after the load phase (same engine, server idle): the bound is the better of the two, so that
+    # a busy moment on the machine during one measurement does not flatter the server's ratio
+    after = reference_decode(engine, args.max_tokens)
+    bound = max(before, after)
+    done = [s for s in streams if s.ok and s.first is not None and s.last is not None]
+    if len(done) != args.clients:
+        print(f"only {len(done)} of {args.clients} streams completed", file=sys.stderr)
+        return 1
+    ttft = [s.first - s.start for s in done if s.first is not None]
+    decode = [(s.tokens - 1) / (s.last - s.first) for s in done if s.first and s.last and s.last > s.first]
+    total = sum(s.tokens for s in done)
+    figures = {
+        "clients": args.clients, "max_tokens": args.max_tokens, "completion_tokens": total, "wall_s": wall,
+        "throughput_tok_s": total / wall,
+        "ttft_p50_s": percentile(ttft, 0.5), "ttft_p95_s": percentile(ttft, 0.95),
+        "decode_tok_s_per_stream_median": statistics.median(decode),
+        "reference_decode_tok_s": bound, "reference_decode_before_after_tok_s": [before, after],
+        "reference_serial_tok_s": serial,
+        "throughput_over_serial_reference": total / wall / serial,
+        "throughput_over_reference": total / wall / bound,
+        "decode_over_reference": statistics.median(decode) / bound,
+    }
+    print(f"streams completed: {len(done)}/{args.clients} ({total} tokens in {wall:.2f} s)")
+    print(f"throughput: {figures['throughput_tok_s']:.1f} tok/s "
+          f"({figures['throughput_over_serial_reference']:.2f}x the reference engine answering the same requests "
+          f"one after another, {figures['throughput_over_reference']:.2f}x its single-stream decode)")
+    print(f"time to first token: p50 {figures['ttft_p50_s']:.2f} s, p95 {figures['ttft_p95_s']:.2f} s")
+    print(f"decode per stream (median): {figures['decode_tok_s_per_stream_median']:.1f} tok/s "
+          f"({figures['decode_over_reference']:.2f}x)")
+    print(f"reference engine, same run: decode {bound:.1f} tok/s (before {before:.1f}, after {after:.1f}), "
+          f"same requests in series {serial:.1f} tok/s")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
