@@ -23,9 +23,12 @@ export class DeviceLostError extends EngineError {}
 /** The worker died or answered something the client does not understand. */
 export class WorkerError extends EngineError {}
 
+/** The fallback server (server-client.js) cannot be reached, has no API here, or failed; its message says which. */
+export class ServerError extends EngineError {}
+
 /** Every class above, by name. */
 export const ERROR_CLASSES = Object.freeze({
-  EngineError, InputError, ContextOverflowError, WebGPUUnavailableError, DeviceLostError, WorkerError,
+  EngineError, InputError, ContextOverflowError, WebGPUUnavailableError, DeviceLostError, WorkerError, ServerError,
   CapacityError, ContextError, FetchError, FormatError, IntegrityError, ShaderError,
 });
 

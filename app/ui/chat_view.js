@@ -7,7 +7,10 @@ import { isAbort, messageOf, nameOf } from './errors.js';
 import { USES, asUse } from './prompts.js';
 import { byId } from './view.js';
 
-/** @typedef {import('../engine/client.js').EngineClient} EngineClient */
+/**
+ * What answers: the engine on this device's GPU (EngineClient) or the fallback server (ServerEngine), same calls.
+ * @typedef {import('../engine/client.js').EngineClient | import('../engine/server-client.js').ServerEngine} ChatEngine
+ */
 
 /** @param {unknown} e */
 function answerError(e) {
@@ -26,7 +29,7 @@ export class ChatView {
   constructor(doc, opts) {
     this.doc = doc;
     this.opts = opts;
-    /** @type {EngineClient | null} */
+    /** @type {ChatEngine | null} */
     this.engine = null;
     this.conversation = new Conversation(globalThis.sessionStorage ?? null);
     /** @type {AbortController | null} the answer being written */
@@ -77,7 +80,7 @@ export class ChatView {
     return new Promise((resolve) => this.idleWaiters.push(() => resolve()));
   }
 
-  /** @param {EngineClient | null} engine */
+  /** @param {ChatEngine | null} engine */
   setEngine(engine) {
     this.engine = engine;
     this.updateControls();

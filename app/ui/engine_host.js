@@ -1,9 +1,11 @@
 // engine_host.js: the page's side of the engine. It asks the engine's probe whether this device can run a model
 // (before anything is downloaded), and starts the engine worker on a stored version (app/engine/client.js), passing
-// it the vendored libraries' URLs from this page's import map.
+// it the vendored libraries' URLs from this page's import map; or, where the probe says no, connects to the fallback
+// server that served the page (app/engine/server-client.js).
 
 import { EngineClient } from '../engine/client.js';
 import { probe } from '../engine/gpu/probe.js';
+import { ServerEngine } from '../engine/server-client.js';
 import { DeviceUnsupportedError, messageOf } from './errors.js';
 
 /** @typedef {import('../engine/gpu/package.js').Manifest} Manifest */
@@ -71,4 +73,13 @@ export function loadEngine(folderUrl, opts = {}) {
     baseUrl: folderUrl, shaderBaseUrl: SHADERS, vendorUrls: vendorUrlsFromImportMap(document),
     onProgress: opts.onProgress, context: opts.context, signal: opts.signal,
   });
+}
+
+/**
+ * The fallback server's API at this app's own origin (`fieldllm serve` serves both); rejects with the engine's
+ * ServerError where there is none (a static host, the server down, a token required).
+ * @returns {Promise<ServerEngine>}
+ */
+export function connectServer() {
+  return ServerEngine.connect({ baseUrl: document.baseURI });
 }

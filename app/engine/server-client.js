@@ -1,0 +1,184 @@
+// server-client.js: the same API as EngineClient (chat.completions.create, resetCache, destroy), answered by the
+// fallback server's OpenAI-compatible /v1/chat/completions (`fieldllm serve`) instead of this device's GPU. The app
+// picks it when the probe finds no usable WebGPU; the calling code does not change.
+//
+//   const engine = await ServerEngine.connect({baseUrl: document.baseURI});
+//   for await (const chunk of await engine.chat.completions.create({messages, stream: true, signal})) ...
+//
+// The request body is OpenAI's, sent as given (minus `signal`, which aborts the fetch); the server validates it and
+// its 4xx bodies become this module's errors, with the server's own message.
+
+import { ContextOverflowError, InputError, ServerError, abortError } from './errors.js';
+
+/** @typedef {import('./request-options.js').ChatRequest} ChatRequest */
+/** @typedef {import('./openai-shapes.js').ChatCompletion} ChatCompletion */
+/** @typedef {import('./openai-shapes.js').ChatCompletionChunk} ChatCompletionChunk */
+
+/** Where the API lives, relative to the app's base URL (the server serves both). */
+const API = 'v1/';
+
+export class ServerEngine {
+  /**
+   * Asks the server which model it serves; rejects with ServerError when there is no such API here (a static host,
+   * the server is down, or it wants a token).
+   * @param {{baseUrl: string | URL, fetch?: typeof fetch, signal?: AbortSignal}} opts
+   * @returns {Promise<ServerEngine>}
+   */
+  static async connect(opts) {
+    const fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
+    const api = new URL(API, opts.baseUrl);
+    /** @type {Response} */
+    let r;
+    try {
+      r = await fetchFn(new URL('models', api), { signal: opts.signal, cache: 'no-store' });
+    } catch (e) {
+      if (opts.signal?.aborted) throw abortError('connecting to the server was aborted');
+      throw new ServerError(`the fallback server at ${api.origin} cannot be reached (${String(e)}): check the network`);
+    }
+    if (!r.ok) throw await errorOf(r, `GET ${api.pathname}models`);
+    /** @type {any} */
+    let list;
+    try {
+      list = await r.json();
+    } catch {
+      list = null;
+    }
+    const model = list?.data?.[0]?.id;
+    if (typeof model !== 'string') {
+      throw new ServerError(`${api.origin} has no fallback API (GET ${api.pathname}models lists no model): start ` +
+        'the app with `fieldllm serve` to answer from the server');
+    }
+    return new ServerEngine(api, model, fetchFn);
+  }
+
+  /**
+   * @param {URL} api  absolute URL of the API folder (…/v1/)
+   * @param {string} model  the id the server lists
+   * @param {typeof fetch} fetchFn
+   */
+  constructor(api, model, fetchFn) {
+    this.api = api;
+    this.fetch = fetchFn;
+    /** What the app shows about the engine in use. */
+    this.info = { name: model, where: 'server', origin: api.origin };
+    /** OpenAI's client shape: client.chat.completions.create(request). */
+    this.chat = { completions: { create: this.createChatCompletion.bind(this) } };
+  }
+
+  /**
+   * @overload
+   * @param {ChatRequest & {stream: true}} request
+   * @returns {Promise<AsyncGenerator<ChatCompletionChunk, void, void>>}
+   */
+  /**
+   * @overload
+   * @param {ChatRequest & {stream?: false | null}} request
+   * @returns {Promise<ChatCompletion>}
+   */
+  /**
+   * @overload
+   * @param {ChatRequest} request
+   * @returns {Promise<ChatCompletion | AsyncGenerator<ChatCompletionChunk, void, void>>}
+   */
+  /**
+   * EngineClient.createChatCompletion, answered by the server.
+   * @param {ChatRequest} request
+   * @returns {Promise<ChatCompletion | AsyncGenerator<ChatCompletionChunk, void, void>>}
+   */
+  async createChatCompletion(request) {
+    const { signal, ...body } = request;
+    /** @type {Response} */
+    let r;
+    try {
+      r = await this.fetch(new URL('chat/completions', this.api), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: body.stream ? 'text/event-stream' : 'application/json' },
+        body: JSON.stringify({ model: this.info.name, ...body }),
+        signal: signal ?? undefined,
+        cache: 'no-store',
+      });
+    } catch (e) {
+      if (signal?.aborted) throw abortError();
+      throw new ServerError(`the fallback server at ${this.api.origin} cannot be reached (${String(e)}): check the network`);
+    }
+    if (!r.ok) throw await errorOf(r, 'the request');
+    if (!body.stream) return r.json();
+    return chunks(r, signal ?? null);
+  }
+
+  /** The server keeps no conversation state between requests: nothing to reset. */
+  resetCache() {}
+
+  /** Nothing to free: no worker, no GPU memory. */
+  destroy() {}
+}
+
+/**
+ * The OpenAI-shaped chunks of a server-sent event stream ("data: {json}\n\n" ... "data: [DONE]\n\n"). An error
+ * event (the server streams errors once the 200 is sent) is thrown.
+ * @param {Response} r
+ * @param {AbortSignal | null} signal
+ * @returns {AsyncGenerator<ChatCompletionChunk, void, void>}
+ */
+async function* chunks(r, signal) {
+  if (!r.body) throw new ServerError('the fallback server sent an empty stream: see the server log');
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  try {
+    for (;;) {
+      let read;
+      try {
+        read = await reader.read();
+      } catch (e) {
+        if (signal?.aborted) throw abortError();
+        throw new ServerError(`the connection to the fallback server broke mid-answer (${String(e)}): ask again`);
+      }
+      if (read.done) break;
+      buffer += read.value;
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+        if (!data) continue;
+        if (data === '[DONE]') return;
+        const payload = JSON.parse(data);
+        if (payload.error) throw classify(0, payload.error);
+        yield payload;
+      }
+    }
+    throw new ServerError('the fallback server ended the answer without [DONE]: see the server log');
+  } finally {
+    reader.cancel().catch(() => undefined); // breaking out of the loop hangs up, which frees the server's slot
+  }
+}
+
+/**
+ * @param {Response} r  a response with an error status
+ * @param {string} what  what was asked, for the message
+ */
+async function errorOf(r, what) {
+  /** @type {any} */
+  let body = null;
+  try {
+    body = await r.json();
+  } catch {
+    // not JSON: a static host's 404 page, a proxy's error page
+  }
+  if (body?.error?.message) return classify(r.status, body.error);
+  if (r.status === 404 || r.status === 405) {
+    return new ServerError(`${new URL(r.url || 'http://server').origin} has no fallback API (${what}: ${r.status}): ` +
+      'start the app with `fieldllm serve` to answer from the server');
+  }
+  return new ServerError(`the fallback server answered ${what} with ${r.status} ${r.statusText}: see the server log`);
+}
+
+/**
+ * @param {number} status
+ * @param {{message: string, code?: string | null}} error  OpenAI's error object
+ */
+function classify(status, error) {
+  if (error.code === 'context_length_exceeded') return new ContextOverflowError(error.message);
+  if (status === 400 || status === 422) return new InputError(error.message);
+  return new ServerError(`the fallback server says: ${error.message}`);
+}
