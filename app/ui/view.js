@@ -64,7 +64,9 @@ export class View {
 
   /** @param {boolean} online */
   network(online) {
-    setText(this.el('net-status'), online ? 'Online' : 'Offline: the assistant keeps working on this device');
+    const server = this.doc.body.dataset.engine === 'server'; // answers come over the network (app.js useServer)
+    setText(this.el('net-status'), online ? 'Online'
+      : server ? 'Offline: the server cannot answer until the network returns' : 'Offline: the assistant keeps working on this device');
     this.el('net-status').dataset.online = String(online);
   }
 }
