@@ -1,23 +1,23 @@
-"""Read a GGUF checkpoint (llama, qwen2) with the `gguf` package, llama.cpp's own reader."""
+"""Read a GGUF checkpoint (llama, qwen2): container parsed by gguf_file.py, values dequantized by the `gguf` package
+(llama.cpp's own code)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import gguf
 import numpy as np
 import numpy.typing as npt
 from gguf import GGMLQuantizationType as QT
-from gguf import GGUFValueType as GVT
 
 from . import format as fmt
 from . import quant
 from .checkpoint import Checkpoint, SourceTensor
 from .config import ModelConfig
 from .errors import InputError, UnsupportedError
+from .gguf_file import GGUFFile, TensorInfo, read_gguf_file
 from .gguf_tokenizer import tokenizer_json_from_gguf
 
 # Tensor types we read. Q4_0/Q4_1/Q8_0 are carried over as they are; the others are dequantized by gguf and
@@ -39,52 +39,7 @@ FALLBACK_CHAT_TEMPLATE = (
 )
 
 
-class _Reader(gguf.GGUFReader):
-    """gguf's reader with two shortcuts in its metadata parsing; same bytes, same fields, same tensors
-    (tests/test_gguf_source.py compares every field and tensor with gguf.GGUFReader's).
-
-    - ``_get`` slices a plain ndarray view of the memory map: np.memmap's per-slice bookkeeping dominated.
-    - arrays of strings (a tokenizer's 49k tokens and 49k merges) are walked with memoryview slices instead of one
-      numpy view per length and per string; ``ReaderField.contents()`` needs only ``tobytes()`` and ``nbytes``.
-    Together, on SmolLM2: 1.8 s -> 0.3 s (docs/PERFORMANCE.md). Signatures are gguf 0.19's (pinned in pyproject.toml).
-    """
-
-    def _plain(self) -> npt.NDArray[np.uint8]:
-        plain = self.__dict__.get("_plain_data")
-        if plain is None:
-            plain = self.__dict__["_plain_data"] = self.data.view(np.ndarray)
-        return plain
-
-    def _get(self, offset: int, dtype: npt.DTypeLike, count: int = 1,
-             override_order: Literal["I", "S", "<"] | None = None) -> npt.NDArray[Any]:
-        dt = np.dtype(dtype)
-        arr = self._plain()[offset: offset + dt.itemsize * int(count)].view(dt)[: int(count)]
-        return arr.view(arr.dtype.newbyteorder(self.byte_order if override_order is None else override_order))
-
-    def _get_field_parts(self, orig_offs: int, raw_type: int) -> tuple[int, list[Any], list[int], list[GVT]]:
-        if GVT(raw_type) != GVT.ARRAY or self.byte_order != "I" or sys.byteorder != "little":
-            return super()._get_field_parts(orig_offs, raw_type)
-        raw_itype = self._get(orig_offs, np.uint32)
-        if GVT(int(raw_itype[0])) != GVT.STRING:
-            return super()._get_field_parts(orig_offs, raw_type)
-        alen = self._get(orig_offs + 4, np.uint64)
-        data = memoryview(self._plain().data)  # the raw bytes of the mapping
-        end, offs = len(data), orig_offs + 12
-        parts: list[Any] = [raw_itype, alen]
-        idxs: list[int] = []
-        for _ in range(int(alen[0])):
-            if offs + 8 > end:
-                raise ValueError(f"string array at offset {orig_offs} runs past the end of the file")
-            n = int.from_bytes(data[offs: offs + 8], "little")
-            if offs + 8 + n > end:
-                raise ValueError(f"string array at offset {orig_offs} runs past the end of the file")
-            parts += (data[offs: offs + 8], data[offs + 8: offs + 8 + n])
-            idxs.append(len(parts) - 1)
-            offs += 8 + n
-        return offs - orig_offs, parts, idxs, [GVT.ARRAY, GVT.STRING] if idxs else [GVT.ARRAY]
-
-
-def _open(path: Path) -> gguf.GGUFReader:
+def _open(path: Path) -> GGUFFile:
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
@@ -94,24 +49,11 @@ def _open(path: Path) -> gguf.GGUFReader:
         raise InputError(f"{path} is not a GGUF file (it does not start with 'GGUF'); give a .gguf file or a "
                          "Hugging Face folder")
     try:
-        reader = _Reader(path)
-    except Exception as e:  # the reader raises ValueError, IndexError, struct errors... on damaged files
+        return read_gguf_file(path)
+    except OSError as e:
+        raise InputError(f"cannot read {path}: {e.strerror}") from e
+    except Exception as e:  # GGUFFormatError, struct.error (read past the end), UnicodeDecodeError...
         raise InputError(f"{path} is truncated or corrupt ({type(e).__name__}: {e}); download it again") from e
-    size = path.stat().st_size
-    for t in reader.tensors:
-        if t.data_offset + t.n_bytes > size or t.data.nbytes != t.n_bytes:
-            raise InputError(f"{path} is truncated: tensor {t.name} ends past the end of the file; download it again")
-    return reader
-
-
-def read_metadata(reader: gguf.GGUFReader) -> dict[str, Any]:
-    meta: dict[str, Any] = {}
-    for key, fld in reader.fields.items():
-        try:
-            meta[key] = fld.contents()
-        except Exception as e:
-            raise InputError(f"GGUF metadata field {key} is corrupt ({e}); download the file again") from e
-    return meta
 
 
 def _need(meta: dict[str, Any], key: str) -> Any:
@@ -120,7 +62,7 @@ def _need(meta: dict[str, Any], key: str) -> Any:
     return meta[key]
 
 
-def _config(meta: dict[str, Any], reader: gguf.GGUFReader) -> ModelConfig:
+def _config(meta: dict[str, Any], gf: GGUFFile) -> ModelConfig:
     arch = _need(meta, "general.architecture")
     if arch not in fmt.ARCHITECTURES:
         raise UnsupportedError(f"architecture {arch!r} is not supported (supported: {', '.join(fmt.ARCHITECTURES)})")
@@ -129,11 +71,11 @@ def _config(meta: dict[str, Any], reader: gguf.GGUFReader) -> ModelConfig:
         raise UnsupportedError(f"RoPE scaling {scaling!r} is not supported (supported: none)")
     hidden = int(_need(meta, f"{arch}.embedding_length"))
     heads = int(_need(meta, f"{arch}.attention.head_count"))
-    names = {t.name for t in reader.tensors}
-    embd = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
+    names = {t.name for t in gf.tensors}
+    embd = next((t for t in gf.tensors if t.name == "token_embd.weight"), None)
     if embd is None:
         raise InputError("GGUF file lacks tensor token_embd.weight; the file is incomplete")
-    vocab = int(meta.get(f"{arch}.vocab_size", int(embd.shape[1])))
+    vocab = int(meta.get(f"{arch}.vocab_size", int(embd.dims[1]) if len(embd.dims) > 1 else 0))
     head_dim = int(meta.get(f"{arch}.attention.key_length", meta.get(f"{arch}.rope.dimension_count", hidden // heads)))
     try:
         return ModelConfig(
@@ -156,12 +98,12 @@ def _config(meta: dict[str, Any], reader: gguf.GGUFReader) -> ModelConfig:
         raise InputError(f"GGUF metadata is inconsistent: {e}") from e
 
 
-def _tensor(t: gguf.ReaderTensor) -> SourceTensor:
-    qtype = QT(t.tensor_type)
+def _tensor(t: TensorInfo) -> SourceTensor:
+    qtype = QT(t.ggml_type)
     if qtype not in SUPPORTED_TYPES:
         raise UnsupportedError(f"tensor {t.name} has type {qtype.name}, which is not supported (supported: "
                                f"{', '.join(q.name for q in SUPPORTED_TYPES)})")
-    shape = tuple(int(n) for n in reversed(t.shape.tolist()))  # GGUF [ne0, ne1] -> numpy (ne1, ne0) = (rows, cols)
+    shape = tuple(reversed(t.dims))  # GGUF [ne0, ne1] -> numpy (ne1, ne0) = (rows, cols)
     data = t.data
 
     def load_f32() -> npt.NDArray[np.float32]:
@@ -183,10 +125,10 @@ def source_name(path: Path) -> str:
 
 
 def read_gguf(path: Path) -> Checkpoint:
-    reader = _open(path)
-    meta = read_metadata(reader)
-    config = _config(meta, reader)
-    tensors = [_tensor(t) for t in reader.tensors]
+    gf = _open(path)
+    meta = gf.metadata
+    config = _config(meta, gf)
+    tensors = [_tensor(t) for t in gf.tensors]
     notes: list[str] = []
     template = meta.get("tokenizer.chat_template")
     if not template:

@@ -9,7 +9,7 @@ import gguf
 import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as QT
-from tiny_models import tiny_tokenizer, write_gguf
+from tiny_models import finish_gguf, tiny_tokenizer, write_gguf
 
 from model_prep import format as fmt
 from model_prep.gguf_source import SUPPORTED_TYPES
@@ -118,13 +118,45 @@ def test_keep_8bit_and_weights_option(tmp_path: Path) -> None:
     assert np.array_equal(full.tensor_f32("blk.0.attn_q.weight"), source["blk.0.attn_q.weight"])
 
 
-def test_fast_reader_reads_what_gguf_reads(smollm2_gguf: Path) -> None:
-    from model_prep.gguf_source import _Reader
+def test_our_parser_reads_what_gguf_reads(smollm2_gguf: Path) -> None:
+    """gguf_file.py (ours, fast) gives every metadata value and tensor array that gguf.GGUFReader gives."""
+    from model_prep.gguf_file import read_gguf_file
 
-    ours, theirs = _Reader(smollm2_gguf), gguf.GGUFReader(smollm2_gguf)
-    assert ours.fields.keys() == theirs.fields.keys()
-    for key in theirs.fields:
-        assert ours.fields[key].contents() == theirs.fields[key].contents(), key
+    ours, theirs = read_gguf_file(smollm2_gguf), gguf.GGUFReader(smollm2_gguf)
+    assert list(ours.metadata) == list(theirs.fields)
+    for key, field in theirs.fields.items():
+        want = field.contents()
+        assert ours.metadata[key] == want and type(ours.metadata[key]) is type(want), key
+    assert (ours.data_start, ours.alignment) == (theirs.data_offset, theirs.alignment)
     for a, b in zip(ours.tensors, theirs.tensors, strict=True):
-        assert (a.name, a.tensor_type, a.data_offset) == (b.name, b.tensor_type, b.data_offset)
-        assert np.array_equal(np.asarray(a.data), np.asarray(b.data))
+        assert (a.name, a.ggml_type, a.data_offset, a.n_bytes) == (b.name, b.tensor_type, b.data_offset, b.n_bytes)
+        assert a.dims == tuple(b.shape.tolist())
+        assert a.data.dtype == b.data.dtype and a.data.shape == b.data.shape, a.name
+        assert np.array_equal(a.data, b.data), a.name
+
+
+def test_our_parser_on_every_value_type(tmp_path: Path) -> None:
+    """Scalars and arrays of every GGUF value type, as gguf writes them, read back as gguf reads them."""
+    from gguf import GGUFValueType as GVT
+
+    from model_prep.gguf_file import read_gguf_file
+
+    w = gguf.GGUFWriter(str(tmp_path / "kv.gguf"), "llama")
+    scalars = {GVT.UINT8: 200, GVT.INT8: -100, GVT.UINT16: 60000, GVT.INT16: -30000, GVT.UINT32: 4_000_000_000,
+               GVT.INT32: -2_000_000_000, GVT.FLOAT32: 0.1, GVT.UINT64: 2**63 + 5, GVT.INT64: -(2**62),
+               GVT.FLOAT64: 0.1, GVT.BOOL: True, GVT.STRING: "pump \u00e9\u2103 \U0001f527"}
+    for vtype, value in scalars.items():
+        w.add_key_value(f"test.{vtype.name.lower()}", value, vtype)
+        w.add_key_value(f"test.{vtype.name.lower()}_array", [value, value], GVT.ARRAY, vtype)
+    w.add_tensor("t.f16", np.arange(64, dtype=np.float16).reshape(2, 32))
+    w.add_tensor("t.q8", np.zeros((2, 34), np.uint8), raw_dtype=QT.Q8_0)
+    finish_gguf(w)
+    ours, theirs = read_gguf_file(tmp_path / "kv.gguf"), gguf.GGUFReader(tmp_path / "kv.gguf")
+    for key, field in theirs.fields.items():
+        want = field.contents()
+        assert ours.metadata[key] == want, key
+        items = want if isinstance(want, list) else [want]
+        assert [type(v) for v in (ours.metadata[key] if isinstance(want, list) else [ours.metadata[key]])] == [
+            type(v) for v in items], key
+    for a, b in zip(ours.tensors, theirs.tensors, strict=True):
+        assert a.data.dtype == b.data.dtype and np.array_equal(a.data, b.data)
