@@ -6,12 +6,20 @@ The app's tokenizer runs on `tokenizer.json`, so we rebuild one here.
 
 The reference is transformers' own GGUF loader (`AutoTokenizer.from_pretrained(dir, gguf_file=...)`):
 where it and llama.cpp disagree we follow transformers, and say so next to the code.
+
+Speed (docs/PERFORMANCE.md): the `tokenizers` library decides everything but the BPE vocabulary and merges (added
+tokens, pre-tokenizer, decoder, model options), on a model that holds only the added tokens; the vocabulary and merges
+(49k + 49k entries for SmolLM2) are written straight into the JSON, in the order the library writes them (vocabulary
+by id, merges by rank), checked here as the library would check them, and the finished file is loaded back once.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
@@ -82,13 +90,35 @@ def _gpt2_byte_chars() -> dict[int, str]:
 
 _BYTE_CHARS = _gpt2_byte_chars()
 _BYTE_ALPHABET = frozenset(_BYTE_CHARS.values())
+_OUTSIDE_BYTE_ALPHABET = re.compile("[^" + "".join(re.escape(c) for c in sorted(_BYTE_ALPHABET)) + "]")
+
+
+@dataclass
+class _BPE:
+    """A BPE vocabulary as the tokenizer.json "model" will hold it."""
+
+    spelled: list[str]  # each id's vocabulary spelling
+    vocab: dict[str, int]  # spelling -> id; a later duplicate wins (as in transformers)
+    merges: Sequence[Sequence[str]]  # (left, right) by rank, each pair once
+    sentencepiece: bool  # byte fallback and fused unknowns (SentencePiece) or neither (byte-level)
+    pre_tokenizer: Any
+    decoder: Any
+
+    def model_json(self) -> dict[str, Any]:
+        """"vocab" and "merges" as `tokenizers` writes them: vocabulary ordered by id (an id lost to a later
+        duplicate is left out), merges by rank."""
+        vocab = self.vocab
+        if len(vocab) != len(self.spelled):  # duplicates: insertion order is no longer id order
+            vocab = dict(sorted(vocab.items(), key=lambda item: item[1]))
+        return {"vocab": vocab, "merges": self.merges}
 
 
 def _string_list(meta: Mapping[str, Any], key: str, why: str) -> list[str]:
     value = meta.get(key)
     if not value:
         raise UnsupportedError(f"GGUF has no {key}: cannot rebuild its tokenizer ({why})")
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+    # set(map(type, ...)) runs in C: the per-item isinstance loop cost 10 ms per 49k strings
+    if not isinstance(value, list) or not (set(map(type, value)) <= {str} or all(isinstance(v, str) for v in value)):
         raise InputError(f"GGUF {key} is not a list of strings")
     return value
 
@@ -102,61 +132,68 @@ def _token_id(meta: Mapping[str, Any], key: str, vocab_size: int) -> int | None:
     return value
 
 
-def _merge_pairs(lines: Sequence[str]) -> list[tuple[str, str]]:
-    pairs = []
-    for line in lines:
-        # Neither byte-level nor SentencePiece pieces hold a real space, so a merge line is exactly two pieces.
-        parts = line.split(" ")
-        if len(parts) != 2:
-            raise InputError(f"GGUF merge {line!r} is not two tokens separated by one space")
-        pairs.append((parts[0], parts[1]))
+def _merge_pairs(lines: Sequence[str]) -> list[list[str]]:
+    """Merge lines "left right" -> [left, right] pairs by rank, each pair once."""
+    # Neither byte-level nor SentencePiece pieces hold a real space, so a merge line is exactly two pieces.
+    pairs = [line.split(" ") for line in lines]
+    if set(map(len, pairs)) != {2}:
+        bad = next(line for line, pair in zip(lines, pairs, strict=True) if len(pair) != 2)
+        raise InputError(f"GGUF merge {bad!r} is not two tokens separated by one space")
+    if len(set(lines)) != len(lines):
+        # a pair listed twice keeps its last rank, as `tokenizers` builds its merge table
+        last = {line: rank for rank, line in enumerate(lines)}
+        pairs = [line.split(" ") for line in sorted(last, key=last.__getitem__)]
     return pairs
 
 
-def _bpe(vocab: dict[str, int], merges: list[tuple[str, str]], sentencepiece: bool) -> Tokenizer:
-    try:
-        # No unk_token in either case, as transformers builds them: a byte-level vocabulary covers every byte, and
-        # SentencePiece falls back to its <0xNN> pieces. (llama.cpp would emit <unk> where those are missing too.)
-        model = models.BPE(vocab=vocab, merges=merges, fuse_unk=sentencepiece, byte_fallback=sentencepiece)
-    except Exception as exc:  # tokenizers raises a bare Exception for a merge of unknown tokens
-        raise InputError(f"GGUF merges do not fit its vocabulary: {exc}") from exc
-    return Tokenizer(model)
+def _check_merges(vocab: Mapping[str, int], merges: Sequence[Sequence[str]]) -> None:
+    """Both pieces of every merge, and what they merge into, must be vocabulary entries (`tokenizers` refuses the
+    file otherwise); checked with set operations, in C."""
+    missing = set(itertools.chain.from_iterable(merges)) - vocab.keys()
+    what = "uses"
+    if not missing:
+        missing, what = set(map("".join, merges)) - vocab.keys(), "makes"
+    if missing:
+        raise InputError(f"GGUF merges do not fit its vocabulary: a merge {what} {min(missing)!r}, not a token")
 
 
 def _byte_level_spelling(token: str) -> str:
     # llama.cpp writes normal tokens already spelled in the byte alphabet, but a mislabelled or hand-edited one may
     # be raw text; spell it the way the BPE model will see it. (transformers does the same.)
-    if set(token) <= _BYTE_ALPHABET:
+    if _BYTE_ALPHABET.issuperset(token):
         return token
     return "".join(_BYTE_CHARS[byte] for byte in token.encode("utf-8"))
 
 
-def _byte_level_bpe(meta: Mapping[str, Any], tokens: list[str]) -> tuple[Tokenizer, list[str]]:
-    """GPT-2 style byte-level BPE (Llama 3, Qwen2, SmolLM, ...): the tokenizer and each id's vocabulary spelling."""
+def _byte_level_bpe(meta: Mapping[str, Any], tokens: list[str]) -> _BPE:
+    """GPT-2 style byte-level BPE (Llama 3, Qwen2, SmolLM, ...)."""
     pre = meta.get("tokenizer.ggml.pre", "default")  # llama.cpp reads a missing value as "default"
     if pre not in _BYTE_LEVEL_SPLITS:
         raise UnsupportedError(
             f"GGUF tokenizer pre-tokenizer {pre!r} is not supported (supported: {', '.join(_BYTE_LEVEL_SPLITS)})"
         )
     merges = _merge_pairs(_string_list(meta, "tokenizer.ggml.merges", "a byte-level BPE needs its merges"))
-    spelled = [_byte_level_spelling(token) for token in tokens]
+    # one regex search over all tokens instead of one set per token: normally every token is already spelled
+    all_spelled = _OUTSIDE_BYTE_ALPHABET.search("".join(tokens)) is None
+    spelled = tokens if all_spelled else [_byte_level_spelling(token) for token in tokens]
     # A later duplicate wins, as in transformers; the vocabulary stays at most the model's size either way.
-    tokenizer = _bpe({token: index for index, token in enumerate(spelled)}, merges, sentencepiece=False)
+    vocab = dict(zip(spelled, range(len(spelled)), strict=True))
+    _check_merges(vocab, merges)
 
     split = _BYTE_LEVEL_SPLITS[pre]
+    pre_tokenizer: Any
     if split is None:
-        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     else:
-        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        pre_tokenizer = pre_tokenizers.Sequence(
             [
                 pre_tokenizers.Split(Regex(split), behavior="isolated"),
                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
             ]
         )
-    tokenizer.decoder = decoders.ByteLevel()
     # tokenizer.ggml.add_space_prefix is ignored: llama.cpp reads it for SentencePiece vocabularies only, and
     # transformers' byte-level loader ignores it too.
-    return tokenizer, spelled
+    return _BPE(spelled, vocab, merges, False, pre_tokenizer, decoders.ByteLevel())
 
 
 def _merges_from_scores(tokens: list[str], scores: Sequence[float], vocab: Mapping[str, int]) -> list[tuple[str, str]]:
@@ -177,7 +214,7 @@ def _merges_from_scores(tokens: list[str], scores: Sequence[float], vocab: Mappi
     return [(left, right) for _, left, right in ranked]
 
 
-def _sentencepiece_bpe(meta: Mapping[str, Any], tokens: list[str]) -> tuple[Tokenizer, list[str]]:
+def _sentencepiece_bpe(meta: Mapping[str, Any], tokens: list[str]) -> _BPE:
     """SentencePiece BPE with byte fallback (Llama 1/2, Mistral v0.1, TinyLlama, ...)."""
     architecture = meta.get("general.architecture")
     if architecture in _SENTENCEPIECE_OTHER_RULES:
@@ -191,7 +228,8 @@ def _sentencepiece_bpe(meta: Mapping[str, Any], tokens: list[str]) -> tuple[Toke
         raise UnsupportedError(
             f"GGUF tokenizer pre-tokenizer {pre!r} with tokenizer model 'llama' is not supported (supported: default)"
         )
-    vocab = {token: index for index, token in enumerate(tokens)}
+    vocab = dict(zip(tokens, range(len(tokens)), strict=True))
+    merges: Sequence[Sequence[str]]
     if meta.get("tokenizer.ggml.merges"):
         merges = _merge_pairs(_string_list(meta, "tokenizer.ggml.merges", ""))
     else:
@@ -202,13 +240,13 @@ def _sentencepiece_bpe(meta: Mapping[str, Any], tokens: list[str]) -> tuple[Toke
             )
         if len(scores) != len(tokens):
             raise InputError(f"GGUF has {len(tokens)} tokens but {len(scores)} token scores")
-        merges = _merges_from_scores(tokens, scores, vocab)
-    tokenizer = _bpe(vocab, merges, sentencepiece=True)
+        merges = _merges_from_scores(tokens, scores, vocab)  # each pair once: left + right is its own piece
+    _check_merges(vocab, merges)
 
     # A space becomes "▁", and one "▁" goes before the text (not after each special token). transformers does this
     # whatever tokenizer.ggml.add_space_prefix says; llama.cpp leaves the prefix out when it is false.
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement=_SPIECE_SPACE, prepend_scheme="first", split=False)
-    tokenizer.decoder = decoders.Sequence(
+    pre_tokenizer = pre_tokenizers.Metaspace(replacement=_SPIECE_SPACE, prepend_scheme="first", split=False)
+    decoder = decoders.Sequence(
         [
             decoders.Replace(_SPIECE_SPACE, " "),
             decoders.ByteFallback(),  # <0xNN> pieces back to bytes
@@ -216,7 +254,7 @@ def _sentencepiece_bpe(meta: Mapping[str, Any], tokens: list[str]) -> tuple[Toke
             decoders.Strip(" ", 1, 0),  # the prefix space added when encoding
         ]
     )
-    return tokenizer, tokens
+    return _BPE(tokens, vocab, merges, True, pre_tokenizer, decoder)
 
 
 def _post_processor(add_bos: bool, add_eos: bool, bos: tuple[str, int] | None, eos: tuple[str, int] | None) -> dict:
@@ -262,13 +300,13 @@ def tokenizer_json_from_gguf(meta: Mapping[str, Any]) -> str:
         raise InputError(f"GGUF has {len(tokens)} tokens but {len(token_types)} token types")
 
     if model == "gpt2":
-        tokenizer, spelled = _byte_level_bpe(meta, tokens)
+        bpe = _byte_level_bpe(meta, tokens)
         add_bos_default = False
     else:
-        tokenizer, spelled = _sentencepiece_bpe(meta, tokens)
+        bpe = _sentencepiece_bpe(meta, tokens)
         # Older SentencePiece files have no flag; llama.cpp and transformers both add BOS then.
         add_bos_default = True
-    vocab = set(spelled)
+    spelled, vocab = bpe.spelled, bpe.vocab
 
     # Added tokens are matched whole in the text before the model runs; without them "<|im_start|>" is cut into
     # pieces. In a byte-level vocabulary, a CONTROL token written outside the byte alphabet is a llama.cpp mislabel
@@ -293,6 +331,15 @@ def tokenizer_json_from_gguf(meta: Mapping[str, Any]) -> str:
         if token_id is not None and tokens[token_id] in vocab and tokens[token_id] not in already:
             special.append(AddedToken(tokens[token_id], normalized=False, special=True))
             already.add(tokens[token_id])
+    # The library builds everything but the big vocabulary and merges, on a model of just the added tokens with
+    # their real ids (an added token found in the model's vocabulary keeps its id there).
+    # No unk_token in either case, as transformers builds them: a byte-level vocabulary covers every byte, and
+    # SentencePiece falls back to its <0xNN> pieces. (llama.cpp would emit <unk> where those are missing too.)
+    added_vocab = {token.content: vocab[token.content] for token in special + user_defined}
+    tokenizer = Tokenizer(models.BPE(vocab=added_vocab, merges=[], fuse_unk=bpe.sentencepiece,
+                                     byte_fallback=bpe.sentencepiece))
+    tokenizer.pre_tokenizer = bpe.pre_tokenizer
+    tokenizer.decoder = bpe.decoder
     tokenizer.add_special_tokens(special)
     tokenizer.add_tokens(user_defined)
 
@@ -307,6 +354,7 @@ def tokenizer_json_from_gguf(meta: Mapping[str, Any]) -> str:
         ends[key] = None if token_id is None else (spelled[token_id], token_id)
 
     document = json.loads(tokenizer.to_str())
+    document["model"].update(bpe.model_json())
     document["post_processor"] = _post_processor(add_bos, add_eos, ends["bos_token_id"], ends["eos_token_id"])
     text = json.dumps(document, ensure_ascii=False)
     # Load it back once, so a file the tokenizers library would refuse fails here rather than on the device.
