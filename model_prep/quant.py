@@ -138,29 +138,62 @@ def _gguf_blocks(raw: npt.NDArray[np.uint8], cols: int, block_bytes: int) -> npt
     return np.ascontiguousarray(raw).reshape(rows, cols // fmt.GROUP_SIZE, block_bytes)
 
 
-def _gguf_nibbles(qs: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """ggml nibble order (byte j: low = element j, high = element j+16) -> codes in element order, u8[..., 32]."""
-    return np.concatenate([qs & np.uint8(0x0F), qs >> np.uint8(4)], axis=-1)
+# Repacking ggml nibbles works on u64 lanes (8 bytes of nibbles at once) in slices of this many groups, so that the
+# temporaries stay in the CPU cache: 16k groups = 256 KiB per temporary. (SmolLM2: 0.16 s -> 0.07 s for 3.3M groups.)
+_REPACK_GROUPS = 1 << 14
+_U64 = np.uint64
+_LOW_NIBBLES = _U64(0x0F0F_0F0F_0F0F_0F0F)
+
+
+def _gather_nibbles(x: npt.NDArray[np.uint64], tmp: npt.NDArray[np.uint64]) -> None:
+    """In place: each byte j of x holds a value in its low nibble -> the 8 values as nibbles 0..7 of the low 32 bits
+    (nibble j = byte j's value), high 32 bits zero. Three halving steps: bytes -> 16-bit lanes -> 32-bit lanes."""
+    for shift, keep in ((4, 0x00FF_00FF_00FF_00FF), (8, 0x0000_FFFF_0000_FFFF), (16, 0x0000_0000_FFFF_FFFF)):
+        np.right_shift(x, _U64(shift), out=tmp)
+        x |= tmp
+        x &= _U64(keep)
+
+
+def _repack_gguf_nibbles(blocks: npt.NDArray[np.uint8], start: int) -> npt.NDArray[np.uint32]:
+    """blocks: u8[groups, block_bytes] ggml blocks whose 16 bytes of nibbles start at byte ``start``, in ggml order
+    (byte j: low nibble = element j, high nibble = element j+16) -> qweight u32[groups * 4] in our order (element e
+    of a group at bits 4*(e%8) of word e//8). Little-endian, as the package format is."""
+    groups = blocks.shape[0]
+    out = np.empty((groups, 2), _U64)  # per group: words 0|1 (elements 0..15), words 2|3 (elements 16..31)
+    n = min(groups, _REPACK_GROUPS)
+    lo, hi, tmp = np.empty((n, 2), _U64), np.empty((n, 2), _U64), np.empty((n, 2), _U64)
+    for g in range(0, groups, _REPACK_GROUPS):
+        k = min(_REPACK_GROUPS, groups - g)
+        lo_k, hi_k, tmp_k = lo[:k], hi[:k], tmp[:k]
+        qs = blocks[g: g + k, start: start + 16].view(_U64)  # [k, 2]: nibble bytes 0..7 and 8..15
+        np.bitwise_and(qs, _LOW_NIBBLES, out=lo_k)  # byte j: element j (lane 0), element 8+j (lane 1)
+        np.right_shift(qs, _U64(4), out=hi_k)
+        hi_k &= _LOW_NIBBLES  # byte j: element 16+j (lane 0), element 24+j (lane 1)
+        _gather_nibbles(lo_k, tmp_k)
+        _gather_nibbles(hi_k, tmp_k)
+        np.left_shift(lo_k[:, 1], _U64(32), out=out[g: g + k, 0])
+        out[g: g + k, 0] |= lo_k[:, 0]
+        np.left_shift(hi_k[:, 1], _U64(32), out=out[g: g + k, 1])
+        out[g: g + k, 1] |= hi_k[:, 0]
+    return out.reshape(-1).view(np.uint32)
 
 
 def from_gguf_q4_0(raw: npt.NDArray[np.uint8], cols: int) -> Planes:
     """Q4_0 block: f16 d, 16 bytes of nibbles; value d * (q - 8) == d * q + (-8 d), exact in f16 and f32."""
-    b = _gguf_blocks(raw, cols, 18)
-    d = b[..., 0:2].copy().view(np.float16)[..., 0]
+    b = _gguf_blocks(raw, cols, 18).reshape(-1, 18)  # [groups, 18]
+    d = b[:, 0:2].copy().view(np.float16)[:, 0]
     minimum = (d.astype(np.float32) * np.float32(-8)).astype(np.float16)
     if np.any(~np.isfinite(minimum) & np.isfinite(d)):
         raise InputError("a Q4_0 block scale is too large to store -8*scale as f16; re-quantize from f16 or f32")
-    q = _gguf_nibbles(b[..., 2:]).reshape(raw.shape[0], cols)
-    return pack_q4(q, d, minimum)
+    return {"qweight": _repack_gguf_nibbles(b, 2), "scales": _pack_f16_pairs(d, minimum)}
 
 
 def from_gguf_q4_1(raw: npt.NDArray[np.uint8], cols: int) -> Planes:
     """Q4_1 block: f16 d, f16 m, 16 bytes of nibbles; value d * q + m."""
-    b = _gguf_blocks(raw, cols, 20)
-    d = b[..., 0:2].copy().view(np.float16)[..., 0]
-    m = b[..., 2:4].copy().view(np.float16)[..., 0]
-    q = _gguf_nibbles(b[..., 4:]).reshape(raw.shape[0], cols)
-    return pack_q4(q, d, m)
+    b = _gguf_blocks(raw, cols, 20).reshape(-1, 20)  # [groups, 20]
+    # the scales word is d in bits 0..15 and m in 16..31: exactly the block's first 4 bytes, little-endian
+    scales = np.ascontiguousarray(b[:, 0:4]).view(np.uint32).reshape(-1)
+    return {"qweight": _repack_gguf_nibbles(b, 4), "scales": scales}
 
 
 def from_gguf_q8_0(raw: npt.NDArray[np.uint8], cols: int) -> Planes:
