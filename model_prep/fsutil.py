@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes | bytearray | memoryview) -> None:
     """Write to a sibling temp file, fsync, then rename over ``path``."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:

@@ -147,7 +147,7 @@ def read_gguf(path: Path) -> Checkpoint:
         kind="gguf",
         name=source_name(path),
         config=config,
-        tokenizer_json=tokenizer_json_from_gguf(meta),
+        tokenizer_json=lambda: tokenizer_json_from_gguf(meta),
         chat_template=str(template),
         generation=generation,
         tensors=tensors,

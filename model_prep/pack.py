@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,16 +103,63 @@ class _Encoder:
         return quant.slice_rows(tp.storage, self._planes, tp.rows_cols[1], *rows)
 
 
-def _shard_bytes(shard: ShardPlan, encoder: _Encoder) -> bytes:
-    buf = bytearray(shard.size)
+def _shard_bytes(shard: ShardPlan, encoder: _Encoder) -> memoryview:
+    """The shard's bytes: every plane copied once into a zeroed buffer (alignment gaps stay zero)."""
+    buf = np.zeros(shard.size, np.uint8)
     for tp, chunk in shard.chunks:
         planes = encoder.chunk(tp, chunk.rows)
         for name, (offset, nbytes) in chunk.planes.items():
-            data = planes[name].tobytes()
-            if len(data) != nbytes:
-                raise AssertionError(f"{tp.source.name}/{name}: encoded {len(data)} bytes, planned {nbytes}")
+            data = np.ascontiguousarray(planes[name]).reshape(-1).view(np.uint8)
+            if data.nbytes != nbytes:
+                raise AssertionError(f"{tp.source.name}/{name}: encoded {data.nbytes} bytes, planned {nbytes}")
             buf[offset: offset + nbytes] = data
-    return bytes(buf)
+    return memoryview(buf.data)
+
+
+def _sha256(data: memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()  # hashlib releases the GIL on large buffers
+
+
+class _ShardWriter:
+    """Writes and hashes finished shards on two threads while the caller encodes the next one (file writes, fsync
+    and sha256 all release the GIL), and journals each shard once both are done.
+
+    At most ``ahead`` shards wait in memory. ``close()`` waits for everything submitted, journals what succeeded and
+    re-raises the first failure; it runs on errors and Ctrl-C too, so the journal always names every shard on disk.
+    """
+
+    def __init__(self, stage: Path, journal: dict[str, Any], ahead: int = 2):
+        self.stage, self.journal, self.ahead = stage, journal, ahead
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shard-io")
+        self.pending: list[tuple[str, int, Future[str], Future[None]]] = []
+
+    def submit(self, name: str, data: memoryview) -> None:
+        # write_atomic is looked up at call time, so tests can swap it
+        self.pending.append((name, data.nbytes, self.pool.submit(_sha256, data),
+                             self.pool.submit(write_atomic, self.stage / name, data)))
+        while len(self.pending) > self.ahead:
+            self._finish(self.pending.pop(0))
+
+    def _finish(self, item: tuple[str, int, Future[str], Future[None]]) -> None:
+        name, size, digest, written = item
+        written.result()
+        self.journal["shards"][name] = {"size": size, "sha256": digest.result()}
+        write_atomic(self.stage / _JOURNAL, json.dumps(self.journal).encode())
+
+    def close(self) -> None:
+        error: BaseException | None = None
+        for item in self.pending:
+            both: list[Future[Any]] = [item[2], item[3]]
+            wait(both)
+            if error is None:
+                try:
+                    self._finish(item)
+                except BaseException as e:  # re-raised below, after every write has ended
+                    error = e
+        self.pending = []
+        self.pool.shutdown(wait=True)
+        if error is not None:
+            raise error
 
 
 def _load_journal(stage: Path, key: str) -> dict[str, Any]:
@@ -162,9 +210,10 @@ def _manifest(ckpt: Checkpoint, plan: Plan, files: list[dict[str, Any]], source:
     }
 
 
-def _file_entry(stage: Path, name: str) -> dict[str, Any]:
-    p = stage / name
-    return {"path": name, "size": p.stat().st_size, "sha256": file_sha256(p)}
+def _write_entry(stage: Path, name: str, data: bytes) -> dict[str, Any]:
+    """Write one small file of the package; its manifest entry, hashed from the bytes written."""
+    write_atomic(stage / name, data)
+    return {"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def _check_out(out: Path) -> None:
@@ -193,24 +242,26 @@ def write_package(
     stage.mkdir(parents=True, exist_ok=True)
     try:
         encoder = _Encoder(journal["stats"])
-        with tqdm(total=plan.total_bytes, unit="B", unit_scale=True, desc="packing", disable=None,
-                  leave=False) as bar:
-            for shard in plan.shards:
-                if shard.file in done:
+        writer = _ShardWriter(stage, journal)
+        try:
+            with tqdm(total=plan.total_bytes, unit="B", unit_scale=True, desc="packing", disable=None,
+                      leave=False) as bar:
+                for shard in plan.shards:
+                    if shard.file not in done:
+                        writer.submit(shard.file, _shard_bytes(shard, encoder))
+                        # the tokenizer (GGUF: rebuilt, mostly holding the GIL) is built while the first shard is
+                        # hashed and written; a tokenizer error still stops a large model after one shard
+                        ckpt.tokenizer_text()
                     bar.update(shard.size)
-                    continue
-                data = _shard_bytes(shard, encoder)
-                write_atomic(stage / shard.file, data)
-                journal["shards"][shard.file] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-                write_atomic(stage / _JOURNAL, json.dumps(journal).encode())
-                bar.update(shard.size)
+            tokenizer = ckpt.tokenizer_text().encode()
+        finally:
+            writer.close()
         # a tensor whose shards all came from an earlier run still needs its stats
         for tp in plan.tensors:
             if tp.source.name not in journal["stats"]:
                 journal["stats"][tp.source.name] = _tensor_planes(tp)[1].__dict__
-        write_atomic(stage / fmt.TOKENIZER_FILE, ckpt.tokenizer_json.encode())
         files = [{"path": s.file, **journal["shards"][s.file]} for s in plan.shards]  # hashed as written
-        files.append(_file_entry(stage, fmt.TOKENIZER_FILE))
+        files.append(_write_entry(stage, fmt.TOKENIZER_FILE, tokenizer))
         report: dict[str, Any] = {
             "name": ckpt.name,
             "total_bytes": plan.total_bytes,
@@ -221,8 +272,7 @@ def write_package(
         if check is not None:
             write_atomic(stage / fmt.MANIFEST_FILE, json.dumps(_manifest(ckpt, plan, files, source)).encode())
             report["check"] = check(stage)
-        write_atomic(stage / fmt.REPORT_FILE, json.dumps(report, indent=1).encode())
-        files.append(_file_entry(stage, fmt.REPORT_FILE))
+        files.append(_write_entry(stage, fmt.REPORT_FILE, json.dumps(report, indent=1).encode()))
         manifest = _manifest(ckpt, plan, files, source)
         write_atomic(stage / fmt.MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
         (stage / _JOURNAL).unlink()

@@ -12,8 +12,9 @@ from typing import Any, TextIO
 import numpy as np
 from tokenizers import Tokenizer
 
+from . import format as fmt
 from . import gguf_source, hf_source
-from .checkpoint import Checkpoint, files_sha256
+from .checkpoint import Checkpoint, files_sha256_soon
 from .engine import Weights
 from .errors import InputError
 from .gguf_source import read_gguf
@@ -88,7 +89,7 @@ def _check(ckpt: Checkpoint, stage: Path) -> dict[str, Any]:
     pkg_engine = engine_from_package(open_package(stage), context=512)
     by_name = {t.name: t for t in ckpt.tensors}
     src_weights = Weights.from_tensors(ckpt.config, lambda n: by_name[n].load_f32())
-    src_engine = Engine(ckpt.config, src_weights, Tokenizer.from_str(ckpt.tokenizer_json), ckpt.chat_template,
+    src_engine = Engine(ckpt.config, src_weights, Tokenizer.from_str(ckpt.tokenizer_text()), ckpt.chat_template,
                         ckpt.generation, 512)
     ppl_src, ppl_pkg = perplexity(src_engine, CHECK_TEXT), perplexity(pkg_engine, CHECK_TEXT)
     return {"text_tokens": len(pkg_engine.tokenizer.encode(CHECK_TEXT, add_special_tokens=False).ids),
@@ -145,17 +146,21 @@ def prepare(source: Path | None, out: Path | None, opts: Options, plan_only: boo
     source = source or default_model_path()
     out = out or default_out(source)
     if not plan_only:
-        src_sha = files_sha256(source_files(source))
-        key = cache_key(src_sha, opts, check)
-        if is_up_to_date(out, key):  # before parsing anything: a no-op run costs two hashes
-            print(f"{out} is up to date (same source and options); nothing to do", file=stream or sys.stderr)
-            return out
-    ckpt = read_checkpoint(source)
+        src_hash = files_sha256_soon(source_files(source))
+        if (out / fmt.MANIFEST_FILE).is_file():  # maybe up to date: check before parsing anything (two hashes)
+            key = cache_key(src_hash.result(), opts, check)
+            if is_up_to_date(out, key):
+                print(f"{out} is up to date (same source and options); nothing to do", file=stream or sys.stderr)
+                return out
+    ckpt = read_checkpoint(source)  # meanwhile the source is hashed
     plan = make_plan(ckpt, opts)
     if plan_only:
+        ckpt.tokenizer_text()  # a tokenizer we cannot rebuild is reported by the plan too
         print_plan(ckpt, plan, out, stream or sys.stdout)
         return out
     stream = stream or sys.stderr
+    src_sha = src_hash.result()
+    key = cache_key(src_sha, opts, check)
     source_info = {"kind": ckpt.kind, "name": source.name, "sha256": src_sha, "options": opts.to_dict(),
                    "cache_key": key}
     report = write_package(ckpt, plan, out, key, source_info,
