@@ -52,6 +52,17 @@ class Checkpoint:
             self.tokenizer_json = self.tokenizer_json()
         return self.tokenizer_json
 
+    def check_tokenizer(self) -> None:
+        """The tokenizer.json must load in the `tokenizers` library (the app's tokenizer reads the same format), so
+        that a bad one fails here rather than on the device."""
+        from tokenizers import Tokenizer  # imported here: reading checkpoints does not need it
+
+        try:
+            Tokenizer.from_str(self.tokenizer_text())
+        except Exception as exc:  # the library raises bare Exceptions
+            raise InputError(f"the tokenizer.json of {self.name} does not load ({exc}); the checkpoint's tokenizer "
+                             "is damaged or of a kind we do not support") from exc
+
     def check_tensors(self) -> None:
         """The tensors present must be exactly those the architecture needs, with the right shapes."""
         want = self.config.tensor_shapes()

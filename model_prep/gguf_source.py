@@ -147,7 +147,8 @@ def read_gguf(path: Path) -> Checkpoint:
         kind="gguf",
         name=source_name(path),
         config=config,
-        tokenizer_json=lambda: tokenizer_json_from_gguf(meta),
+        # built when first needed and loaded back by the packer (Checkpoint.tokenizer_text, check_tokenizer)
+        tokenizer_json=lambda: tokenizer_json_from_gguf(meta, load_check=False),
         chat_template=str(template),
         generation=generation,
         tensors=tensors,

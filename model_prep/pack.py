@@ -12,7 +12,6 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from .errors import DiskSpaceError, InputError
 from .fsutil import replace_dir, write_atomic
 from .package import open_package, read_manifest
 from .plan import Options, Plan, ShardPlan, TensorPlan
+from .shard_writer import BackgroundWriter
 
 PREP_VERSION = 1  # bump when the bytes written for the same input change: it invalidates caches
 _JOURNAL = ".journal.json"
@@ -116,60 +116,28 @@ def _shard_bytes(shard: ShardPlan, encoder: _Encoder) -> memoryview:
     return memoryview(buf.data)
 
 
-def _sha256(data: memoryview) -> str:
-    return hashlib.sha256(data).hexdigest()  # hashlib releases the GIL on large buffers
-
-
-class _ShardWriter:
-    """Writes and hashes finished shards on two threads while the caller encodes the next one (file writes, fsync
-    and sha256 all release the GIL), and journals each shard once both are done.
-
-    At most ``ahead`` shards wait in memory. ``close()`` waits for everything submitted, journals what succeeded and
-    re-raises the first failure; it runs on errors and Ctrl-C too, so the journal always names every shard on disk.
-    """
-
-    def __init__(self, stage: Path, journal: dict[str, Any], ahead: int = 2):
-        self.stage, self.journal, self.ahead = stage, journal, ahead
-        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shard-io")
-        self.pending: list[tuple[str, int, Future[str], Future[None]]] = []
-
-    def submit(self, name: str, data: memoryview) -> None:
-        # write_atomic is looked up at call time, so tests can swap it
-        self.pending.append((name, data.nbytes, self.pool.submit(_sha256, data),
-                             self.pool.submit(write_atomic, self.stage / name, data)))
-        while len(self.pending) > self.ahead:
-            self._finish(self.pending.pop(0))
-
-    def _finish(self, item: tuple[str, int, Future[str], Future[None]]) -> None:
-        name, size, digest, written = item
-        written.result()
-        self.journal["shards"][name] = {"size": size, "sha256": digest.result()}
-        write_atomic(self.stage / _JOURNAL, json.dumps(self.journal).encode())
-
-    def close(self) -> None:
-        error: BaseException | None = None
-        for item in self.pending:
-            both: list[Future[Any]] = [item[2], item[3]]
-            wait(both)
-            if error is None:
-                try:
-                    self._finish(item)
-                except BaseException as e:  # re-raised below, after every write has ended
-                    error = e
-        self.pending = []
-        self.pool.shutdown(wait=True)
-        if error is not None:
-            raise error
-
-
-def _load_journal(stage: Path, key: str) -> dict[str, Any]:
+def _load_journal(stage: Path, key: Callable[[], str]) -> dict[str, Any]:
+    """The journal of an interrupted run with the same key, else an empty one (its key is set when first saved)."""
     try:
         journal = json.loads((stage / _JOURNAL).read_text())
-        if journal.get("cache_key") == key:
+        if journal.get("cache_key") == key():
             return dict(journal)
     except (OSError, json.JSONDecodeError):
         pass
-    return {"cache_key": key, "shards": {}, "stats": {}}
+    return _empty_journal()
+
+
+def _empty_journal() -> dict[str, Any]:
+    return {"cache_key": None, "shards": {}, "stats": {}}
+
+
+def _save_journal(stage: Path, journal: dict[str, Any], key: Callable[[], str]) -> None:
+    # Atomic (rename) but not fsynced: after a crash a lost or empty journal only means redoing shards, and a resumed
+    # run re-hashes every shard the journal names before reusing it.
+    journal["cache_key"] = key()
+    tmp = stage / (_JOURNAL + ".tmp")
+    tmp.write_text(json.dumps(journal))
+    tmp.replace(stage / _JOURNAL)
 
 
 def _check_space(where: Path, need: int) -> None:
@@ -216,6 +184,11 @@ def _write_entry(stage: Path, name: str, data: bytes) -> dict[str, Any]:
     return {"path": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def _submit_tokenizer(ckpt: Checkpoint, writer: BackgroundWriter) -> None:
+    if fmt.TOKENIZER_FILE not in writer.names:
+        writer.submit(fmt.TOKENIZER_FILE, ckpt.tokenizer_text().encode())
+
+
 def _check_out(out: Path) -> None:
     if out.exists() and any(out.iterdir()) and not (out / fmt.MANIFEST_FILE).exists():
         raise InputError(f"{out} exists and is not a model package; choose another --out or remove it")
@@ -225,14 +198,19 @@ def write_package(
     ckpt: Checkpoint,
     plan: Plan,
     out: Path,
-    key: str,
-    source: dict[str, Any],
+    key: str | Callable[[], str],
+    source: dict[str, Any] | Callable[[], dict[str, Any]],
     check: Callable[[Path], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Build the package for ``plan`` into ``out``; returns the report. ``check(stage)`` adds perplexities."""
+    """Build the package for ``plan`` into ``out``; returns the report. ``check(stage)`` adds perplexities.
+
+    ``key`` (the cache key) and ``source`` (the manifest's "source") may be functions, called only when needed:
+    prepare hashes the source file on another thread meanwhile.
+    """
+    key_of = key if callable(key) else lambda: key
     _check_out(out)
     stage = staging_dir(out)
-    journal = _load_journal(stage, key)
+    journal = _load_journal(stage, key_of) if (stage / _JOURNAL).exists() else _empty_journal()
     if stage.exists() and not journal["shards"]:
         shutil.rmtree(stage)  # a stale stage from other inputs or options
     done = {name for name, entry in journal["shards"].items()
@@ -242,26 +220,34 @@ def write_package(
     stage.mkdir(parents=True, exist_ok=True)
     try:
         encoder = _Encoder(journal["stats"])
-        writer = _ShardWriter(stage, journal)
+        writer = BackgroundWriter(stage, write_atomic)  # write_atomic as this module sees it (tests swap it)
+
+        def journal_shard(name: str, entry: dict[str, Any]) -> None:
+            journal["shards"][name] = entry
+            _save_journal(stage, journal, key_of)
+
         try:
             with tqdm(total=plan.total_bytes, unit="B", unit_scale=True, desc="packing", disable=None,
                       leave=False) as bar:
                 for shard in plan.shards:
                     if shard.file not in done:
-                        writer.submit(shard.file, _shard_bytes(shard, encoder))
-                        # the tokenizer (GGUF: rebuilt, mostly holding the GIL) is built while the first shard is
-                        # hashed and written; a tokenizer error still stops a large model after one shard
-                        ckpt.tokenizer_text()
+                        writer.submit(shard.file, _shard_bytes(shard, encoder), journal_shard)
+                        # the tokenizer (GGUF: rebuilt in Python) is built while the first shard is hashed and
+                        # written; a tokenizer error still stops a large model after one shard
+                        _submit_tokenizer(ckpt, writer)
                     bar.update(shard.size)
-            tokenizer = ckpt.tokenizer_text().encode()
+            _submit_tokenizer(ckpt, writer)  # when every shard came from an earlier run
+            # loading it back holds the GIL but the writer threads do not need it: done while the last shard is
+            # hashed and written
+            ckpt.check_tokenizer()
         finally:
-            writer.close()
+            entries = writer.close()
         # a tensor whose shards all came from an earlier run still needs its stats
         for tp in plan.tensors:
             if tp.source.name not in journal["stats"]:
                 journal["stats"][tp.source.name] = _tensor_planes(tp)[1].__dict__
         files = [{"path": s.file, **journal["shards"][s.file]} for s in plan.shards]  # hashed as written
-        files.append(_write_entry(stage, fmt.TOKENIZER_FILE, tokenizer))
+        files.append({"path": fmt.TOKENIZER_FILE, **entries[fmt.TOKENIZER_FILE]})
         report: dict[str, Any] = {
             "name": ckpt.name,
             "total_bytes": plan.total_bytes,
@@ -269,13 +255,14 @@ def write_package(
             "notes": plan.notes,
             "tensors": {tp.source.name: journal["stats"][tp.source.name] for tp in plan.tensors},
         }
+        source_info = source() if callable(source) else source
         if check is not None:
-            write_atomic(stage / fmt.MANIFEST_FILE, json.dumps(_manifest(ckpt, plan, files, source)).encode())
+            write_atomic(stage / fmt.MANIFEST_FILE, json.dumps(_manifest(ckpt, plan, files, source_info)).encode())
             report["check"] = check(stage)
         files.append(_write_entry(stage, fmt.REPORT_FILE, json.dumps(report, indent=1).encode()))
-        manifest = _manifest(ckpt, plan, files, source)
+        manifest = _manifest(ckpt, plan, files, source_info)
         write_atomic(stage / fmt.MANIFEST_FILE, json.dumps(manifest, indent=1).encode())
-        (stage / _JOURNAL).unlink()
+        (stage / _JOURNAL).unlink(missing_ok=True)
         _check_out(out)  # again: something may have appeared there while we worked
         replace_dir(stage, out)
         return report

@@ -148,8 +148,7 @@ def prepare(source: Path | None, out: Path | None, opts: Options, plan_only: boo
     if not plan_only:
         src_hash = files_sha256_soon(source_files(source))
         if (out / fmt.MANIFEST_FILE).is_file():  # maybe up to date: check before parsing anything (two hashes)
-            key = cache_key(src_hash.result(), opts, check)
-            if is_up_to_date(out, key):
+            if is_up_to_date(out, cache_key(src_hash.result(), opts, check)):
                 print(f"{out} is up to date (same source and options); nothing to do", file=stream or sys.stderr)
                 return out
     ckpt = read_checkpoint(source)  # meanwhile the source is hashed
@@ -159,10 +158,15 @@ def prepare(source: Path | None, out: Path | None, opts: Options, plan_only: boo
         print_plan(ckpt, plan, out, stream or sys.stdout)
         return out
     stream = stream or sys.stderr
-    src_sha = src_hash.result()
-    key = cache_key(src_sha, opts, check)
-    source_info = {"kind": ckpt.kind, "name": source.name, "sha256": src_sha, "options": opts.to_dict(),
-                   "cache_key": key}
+    name = source.name
+
+    def key() -> str:  # asked for when the first shard is journaled: the source is hashed by then
+        return cache_key(src_hash.result(), opts, check)
+
+    def source_info() -> dict[str, Any]:
+        return {"kind": ckpt.kind, "name": name, "sha256": src_hash.result(), "options": opts.to_dict(),
+                "cache_key": key()}
+
     report = write_package(ckpt, plan, out, key, source_info,
                            check=(lambda stage: _check(ckpt, stage)) if check else None)
     print_summary(ckpt, plan, report, out, time.perf_counter() - started, stream)
