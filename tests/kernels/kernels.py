@@ -67,6 +67,10 @@ PARAMS: dict[str, ParamsLayout] = {
     "rmsnorm.wgsl": _layout("rmsnorm.wgsl", "n:u32", "eps:f32"),
     "attention.wgsl": _layout("attention.wgsl", "num_heads:u32", "num_kv_heads:u32", "head_dim:u32",
                               "capacity:u32", "scale:f32"),
+    "attention_split.wgsl": _layout("attention_split.wgsl", "num_heads:u32", "num_kv_heads:u32", "head_dim:u32",
+                                    "capacity:u32", "splits:u32", "scale:f32"),
+    "attention_combine.wgsl": _layout("attention_combine.wgsl", "num_heads:u32", "head_dim:u32", "capacity:u32",
+                                      "splits:u32", "split_positions:u32"),
     "swiglu.wgsl": _layout("swiglu.wgsl", "n:u32"),
     "argmax.wgsl": _layout("argmax.wgsl", "n:u32"),
 }
@@ -103,9 +107,28 @@ def attention_grid(num_heads: int, tokens: int) -> tuple[int, int, int]:
     return (num_heads, tokens, 1)
 
 
+def attention_splits(capacity: int, split: int = 32) -> int:
+    """Splits per head of attention_split.wgsl (its grid height, and the S of its part buffer)."""
+    return math.ceil(capacity / split)
+
+
+def attention_split_grid(num_heads: int, capacity: int, split: int = 32) -> tuple[int, int, int]:
+    return (num_heads, attention_splits(capacity, split), 1)
+
+
+def attention_combine_grid(num_heads: int) -> tuple[int, int, int]:
+    return (num_heads, 1, 1)
+
+
 def elementwise_grid(n: int, wg: int = 256) -> tuple[int, int, int]:
     return grid_1d(math.ceil(n / wg))
 
 
 def argmax_grid() -> tuple[int, int, int]:
+    """argmax.wgsl main and main_pairs."""
     return (1, 1, 1)
+
+
+def argmax_blocks(n: int, wg: int = 256, items: int = 8) -> int:
+    """Blocks of argmax.wgsl main_blocks (its grid width, and the pairs main_pairs scans)."""
+    return math.ceil(n / (wg * items))

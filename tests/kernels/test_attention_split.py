@@ -1,0 +1,86 @@
+"""attention_split.wgsl + attention_combine.wgsl: decode attention spread over splits of the cache, then merged;
+with the new token's bias, RoPE and KV-cache write folded in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .gpu import Gpu
+from .kernels import attention_combine_grid, attention_split_grid, attention_splits, params
+from .reference import EPS32, assert_close
+from .test_attention import attention_ref
+from .test_rope_table import rope_ref, table
+
+SPLIT = "attention_split.wgsl"
+COMBINE = "attention_combine.wgsl"
+SENTINEL = -7.25
+
+
+@pytest.mark.parametrize("heads,kv_heads,d,pos,capacity,wg,split,half", [
+    (9, 3, 64, 0, 160, 64, 32, False),     # first token: one key, the new one
+    (9, 3, 64, 150, 160, 64, 64, False),   # 151 keys, one thread per position: 3 splits, the last partial
+    (9, 3, 64, 150, 160, 64, 32, False),   # two threads per position (the engine's choice for d = 64): 5 splits
+    (9, 3, 64, 127, 160, 64, 32, True),    # the new key is the last of a full split
+    (9, 3, 64, 128, 160, 64, 32, False),   # ... the first of a new split
+    (4, 2, 128, 77, 96, 64, 16, True),     # head_dim 128, four threads per position: 32 columns, 2 slices
+    (8, 1, 128, 299, 300, 32, 32, False),  # one kv head, WG 32 = d/4: one slice; 10 splits, the last position
+    (6, 6, 8, 45, 50, 16, 8, True),        # no grouping, tiny heads: 2 threads per position, 8 slices
+    (2, 1, 256, 1100, 1200, 64, 8, False),  # long KV (138 splits), d = 256, 8 threads per position
+    (2, 2, 256, 40, 64, 16, 16, True),     # d/4 = 64 columns > WG 16: four columns per thread
+    (3, 1, 12, 70, 80, 4, 2, False),       # odd sizes: 3 heads, d/4 = 3 columns on 4 threads, 36 splits
+    (3, 1, 12, 70, 80, 16, 2, False),      # 8 threads per position, more than d/4 = 3 (some idle)
+])
+def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_heads: int, d: int, pos: int,
+                         capacity: int, wg: int, split: int, half: bool) -> None:
+    n_all = heads + 2 * kv_heads
+    scale = 1.0 / np.sqrt(d)
+    cs = table(capacity, d, 10000.0)
+    qkv = (rng.standard_normal(n_all * d) * 2.0).astype(np.float32)
+    bias = (rng.standard_normal(n_all * d) * 0.5).astype(np.float32)
+    # the cache holds earlier tokens below pos (rotated keys) and junk from elsewhere above: never read
+    k_cache = (rng.standard_normal((kv_heads, capacity, d)) * 2.0).astype(np.float32)
+    v_cache = rng.standard_normal((kv_heads, capacity, d)).astype(np.float32)
+    k_cache[:, pos:] = SENTINEL
+    v_cache[:, pos:] = SENTINEL
+    splits = attention_splits(capacity, split)
+    part = gpu.zeros(4 * heads * splits * (d + 4))
+    k_buf, v_buf = gpu.storage(k_cache), gpu.storage(v_cache)
+    positions = gpu.storage(np.array([pos], np.uint32))
+    p = gpu.uniform(params(SPLIT, num_heads=heads, num_kv_heads=kv_heads, head_dim=d, capacity=capacity,
+                           splits=splits, scale=scale))
+    gpu.run(gpu.pipeline(SPLIT, "main", {"WG": wg, "SPLIT": split, "HALF": half}),
+            [positions, gpu.storage(cs), gpu.storage(qkv), gpu.storage(bias), k_buf, v_buf, part, p],
+            attention_split_grid(heads, capacity, split))
+    out = gpu.zeros(4 * heads * d)
+    pc = gpu.uniform(params(COMBINE, num_heads=heads, head_dim=d, capacity=capacity, splits=splits,
+                            split_positions=split))
+    gpu.run(gpu.pipeline(COMBINE, "main", {"WG": 16}), [positions, part, out, pc], attention_combine_grid(heads))
+
+    # reference: bias, RoPE (rope_table.wgsl's arithmetic), cache write, then plain softmax attention
+    x = qkv.astype(np.float32) + bias
+    q = x[: heads * d].reshape(1, heads, d)
+    k = x[heads * d: (heads + kv_heads) * d].reshape(1, kv_heads, d)
+    v = x[(heads + kv_heads) * d:].reshape(kv_heads, d)
+    at = np.array([pos])
+    k_rot = rope_ref(k, cs, at, half)[0]
+    q_rot = rope_ref(q, cs, at, half)
+    got_k = gpu.read(k_buf).reshape(k_cache.shape)
+    got_v = gpu.read(v_buf).reshape(v_cache.shape)
+    assert_close(got_k[:, pos], k_rot, 4 * EPS32 * np.abs(k).max(axis=-1)[0][:, None], "k cache at pos")
+    np.testing.assert_array_equal(got_v[:, pos], v)
+    np.testing.assert_array_equal(got_k[:, :pos], k_cache[:, :pos])  # nothing else written
+    np.testing.assert_array_equal(got_k[:, pos + 1:], k_cache[:, pos + 1:])
+    np.testing.assert_array_equal(got_v[:, pos + 1:], v_cache[:, pos + 1:])
+
+    full_k = k_cache.astype(np.float64)
+    full_v = v_cache.astype(np.float64)
+    full_k[:, pos] = k_rot
+    full_v[:, pos] = v
+    want, smax = attention_ref(q_rot, full_k, full_v, at, scale)
+    # as test_attention.py (scores f32 dots of d terms, exp, sums of n = pos + 1 values), plus the rotation's
+    # rounding (a few eps of |q| |k|) and the merge of the splits (a few more roundings per value)
+    vmax = np.abs(full_v[:, : pos + 1]).max()
+    score_err = 4.0 * EPS32 * np.sqrt(d) * smax + 16.0 * EPS32 * (1.0 + smax)
+    tol = vmax * (2.0 * score_err + 4.0 * EPS32 * np.sqrt(pos + 1.0) + 8.0 * EPS32 * splits)
+    assert_close(gpu.read(out).reshape(1, heads, d), want, tol, f"attention split {heads}/{kv_heads}x{d} at {pos}")
