@@ -45,6 +45,29 @@ export const ropeGrid = (tokens, heads, headDim, wg) => grid1d(Math.ceil((tokens
 /** attention.wgsl: one workgroup per (query head, token). @param {number} heads @param {number} tokens @returns {Grid} */
 export const attentionGrid = (heads, tokens) => [heads, tokens, 1];
 
+/**
+ * attention_split.wgsl's SPLIT (cache positions per workgroup) for a head size: enough threads per position
+ * (WG / SPLIT, a power of two up to 8) that each scores at most 8 vec4s of the dot product.
+ * @param {number} headDim @param {number} wg @returns {number}
+ */
+export function attentionSplitPositions(headDim, wg) {
+  let tp = 1;
+  while (tp < 8 && headDim / 4 / tp > 8 && tp * 2 <= wg) tp *= 2;
+  return wg / tp;
+}
+
+/**
+ * attention_split.wgsl: one workgroup per (query head, split of `splitPositions` cache positions).
+ * @param {number} heads @param {number} capacity @param {number} splitPositions @returns {Grid}
+ */
+export const attentionSplitGrid = (heads, capacity, splitPositions) => [heads, attentionSplits(capacity, splitPositions), 1];
+
+/** Splits per head (attention_split.wgsl's grid height). @param {number} capacity @param {number} splitPositions */
+export const attentionSplits = (capacity, splitPositions) => Math.ceil(capacity / splitPositions);
+
+/** attention_combine.wgsl: one workgroup per query head. @param {number} heads @returns {Grid} */
+export const attentionCombineGrid = (heads) => [heads, 1, 1];
+
 /** add.wgsl, swiglu.wgsl, bias.wgsl: one thread per element. @param {number} n @param {number} wg @returns {Grid} */
 export const elementwiseGrid = (n, wg) => grid1d(Math.ceil(n / wg));
 

@@ -4,7 +4,8 @@
 // The math is model_prep/engine.py's `forward`, in f32, with the kernels of webgpu_shaders/.
 //
 // Per decode token the host writes 8 bytes (the token id and its position, into preallocated storage buffers),
-// encodes the prerecorded dispatches into one compute pass, submits once, and reads back 4 bytes (the argmax). The
+// submits one command buffer (the prerecorded dispatches in one compute pass, encoded while the GPU ran the previous
+// step: they do not depend on the token) and reads back 4 bytes (the argmax). The
 // token id is uploaded rather than chained from the previous argmax on the GPU: the host layer may sample
 // (temperature, grammar) instead of taking the argmax, and it reads each token back anyway to detokenize and stop.
 
@@ -15,7 +16,7 @@ import { fetchManifest } from './package.js';
 import { CPU_TUNING, Pipelines } from './pipelines.js';
 import { DEFAULT_PASS_TOKENS, contextFor, requirements, unsupported } from './probe.js';
 import { allocRunState, destroyRunState, writeRopeTable } from './state.js';
-import { loadWeights } from './weights.js';
+import { loadWeights, stackRows, vectorBinding } from './weights.js';
 
 /** @typedef {import('./weights.js').Tensor} Tensor */
 /** @typedef {import('./package.js').ModelConfig} ModelConfig */
@@ -29,6 +30,7 @@ import { loadWeights } from './weights.js';
  * @property {Tensor} wq         [H*D, hidden]
  * @property {Tensor} wk         [KV*D, hidden]
  * @property {Tensor} wv         [KV*D, hidden]
+ * @property {Tensor | null} wqkv [(H+2KV)*D, hidden]: wq, wk, wv stacked (a copy made at load, for decode), or null
  * @property {Tensor | null} bq  [H*D] (qwen2) or null
  * @property {Tensor | null} bk  [KV*D]
  * @property {Tensor | null} bv  [KV*D]
@@ -95,10 +97,17 @@ export async function loadModel(opts) {
   let failure;
   try {
     const weights = bindWeights(config, store.tensor);
+    weights.layers.forEach((lw, i) => {
+      const stacked = stackRows(device, `blk.${i}.attn_qkv (stacked)`, [lw.wq, lw.wk, lw.wv]);
+      if (!stacked) return; // decode then runs three matvecs
+      lw.wqkv = stacked.tensor;
+      store.shards.set(stacked.tensor.name, stacked.buffer); // freed with the shards
+    });
 
     // run state: every activation and the KV cache, once
     state = allocRunState(device, config, context, passTokens);
     writeRopeTable(device, state, config, context);
+    writeQKVBias(device, state, config, weights);
     uniforms = new Uniforms(device);
 
     // the forward pass, recorded three ways
@@ -153,6 +162,7 @@ function bindWeights(c, tensor) {
       wq: get(`${b}attn_q.weight`, hd, c.hidden_size),
       wk: get(`${b}attn_k.weight`, kvd, c.hidden_size),
       wv: get(`${b}attn_v.weight`, kvd, c.hidden_size),
+      wqkv: null,
       bq: c.attention_bias ? get(`${b}attn_q.bias`, 1, hd) : null,
       bk: c.attention_bias ? get(`${b}attn_k.bias`, 1, kvd) : null,
       bv: c.attention_bias ? get(`${b}attn_v.bias`, 1, kvd) : null,
@@ -173,6 +183,29 @@ function bindWeights(c, tensor) {
 }
 
 /**
+ * Copies each layer's q, k, v biases (qwen2) side by side into s.qkvBias[i], the layout of s.qkv, for decode
+ * attention to add; without biases the buffers keep their zeros.
+ * @param {GPUDevice} device
+ * @param {RunState} s
+ * @param {ModelConfig} c
+ * @param {Weights} w
+ */
+function writeQKVBias(device, s, c, w) {
+  const enc = device.createCommandEncoder();
+  w.layers.forEach((lw, i) => {
+    let at = 0;
+    for (const b of [lw.bq, lw.bk, lw.bv]) {
+      if (!b) return;
+      const src = vectorBinding(b);
+      const bytes = 4 * b.cols;
+      enc.copyBufferToBuffer(src.buffer, src.offset ?? 0, s.qkvBias[i], at, bytes);
+      at += bytes;
+    }
+  });
+  device.queue.submit([enc.finish()]);
+}
+
+/**
  * The transformer blocks, as model_prep/engine.py `forward` (T tokens at positions[0..T-1]).
  * @param {DecodeOps | PrefillOps} ops
  * @param {Weights} w
@@ -184,16 +217,8 @@ function recordLayers(ops, w, s) {
     const at = `blk.${i}`;
     // attention: x += Wo attention(rope(Wq xn + bq), rope(Wk xn + bk), Wv xn + bv),   xn = rmsnorm(x) * attn_norm
     const xn = ops.rmsnorm(s.x, lw.attnNorm, s.xb); //                          decode: folded into the matvecs
-    ops.linear(xn, lw.wq, s.q); //                                               q [T, H*D]
-    ops.linear(xn, lw.wk, s.k); //                                               k [T, KV*D]
-    ops.linear(xn, lw.wv, s.v); //                                               v [T, KV*D]
-    if (lw.bq && lw.bk && lw.bv) {
-      ops.bias(lw.bq, s.q);
-      ops.bias(lw.bk, s.k);
-      ops.bias(lw.bv, s.v);
-    }
-    ops.rope(s.positions, s.ropeTable, s.q, s.k, s.v, s.kCache[i], s.vCache[i], at); // q rotated; cache = rope(k), v
-    ops.attention(s.positions, s.q, s.kCache[i], s.vCache[i], s.att, at); //   att [T, H*D]
+    ops.projectQKV(xn, lw, s); //                                   q [T, H*D], k, v [T, KV*D] (decode: one qkv row)
+    ops.attend(s, i, at); //                    rope(q + bq); cache = rope(k + bk), v + bv; att [T, H*D] = attention
     ops.linear({ x: s.att }, lw.wo, s.x, { accumulate: true }); //             x += Wo att
     // MLP: x += Wdown (silu(Wgate xn) * (Wup xn)),   xn = rmsnorm(x) * ffn_norm
     const xm = ops.rmsnorm(s.x, lw.ffnNorm, s.xb);
@@ -252,6 +277,8 @@ export class Model {
     this.positionsHost = new Uint32Array(this.passTokens);
     /** @type {Promise<unknown>} forward calls run one at a time (they share the run state and read-back buffers) */
     this.queue = Promise.resolve();
+    /** @type {GPUCommandBuffer | null} the next decode step's commands, encoded ahead (a step encodes the next) */
+    this.nextDecode = null;
     this.destroyed = false;
   }
 
@@ -302,6 +329,11 @@ export class Model {
       }
       queue.writeBuffer(s.ids, 0, this.idsHost, 0, T);
       queue.writeBuffer(s.positions, 0, this.positionsHost, 0, T);
+      if (n === 1 && !wantLogits) {
+        queue.submit([this.nextDecode ?? this.encodeDecode()]);
+        this.nextDecode = null;
+        break;
+      }
       const enc = device.createCommandEncoder();
       if (n === 1) {
         encode(enc, this.decodeProgram);
@@ -326,6 +358,8 @@ export class Model {
       }
       queue.submit([enc.finish()]);
     }
+    // the next decode step's commands (the same every step) are encoded while the GPU runs this one
+    if (n === 1 && !wantLogits) this.nextDecode = this.encodeDecode();
     await Promise.all([s.tokenRead.mapAsync(MAP_READ_MODE), wantLogits ? s.logitsRead.mapAsync(MAP_READ_MODE) : null]);
     const token = new Uint32Array(s.tokenRead.getMappedRange())[0];
     s.tokenRead.unmap();
@@ -335,10 +369,19 @@ export class Model {
     return { token, logits };
   }
 
+  /** One decode step's commands: the recorded program, then the argmax token copied out for reading back. */
+  encodeDecode() {
+    const enc = this.device.createCommandEncoder();
+    encode(enc, this.decodeProgram);
+    enc.copyBufferToBuffer(this.state.token, 0, this.state.tokenRead, 0, 4);
+    return enc.finish();
+  }
+
   /** Frees every GPU buffer this model made (not the device). Pending forward calls finish first. */
   destroy() {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.nextDecode = null;
     const free = () => {
       for (const b of this.shards.values()) b.destroy();
       destroyRunState(this.state);

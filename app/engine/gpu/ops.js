@@ -2,7 +2,9 @@
 //
 // model.js writes the forward pass once, in terms of these operations; two recorders turn it into kernels:
 // - DecodeOps (one token): RMSNorm folded into the projections (matvec main_norm), gate + up + SwiGLU in one
-//   matvec main_swiglu, residual adds in matvec's epilogue; every Params value fixed (tokens = 1).
+//   matvec main_swiglu, residual adds in matvec's epilogue; q/k/v biases, RoPE and the KV-cache write folded into
+//   attention, which is split over the cache positions (attention_split + attention_combine); every Params value
+//   fixed (tokens = 1).
 // - PrefillOps (T tokens, T <= P): rmsnorm.wgsl into xb, then matmul.wgsl per projection; Params that depend on T are
 //   rewritten per pass (Uniforms.perPass), grids are computed per pass.
 // Each recorded Dispatch holds its pipeline and bind group; encoding a pass allocates no GPU object.
@@ -12,6 +14,8 @@ import * as grids from './grids.js';
 import { vectorBinding } from './weights.js';
 
 /** @typedef {import('./weights.js').Tensor} Tensor */
+/** @typedef {import('./model.js').LayerWeights} LayerWeights */
+/** @typedef {import('./state.js').RunState} RunState */
 /** @typedef {import('./grids.js').Grid} Grid */
 /**
  * @typedef {object} Dispatch
@@ -190,18 +194,70 @@ export class DecodeOps extends Ops {
    * @param {Input} input
    * @param {Tensor} w          [rows, cols]
    * @param {GPUBuffer} y       f32[rows]
-   * @param {{accumulate?: boolean}} [opts]  y += W x (the residual add; inputs without a norm only)
+   * @param {{accumulate?: boolean, rowBase?: number}} [opts]  accumulate: y += W x (the residual add; inputs
+   *   without a norm only); rowBase: write rows at y[rowBase ..] (default 0)
    */
   linear(input, w, y, opts = {}) {
     const c = this.ctx.config;
     const k = this.ctx.pipelines.matvec(w.storage, input.norm ? 'main_norm' : 'main', !!opts.accumulate);
     if (input.norm && opts.accumulate) throw new Error('matvec main_norm cannot accumulate');
     const normW = input.norm ? [vectorBinding(input.norm)] : [];
+    const base = opts.rowBase ?? 0;
     for (const ch of w.chunks) {
-      const p = this.params(PARAMS['matvec.wgsl'], { rows: ch.rows, cols: w.cols, row_offset: ch.rowStart, eps: c.rms_norm_eps }, {});
+      const p = this.params(PARAMS['matvec.wgsl'],
+        { rows: ch.rows, cols: w.cols, row_offset: base + ch.rowStart, eps: c.rms_norm_eps }, {});
       const grid = k.grid(ch.rows);
       this.record(`matvec ${w.name}@${ch.rowStart}`, k.pipeline, [...ch.planes, input.x, ...normW, y, p], () => grid);
     }
+  }
+
+  /**
+   * The token's q, k, v projections, one after another in s.qkv [H + 2 KV, D]: one matvec over the stacked weights
+   * (lw.wqkv), else three; the biases are left to attend().
+   * @param {Input} input  x with the attention norm
+   * @param {LayerWeights} lw
+   * @param {RunState} s
+   */
+  projectQKV(input, lw, s) {
+    const c = this.ctx.config;
+    if (lw.wqkv) {
+      this.linear(input, lw.wqkv, s.qkv); // one matvec over the stacked weights
+      return;
+    }
+    this.linear(input, lw.wq, s.qkv);
+    this.linear(input, lw.wk, s.qkv, { rowBase: c.num_heads * c.head_dim });
+    this.linear(input, lw.wv, s.qkv, { rowBase: (c.num_heads + c.num_kv_heads) * c.head_dim });
+  }
+
+  /**
+   * Layer i's attention for the token: biases and RoPE on q, k, v (s.qkv + s.qkvBias[i]), k and v into the cache,
+   * attention per split of the cache positions (attention_split.wgsl), then the splits merged into s.att.
+   * @param {RunState} s
+   * @param {number} i  layer
+   * @param {string} label
+   */
+  attend(s, i, label) {
+    const c = this.ctx.config;
+    const t = this.ctx.pipelines.tuning;
+    const S = this.ctx.context;
+    const splitWG = t.attentionSplit.WG;
+    const SPLIT = grids.attentionSplitPositions(c.head_dim, splitWG);
+    const splits = grids.attentionSplits(S, SPLIT);
+    const split = this.ctx.pipelines.get('attention_split.wgsl', 'main',
+      { WG: splitWG, SPLIT, HALF: c.rope_layout === 'half' ? 1 : 0 });
+    const ps = this.ctx.uniforms.fixed(PARAMS['attention_split.wgsl'], {
+      num_heads: c.num_heads, num_kv_heads: c.num_kv_heads, head_dim: c.head_dim, capacity: S, splits,
+      scale: 1 / Math.sqrt(c.head_dim),
+    });
+    const splitGrid = grids.attentionSplitGrid(c.num_heads, S, SPLIT);
+    this.record(`attention split ${label}`, split,
+      [s.positions, s.ropeTable, s.qkv, s.qkvBias[i], s.kCache[i], s.vCache[i], s.attnPart, ps], () => splitGrid);
+    const combine = this.ctx.pipelines.get('attention_combine.wgsl', 'main', t.attentionCombine);
+    const pc = this.ctx.uniforms.fixed(PARAMS['attention_combine.wgsl'], {
+      num_heads: c.num_heads, head_dim: c.head_dim, capacity: S, splits, split_positions: SPLIT,
+    });
+    const combineGrid = grids.attentionCombineGrid(c.num_heads);
+    this.record(`attention combine ${label}`, combine, [s.positions, s.attnPart, s.att, pc], () => combineGrid);
   }
 
   /**
@@ -274,6 +330,35 @@ export class PrefillOps extends Ops {
         { tokens: 1 });
       this.record(`matmul ${w.name}@${ch.rowStart}`, k.pipeline, [...ch.planes, input.x, y, p], (T) => k.grid(ch.rows, T));
     }
+  }
+
+  /**
+   * Q, K, V = X Wq^T (+ bq), X Wk^T (+ bk), X Wv^T (+ bv) into s.q, s.k, s.v.
+   * @param {Input} input  X f32[T, hidden] (already normed)
+   * @param {LayerWeights} lw
+   * @param {RunState} s
+   */
+  projectQKV(input, lw, s) {
+    this.linear(input, lw.wq, s.q);
+    this.linear(input, lw.wk, s.k);
+    this.linear(input, lw.wv, s.v);
+    if (lw.bq && lw.bk && lw.bv) {
+      this.bias(lw.bq, s.q);
+      this.bias(lw.bk, s.k);
+      this.bias(lw.bv, s.v);
+    }
+  }
+
+  /**
+   * Layer i's causal attention for the pass: RoPE on q and k, k and v into the cache (rope_table.wgsl), then
+   * attention.wgsl into s.att.
+   * @param {RunState} s
+   * @param {number} i  layer
+   * @param {string} label
+   */
+  attend(s, i, label) {
+    this.rope(s.positions, s.ropeTable, s.q, s.k, s.v, s.kCache[i], s.vCache[i], label);
+    this.attention(s.positions, s.q, s.kCache[i], s.vCache[i], s.att, label);
   }
 
   /**

@@ -16,7 +16,9 @@ export const TUNING = Object.freeze({
   matmulF32: { TILE: 16 }, //          matmul_f32.wgsl
   embed: { WG: 64 },
   rope: { WG: 64 },
-  attention: { WG: 64 },
+  attention: { WG: 64 }, //           prefill
+  attentionSplit: { WG: 64 }, //       decode; positions per workgroup by head size (grids.attentionSplitPositions)
+  attentionCombine: { WG: 32 }, //     decode
   elementwise: { WG: 256 }, //         add, swiglu, bias
   rmsnorm: { WG: 256 },
   argmax: { WG: 256 },
@@ -40,8 +42,8 @@ export function tuningFor(device) {
 
 /** Every kernel file the engine uses (fetched at load). */
 export const SHADERS = Object.freeze(['matvec.wgsl', 'matvec_f32.wgsl', 'matmul.wgsl', 'matmul_f32.wgsl',
-  'embed.wgsl', 'embed_f32.wgsl', 'rmsnorm.wgsl', 'rope_table.wgsl', 'attention.wgsl', 'swiglu.wgsl', 'bias.wgsl',
-  'argmax.wgsl']);
+  'embed.wgsl', 'embed_f32.wgsl', 'rmsnorm.wgsl', 'rope_table.wgsl', 'attention.wgsl', 'attention_split.wgsl',
+  'attention_combine.wgsl', 'swiglu.wgsl', 'bias.wgsl', 'argmax.wgsl']);
 
 /** @typedef {Record<string, number>} Constants  override constants (bools as 0 / 1) */
 /** @typedef {import('./grids.js').Grid} Grid */

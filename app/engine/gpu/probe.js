@@ -41,12 +41,16 @@ export function requirements(manifest, context, passTokens) {
   const largestPlane = Math.max(0, ...planes.map(([, size]) => size));
   const largestShard = Math.max(0, ...files.map((f) => f.size));
   const weights = files.reduce((s, f) => s + f.size, 0);
+  // model.js stacks each layer's q, k, v weights into one more buffer for decode: a second copy of those planes
+  const stacked = Object.entries(manifest.tensors).filter(([name]) => /\.attn_[qkv]\.weight$/.test(name))
+    .reduce((s, [, t]) => s + t.chunks.reduce((a, c) => a + Object.values(c.planes).reduce((b, [, n]) => b + n, 0), 0), 0);
   const state = runStateBytes(manifest.config, context, passTokens);
   return {
     weights, // bytes of weight shards
+    stacked, // bytes of the stacked q, k, v copies
     kvCache: state.kvCache, // bytes of K and V caches, all layers
     activations: state.activations, // bytes of every other run-state buffer
-    total: weights + state.kvCache + state.activations,
+    total: weights + stacked + state.kvCache + state.activations,
     binding: Math.max(largestPlane, state.largest), // largest single storage binding
     buffer: Math.max(largestShard, state.largest), // largest single buffer
   };
@@ -115,7 +119,7 @@ export async function probe(gpu, manifest, opts = {}) {
   }
   if (needs.total > budget) {
     return { ok: false, ...base, needs, reason: `${manifest.name} needs ${mib(needs.total)} of GPU memory (weights ` +
-      `${mib(needs.weights)}, KV cache ${mib(needs.kvCache)} for ${context} positions, activations ` +
+      `${mib(needs.weights)} + ${mib(needs.stacked)} stacked for decode, KV cache ${mib(needs.kvCache)} for ${context} positions, activations ` +
       `${mib(needs.activations)}), more than the ${mib(budget)} allowed: choose a smaller context or model` };
   }
   const limits = {

@@ -3,6 +3,8 @@
 // Decode uses row 0 of each [P, ...] buffer. probe.js sizes the same buffers through runStateBytes.
 
 import { ACTIVATION, USAGE, createBuffer } from './buffers.js';
+import { attentionSplitPositions } from './grids.js';
+import { TUNING } from './pipelines.js';
 
 /**
  * Bytes of each run-state buffer (f32 and u32 are 4 bytes). Shapes: H = query heads, KV = key/value heads,
@@ -13,6 +15,8 @@ import { ACTIVATION, USAGE, createBuffer } from './buffers.js';
  */
 export function runStateSizes(c, S, P) {
   const H = c.num_heads, KV = c.num_kv_heads, D = c.head_dim;
+  // decode attention's splits per head (attention_split.wgsl; CPU_TUNING uses the same WG)
+  const splits = Math.ceil(S / attentionSplitPositions(D, TUNING.attentionSplit.WG));
   return {
     ids: 4 * P, //                               u32[P]              token ids of the pass (host-written)
     positions: 4 * P, //                         u32[P]              their positions (host-written)
@@ -22,6 +26,8 @@ export function runStateSizes(c, S, P) {
     q: 4 * P * H * D, //                         f32[P, H, D]        queries (rotated in place)
     k: 4 * P * KV * D, //                        f32[P, KV, D]       new keys, before RoPE
     v: 4 * P * KV * D, //                        f32[P, KV, D]       new values
+    qkv: 4 * (H + 2 * KV) * D, //               f32[H+2KV, D]       decode: q, k, v of the token (before bias, RoPE)
+    attnPart: 16 * H * splits * (D / 4 + 1), // f32[H, splits, D+4] decode attention per split: o, then (m, l, 0, 0)
     att: 4 * P * H * D, //                       f32[P, H, D]        attention output
     hb: 4 * P * c.intermediate_size, //          f32[P, intermediate] silu(gate) * up, the input of ffn_down
     hGate: 4 * P * c.intermediate_size, //       f32[P, intermediate] gate projection (prefill; decode fuses it)
@@ -31,6 +37,8 @@ export function runStateSizes(c, S, P) {
     ropeTable: 4 * S * D, //                     f32[S, D/2, 2]      (cos, sin) of pos * theta^(-2i/D), set at load
     kCacheLayer: 4 * KV * S * D, //              f32[KV, S, D]       keys of one layer, rotated (x num_layers)
     vCacheLayer: 4 * KV * S * D, //              f32[KV, S, D]       values of one layer (x num_layers)
+    qkvBiasLayer: 4 * (H + 2 * KV) * D, //       f32[H+2KV, D]       q, k, v biases of one layer (x num_layers;
+    //                                                                 zeros without biases), as qkv
   };
 }
 
@@ -43,7 +51,8 @@ export function runStateSizes(c, S, P) {
 export function runStateBytes(c, S, P) {
   const s = runStateSizes(c, S, P);
   const kv = (s.kCacheLayer + s.vCacheLayer) * c.num_layers;
-  const other = Object.entries(s).filter(([k]) => !k.endsWith('CacheLayer')).reduce((a, [, v]) => a + v, 0);
+  const other = Object.entries(s).filter(([k]) => !k.endsWith('CacheLayer')).reduce((a, [, v]) => a + v, 0) +
+    s.qkvBiasLayer * (c.num_layers - 1);
   const readback = 4 + s.logits; // the mappable copies of token and logits
   return { kvCache: kv, activations: other + readback, largest: Math.max(...Object.values(s)) };
 }
@@ -58,6 +67,8 @@ export function runStateBytes(c, S, P) {
  * @property {GPUBuffer} q
  * @property {GPUBuffer} k
  * @property {GPUBuffer} v
+ * @property {GPUBuffer} qkv
+ * @property {GPUBuffer} attnPart
  * @property {GPUBuffer} att
  * @property {GPUBuffer} hb
  * @property {GPUBuffer} hGate
@@ -67,6 +78,7 @@ export function runStateBytes(c, S, P) {
  * @property {GPUBuffer} ropeTable
  * @property {GPUBuffer[]} kCache
  * @property {GPUBuffer[]} vCache
+ * @property {GPUBuffer[]} qkvBias
  * @property {GPUBuffer} tokenRead    u32[1] mappable copy of token (the 4 bytes read back per step)
  * @property {GPUBuffer} logitsRead   f32[vocab] mappable copy of logits (read only when asked for)
  */
@@ -91,6 +103,8 @@ export function allocRunState(device, c, S, P) {
     q: buf('q', s.q),
     k: buf('k', s.k),
     v: buf('v', s.v),
+    qkv: buf('qkv', s.qkv),
+    attnPart: buf('attention splits', s.attnPart),
     att: buf('att', s.att),
     hb: buf('hb', s.hb),
     hGate: buf('hGate', s.hGate),
@@ -100,6 +114,7 @@ export function allocRunState(device, c, S, P) {
     ropeTable: buf('rope table', s.ropeTable),
     kCache: layers.map((i) => buf(`k_cache.${i}`, s.kCacheLayer)),
     vCache: layers.map((i) => buf(`v_cache.${i}`, s.vCacheLayer)),
+    qkvBias: layers.map((i) => buf(`qkv_bias.${i}`, s.qkvBiasLayer)),
     tokenRead: createBuffer(device, 'token (read back)', 4, USAGE.MAP_READ | USAGE.COPY_DST),
     logitsRead: createBuffer(device, 'logits (read back)', s.logits, USAGE.MAP_READ | USAGE.COPY_DST),
   };

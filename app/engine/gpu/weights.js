@@ -52,7 +52,8 @@ export async function loadWeights(device, manifest, opts) {
           opts.onProgress?.({ loadedBytes, totalBytes, file: f.path });
         },
       });
-      const buffer = createBuffer(device, f.path, f.size, USAGE.STORAGE | USAGE.COPY_DST);
+      // COPY_SRC: model.js copies qwen2's q, k, v biases side by side at load (the weights stay where they are)
+      const buffer = createBuffer(device, f.path, f.size, USAGE.STORAGE | USAGE.COPY_DST | USAGE.COPY_SRC);
       shards.set(f.path, buffer);
       const whole = f.size - (f.size % 4); // writeBuffer moves multiples of 4 bytes; pad the tail by hand
       if (whole) device.queue.writeBuffer(buffer, 0, /** @type {Uint8Array<ArrayBuffer>} */ (data), 0, whole);
@@ -108,3 +109,43 @@ export function vectorBinding(t) {
   return t.chunks[0].planes[0];
 }
 
+
+/** Bytes per row of each plane (PLANES order), by storage. @type {Record<string, (cols: number) => number[]>} */
+const ROW_BYTES = { q4: (cols) => [cols / 2, cols / 8], q8: (cols) => [cols, cols / 16], f32: (cols) => [4 * cols] };
+
+/**
+ * Weights with one storage and one `cols`, stacked by rows into a new buffer: one tensor of sum(rows) rows whose
+ * planes are the inputs' planes back to back (GPU copies at load: quantized as stored, never dequantized). Decode
+ * uses it to run the q, k and v projections as one matvec. Null when the planes cannot simply be concatenated
+ * (mixed storage, several chunks, or a q8 scales plane padded mid-way).
+ * @param {GPUDevice} device
+ * @param {string} name
+ * @param {Tensor[]} tensors
+ * @returns {{tensor: Tensor, buffer: GPUBuffer} | null}  the caller owns buffer
+ */
+export function stackRows(device, name, tensors) {
+  const [first] = tensors;
+  const { storage, cols } = first;
+  const perRow = ROW_BYTES[storage](cols);
+  const exact = tensors.every((t) => t.storage === storage && t.cols === cols && t.chunks.length === 1 &&
+    t.chunks[0].planes.every((p, j) => p.size === t.rows * perRow[j] && (p.size ?? 0) % 4 === 0));
+  if (!exact) return null;
+  const rows = tensors.reduce((s, t) => s + t.rows, 0);
+  const sizes = perRow.map((b) => rows * b);
+  if (Math.max(...sizes) > device.limits.maxStorageBufferBindingSize) return null;
+  const starts = sizes.map((_, j) => sizes.slice(0, j).reduce((a, b) => a + Math.ceil(b / 256) * 256, 0));
+  const total = starts[starts.length - 1] + sizes[sizes.length - 1];
+  const buffer = createBuffer(device, name, total, USAGE.STORAGE | USAGE.COPY_DST);
+  const enc = device.createCommandEncoder();
+  const at = [...starts];
+  for (const t of tensors) {
+    t.chunks[0].planes.forEach((p, j) => {
+      const size = /** @type {number} */ (p.size);
+      enc.copyBufferToBuffer(p.buffer, p.offset ?? 0, buffer, at[j], size);
+      at[j] += size;
+    });
+  }
+  device.queue.submit([enc.finish()]);
+  const planes = sizes.map((size, j) => ({ buffer, offset: starts[j], size }));
+  return { tensor: { name, storage, rows, cols, chunks: [{ rowStart: 0, rows, planes }] }, buffer };
+}
