@@ -10,12 +10,11 @@ where it and llama.cpp disagree we follow transformers, and say so next to the c
 Speed (docs/PERFORMANCE.md): the `tokenizers` library decides everything but the BPE vocabulary and merges (added
 tokens, pre-tokenizer, decoder, model options), on a model that holds only the added tokens; the vocabulary and merges
 (49k + 49k entries for SmolLM2) are written straight into the JSON, in the order the library writes them (vocabulary
-by id, merges by rank), checked here as the library would check them, and the finished file is loaded back once.
+by id, merges by rank), and the finished file is loaded back once, which checks every merge against the vocabulary.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -100,7 +99,7 @@ class _BPE:
 
     spelled: list[str]  # each id's vocabulary spelling
     vocab: dict[str, int]  # spelling -> id; a later duplicate wins (as in transformers)
-    merges_json: str  # [[left, right], ...] by rank, each pair once, checked against the vocabulary
+    merges_json: str  # [[left, right], ...] by rank, each pair once (held against the vocabulary when loaded back)
     sentencepiece: bool  # byte fallback and fused unknowns (SentencePiece) or neither (byte-level)
     pre_tokenizer: Any
     decoder: Any
@@ -146,45 +145,31 @@ def _merge_pairs(lines: Sequence[str]) -> list[list[str]]:
     return pairs
 
 
-def _pairs_json(vocab: Mapping[str, int], pairs: Sequence[Sequence[str]]) -> str:
-    _check_merges(vocab, pairs)
+def _pairs_json(pairs: Sequence[Sequence[str]]) -> str:
     return json.dumps([list(pair) for pair in pairs], ensure_ascii=False)
 
 
-def _merge_lines_json(vocab: Mapping[str, int], lines: list[str]) -> str:
-    """Merge lines "left right" -> checked merges JSON, the text `json.dumps` gives for [[left, right], ...].
+def _merge_lines_json(lines: list[str]) -> str:
+    """Merge lines "left right" -> merges JSON, the text `json.dumps` gives for [[left, right], ...], each pair once.
 
     Done on the joined text rather than line by line (SmolLM2: 49k lines, 40 ms -> 10 ms); lines holding a newline
-    take the plain path.
+    take the plain path. Whether the pieces are vocabulary entries is left to the load-back check (`tokenizers`
+    checks every merge when it builds the model).
     """
     text = "\n".join(lines)
     if not lines or text.count("\n") != len(lines) - 1:
-        return _pairs_json(vocab, _merge_pairs(lines))
+        return _pairs_json(_merge_pairs(lines))
     codes = np.frombuffer(text.encode("utf-8"), np.uint8)
     line_of_space = np.searchsorted(np.flatnonzero(codes == ord("\n")), np.flatnonzero(codes == ord(" ")))
     if not (np.bincount(line_of_space, minlength=len(lines)) == 1).all():
-        return _pairs_json(vocab, _merge_pairs(lines))  # raises, naming the first bad line
+        return _pairs_json(_merge_pairs(lines))  # raises, naming the first bad line
     if len(set(lines)) != len(lines):
         lines = [" ".join(pair) for pair in _merge_pairs(lines)]  # duplicates dropped
         text = "\n".join(lines)
-    pieces, merged = text.replace("\n", " ").split(" "), text.replace(" ", "").split("\n")
-    if not (all(map(vocab.__contains__, pieces)) and all(map(vocab.__contains__, merged))):
-        return _pairs_json(vocab, _merge_pairs(lines))  # raises, naming a missing token
     # '["a b"\n"c d"]': JSON escapes never make a space or a newline, so the raw spaces are the ones between the
     # two pieces and the newlines are between items
     body = json.dumps(lines, ensure_ascii=False, separators=("\n", ": "))
     return "[" + body.replace(" ", '", "').replace("\n", "], [") + "]"
-
-
-def _check_merges(vocab: Mapping[str, int], merges: Sequence[Sequence[str]]) -> None:
-    """Both pieces of every merge, and what they merge into, must be vocabulary entries (`tokenizers` refuses the
-    file otherwise); checked with set operations, in C."""
-    missing = set(itertools.chain.from_iterable(merges)) - vocab.keys()
-    what = "uses"
-    if not missing:
-        missing, what = set(map("".join, merges)) - vocab.keys(), "makes"
-    if missing:
-        raise InputError(f"GGUF merges do not fit its vocabulary: a merge {what} {min(missing)!r}, not a token")
 
 
 def _byte_level_spelling(token: str) -> str:
@@ -208,7 +193,7 @@ def _byte_level_bpe(meta: Mapping[str, Any], tokens: list[str]) -> _BPE:
     spelled = tokens if all_spelled else [_byte_level_spelling(token) for token in tokens]
     # A later duplicate wins, as in transformers; the vocabulary stays at most the model's size either way.
     vocab = dict(zip(spelled, range(len(spelled)), strict=True))
-    merges_json = _merge_lines_json(vocab, merge_lines)
+    merges_json = _merge_lines_json(merge_lines)
 
     split = _BYTE_LEVEL_SPLITS[pre]
     pre_tokenizer: Any
@@ -260,7 +245,7 @@ def _sentencepiece_bpe(meta: Mapping[str, Any], tokens: list[str]) -> _BPE:
         )
     vocab = dict(zip(tokens, range(len(tokens)), strict=True))
     if meta.get("tokenizer.ggml.merges"):
-        merges_json = _merge_lines_json(vocab, _string_list(meta, "tokenizer.ggml.merges", ""))
+        merges_json = _merge_lines_json(_string_list(meta, "tokenizer.ggml.merges", ""))
     else:
         scores = meta.get("tokenizer.ggml.scores")
         if not scores:
@@ -270,7 +255,7 @@ def _sentencepiece_bpe(meta: Mapping[str, Any], tokens: list[str]) -> _BPE:
         if len(scores) != len(tokens):
             raise InputError(f"GGUF has {len(tokens)} tokens but {len(scores)} token scores")
         # each pair once: left + right is its own piece
-        merges_json = _pairs_json(vocab, _merges_from_scores(tokens, scores, vocab))
+        merges_json = _pairs_json(_merges_from_scores(tokens, scores, vocab))
 
     # A space becomes "▁", and one "▁" goes before the text (not after each special token). transformers does this
     # whatever tokenizer.ggml.add_space_prefix says; llama.cpp leaves the prefix out when it is false.
