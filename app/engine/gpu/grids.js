@@ -71,5 +71,8 @@ export const attentionCombineGrid = (heads) => [heads, 1, 1];
 /** add.wgsl, swiglu.wgsl, bias.wgsl: one thread per element. @param {number} n @param {number} wg @returns {Grid} */
 export const elementwiseGrid = (n, wg) => grid1d(Math.ceil(n / wg));
 
-/** argmax.wgsl: one workgroup. @returns {Grid} */
+/** argmax.wgsl main and main_pairs: one workgroup. @returns {Grid} */
 export const argmaxGrid = () => [1, 1, 1];
+
+/** argmax.wgsl main_blocks: blocks of WG * ITEMS logits. @param {number} n @param {number} wg @param {number} items */
+export const argmaxBlocks = (n, wg, items) => Math.ceil(n / (wg * items));

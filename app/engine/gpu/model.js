@@ -236,7 +236,7 @@ function recordLayers(ops, w, s) {
  */
 function recordHead(ops, w, s, x) {
   ops.linear(ops.rmsnorm(x, w.outputNorm, s.xb), w.output, s.logits); //      logits [vocab]
-  ops.argmax(s.logits, s.token); //                                            token [1]
+  ops.argmax(s.logits, s.argmaxPairs, s.token); //                            token [1]
 }
 
 /** A loaded model: weights and run state on the GPU, the forward pass recorded. */

@@ -146,14 +146,21 @@ class Ops {
   }
 
   /**
-   * out[0] = argmax(logits) (the greedy token, ties to the lowest id).
+   * out[0] = argmax(logits) (the greedy token, ties to the lowest id): the best of each block of logits over the
+   * GPU (argmax.wgsl main_blocks), then the best block (main_pairs).
    * @param {GPUBuffer} logits f32[vocab]
+   * @param {GPUBuffer} pairs  u32[blocks, 2]
    * @param {GPUBuffer} out    u32[1]
    */
-  argmax(logits, out) {
-    const wg = this.ctx.pipelines.tuning.argmax.WG;
-    const p = this.ctx.uniforms.fixed(PARAMS['argmax.wgsl'], { n: this.ctx.config.vocab_size });
-    this.record('argmax', this.ctx.pipelines.get('argmax.wgsl', 'main', { WG: wg }), [logits, out, p], grids.argmaxGrid);
+  argmax(logits, pairs, out) {
+    const { WG, ITEMS } = this.ctx.pipelines.tuning.argmax;
+    const n = this.ctx.config.vocab_size;
+    const blocks = grids.argmaxBlocks(n, WG, ITEMS);
+    const pb = this.ctx.uniforms.fixed(PARAMS['argmax.wgsl'], { n });
+    this.record('argmax blocks', this.ctx.pipelines.get('argmax.wgsl', 'main_blocks', { WG, ITEMS }), [logits, pairs, pb],
+      () => [blocks, 1, 1]);
+    const pp = this.ctx.uniforms.fixed(PARAMS['argmax.wgsl'], { n: blocks });
+    this.record('argmax', this.ctx.pipelines.get('argmax.wgsl', 'main_pairs', { WG }), [pairs, out, pp], grids.argmaxGrid);
   }
 
   /**

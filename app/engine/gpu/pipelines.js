@@ -21,7 +21,7 @@ export const TUNING = Object.freeze({
   attentionCombine: { WG: 32 }, //     decode
   elementwise: { WG: 256 }, //         add, swiglu, bias
   rmsnorm: { WG: 256 },
-  argmax: { WG: 256 },
+  argmax: { WG: 256, ITEMS: 8 }, //   ITEMS: logits per thread of main_blocks
 });
 
 /**

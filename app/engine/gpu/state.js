@@ -3,7 +3,7 @@
 // Decode uses row 0 of each [P, ...] buffer. probe.js sizes the same buffers through runStateBytes.
 
 import { ACTIVATION, USAGE, createBuffer } from './buffers.js';
-import { attentionSplitPositions } from './grids.js';
+import { argmaxBlocks, attentionSplitPositions } from './grids.js';
 import { TUNING } from './pipelines.js';
 
 /**
@@ -33,6 +33,8 @@ export function runStateSizes(c, S, P) {
     hGate: 4 * P * c.intermediate_size, //       f32[P, intermediate] gate projection (prefill; decode fuses it)
     hUp: 4 * P * c.intermediate_size, //         f32[P, intermediate] up projection (prefill; decode fuses it)
     logits: 4 * c.vocab_size, //                 f32[vocab]          last position's logits
+    argmaxPairs: 8 * argmaxBlocks(c.vocab_size, TUNING.argmax.WG, TUNING.argmax.ITEMS), // u32[blocks, 2] per block
+    //                                                                 of logits: (f32 bits of its max, index)
     token: 4, //                                 u32[1]              argmax(logits)
     ropeTable: 4 * S * D, //                     f32[S, D/2, 2]      (cos, sin) of pos * theta^(-2i/D), set at load
     kCacheLayer: 4 * KV * S * D, //              f32[KV, S, D]       keys of one layer, rotated (x num_layers)
@@ -74,6 +76,7 @@ export function runStateBytes(c, S, P) {
  * @property {GPUBuffer} hGate
  * @property {GPUBuffer} hUp
  * @property {GPUBuffer} logits
+ * @property {GPUBuffer} argmaxPairs
  * @property {GPUBuffer} token
  * @property {GPUBuffer} ropeTable
  * @property {GPUBuffer[]} kCache
@@ -110,6 +113,7 @@ export function allocRunState(device, c, S, P) {
     hGate: buf('hGate', s.hGate),
     hUp: buf('hUp', s.hUp),
     logits: buf('logits', s.logits),
+    argmaxPairs: buf('argmax pairs', s.argmaxPairs),
     token: buf('token', s.token),
     ropeTable: buf('rope table', s.ropeTable),
     kCache: layers.map((i) => buf(`k_cache.${i}`, s.kCacheLayer)),
