@@ -12,17 +12,22 @@
 //   2 out       vec4<f32>[num_heads * d / 4]           attention output, [head, d]
 //   3 params    Params
 //
-// Dispatch: (num_heads, 1, 1) workgroups of WG threads; thread j writes columns j, j + WG, ... (vec4s) of the head,
-// each thread reading every split's (m, l) itself (S is small: capacity / split_positions).
+// Dispatch: (num_heads, 1, 1) workgroups of WG threads. M and the denominator: each thread takes splits j, j + WG,
+// ..., then tree reductions. The numerator: the d/4 vec4 columns times max(1, WG / (d/4)) slices of the splits
+// (slice k: splits k, k + slices, ...) spread over the threads, slices summed in workgroup memory; so long caches
+// (hundreds of splits) do not leave one thread walking every split. Needs d % 4 == 0, d <= 256, WG a power of two
+// <= 256.
 
-override WG: u32 = 32u;  // threads per workgroup
+override WG: u32 = 128u;  // threads per workgroup
+
+const NEG_BIG: f32 = -3.0e38;
 
 struct Params {
   num_heads: u32,        // query heads
   head_dim: u32,         // elements per head, a multiple of 4
   capacity: u32,         // positions per kv head in the cache
   splits: u32,           // S: splits per head in part (attention_split.wgsl's grid height)
-  split_positions: u32,  // cache positions per split (attention_split.wgsl's WG)
+  split_positions: u32,  // cache positions per split (attention_split.wgsl's SPLIT)
 }
 
 @group(0) @binding(0) var<storage, read> positions: array<u32>;
@@ -30,28 +35,62 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(3) var<uniform> params: Params;
 
+var<workgroup> red: array<f32, WG>;
+var<workgroup> slices: array<vec4<f32>, 256>;  // per (slice, column) partial numerators (<= max(WG, d/4))
+
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let h = wid.x;
   let d4 = params.head_dim / 4u;
   let pos = min(positions[0], params.capacity - 1u);
   let n = pos / params.split_positions + 1u;
-  let row = h * params.splits;           // (h, split 0)
+  let row = h * params.splits;                     // (h, split 0)
   let ml = params.num_heads * params.splits * d4;  // where the (m, l) records start
-  var mx = part[ml + row].x;
-  for (var c = 1u; c < n; c++) {
+
+  var mx = NEG_BIG;
+  for (var c = li; c < n; c += WG) {
     mx = max(mx, part[ml + row + c].x);
   }
-  var l = 0.0;
-  for (var c = 0u; c < n; c++) {
-    let r = part[ml + row + c];
-    l += exp(r.x - mx) * r.y;
+  red[li] = mx;
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+    if (li < stride) {
+      red[li] = max(red[li], red[li + stride]);
+    }
+    workgroupBarrier();
   }
-  let inv_l = 1.0 / l;
+  let m = red[0];
+  workgroupBarrier();  // every thread has read red[0] before red is rewritten
+
+  var l = 0.0;
+  for (var c = li; c < n; c += WG) {
+    let r = part[ml + row + c];
+    l += exp(r.x - m) * r.y;
+  }
+  red[li] = l;
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
+    if (li < stride) {
+      red[li] += red[li + stride];
+    }
+    workgroupBarrier();
+  }
+  let inv_l = 1.0 / red[0];
+
+  let nsl = max(1u, WG / d4);
+  for (var idx = li; idx < d4 * nsl; idx += WG) {
+    let col = idx % d4;
+    var o = vec4<f32>(0.0);
+    for (var c = idx / d4; c < n; c += nsl) {
+      o += exp(part[ml + row + c].x - m) * part[(row + c) * d4 + col];
+    }
+    slices[idx] = o;
+  }
+  workgroupBarrier();
   for (var col = li; col < d4; col += WG) {
     var o = vec4<f32>(0.0);
-    for (var c = 0u; c < n; c++) {
-      o += exp(part[ml + row + c].x - mx) * part[(row + c) * d4 + col];
+    for (var k = 0u; k < nsl; k++) {
+      o += slices[k * d4 + col];
     }
     out[h * d4 + col] = o * inv_l;
   }

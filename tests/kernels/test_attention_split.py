@@ -30,9 +30,11 @@ SENTINEL = -7.25
     (2, 2, 256, 40, 64, 16, 16, True),     # d/4 = 64 columns > WG 16: four columns per thread
     (3, 1, 12, 70, 80, 4, 2, False),       # odd sizes: 3 heads, d/4 = 3 columns on 4 threads, 36 splits
     (3, 1, 12, 70, 80, 16, 2, False),      # 8 threads per position, more than d/4 = 3 (some idle)
+    (12, 2, 128, 1900, 2048, 64, 16, True),  # Qwen2.5-1.5B's heads at a long KV: 119 splits to merge
 ])
+@pytest.mark.parametrize("combine_wg", [128, 8])  # the engine's; fewer threads than columns or splits
 def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_heads: int, d: int, pos: int,
-                         capacity: int, wg: int, split: int, half: bool) -> None:
+                         capacity: int, wg: int, split: int, half: bool, combine_wg: int) -> None:
     n_all = heads + 2 * kv_heads
     scale = 1.0 / np.sqrt(d)
     cs = table(capacity, d, 10000.0)
@@ -55,7 +57,8 @@ def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_head
     out = gpu.zeros(4 * heads * d)
     pc = gpu.uniform(params(COMBINE, num_heads=heads, head_dim=d, capacity=capacity, splits=splits,
                             split_positions=split))
-    gpu.run(gpu.pipeline(COMBINE, "main", {"WG": 16}), [positions, part, out, pc], attention_combine_grid(heads))
+    gpu.run(gpu.pipeline(COMBINE, "main", {"WG": combine_wg}), [positions, part, out, pc],
+            attention_combine_grid(heads))
 
     # reference: bias, RoPE (rope_table.wgsl's arithmetic), cache write, then plain softmax attention
     x = qkv.astype(np.float32) + bias

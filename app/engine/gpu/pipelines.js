@@ -18,7 +18,7 @@ export const TUNING = Object.freeze({
   rope: { WG: 64 },
   attention: { WG: 64 }, //           prefill
   attentionSplit: { WG: 64 }, //       decode; positions per workgroup by head size (grids.attentionSplitPositions)
-  attentionCombine: { WG: 32 }, //     decode
+  attentionCombine: { WG: 128 }, //    decode
   elementwise: { WG: 256 }, //         add, swiglu, bias
   rmsnorm: { WG: 256 },
   argmax: { WG: 256, ITEMS: 8 }, //   ITEMS: logits per thread of main_blocks
