@@ -44,14 +44,15 @@ class BackgroundWriter:
         self.folder, self.write, self.ahead = folder, write, ahead
         self.names: set[str] = set()  # every file submitted
         self.entries: dict[str, Entry] = {}  # every file finished
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="package-io")
+        # three threads, so that a shard's write can start while the previous one's is still going
+        self._pool = ThreadPoolExecutor(max_workers=3, thread_name_prefix="package-io")
         self._pending: list[_Pending] = []
 
     def submit(self, name: str, data: Buffer, on_written: Callable[[str, Entry], None] | None = None) -> None:
         size = memoryview(data).nbytes
         self.names.add(name)
-        self._pending.append(_Pending(name, size, self._pool.submit(_sha256, data),
-                                      self._pool.submit(self.write, self.folder / name, data), on_written))
+        written = self._pool.submit(self.write, self.folder / name, data)  # first: it takes longest
+        self._pending.append(_Pending(name, size, self._pool.submit(_sha256, data), written, on_written))
         while len(self._pending) > self.ahead:
             self._finish(self._pending.pop(0))
 
