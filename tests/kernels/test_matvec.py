@@ -15,8 +15,9 @@ SHADER = "matvec.wgsl"
 SENTINEL = -7.25  # output elements outside the chunk's range must keep it
 # (rows, cols): odd rows, cols a multiple of 32 but not of 256, SmolLM2's 576, and one row
 SHAPES = [(37, 96), (129, 576), (1, 32), (300, 1056)]
-# (TX, TY, R): the defaults, a narrow non-power-of-two row split, and R = 1 with a tall workgroup
-TUNINGS = [(32, 4, 2), (12, 2, 3), (8, 8, 1)]
+# (TX, TY, R): the defaults, a narrow non-power-of-two row split, R = 1 with a tall workgroup, and the engine's GPU
+# tuning (pipelines.js: 64 threads along a row, 4 rows per workgroup)
+TUNINGS = [(32, 4, 2), (12, 2, 3), (8, 8, 1), (64, 2, 2)]
 
 
 def _constants(qbits: int, tuning: tuple[int, int, int], **extra: float) -> dict[str, float]:
@@ -93,16 +94,18 @@ def test_matvec_accumulate(gpu: Gpu, rng: np.random.Generator) -> None:
 
 @pytest.mark.parametrize("storage", ["q4", "q8"])
 @pytest.mark.parametrize("rows,cols", [(45, 576), (7, 160)])
-def test_matvec_norm(gpu: Gpu, rng: np.random.Generator, storage: str, rows: int, cols: int) -> None:
+@pytest.mark.parametrize("tuning", [(32, 4, 2), (64, 2, 2)])
+def test_matvec_norm(gpu: Gpu, rng: np.random.Generator, storage: str, rows: int, cols: int,
+                     tuning: tuple[int, int, int]) -> None:
     """main_norm: y = W (rmsnorm(x) * norm_w), the attention / final norm folded into q, k, v and the LM head."""
     q = random_qtensor(rng, storage, rows, cols)
     x = (rng.standard_normal(cols) * 3.0).astype(np.float32)
     nw = rng.uniform(0.5, 1.5, cols).astype(np.float32)
     eps = 1e-5
     y = _output(gpu, rows + 2)
-    pipe = gpu.pipeline(SHADER, "main_norm", _constants(q.qbits, (32, 4, 2)))
+    pipe = gpu.pipeline(SHADER, "main_norm", _constants(q.qbits, tuning))
     p = gpu.uniform(params(SHADER, rows=rows, cols=cols, row_offset=2, eps=eps))
-    gpu.run(pipe, [*_upload(gpu, q), gpu.storage(x), gpu.storage(nw), y, p], matvec_grid(rows))
+    gpu.run(pipe, [*_upload(gpu, q), gpu.storage(x), gpu.storage(nw), y, p], matvec_grid(rows, tuning[1], tuning[2]))
     xn = rmsnorm(x.astype(np.float64), nw.astype(np.float64), eps)
     want = q.w @ xn
     # the dot product's rounding, plus a few ulps of the output for the 1/rms factor and its sum of squares
@@ -113,7 +116,8 @@ def test_matvec_norm(gpu: Gpu, rng: np.random.Generator, storage: str, rows: int
 
 
 @pytest.mark.parametrize("storage", ["q4", "q8"])
-def test_matvec_swiglu(gpu: Gpu, rng: np.random.Generator, storage: str) -> None:
+@pytest.mark.parametrize("tuning", [(12, 2, 3), (64, 2, 2)])
+def test_matvec_swiglu(gpu: Gpu, rng: np.random.Generator, storage: str, tuning: tuple[int, int, int]) -> None:
     """main_swiglu: y = silu(Wg x') * (Wu x'), x' = rmsnorm(x) * norm_w (ffn_norm, gate, up and SwiGLU fused)."""
     rows, cols = 83, 288
     gate = random_qtensor(rng, storage, rows, cols)
@@ -122,10 +126,10 @@ def test_matvec_swiglu(gpu: Gpu, rng: np.random.Generator, storage: str) -> None
     nw = rng.uniform(0.5, 1.5, cols).astype(np.float32)
     eps = 1e-6
     y = _output(gpu, rows + 1)
-    pipe = gpu.pipeline(SHADER, "main_swiglu", _constants(gate.qbits, (12, 2, 3)))
+    pipe = gpu.pipeline(SHADER, "main_swiglu", _constants(gate.qbits, tuning))
     p = gpu.uniform(params(SHADER, rows=rows, cols=cols, row_offset=1, eps=eps))
     buffers = [*_upload(gpu, gate), gpu.storage(x), gpu.storage(nw), *_upload(gpu, up), y, p]
-    gpu.run(pipe, buffers, matvec_grid(rows, 2, 3))
+    gpu.run(pipe, buffers, matvec_grid(rows, tuning[1], tuning[2]))
     xn = rmsnorm(x.astype(np.float64), nw.astype(np.float64), eps)
     g, u = gate.w @ xn, up.w @ xn
     want = silu(g) * u

@@ -8,9 +8,10 @@ import * as grids from './grids.js';
 
 /** Override constants per kernel family, for GPUs; grids.js gets the same numbers. */
 export const TUNING = Object.freeze({
-  // matvec.wgsl: 8 rows per workgroup of 128 threads (needs TX >= R). TX 16, TY 4, R 4 wins the single-kernel sweep
-  // on an H100 but made the engine's (small, fused) matvecs slower per token: docs/PERFORMANCE.md
-  matvec: { TX: 32, TY: 4, R: 2 },
+  // matvec.wgsl: 4 rows per workgroup of 128 threads, 64 threads along a row (needs TX >= R). In the engine (small,
+  // fused matvecs, 180 dispatches a token) on an H200 this beat TX 32 TY 4 R 2 (8 rows) by ~10% of 1.5B-shape decode;
+  // TX 16, TY 4, R 4 wins the single-kernel sweep on an H100 but is slower in the engine: docs/PERFORMANCE.md
+  matvec: { TX: 64, TY: 2, R: 2 },
   matvecF32: { WG: 64, R: 4 }, //      matvec_f32.wgsl
   matmul: { WX: 16, WY: 16 }, //       matmul.wgsl: tiles of 64 rows x 32 tokens
   matmulF32: { TILE: 16 }, //          matmul_f32.wgsl
