@@ -33,6 +33,9 @@ class SourceTensor:
     load_f32: Callable[[], npt.NDArray[np.float32]]
     carry: Callable[[], tuple[str, Planes] | None] = lambda: None
     carry_storage: str | None = None  # storage type ``carry`` would give, known without reading data
+    # writes the planes ``carry`` would return into ``out`` (u32 arrays of the planned sizes: views of a shard),
+    # sparing a copy of the whole tensor; None where the source has no such path
+    carry_into: Callable[[Planes], None] | None = None
 
 
 @dataclass

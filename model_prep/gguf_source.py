@@ -24,7 +24,7 @@ from .gguf_tokenizer import tokenizer_json_from_gguf
 # re-quantized. Each one is covered by tests/test_gguf_source.py.
 SUPPORTED_TYPES = (QT.F32, QT.F16, QT.BF16, QT.Q8_0, QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1,
                    QT.Q2_K, QT.Q3_K, QT.Q4_K, QT.Q5_K, QT.Q6_K)
-_CARRY: dict[QT, tuple[str, Callable[[npt.NDArray[np.uint8], int], quant.Planes]]] = {
+_CARRY: dict[QT, tuple[str, Callable[[npt.NDArray[np.uint8], int, quant.Planes | None], quant.Planes]]] = {
     QT.Q4_0: (fmt.Q4, quant.from_gguf_q4_0),
     QT.Q4_1: (fmt.Q4, quant.from_gguf_q4_1),
     QT.Q8_0: (fmt.Q8, quant.from_gguf_q8_0),
@@ -115,9 +115,13 @@ def _tensor(t: TensorInfo) -> SourceTensor:
         if carry_storage is None:
             return None
         storage, repack = _CARRY[qtype]
-        return storage, repack(np.asarray(data).reshape(shape[0], -1), shape[1])
+        return storage, repack(np.asarray(data).reshape(shape[0], -1), shape[1], None)
 
-    return SourceTensor(t.name, shape, qtype.name, load_f32, carry, carry_storage)
+    def carry_into(out: quant.Planes) -> None:
+        _CARRY[qtype][1](np.asarray(data).reshape(shape[0], -1), shape[1], out)
+
+    return SourceTensor(t.name, shape, qtype.name, load_f32, carry, carry_storage,
+                        carry_into if carry_storage is not None else None)
 
 
 def source_name(path: Path) -> str:

@@ -93,6 +93,17 @@ class _Encoder:
         self._name = ""
         self._planes: quant.Planes = {}
 
+    def into(self, tp: TensorPlan, out: quant.Planes) -> bool:
+        """Encode a tensor stored whole in one chunk straight into ``out`` (views of the shard) where its source can
+        (GGUF Q4_0/Q4_1/Q8_0 carried over: no planes to copy); False where it cannot."""
+        t = tp.source
+        if len(tp.chunks) != 1 or not tp.carried or tp.storage == fmt.F32 or t.carry_into is None:
+            return False
+        assert t.carry_storage == tp.storage
+        t.carry_into(out)
+        self.stats[t.name] = TensorStats(tp.storage, t.source_type, list(t.shape), True, 0.0, 0.0).__dict__
+        return True
+
     def chunk(self, tp: TensorPlan, rows: tuple[int, int]) -> quant.Planes:
         if tp.source.name != self._name:
             self._planes, stats = _tensor_planes(tp)
@@ -107,6 +118,9 @@ def _shard_bytes(shard: ShardPlan, encoder: _Encoder) -> memoryview:
     """The shard's bytes: every plane copied once into a zeroed buffer (alignment gaps stay zero)."""
     buf = np.zeros(shard.size, np.uint8)
     for tp, chunk in shard.chunks:
+        if encoder.into(tp, {name: buf[offset: offset + nbytes].view(np.uint32)
+                             for name, (offset, nbytes) in chunk.planes.items()}):
+            continue
         planes = encoder.chunk(tp, chunk.rows)
         for name, (offset, nbytes) in chunk.planes.items():
             data = np.ascontiguousarray(planes[name]).reshape(-1).view(np.uint8)

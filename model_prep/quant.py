@@ -154,12 +154,16 @@ def _gather_nibbles(x: npt.NDArray[np.uint64], tmp: npt.NDArray[np.uint64]) -> N
         x &= _U64(keep)
 
 
-def _repack_gguf_nibbles(blocks: npt.NDArray[np.uint8], start: int) -> npt.NDArray[np.uint32]:
+def _repack_gguf_nibbles(blocks: npt.NDArray[np.uint8], start: int,
+                         qweight: npt.NDArray[np.uint32] | None = None) -> npt.NDArray[np.uint32]:
     """blocks: u8[groups, block_bytes] ggml blocks whose 16 bytes of nibbles start at byte ``start``, in ggml order
     (byte j: low nibble = element j, high nibble = element j+16) -> qweight u32[groups * 4] in our order (element e
-    of a group at bits 4*(e%8) of word e//8). Little-endian, as the package format is."""
+    of a group at bits 4*(e%8) of word e//8), written into ``qweight`` when given. Little-endian, as the package
+    format is."""
     groups = blocks.shape[0]
-    out = np.empty((groups, 2), _U64)  # per group: words 0|1 (elements 0..15), words 2|3 (elements 16..31)
+    if qweight is None:
+        qweight = np.empty(groups * 4, np.uint32)
+    out = qweight.view(_U64).reshape(groups, 2)  # per group: words 0|1 (elements 0..15), words 2|3 (16..31)
     n = min(groups, _REPACK_GROUPS)
     lo, hi, tmp = np.empty((n, 2), _U64), np.empty((n, 2), _U64), np.empty((n, 2), _U64)
     for g in range(0, groups, _REPACK_GROUPS):
@@ -175,34 +179,46 @@ def _repack_gguf_nibbles(blocks: npt.NDArray[np.uint8], start: int) -> npt.NDArr
         out[g: g + k, 0] |= lo_k[:, 0]
         np.left_shift(hi_k[:, 1], _U64(32), out=out[g: g + k, 1])
         out[g: g + k, 1] |= hi_k[:, 0]
-    return out.reshape(-1).view(np.uint32)
+    return qweight
 
 
-def from_gguf_q4_0(raw: npt.NDArray[np.uint8], cols: int) -> Planes:
+def from_gguf_q4_0(raw: npt.NDArray[np.uint8], cols: int, out: Planes | None = None) -> Planes:
     """Q4_0 block: f16 d, 16 bytes of nibbles; value d * (q - 8) == d * q + (-8 d), exact in f16 and f32."""
     b = _gguf_blocks(raw, cols, 18).reshape(-1, 18)  # [groups, 18]
     d = np.ascontiguousarray(b[:, 0:2].view(np.float16)[:, 0])
     minimum = (d.astype(np.float32) * np.float32(-8)).astype(np.float16)
     if np.any(~np.isfinite(minimum) & np.isfinite(d)):
         raise InputError("a Q4_0 block scale is too large to store -8*scale as f16; re-quantize from f16 or f32")
-    return {"qweight": _repack_gguf_nibbles(b, 2), "scales": _pack_f16_pairs(d, minimum)}
+    planes = {"qweight": _repack_gguf_nibbles(b, 2, None if out is None else out["qweight"]),
+              "scales": _pack_f16_pairs(d, minimum)}
+    if out is not None:
+        np.copyto(out["scales"], planes["scales"])
+    return planes if out is None else out
 
 
-def from_gguf_q4_1(raw: npt.NDArray[np.uint8], cols: int) -> Planes:
-    """Q4_1 block: f16 d, f16 m, 16 bytes of nibbles; value d * q + m."""
+def from_gguf_q4_1(raw: npt.NDArray[np.uint8], cols: int, out: Planes | None = None) -> Planes:
+    """Q4_1 block: f16 d, f16 m, 16 bytes of nibbles; value d * q + m. ``out``: planes to write into (e.g. views of
+    a shard), sparing a copy; from_gguf_q4_0 and from_gguf_q8_0 take it too."""
     b = _gguf_blocks(raw, cols, 20).reshape(-1, 20)  # [groups, 20]
     # the scales word is d in bits 0..15 and m in 16..31: exactly the block's first 4 bytes, little-endian
     # (copied as u32 items: a strided u8 copy took 6x longer)
-    scales = np.ascontiguousarray(b[:, 0:4].view(np.uint32)[:, 0])
-    return {"qweight": _repack_gguf_nibbles(b, 4), "scales": scales}
+    words = b[:, 0:4].view(np.uint32)[:, 0]
+    scales = np.ascontiguousarray(words) if out is None else out["scales"]
+    if out is not None:
+        np.copyto(scales, words)
+    return {"qweight": _repack_gguf_nibbles(b, 4, None if out is None else out["qweight"]), "scales": scales}
 
 
-def from_gguf_q8_0(raw: npt.NDArray[np.uint8], cols: int) -> Planes:
+def from_gguf_q8_0(raw: npt.NDArray[np.uint8], cols: int, out: Planes | None = None) -> Planes:
     """Q8_0 block: f16 d, 32 int8; value d * q."""
     b = _gguf_blocks(raw, cols, 34)
     d = np.ascontiguousarray(b[..., 0:2].view(np.float16)[..., 0])
-    q = b[..., 2:].copy().view(np.int8).reshape(raw.shape[0], cols)
-    return pack_q8(q, d)
+    if out is None:
+        q = b[..., 2:].copy().view(np.int8).reshape(raw.shape[0], cols)
+        return pack_q8(q, d)
+    np.copyto(out["qweight"].view(np.int8).reshape((*b.shape[:2], fmt.GROUP_SIZE)), b[..., 2:].view(np.int8))
+    np.copyto(out["scales"], _pack_f16_seq(d))
+    return out
 
 
 # --- unpacking (the numpy engine, the report, and the kernel tests) -------------------------------------------------
