@@ -5,9 +5,9 @@
 //
 // Per decode token the host writes 8 bytes (the token id and its position, into preallocated storage buffers),
 // submits one command buffer (the prerecorded dispatches in one compute pass, encoded while the GPU ran the previous
-// step: they do not depend on the token) and reads back 4 bytes (the argmax). The
-// token id is uploaded rather than chained from the previous argmax on the GPU: the host layer may sample
-// (temperature, grammar) instead of taking the argmax, and it reads each token back anyway to detokenize and stop.
+// step: they do not depend on the token) and reads back 4 bytes (the argmax). The token id is uploaded rather than
+// chained from the previous argmax on the GPU: the host layer may sample (temperature, grammar) instead of taking the
+// argmax, and it reads each token back anyway to detokenize and stop.
 
 import { MAP_READ_MODE, Uniforms } from './buffers.js';
 import { CapacityError, ContextError, FormatError, ShaderError } from './errors.js';
