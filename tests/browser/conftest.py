@@ -55,7 +55,8 @@ def smollm2(site: Site, smollm2_package: Path) -> str:
 
 @pytest.fixture(scope="session")
 def tiny(site: Site, tmp_path_factory: pytest.TempPathFactory):
-    """tiny(arch, weights) -> the name of a served package of a random transformers checkpoint (cached)."""
+    """tiny(arch, weights) -> the name of a served package of a random transformers checkpoint (cached). weights:
+    f32, q4, q8, or "q4+v8" (q4 with attn_v kept at 8 bits: mixed storage within a layer's q/k/v)."""
     from tiny_models import make_hf
 
     from model_prep.plan import Options
@@ -65,10 +66,11 @@ def tiny(site: Site, tmp_path_factory: pytest.TempPathFactory):
 
     def get(arch: str = "llama", weights: str = "f32") -> str:
         if (arch, weights) not in made:
-            base = tmp_path_factory.mktemp(f"tiny_{arch}_{weights}")
+            base = tmp_path_factory.mktemp(f"tiny_{arch}_{weights.replace('+', '_')}")
             hf = make_hf(base / "hf", arch, seed=3)
-            package = prepare(hf, base / "pkg", Options(weights=weights))
-            made[arch, weights] = site.add_model(f"tiny-{arch}-{weights}", package)
+            opts = Options(weights="q4", keep_8bit=(r"attn_v\.",)) if weights == "q4+v8" else Options(weights=weights)
+            package = prepare(hf, base / "pkg", opts)
+            made[arch, weights] = site.add_model(f"tiny-{arch}-{weights.replace('+', '-')}", package)
         return made[arch, weights]
 
     return get
