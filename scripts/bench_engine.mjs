@@ -4,6 +4,8 @@
 // Usage (on the GPU machine, after `source .device/on-device.sh`):
 //   node scripts/bench_engine.mjs --package build/models/smollm2 [--decode 128] [--prefill 256] [--json out.json]
 //     [--profile]   also: where a decode step's time goes (round trips, GPU time, GPU time per kernel family)
+//     [--tuning JSON]  entries laid over pipelines.js TUNING (matvec ones only), e.g. '{"matvecTall":{"minRows":
+//                      8192,"TX":16,"TY":4,"R":4}}', to compare kernel tunings in the engine
 // Bound: one decode token must read every weight byte once (the embedding only as the tied output head, one row for
 // the lookup) plus the KV cache written so far; bound tokens/s = copy bandwidth / those bytes, where the copy
 // bandwidth is a device-to-device copyBufferToBuffer of 256 MiB timed in the same process, counting read + write bytes.
@@ -17,6 +19,7 @@ import { create, globals } from 'webgpu';
 Object.assign(globalThis, globals);
 const { loadModel } = await import('../app/engine/gpu/model.js');
 const { probe } = await import('../app/engine/gpu/probe.js');
+const { TUNING } = await import('../app/engine/gpu/pipelines.js');
 
 const { values: args } = parseArgs({
   options: {
@@ -25,6 +28,7 @@ const { values: args } = parseArgs({
     prefill: { type: 'string', default: '256' },
     json: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    tuning: { type: 'string' },
   },
 });
 if (!args.package) throw new Error('--package DIR is required');
@@ -178,7 +182,9 @@ const copy = await copyBandwidth(device);
 result.copy_GBps = copy / 1e9;
 console.log(`copyBufferToBuffer 256 MiB: ${(copy / 1e9).toFixed(0)} GB/s (read + write)`);
 
-const model = await loadModel({ device, baseUrl, shaderBaseUrl, fetch: /** @type {any} */ (fileFetch), context });
+const tuning = args.tuning ? { ...TUNING, ...JSON.parse(args.tuning) } : undefined;
+if (tuning) result.tuning = tuning;
+const model = await loadModel({ device, baseUrl, shaderBaseUrl, fetch: /** @type {any} */ (fileFetch), context, tuning });
 result.package = model.manifest.name;
 
 // prefill: nPrefill tokens (passes of model.passTokens, one submit each) (ids are arbitrary but valid), after one warm-up pass

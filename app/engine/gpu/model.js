@@ -52,11 +52,13 @@ import { loadWeights, stackRows, vectorBinding } from './weights.js';
  * Fetches a package, verifies it, uploads it and records the forward pass. The device must have been created with
  * at least the limits probe() returned for this package.
  * @param {{device: GPUDevice, baseUrl: string | URL, shaderBaseUrl: string | URL, fetch?: typeof fetch,
- *          context?: number, passTokens?: number,
+ *          context?: number, passTokens?: number, tuning?: import('./pipelines.js').Tuning,
  *          onProgress?: (p: {loadedBytes: number, totalBytes: number, file: string}) => void,
  *          signal?: AbortSignal}} opts
  *   context: KV positions to allocate (default min(config.context_length, 2048));
- *   passTokens: prompt tokens per prefill pass (default 128); longer prompts run in several passes.
+ *   passTokens: prompt tokens per prefill pass (default 128); longer prompts run in several passes;
+ *   tuning: kernel override constants (default pipelines.js tuningFor(device); benchmarks try others: only the
+ *   matvec entries may differ, state.js sizes buffers with TUNING's attention and argmax entries).
  * @returns {Promise<Model>}
  */
 export async function loadModel(opts) {

@@ -12,6 +12,9 @@ export const TUNING = Object.freeze({
   // fused matvecs, 180 dispatches a token) on an H200 this beat TX 32 TY 4 R 2 (8 rows) by ~10% of 1.5B-shape decode;
   // TX 16, TY 4, R 4 wins the single-kernel sweep on an H100 but is slower in the engine: docs/PERFORMANCE.md
   matvec: { TX: 64, TY: 2, R: 2 },
+  // matvec.wgsl for chunks of >= minRows rows (the LM head; the 1.5B shape's gate + up): more rows per workgroup, so
+  // that each workgroup's reads of x (and of the RMSNorm weight) serve more weight rows
+  matvecTall: { minRows: 8192, TX: 16, TY: 4, R: 4 },
   matvecF32: { WG: 64, R: 4 }, //      matvec_f32.wgsl
   matmul: { WX: 16, WY: 16 }, //       matmul.wgsl: tiles of 64 rows x 32 tokens
   matmulF32: { TILE: 16 }, //          matmul_f32.wgsl
@@ -29,7 +32,8 @@ export const TUNING = Object.freeze({
  * For CPU adapters (SwiftShader, the browser tests' adapter; llvmpipe): matvec threads that own whole rows in
  * fewer, longer loops. Measured on SwiftShader (2 cores): SmolLM2's q8 head 553 -> 101 ms, a 1536x576 q4 16 -> 3 ms.
  */
-export const CPU_TUNING = Object.freeze({ ...TUNING, matvec: { TX: 4, TY: 16, R: 4 } });
+export const CPU_TUNING = Object.freeze({ ...TUNING, matvec: { TX: 4, TY: 16, R: 4 },
+  matvecTall: { minRows: 8192, TX: 4, TY: 16, R: 4 } });
 
 /**
  * The tuning for this device: CPU_TUNING on a fallback / software adapter, TUNING otherwise.
@@ -46,6 +50,7 @@ export const SHADERS = Object.freeze(['matvec.wgsl', 'matvec_f32.wgsl', 'matmul.
   'embed.wgsl', 'embed_f32.wgsl', 'rmsnorm.wgsl', 'rope_table.wgsl', 'attention.wgsl', 'attention_split.wgsl',
   'attention_combine.wgsl', 'swiglu.wgsl', 'bias.wgsl', 'argmax.wgsl']);
 
+/** @typedef {typeof TUNING} Tuning */
 /** @typedef {Record<string, number>} Constants  override constants (bools as 0 / 1) */
 /** @typedef {import('./grids.js').Grid} Grid */
 /**
@@ -59,12 +64,13 @@ export class Pipelines {
   /**
    * @param {GPUDevice} device
    * @param {Map<string, GPUShaderModule>} modules
+   * @param {Tuning} [tuning]  default tuningFor(device)
    */
-  constructor(device, modules) {
+  constructor(device, modules, tuning) {
     this.device = device;
     this.modules = modules;
     /** Override constants in use (TUNING or CPU_TUNING); ops.js reads the elementwise ones from here too. */
-    this.tuning = tuningFor(device);
+    this.tuning = tuning ?? tuningFor(device);
     /** @type {Map<string, GPUComputePipeline>} */
     this.cache = new Map();
   }
@@ -75,8 +81,9 @@ export class Pipelines {
    * @param {string | URL} baseUrl  the folder holding the .wgsl files
    * @param {typeof fetch} fetchFn
    * @param {AbortSignal} [signal]
+   * @param {Tuning} [tuning]  default tuningFor(device)
    */
-  static async load(device, baseUrl, fetchFn, signal) {
+  static async load(device, baseUrl, fetchFn, signal, tuning) {
     const base = String(baseUrl).endsWith('/') ? String(baseUrl) : `${baseUrl}/`;
     const sources = await Promise.all(SHADERS.map(async (name) => {
       const url = new URL(name, base);
@@ -101,7 +108,7 @@ export class Pipelines {
       }
       modules.set(name, module);
     }
-    return new Pipelines(device, modules);
+    return new Pipelines(device, modules, tuning);
   }
 
   /**
@@ -129,9 +136,10 @@ export class Pipelines {
    * @param {import('./package.js').Storage} storage
    * @param {'main' | 'main_norm' | 'main_swiglu'} entry
    * @param {boolean} accumulate  y += W x (entry main only)
+   * @param {number} [rows]  rows of the chunk: tuning.matvecTall from its minRows on
    * @returns {{pipeline: GPUComputePipeline, grid: (rows: number) => Grid}}
    */
-  matvec(storage, entry, accumulate = false) {
+  matvec(storage, entry, accumulate = false, rows = 0) {
     // ACCUMULATE only where the entry point uses it (an override an entry point never references may be rejected)
     /** @type {Constants} */
     const acc = entry === 'main' ? { ACCUMULATE: accumulate ? 1 : 0 } : {};
@@ -139,7 +147,8 @@ export class Pipelines {
       const t = this.tuning.matvecF32;
       return { pipeline: this.get('matvec_f32.wgsl', entry, { ...t, ...acc }), grid: (rows) => grids.matvecF32Grid(rows, t.R) };
     }
-    const t = this.tuning.matvec;
+    const { minRows, ...tall } = this.tuning.matvecTall;
+    const t = rows >= minRows ? tall : this.tuning.matvec;
     const pipeline = this.get('matvec.wgsl', entry, { QBITS: qbits(storage), ...t, ...acc });
     return { pipeline, grid: (rows) => grids.matvecGrid(rows, t.TY, t.R) };
   }
