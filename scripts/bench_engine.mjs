@@ -6,6 +6,8 @@
 //     [--profile]   also: where a decode step's time goes (round trips, GPU time, GPU time per kernel family)
 //     [--tuning JSON]  entries laid over pipelines.js TUNING (matvec ones only), e.g. '{"matvecTall":{"minRows":
 //                      8192,"TX":16,"TY":4,"R":4}}', to compare kernel tunings in the engine
+// Decode also prints its first greedy ids and an FNV-1a hash of all of them: two engine versions on the same package
+// must print the same (random weights have no reference to check against).
 // Bound: one decode token must read every weight byte once (the embedding only as the tied output head, one row for
 // the lookup) plus the KV cache written so far; bound tokens/s = copy bandwidth / those bytes, where the copy
 // bandwidth is a device-to-device copyBufferToBuffer of 256 MiB timed in the same process, counting read + write bytes.
@@ -199,9 +201,13 @@ console.log(`prefill ${nPrefill} tokens: ${result.prefill_tokens_per_s.toFixed(0
 
 // decode: greedy, one forward (one submit, 4-byte readback) per token
 let token = out.token;
+const decoded = new Uint32Array(nDecode);
 t = performance.now();
-for (let i = 0; i < nDecode; i++) token = (await model.forward([token], nPrefill + i)).token;
+for (let i = 0; i < nDecode; i++) decoded[i] = token = (await model.forward([token], nPrefill + i)).token;
 const decodeS = (performance.now() - t) / 1000;
+// the greedy ids, to compare engine versions on the same package (random weights: no reference to check against)
+result.decode_ids_fnv1a = decoded.reduce((h, id) => Math.imul(h ^ id, 16777619) >>> 0, 2166136261);
+console.log(`decoded ids: ${decoded.slice(0, 6).join(' ')} ... fnv1a ${result.decode_ids_fnv1a}`);
 const bytes = bytesPerToken(model.manifest, nPrefill + nDecode / 2);
 result.decode_tokens = nDecode;
 result.decode_tokens_per_s = nDecode / decodeS;

@@ -16,8 +16,8 @@ SENTINEL = -7.25  # output elements outside the chunk's range must keep it
 # (rows, cols): odd rows, cols a multiple of 32 but not of 256, SmolLM2's 576, and one row
 SHAPES = [(37, 96), (129, 576), (1, 32), (300, 1056)]
 # (TX, TY, R): the defaults, a narrow non-power-of-two row split, R = 1 with a tall workgroup, and the engine's GPU
-# tuning (pipelines.js: 64 threads along a row, 4 rows per workgroup), its tall-matrix tuning (16, 4, 4) and other
-# many-rows candidates timed beside it (16, 8, 2), (48, 2, 4), (16, 8, 4)
+# tuning (pipelines.js: 64 threads along a row, 4 rows per workgroup), and the tall-matrix candidates timed in the
+# engine (pipelines.js matvecTall, off by default): (16, 4, 4), (16, 8, 2), (48, 2, 4), (16, 8, 4)
 TUNINGS = [(32, 4, 2), (12, 2, 3), (8, 8, 1), (64, 2, 2), (16, 4, 4), (16, 8, 2), (48, 2, 4), (16, 8, 4)]
 
 
