@@ -206,11 +206,11 @@ export class DecodeOps extends Ops {
    */
   linear(input, w, y, opts = {}) {
     const c = this.ctx.config;
+    const k = this.ctx.pipelines.matvec(w.storage, input.norm ? 'main_norm' : 'main', !!opts.accumulate);
     if (input.norm && opts.accumulate) throw new Error('matvec main_norm cannot accumulate');
     const normW = input.norm ? [vectorBinding(input.norm)] : [];
     const base = opts.rowBase ?? 0;
     for (const ch of w.chunks) {
-      const k = this.ctx.pipelines.matvec(w.storage, input.norm ? 'main_norm' : 'main', !!opts.accumulate, ch.rows);
       const p = this.params(PARAMS['matvec.wgsl'],
         { rows: ch.rows, cols: w.cols, row_offset: base + ch.rowStart, eps: c.rms_norm_eps }, {});
       const grid = k.grid(ch.rows);
@@ -287,8 +287,8 @@ export class DecodeOps extends Ops {
       this.swigluElementwise(gateOut, upOut, y, gate.rows);
       return;
     }
+    const k = this.ctx.pipelines.matvec(gate.storage, 'main_swiglu');
     gate.chunks.forEach((ch, i) => {
-      const k = this.ctx.pipelines.matvec(gate.storage, 'main_swiglu', false, ch.rows);
       const p = this.params(PARAMS['matvec.wgsl'], { rows: ch.rows, cols: gate.cols, row_offset: ch.rowStart, eps: c.rms_norm_eps }, {});
       const grid = k.grid(ch.rows);
       const norm = /** @type {Tensor} */ (input.norm);

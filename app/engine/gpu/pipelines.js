@@ -12,11 +12,6 @@ export const TUNING = Object.freeze({
   // fused matvecs, 180 dispatches a token) on an H200 this beat TX 32 TY 4 R 2 (8 rows) by ~10% of 1.5B-shape decode;
   // TX 16, TY 4, R 4 wins the single-kernel sweep on an H100 but is slower in the engine: docs/PERFORMANCE.md
   matvec: { TX: 64, TY: 2, R: 2 },
-  // matvec.wgsl for chunks of >= minRows rows (with minRows 8192: the LM head, the 1.5B shape's gate + up): more rows
-  // per workgroup, so that each workgroup's reads of x (and of the RMSNorm weight) serve more weight rows. Off: in
-  // same-run A/Bs on an H200 it was +2.5% on average for the 1.5B shape, within the run-to-run noise (docs/
-  // PERFORMANCE.md); `bench_engine.mjs --tuning '{"matvecTall":{"minRows":8192,...}}'` turns it on to measure again
-  matvecTall: { minRows: Infinity, TX: 16, TY: 4, R: 4 },
   matvecF32: { WG: 64, R: 4 }, //      matvec_f32.wgsl
   matmul: { WX: 16, WY: 16 }, //       matmul.wgsl: tiles of 64 rows x 32 tokens
   matmulF32: { TILE: 16 }, //          matmul_f32.wgsl
@@ -34,8 +29,7 @@ export const TUNING = Object.freeze({
  * For CPU adapters (SwiftShader, the browser tests' adapter; llvmpipe): matvec threads that own whole rows in
  * fewer, longer loops. Measured on SwiftShader (2 cores): SmolLM2's q8 head 553 -> 101 ms, a 1536x576 q4 16 -> 3 ms.
  */
-export const CPU_TUNING = Object.freeze({ ...TUNING, matvec: { TX: 4, TY: 16, R: 4 },
-  matvecTall: { minRows: Infinity, TX: 4, TY: 16, R: 4 } });
+export const CPU_TUNING = Object.freeze({ ...TUNING, matvec: { TX: 4, TY: 16, R: 4 } });
 
 /**
  * The tuning for this device: CPU_TUNING on a fallback / software adapter, TUNING otherwise.
@@ -138,10 +132,9 @@ export class Pipelines {
    * @param {import('./package.js').Storage} storage
    * @param {'main' | 'main_norm' | 'main_swiglu'} entry
    * @param {boolean} accumulate  y += W x (entry main only)
-   * @param {number} [rows]  rows of the chunk: tuning.matvecTall from its minRows on
    * @returns {{pipeline: GPUComputePipeline, grid: (rows: number) => Grid}}
    */
-  matvec(storage, entry, accumulate = false, rows = 0) {
+  matvec(storage, entry, accumulate = false) {
     // ACCUMULATE only where the entry point uses it (an override an entry point never references may be rejected)
     /** @type {Constants} */
     const acc = entry === 'main' ? { ACCUMULATE: accumulate ? 1 : 0 } : {};
@@ -149,8 +142,7 @@ export class Pipelines {
       const t = this.tuning.matvecF32;
       return { pipeline: this.get('matvec_f32.wgsl', entry, { ...t, ...acc }), grid: (rows) => grids.matvecF32Grid(rows, t.R) };
     }
-    const { minRows, ...tall } = this.tuning.matvecTall;
-    const t = rows >= minRows ? tall : this.tuning.matvec;
+    const t = this.tuning.matvec;
     const pipeline = this.get('matvec.wgsl', entry, { QBITS: qbits(storage), ...t, ...acc });
     return { pipeline, grid: (rows) => grids.matvecGrid(rows, t.TY, t.R) };
   }
