@@ -27,15 +27,7 @@ export class ServerEngine {
   static async connect(opts) {
     const fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
     const api = new URL(API, opts.baseUrl);
-    /** @type {Response} */
-    let r;
-    try {
-      r = await fetchFn(new URL('models', api), { signal: opts.signal, cache: 'no-store' });
-    } catch (e) {
-      if (opts.signal?.aborted) throw abortError('connecting to the server was aborted');
-      throw new ServerError(`the fallback server at ${api.origin} cannot be reached (${String(e)}): check the network`);
-    }
-    if (!r.ok) throw await errorOf(r, `GET ${api.pathname}models`);
+    const r = await send(fetchFn, new URL('models', api), { signal: opts.signal }, `GET ${api.pathname}models`);
     /** @type {any} */
     let list;
     try {
@@ -87,21 +79,12 @@ export class ServerEngine {
    */
   async createChatCompletion(request) {
     const { signal, ...body } = request;
-    /** @type {Response} */
-    let r;
-    try {
-      r = await this.fetch(new URL('chat/completions', this.api), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: body.stream ? 'text/event-stream' : 'application/json' },
-        body: JSON.stringify({ model: this.info.name, ...body }),
-        signal: signal ?? undefined,
-        cache: 'no-store',
-      });
-    } catch (e) {
-      if (signal?.aborted) throw abortError();
-      throw new ServerError(`the fallback server at ${this.api.origin} cannot be reached (${String(e)}): check the network`);
-    }
-    if (!r.ok) throw await errorOf(r, 'the request');
+    const r = await send(this.fetch, new URL('chat/completions', this.api), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: body.stream ? 'text/event-stream' : 'application/json' },
+      body: JSON.stringify({ model: this.info.name, ...body }),
+      signal: signal ?? undefined,
+    }, 'the request');
     if (!body.stream) return r.json();
     return chunks(r, signal ?? null);
   }
@@ -111,6 +94,28 @@ export class ServerEngine {
 
   /** Nothing to free: no worker, no GPU memory. */
   destroy() {}
+}
+
+/**
+ * fetch() for the API: a network failure becomes ServerError (AbortError when `init.signal` aborted it), an error
+ * status the error its body describes (errorOf). Never from the HTTP cache: answers and the model list are live.
+ * @param {typeof fetch} fetchFn
+ * @param {URL} url
+ * @param {RequestInit} init
+ * @param {string} what  what was asked, for messages
+ * @returns {Promise<Response>}  an ok response
+ */
+async function send(fetchFn, url, init, what) {
+  /** @type {Response} */
+  let r;
+  try {
+    r = await fetchFn(url, { ...init, cache: 'no-store' });
+  } catch (e) {
+    if (init.signal?.aborted) throw abortError();
+    throw new ServerError(`the fallback server at ${url.origin} cannot be reached (${String(e)}): check the network`);
+  }
+  if (!r.ok) throw await errorOf(r, what);
+  return r;
 }
 
 /**
