@@ -8,7 +8,7 @@
 import { ChatView } from './chat_view.js';
 import { downloadModel } from './downloader.js';
 import { connectServer, deviceAdvice, loadEngine, probeDevice, requireDevice } from './engine_host.js';
-import { ModelIndexError, StoreUnavailableError, messageOf, nameOf } from './errors.js';
+import { DeviceUnsupportedError, ModelIndexError, StoreUnavailableError, messageOf, nameOf } from './errors.js';
 import { formatBytes, shortVersion } from './format.js';
 import { fetchModelIndex } from './model_index.js';
 import { ModelStore } from './model_store.js';
@@ -36,7 +36,6 @@ const DOWNLOAD_PROBLEMS = /** @type {Record<string, [string, string]>} */ ({
   DownloadInterruptedError: ['download-interrupted', 'Download paused'],
   FileIntegrityError: ['integrity-failed', 'A file arrived damaged'],
   ServerFileError: ['server-error', 'The server could not provide the model'],
-  DeviceUnsupportedError: ['device-unsupported', 'This device cannot run the assistant'],
 });
 /** How long the first load waits for the service worker to take control (it is still caching the app shell). */
 const SW_WAIT_MS = 60000;
@@ -185,13 +184,17 @@ export class App {
       await this.download(entry, new DownloadView(this.view.el('setup-progress')));
     } catch (e) {
       button.disabled = false;
+      if (e instanceof DeviceUnsupportedError) {
+        await this.useServer(e.reason, false); // the GPU is too small for this model: the server, where there is one
+        return;
+      }
       const [state, title] = DOWNLOAD_PROBLEMS[nameOf(e)] ?? ['download-failed', 'The download failed'];
       const again = () => {
         this.setupNote('');
         this.install(entry);
       };
       if (state === 'download-interrupted') this.resumeWhenOnline = again;
-      this.view.problem(state, title, messageOf(e), state === 'device-unsupported' ? null : { label: 'Try again', run: again });
+      this.view.problem(state, title, messageOf(e), { label: 'Try again', run: again });
       return;
     }
     this.state = await /** @type {ModelStore} */ (this.store).activate(entry);

@@ -50,7 +50,7 @@ export async function probeDevice(manifest) {
 /** @param {Manifest} [manifest] */
 export async function requireDevice(manifest) {
   const r = await probeDevice(manifest);
-  if (!r.ok) throw new DeviceUnsupportedError(deviceAdvice(r.reason));
+  if (!r.ok) throw new DeviceUnsupportedError(deviceAdvice(r.reason), r.reason);
 }
 
 /**

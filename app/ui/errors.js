@@ -26,7 +26,13 @@ export class ServerFileError extends AppError {}
 export class ModelIndexError extends AppError {}
 
 /** No WebGPU, no adapter, or a GPU too small for the model (the engine's probe says which). */
-export class DeviceUnsupportedError extends AppError {}
+export class DeviceUnsupportedError extends AppError {
+  /** @param {string} message  for people @param {string} reason  the probe's own words (app.js useServer shows them) */
+  constructor(message, reason) {
+    super(message);
+    this.reason = reason;
+  }
+}
 
 /** Cache Storage is unavailable (a private window, or the page is not served over https or from localhost). */
 export class StoreUnavailableError extends AppError {}

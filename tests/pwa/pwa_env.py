@@ -16,3 +16,16 @@ from chromium import BASE_ARGS, CHROMIUM, WEBGPU_ARGS  # noqa: E402,F401  (re-ex
 
 # fast retries (the defaults wait seconds between tries) and short answers (the tiny models babble)
 APP_OPTIONS = {"retryBaseMs": 20, "retryMaxMs": 100, "maxTokens": 12}
+
+# a GPU whose buffers hold at most 4 KiB: every model is too large for it
+SMALL_GPU = """
+const limits = Object.getOwnPropertyDescriptor(GPUAdapter.prototype, 'limits');
+Object.defineProperty(GPUAdapter.prototype, 'limits', {
+  configurable: true,
+  get() {
+    const real = limits.get.call(this);
+    const small = new Set(['maxStorageBufferBindingSize', 'maxBufferSize']);
+    return new Proxy(real, {get: (t, k) => (small.has(k) ? 4096 : t[k])});
+  },
+});
+"""

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from app_page import AppPage
-from pwa_env import CHROMIUM, WEBGPU_ARGS
+from pwa_env import CHROMIUM, SMALL_GPU, WEBGPU_ARGS
 
 # what navigator.storage.estimate() says on a nearly full phone: 50 MB quota, 49.9 MB used
 SMALL_QUOTA = """
@@ -27,20 +27,6 @@ def test_too_little_storage_says_so_and_downloads_nothing(new_app: Any, server: 
     store = app.store()
     assert store["state"] is None
     assert not any(urls for name, urls in store["caches"].items() if name.startswith("fieldllm-model:"))
-
-
-# a GPU whose buffers hold at most 4 KiB: every model is too large for it
-SMALL_GPU = """
-const limits = Object.getOwnPropertyDescriptor(GPUAdapter.prototype, 'limits');
-Object.defineProperty(GPUAdapter.prototype, 'limits', {
-  configurable: true,
-  get() {
-    const real = limits.get.call(this);
-    const small = new Set(['maxStorageBufferBindingSize', 'maxBufferSize']);
-    return new Proxy(real, {get: (t, k) => (small.has(k) ? 4096 : t[k])});
-  },
-});
-"""
 
 
 def test_gpu_too_small_for_the_model_says_why_before_the_weights(new_app: Any, server: Any, dists: Any) -> None:

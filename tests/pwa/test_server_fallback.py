@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import uvicorn
 from app_page import AppPage
-from pwa_env import APP_OPTIONS
+from pwa_env import APP_OPTIONS, SMALL_GPU
 
 from app.server.app import create_app
 from app.server.local import LocalBackend
@@ -63,18 +63,23 @@ def served(dists: dict[str, Path], engine: Engine) -> Iterator[ServedApp]:
         yield s
 
 
-def _open(browser: Any, served: ServedApp) -> tuple[AppPage, list[Any]]:
+def _open(browser: Any, served: ServedApp, init_script: str | None = None) -> tuple[AppPage, list[Any], list[str]]:
+    """The app in a fresh context; returns it, the /v1/ requests it makes, and the paths of all its requests."""
     context = browser.new_context()
     context.add_init_script(f"globalThis.FIELDLLM_OPTIONS = {json.dumps(APP_OPTIONS)};")
+    if init_script:
+        context.add_init_script(init_script)
     app = AppPage(context, served)  # type: ignore[arg-type]
     api_calls: list[Any] = []
+    paths: list[str] = []
     context.on("request", lambda r: api_calls.append(r) if "/v1/" in r.url else None)
-    return app.open(), api_calls
+    context.on("request", lambda r: paths.append(r.url.removeprefix(served.url(""))))
+    return app.open(), api_calls, paths
 
 
 @pytest.mark.slow
 def test_without_webgpu_the_server_answers(browser_without_webgpu: Any, served: ServedApp, engine: Engine) -> None:
-    app, api_calls = _open(browser_without_webgpu, served)
+    app, api_calls, _ = _open(browser_without_webgpu, served)
     try:
         assert app.wait_problem_or("ready-server", "setup") == "ready-server", app.problem_text()
         assert app.text("#ready-title") == "Answering from the server"
@@ -100,7 +105,7 @@ def test_without_webgpu_the_server_answers(browser_without_webgpu: Any, served: 
 
 @pytest.mark.slow
 def test_with_webgpu_the_same_app_answers_on_the_device(browser: Any, served: ServedApp) -> None:
-    app, api_calls = _open(browser, served)
+    app, api_calls, _ = _open(browser, served)
     try:
         assert app.wait_problem_or("setup") == "setup", app.problem_text()
         app.page.click("#setup-download")
@@ -108,5 +113,21 @@ def test_with_webgpu_the_same_app_answers_on_the_device(browser: Any, served: Se
         assert app.text("#ready-where") == "this device's GPU (WebGPU), offline"
         assert app.ask("Generator 2 tripped on overcurrent. What should I check?").strip()
         assert api_calls == [], [r.url for r in api_calls]
+    finally:
+        app.context.close()
+
+
+@pytest.mark.slow
+def test_gpu_too_small_for_the_model_uses_the_server(browser: Any, served: ServedApp, engine: Engine) -> None:
+    app, api_calls, paths = _open(browser, served, SMALL_GPU)
+    try:
+        assert app.wait_problem_or("setup") == "setup", app.problem_text()
+        app.page.click("#setup-download")  # the model's manifest says it needs more than this GPU allows
+        assert app.wait_problem_or("ready-server") == "ready-server", app.problem_text()
+        assert "this GPU allows" in app.text("#notice")
+        assert app.ask("Generator 2 tripped on overcurrent. What should I check?").strip()
+        assert [r.method for r in api_calls] == ["GET", "POST"]  # the model list, then the question
+        assert not [p for p in paths if "/weights-" in p], "weights were downloaded for a GPU that cannot hold them"
+        assert app.errors == []
     finally:
         app.context.close()
