@@ -1,4 +1,4 @@
-"""Write and hash a package's files on two threads while the caller encodes the next one.
+"""Write and hash a package's files on background threads while the caller encodes the next one.
 
 File writes, fsync and sha256 all release the GIL, so on a 2-core machine the packer's numpy encoding, the write and
 the hash of the previous shard run side by side (SmolLM2: 92 MiB in 3 shards).
@@ -32,7 +32,7 @@ class _Pending:
 
 class BackgroundWriter:
     """``submit(name, data)`` returns at once; the file ``folder/name`` is written with ``write(path, data)`` (the
-    packer passes its atomic, fsynced write) and hashed from ``data``, on two threads.
+    packer passes its atomic, fsynced write) and hashed from ``data``, on a pool of three threads.
 
     At most ``ahead`` files wait in memory: a further ``submit`` first finishes the oldest. A file's
     ``on_written(name, entry)`` runs on the caller's thread once it is written and hashed (the packer journals shards
