@@ -84,7 +84,7 @@ export async function loadModel(opts) {
   }
 
   // --- kernels, then weights (compile first: a broken kernel should not cost a 100 MB download) ------------------
-  const pipelines = await Pipelines.load(device, opts.shaderBaseUrl, fetchFn, signal);
+  const pipelines = await Pipelines.load(device, opts.shaderBaseUrl, fetchFn, signal, opts.tuning);
   const store = await loadWeights(device, manifest, { baseUrl: opts.baseUrl, fetch: fetchFn, signal, onProgress: opts.onProgress });
   // --- run state and the recorded forward pass, under error scopes (popped whatever happens) --------------------
   device.pushErrorScope('validation');
