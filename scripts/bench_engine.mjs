@@ -94,9 +94,11 @@ async function profileDecode(model, pos) {
   const { device, state: s } = model;
   /** @type {{label: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, grid: number[]}[]} */
   const prog = model.decodeProgram;
-  // kernel families: matvec swiglu, the head's matvec (the LM head), other matvecs, embed, rope, attention, argmax
+  // kernel families: matvec swiglu, the head's matvec (the LM head), other matvecs, embed, rope, attention (split
+  // and combine apart), argmax
   const kind = (/** @type {string} */ label) => label.startsWith('matvec swiglu') ? 'swiglu' :
-    label.startsWith('matvec token_embd') || label.startsWith('matvec output') ? 'matvec_head' : label.split(' ')[0];
+    label.startsWith('matvec token_embd') || label.startsWith('matvec output') ? 'matvec_head' :
+      label.startsWith('attention ') ? label.split(' ').slice(0, 2).join('_') : label.split(' ')[0];
   /** @param {GPUCommandEncoder} enc @param {typeof prog} p @param {number} reps */
   const encodeInto = (enc, p, reps) => {
     const pass = enc.beginComputePass();
@@ -161,8 +163,71 @@ async function profileDecode(model, pos) {
     const p = prog.filter((d) => kind(d.label) === k);
     out.by_kind[k] = { dispatches: p.length, gpu_ms: await gpuMs(p) };
   }
+  // each projection alone (repeated in one pass, as it runs in the step: a barrier before every dispatch), with the
+  // weight bytes it reads: GB/s per dispatch including its fixed cost
+  out.by_role = {};
+  for (const r of [...new Set(prog.map((d) => role(d.label)))].filter(Boolean)) {
+    const p = prog.filter((d) => role(d.label) === r);
+    const ms = await gpuMs(p);
+    const bytes = p.reduce((n, d) => n + labelBytes(model.manifest, d.label), 0);
+    out.by_role[r] = { dispatches: p.length, gpu_ms: ms, us_per_dispatch: (1000 * ms) / p.length, GBps: bytes / ms / 1e6 };
+  }
+  out.empty_dispatch_us = await emptyDispatchUs(device, gpuMs);
   console.log(`profile: ${JSON.stringify(out)}`);
   return out;
+}
+
+/** The projection a matvec dispatch runs, by its label (ops.js), or '' for other kernels. @param {string} label */
+function role(label) {
+  const m = /^matvec (swiglu )?\S*?(attn_qkv|attn_q|attn_k|attn_v|attn_output|ffn_down|ffn_gate|token_embd|output)\b/.exec(label);
+  if (!m) return '';
+  return m[1] ? 'gate_up' : { attn_qkv: 'qkv', attn_q: 'qkv', attn_k: 'qkv', attn_v: 'qkv', attn_output: 'o',
+    ffn_down: 'down', ffn_gate: 'gate', token_embd: 'head', output: 'head' }[m[2]] ?? '';
+}
+
+/**
+ * Weight bytes a matvec dispatch reads: its chunk's planes (docs/FORMAT.md), gate and up for swiglu, q, k and v for
+ * the stacked copy. @param {any} manifest @param {string} label
+ */
+function labelBytes(manifest, label) {
+  const m = /^matvec (swiglu )?(\S+?)(?: \(stacked\))?@(\d+)$/.exec(label);
+  if (!m) return 0;
+  /** @param {string} name @param {number | null} rowStart  null: every chunk */
+  const chunkBytes = (name, rowStart) => {
+    /** @type {any[]} */
+    const chunks = manifest.tensors[name].chunks;
+    let n = 0;
+    for (const ch of chunks) {
+      if (rowStart !== null && ch.rows[0] !== rowStart) continue;
+      for (const [, len] of Object.values(/** @type {Record<string, [number, number]>} */ (ch.planes))) n += len;
+    }
+    return n;
+  };
+  const [, swiglu, name, at] = m;
+  if (name.endsWith('attn_qkv')) {
+    const b = name.slice(0, -'attn_qkv'.length);
+    return ['q', 'k', 'v'].reduce((n, w) => n + chunkBytes(`${b}attn_${w}.weight`, null), 0);
+  }
+  const bytes = chunkBytes(name, Number(at));
+  return swiglu ? bytes + chunkBytes(name.replace('ffn_gate', 'ffn_up'), Number(at)) : bytes;
+}
+
+/**
+ * GPU time of one dispatch of a kernel that does almost nothing (one workgroup writes one word that the next
+ * dispatch reads): the fixed cost every dispatch of a step pays on this stack, in microseconds.
+ * @param {GPUDevice} device @param {(p: any[]) => Promise<number>} gpuMs
+ */
+async function emptyDispatchUs(device, gpuMs) {
+  const module = device.createShaderModule({ code: `
+    @group(0) @binding(0) var<storage, read_write> b: array<u32>;
+    @compute @workgroup_size(64) fn main(@builtin(local_invocation_index) i: u32) { if (i == 0u) { b[0] = b[0] + 1u; } }` });
+  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const buffer = device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE });
+  const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer } }] });
+  const n = 180;
+  const us = (1000 * (await gpuMs(Array.from({ length: n }, () => ({ label: 'empty', pipeline, bindGroup, grid: [1, 1, 1] }))))) / n;
+  buffer.destroy();
+  return us;
 }
 
 const root = pathToFileURL(`${process.cwd()}/`);
