@@ -7,8 +7,8 @@
 //                (ffn_norm + gate + up + SwiGLU in one pass; gate and up chunks must cover the same rows)
 // The engine picks the pipeline by the tensor's storage through QBITS (4: q4, 8: q8); one code path for both.
 //
-// Bindings, in order (element counts; a "unit" is 16 bytes of qweight = 128 / QBITS weights):
-//   main:        0 qweight vec4<u32>[rows * cols / (128 / QBITS)]   plane "qweight" of the chunk
+// Bindings, in order (element counts; a "word" is one u32 of qweight = 32 / QBITS weights):
+//   main:        0 qweight u32[rows * cols / (32 / QBITS)]          plane "qweight" of the chunk
 //                1 scales  u32[...]                                 plane "scales" (q4: (scale, min) per group;
 //                                                                   q8: two f16 scales per word)
 //                2 x       vec4<f32>[cols / 4]                      input vector
@@ -18,12 +18,16 @@
 //   main_swiglu: 0 qweight, 1 scales (gate), 2 x, 3 norm_w, 4 up_qweight, 5 up_scales (up), 6 y, 7 params
 //
 // Dispatch: groups = ceil(rows / (TY * R)) workgroups of TX x TY threads, folded as (min(groups, 65535),
-// ceil(groups / 65535)). Thread (tx, ty) owns rows ty*R .. ty*R+R-1 of its workgroup's block and walks units
-// tx, tx+TX, ... of each row: one 16-byte load per unit and row, and each x load serves R rows. Partial sums meet
+// ceil(groups / 65535)). Thread (tx, ty) owns rows ty*R .. ty*R+R-1 of its workgroup's block and walks words
+// tx, tx+TX, ... of each row: one 4-byte load per word and row, and each x load serves R rows. Partial sums meet
 // in workgroup memory. Needs cols % 32 == 0 (whole groups) and rows >= 1.
+//
+// Why words, not 16-byte units, per thread: a thread's x values are then 32 bytes (q4) apart from its neighbour's,
+// so a warp's x loads touch 8 cache lines rather than 32 (one per thread when each thread took a 128-byte unit of x);
+// on an H200 the per-unit version moved 170-560 GB/s in the engine, bound by those scattered x loads, not by memory.
 
 override QBITS: u32 = 4u;           // bits per weight: 4 (q4) or 8 (q8)
-override TX: u32 = 32u;             // threads along a row (units per row / TX loads per thread and row)
+override TX: u32 = 32u;             // threads along a row (words per row / TX loads per thread and row)
 override TY: u32 = 4u;              // row groups per workgroup
 override R: u32 = 2u;               // rows per thread, 1..MAX_R, and R <= TX (the final write uses TX*TY threads
                                     // for the TY*R rows): each x load is reused R times
@@ -31,9 +35,8 @@ override ACCUMULATE: bool = false;  // main: y[i] += W x (residual add into the 
 override UNPACK_CVT: bool = false;  // unpack codes with unpack4x8unorm (int-to-float conversions) instead of the
                                     // exponent trick below; conversions are quarter-rate or slower on some GPUs
 
-override UNIT_VALUES: u32 = 128u / QBITS;  // weights per 16-byte unit: 32 (q4: one group) or 16 (q8: half a group)
-override X_VEC4S: u32 = UNIT_VALUES / 4u;  // x vec4s per unit: 8 (q4) or 4 (q8)
-override LANES: u32 = 2u * TY * R + 1u;    // partial-sum lanes: gate/plain rows, up rows, then sum(x^2)
+override WORD_VALUES: u32 = 32u / QBITS;  // weights per u32 word: 8 (q4) or 4 (q8)
+override LANES: u32 = 2u * TY * R + 1u;   // partial-sum lanes: gate/plain rows, up rows, then sum(x^2)
 override SUMSQ_LANE: u32 = 2u * TY * R;
 const MAX_R: u32 = 8u;
 const TWO23: f32 = 8388608.0;       // 2^23: bitcast<f32>(0x4B000000 | n) == TWO23 + n exactly for n < 2^23
@@ -47,7 +50,7 @@ struct Params {
   eps: f32,         // RMSNorm epsilon added to mean(x^2) (main_norm, main_swiglu; unused by main)
 }
 
-@group(0) @binding(0) var<storage, read> qweight: array<vec4<u32>>;
+@group(0) @binding(0) var<storage, read> qweight: array<u32>;
 @group(0) @binding(1) var<storage, read> scales: array<u32>;
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 // main
@@ -57,7 +60,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> norm_w: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> y_norm: array<f32>;
 @group(0) @binding(5) var<uniform> params_norm: Params;
-@group(0) @binding(4) var<storage, read> up_qweight: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> up_qweight: array<u32>;
 @group(0) @binding(5) var<storage, read> up_scales: array<u32>;
 @group(0) @binding(6) var<storage, read_write> y_swiglu: array<f32>;
 @group(0) @binding(7) var<uniform> params_swiglu: Params;
@@ -66,19 +69,17 @@ struct Params {
 // tx) and the reads (consecutive lanes, stride TX + 1, odd for even TX) fall into distinct memory banks.
 var<workgroup> partials: array<f32, LANES * (TX + 1u)>;
 
-// The x values of one unit (times x_scale()) as eight named vectors (q8 uses v0..v3), the sum of x (for q4
-// minimums and the q8 bias) and the sum of squares. Named fields and unrolled code rather than an array indexed by a
-// loop variable, which a compiler may place in local memory. (The looped version ran q4 at 18% of copy on an H100
-// while q8 reached 90%; this version is not timed on a GPU yet: docs/PERFORMANCE.md.)
-struct XUnit {
-  v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>,
-  v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>,
+// The x values of one word (times x_scale()): a holds elements 0..3, b elements 4..7 (q4 only); the sum of x (for
+// q4 minimums and the q8 bias) and the sum of squares (before the RMSNorm weight).
+struct XWord {
+  a: vec4<f32>,
+  b: vec4<f32>,
   sum: f32,
   sumsq: f32,
 }
 
 // The exponent trick reads the code in bits 4j.. of a word as a float worth code * 16^j (q4) or code * 256^j (q8)
-// without shifting it down; x is scaled by the inverse power once per unit (exact: powers of two) instead.
+// without shifting it down; x is scaled by the inverse power once per word (exact: powers of two) instead.
 fn x_scale() -> vec4<f32> {
   if (UNPACK_CVT) {
     return vec4<f32>(1.0);
@@ -89,78 +90,45 @@ fn x_scale() -> vec4<f32> {
   return vec4<f32>(1.0, 1.0 / 256.0, 1.0, 1.0 / 256.0);
 }
 
-// The X_VEC4S x vectors of one unit in a[0 .. X_VEC4S - 1] (already times the RMSNorm weight where normed), scaled
-// and summed into an XUnit.
-fn x_pack(a: array<vec4<f32>, 8>) -> XUnit {
-  var r: XUnit;
+// Word j of a row covers x elements j * WORD_VALUES ..: vec4s 2j, 2j + 1 (q4) or j (q8).
+fn x_word(j: u32) -> XWord {
+  var r: XWord;
   let xs = x_scale();
-  r.v0 = a[0] * xs;
-  r.v1 = a[1] * xs;
-  r.v2 = a[2] * xs;
-  r.v3 = a[3] * xs;
-  var s = a[0] + a[1] + a[2] + a[3];
   if (QBITS == 4u) {
-    r.v4 = a[4] * xs;
-    r.v5 = a[5] * xs;
-    r.v6 = a[6] * xs;
-    r.v7 = a[7] * xs;
-    s += a[4] + a[5] + a[6] + a[7];
+    let a = x[2u * j];
+    let b = x[2u * j + 1u];
+    r.a = a * xs;
+    r.b = b * xs;
+    r.sum = dot(a + b, vec4<f32>(1.0));
+  } else {
+    let a = x[j];
+    r.a = a * xs;
+    r.sum = dot(a, vec4<f32>(1.0));
   }
-  r.sum = dot(s, vec4<f32>(1.0));
   return r;
 }
 
-fn x_unit(u: u32) -> XUnit {
-  let b = u * X_VEC4S;
-  var a: array<vec4<f32>, 8>;
-  a[0] = x[b];
-  a[1] = x[b + 1u];
-  a[2] = x[b + 2u];
-  a[3] = x[b + 3u];
+// As x_word, of rmsnorm's numerator x * norm_w (the 1 / rms factor is applied to the row's total), with sum(x^2).
+fn x_word_normed(j: u32) -> XWord {
+  var r: XWord;
+  let xs = x_scale();
   if (QBITS == 4u) {
-    a[4] = x[b + 4u];
-    a[5] = x[b + 5u];
-    a[6] = x[b + 6u];
-    a[7] = x[b + 7u];
+    let a = x[2u * j];
+    let b = x[2u * j + 1u];
+    let an = a * norm_w[2u * j];
+    let bn = b * norm_w[2u * j + 1u];
+    r.a = an * xs;
+    r.b = bn * xs;
+    r.sum = dot(an + bn, vec4<f32>(1.0));
+    r.sumsq = dot(a, a) + dot(b, b);
+  } else {
+    let a = x[j];
+    let an = a * norm_w[j];
+    r.a = an * xs;
+    r.sum = dot(an, vec4<f32>(1.0));
+    r.sumsq = dot(a, a);
   }
-  return x_pack(a);
-}
-
-fn x_unit_normed(u: u32) -> XUnit {
-  let b = u * X_VEC4S;
-  var a: array<vec4<f32>, 8>;
-  var q = vec4<f32>(0.0);
-  a[0] = x[b];
-  a[1] = x[b + 1u];
-  a[2] = x[b + 2u];
-  a[3] = x[b + 3u];
-  q = a[0] * a[0] + a[1] * a[1] + a[2] * a[2] + a[3] * a[3];
-  a[0] *= norm_w[b];
-  a[1] *= norm_w[b + 1u];
-  a[2] *= norm_w[b + 2u];
-  a[3] *= norm_w[b + 3u];
-  if (QBITS == 4u) {
-    a[4] = x[b + 4u];
-    a[5] = x[b + 5u];
-    a[6] = x[b + 6u];
-    a[7] = x[b + 7u];
-    q += a[4] * a[4] + a[5] * a[5] + a[6] * a[6] + a[7] * a[7];
-    a[4] *= norm_w[b + 4u];
-    a[5] *= norm_w[b + 5u];
-    a[6] *= norm_w[b + 6u];
-    a[7] *= norm_w[b + 7u];
-  }
-  var r = x_pack(a);
-  r.sumsq = dot(q, vec4<f32>(1.0));
   return r;
-}
-
-// Index of the scales word of unit wi (= row * units_per_row + unit).
-fn scale_index(wi: u32) -> u32 {
-  if (QBITS == 4u) {
-    return wi;  // one (scale, min) word per group, one group per unit
-  }
-  return wi >> 2u;  // group wi / 2, two f16 scales per word
 }
 
 // Codes of a q4 word w, elements 4h .. 4h+3 of it (h = 0: low half, 1: high half), times (1, 16, 256, 4096).
@@ -194,28 +162,33 @@ fn q8_word_dot(w: u32, a: vec4<f32>) -> f32 {
   return dot(q8_codes(biased), a);
 }
 
-// dot(weights of unit wi, x) from the packed unit w and its scales word sw.
-fn unit_dot(w: vec4<u32>, sw: u32, wi: u32, xu: XUnit) -> f32 {
+// Index of the scales word of word gw (= row * words_per_row + word); q4: 4 words per group, one (scale, min) word
+// per group; q8: 8 words per group, two groups' f16 scales per scales word.
+fn scale_index(gw: u32) -> u32 {
   if (QBITS == 4u) {
-    // element 8k + j of the unit is nibble j of word k
-    let d = (q4_word_dot(w.x, xu.v0, xu.v1) + q4_word_dot(w.y, xu.v2, xu.v3)) +
-            (q4_word_dot(w.z, xu.v4, xu.v5) + q4_word_dot(w.w, xu.v6, xu.v7));
+    return gw >> 2u;
+  }
+  return gw >> 4u;
+}
+
+// dot(weights of word gw, x) from the packed word w and its scales word sw.
+fn word_dot(w: u32, sw: u32, gw: u32, xw: XWord) -> f32 {
+  if (QBITS == 4u) {
     let sm = unpack2x16float(sw);  // (scale, min): sum (s q + m) x = s sum q x + m sum x
-    return sm.x * CODE_UNIT * d + sm.y * xu.sum;
+    return sm.x * CODE_UNIT * q4_word_dot(w, xw.a, xw.b) + sm.y * xw.sum;
   }
   // q8: bias the two's-complement bytes by 128 (xor) to read them unsigned, then take 128 sum x off
-  let d = (q8_word_dot(w.x, xu.v0) + q8_word_dot(w.y, xu.v1)) + (q8_word_dot(w.z, xu.v2) + q8_word_dot(w.w, xu.v3));
-  let s = unpack2x16float(sw)[(wi >> 1u) & 1u];
-  return s * (CODE_UNIT * d - 128.0 * xu.sum);
+  let s = unpack2x16float(sw)[(gw >> 3u) & 1u];
+  return s * (CODE_UNIT * q8_word_dot(w, xw.a) - 128.0 * xw.sum);
 }
 
-// Unit wi of the bound weight (main, main_norm; the gate in main_swiglu) and of the up weight, dotted with xu.
-fn w_dot(wi: u32, xu: XUnit) -> f32 {
-  return unit_dot(qweight[wi], scales[scale_index(wi)], wi, xu);
+// Word gw of the bound weight (main, main_norm; the gate in main_swiglu) and of the up weight, dotted with xw.
+fn w_dot(gw: u32, xw: XWord) -> f32 {
+  return word_dot(qweight[gw], scales[scale_index(gw)], gw, xw);
 }
 
-fn up_dot(wi: u32, xu: XUnit) -> f32 {
-  return unit_dot(up_qweight[wi], up_scales[scale_index(wi)], wi, xu);
+fn up_dot(gw: u32, xw: XWord) -> f32 {
+  return word_dot(up_qweight[gw], up_scales[scale_index(gw)], gw, xw);
 }
 
 fn lane_total(lane: u32) -> f32 {
@@ -238,13 +211,13 @@ fn silu(g: f32) -> f32 {
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32,
         @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let row0 = block_row0(wid, nwg);
-  let units = params.cols / UNIT_VALUES;
+  let words = params.cols / WORD_VALUES;
   var acc: array<f32, MAX_R>;
-  for (var u = lid.x; u < units; u += TX) {
-    let xu = x_unit(u);
+  for (var j = lid.x; j < words; j += TX) {
+    let xw = x_word(j);
     for (var i = 0u; i < R; i++) {
       let r = min(row0 + lid.y * R + i, params.rows - 1u);  // past the end: recompute the last row, store nothing
-      acc[i] += w_dot(r * units + u, xu);
+      acc[i] += w_dot(r * words + j, xw);
     }
   }
   for (var i = 0u; i < R; i++) {
@@ -266,15 +239,15 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_
 fn main_norm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32,
              @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let row0 = block_row0(wid, nwg);
-  let units = params_norm.cols / UNIT_VALUES;
+  let words = params_norm.cols / WORD_VALUES;
   var acc: array<f32, MAX_R>;
   var sumsq = 0.0;
-  for (var u = lid.x; u < units; u += TX) {
-    let xu = x_unit_normed(u);
-    sumsq += xu.sumsq;
+  for (var j = lid.x; j < words; j += TX) {
+    let xw = x_word_normed(j);
+    sumsq += xw.sumsq;
     for (var i = 0u; i < R; i++) {
       let r = min(row0 + lid.y * R + i, params_norm.rows - 1u);
-      acc[i] += w_dot(r * units + u, xu);
+      acc[i] += w_dot(r * words + j, xw);
     }
   }
   for (var i = 0u; i < R; i++) {
@@ -295,17 +268,17 @@ fn main_norm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invoca
 fn main_swiglu(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32,
                @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let row0 = block_row0(wid, nwg);
-  let units = params_swiglu.cols / UNIT_VALUES;
+  let words = params_swiglu.cols / WORD_VALUES;
   var gate: array<f32, MAX_R>;
   var up: array<f32, MAX_R>;
   var sumsq = 0.0;
-  for (var u = lid.x; u < units; u += TX) {
-    let xu = x_unit_normed(u);
-    sumsq += xu.sumsq;
+  for (var j = lid.x; j < words; j += TX) {
+    let xw = x_word_normed(j);
+    sumsq += xw.sumsq;
     for (var i = 0u; i < R; i++) {
       let r = min(row0 + lid.y * R + i, params_swiglu.rows - 1u);
-      gate[i] += w_dot(r * units + u, xu);
-      up[i] += up_dot(r * units + u, xu);
+      gate[i] += w_dot(r * words + j, xw);
+      up[i] += up_dot(r * words + j, xw);
     }
   }
   for (var i = 0u; i < R; i++) {

@@ -15,10 +15,9 @@ SHADER = "matvec.wgsl"
 SENTINEL = -7.25  # output elements outside the chunk's range must keep it
 # (rows, cols): odd rows, cols a multiple of 32 but not of 256, SmolLM2's 576, and one row
 SHAPES = [(37, 96), (129, 576), (1, 32), (300, 1056)]
-# (TX, TY, R): the defaults, a narrow non-power-of-two row split, R = 1 with a tall workgroup, and the engine's GPU
-# tuning (pipelines.js: 64 threads along a row, 4 rows per workgroup), and the tall-matrix candidates timed in the
-# engine (pipelines.js matvecTall, off by default): (16, 4, 4), (16, 8, 2), (48, 2, 4), (16, 8, 4)
-TUNINGS = [(32, 4, 2), (12, 2, 3), (8, 8, 1), (64, 2, 2), (16, 4, 4), (16, 8, 2), (48, 2, 4), (16, 8, 4)]
+# (TX, TY, R): the defaults, a narrow non-power-of-two row split, R = 1 with a tall workgroup, the engine's GPU
+# tunings (pipelines.js matvec and matvecLong), its CPU tuning, and others timed in the engine
+TUNINGS = [(32, 4, 2), (12, 2, 3), (8, 8, 1), (64, 2, 4), (128, 1, 2), (4, 16, 4), (16, 4, 4), (48, 2, 4), (16, 8, 4)]
 
 
 def _constants(qbits: int, tuning: tuple[int, int, int], **extra: float) -> dict[str, float]:
@@ -95,7 +94,7 @@ def test_matvec_accumulate(gpu: Gpu, rng: np.random.Generator) -> None:
 
 @pytest.mark.parametrize("storage", ["q4", "q8"])
 @pytest.mark.parametrize("rows,cols", [(45, 576), (7, 160)])
-@pytest.mark.parametrize("tuning", [(32, 4, 2), (64, 2, 2)])
+@pytest.mark.parametrize("tuning", [(32, 4, 2), (64, 2, 4), (128, 1, 2)])
 def test_matvec_norm(gpu: Gpu, rng: np.random.Generator, storage: str, rows: int, cols: int,
                      tuning: tuple[int, int, int]) -> None:
     """main_norm: y = W (rmsnorm(x) * norm_w), the attention / final norm folded into q, k, v and the LM head."""
@@ -117,7 +116,7 @@ def test_matvec_norm(gpu: Gpu, rng: np.random.Generator, storage: str, rows: int
 
 
 @pytest.mark.parametrize("storage", ["q4", "q8"])
-@pytest.mark.parametrize("tuning", [(12, 2, 3), (64, 2, 2)])
+@pytest.mark.parametrize("tuning", [(12, 2, 3), (64, 2, 4), (128, 1, 2), (4, 16, 4)])
 def test_matvec_swiglu(gpu: Gpu, rng: np.random.Generator, storage: str, tuning: tuple[int, int, int]) -> None:
     """main_swiglu: y = silu(Wg x') * (Wu x'), x' = rmsnorm(x) * norm_w (ffn_norm, gate, up and SwiGLU fused)."""
     rows, cols = 83, 288

@@ -206,7 +206,7 @@ export class DecodeOps extends Ops {
    */
   linear(input, w, y, opts = {}) {
     const c = this.ctx.config;
-    const k = this.ctx.pipelines.matvec(w.storage, input.norm ? 'main_norm' : 'main', !!opts.accumulate);
+    const k = this.ctx.pipelines.matvec(w.storage, input.norm ? 'main_norm' : 'main', !!opts.accumulate, w.cols);
     if (input.norm && opts.accumulate) throw new Error('matvec main_norm cannot accumulate');
     const normW = input.norm ? [vectorBinding(input.norm)] : [];
     const base = opts.rowBase ?? 0;
@@ -287,7 +287,7 @@ export class DecodeOps extends Ops {
       this.swigluElementwise(gateOut, upOut, y, gate.rows);
       return;
     }
-    const k = this.ctx.pipelines.matvec(gate.storage, 'main_swiglu');
+    const k = this.ctx.pipelines.matvec(gate.storage, 'main_swiglu', false, gate.cols);
     gate.chunks.forEach((ch, i) => {
       const p = this.params(PARAMS['matvec.wgsl'], { rows: ch.rows, cols: gate.cols, row_offset: ch.rowStart, eps: c.rms_norm_eps }, {});
       const grid = k.grid(ch.rows);

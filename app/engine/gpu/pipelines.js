@@ -8,10 +8,12 @@ import * as grids from './grids.js';
 
 /** Override constants per kernel family, for GPUs; grids.js gets the same numbers. */
 export const TUNING = Object.freeze({
-  // matvec.wgsl: 4 rows per workgroup of 128 threads, 64 threads along a row (needs TX >= R). In the engine (small,
-  // fused matvecs, 180 dispatches a token) on an H200 this beat TX 32 TY 4 R 2 (8 rows) by ~10% of 1.5B-shape decode;
-  // TX 16, TY 4, R 4 wins the single-kernel sweep on an H100 but is slower in the engine: docs/PERFORMANCE.md
-  matvec: { TX: 64, TY: 2, R: 2 },
+  // matvec.wgsl (needs TX >= R): 8 rows per workgroup of 128 threads, 64 threads along a row; rows of at least
+  // matvecLong.minCols inputs (the 1.5B shape's ffn_down: 8960) take 128 threads along a row and 2 rows per
+  // workgroup, which gives such short, wide matrices 4x the workgroups. Chosen by per-projection GPU time in the
+  // engine on an H200 among 12 tunings (docs/PERFORMANCE.md).
+  matvec: { TX: 64, TY: 2, R: 4 },
+  matvecLong: { minCols: 4096, TX: 128, TY: 1, R: 2 },
   matvecF32: { WG: 64, R: 4 }, //      matvec_f32.wgsl
   matmul: { WX: 16, WY: 16 }, //       matmul.wgsl: tiles of 64 rows x 32 tokens
   matmulF32: { TILE: 16 }, //          matmul_f32.wgsl
@@ -29,7 +31,8 @@ export const TUNING = Object.freeze({
  * For CPU adapters (SwiftShader, the browser tests' adapter; llvmpipe): matvec threads that own whole rows in
  * fewer, longer loops. Measured on SwiftShader (2 cores): SmolLM2's q8 head 553 -> 101 ms, a 1536x576 q4 16 -> 3 ms.
  */
-export const CPU_TUNING = Object.freeze({ ...TUNING, matvec: { TX: 4, TY: 16, R: 4 } });
+export const CPU_TUNING = Object.freeze({ ...TUNING, matvec: { TX: 4, TY: 16, R: 4 },
+  matvecLong: { minCols: Infinity, TX: 4, TY: 16, R: 4 } });
 
 /**
  * The tuning for this device: CPU_TUNING on a fallback / software adapter, TUNING otherwise.
@@ -132,9 +135,10 @@ export class Pipelines {
    * @param {import('./package.js').Storage} storage
    * @param {'main' | 'main_norm' | 'main_swiglu'} entry
    * @param {boolean} accumulate  y += W x (entry main only)
+   * @param {number} cols  inputs per row: picks tuning.matvecLong from its minCols on, else tuning.matvec
    * @returns {{pipeline: GPUComputePipeline, grid: (rows: number) => Grid}}
    */
-  matvec(storage, entry, accumulate = false) {
+  matvec(storage, entry, accumulate, cols) {
     // ACCUMULATE only where the entry point uses it (an override an entry point never references may be rejected)
     /** @type {Constants} */
     const acc = entry === 'main' ? { ACCUMULATE: accumulate ? 1 : 0 } : {};
@@ -142,7 +146,8 @@ export class Pipelines {
       const t = this.tuning.matvecF32;
       return { pipeline: this.get('matvec_f32.wgsl', entry, { ...t, ...acc }), grid: (rows) => grids.matvecF32Grid(rows, t.R) };
     }
-    const t = this.tuning.matvec;
+    const { minCols, ...long } = this.tuning.matvecLong;
+    const t = cols >= minCols ? long : this.tuning.matvec;
     const pipeline = this.get('matvec.wgsl', entry, { QBITS: qbits(storage), ...t, ...acc });
     return { pipeline, grid: (rows) => grids.matvecGrid(rows, t.TY, t.R) };
   }
