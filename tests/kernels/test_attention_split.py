@@ -31,6 +31,8 @@ SENTINEL = -7.25
     (3, 1, 12, 70, 80, 4, 2, False),       # odd sizes: 3 heads, d/4 = 3 columns on 4 threads, 36 splits
     (3, 1, 12, 70, 80, 16, 2, False),      # 8 threads per position, more than d/4 = 3 (some idle)
     (12, 2, 128, 1900, 2048, 64, 16, True),  # Qwen2.5-1.5B's heads at a long KV: 119 splits to merge
+    (12, 2, 128, 383, 392, 128, 16, True),   # the engine's choice for d = 128: 8 threads per position, 4 slices
+    (9, 3, 64, 300, 392, 128, 32, False),    # the engine's choice for d = 64 (SmolLM2): 4 threads per position
 ])
 @pytest.mark.parametrize("combine_wg", [128, 8])  # the engine's; fewer threads than columns or splits
 def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_heads: int, d: int, pos: int,

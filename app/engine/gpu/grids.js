@@ -47,12 +47,14 @@ export const attentionGrid = (heads, tokens) => [heads, tokens, 1];
 
 /**
  * attention_split.wgsl's SPLIT (cache positions per workgroup) for a head size: enough threads per position
- * (WG / SPLIT, a power of two up to 8) that each scores at most 8 vec4s of the dot product.
+ * (WG / SPLIT, a power of two up to 8) that each scores at most 4 vec4s of the dot product. Each thread's loads of
+ * K (scoring) and V (output) are dependent chains, so shorter chains are what makes a split fast: head_dim 128 with
+ * WG 128 gives 8 threads per position, 16 positions per split, and 4 loads per chain in both phases.
  * @param {number} headDim @param {number} wg @returns {number}
  */
 export function attentionSplitPositions(headDim, wg) {
   let tp = 1;
-  while (tp < 8 && headDim / 4 / tp > 8 && tp * 2 <= wg) tp *= 2;
+  while (tp < 8 && headDim / 4 / tp > 4 && tp * 2 <= wg) tp *= 2;
   return wg / tp;
 }
 

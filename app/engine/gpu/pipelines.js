@@ -20,7 +20,7 @@ export const TUNING = Object.freeze({
   embed: { WG: 64 },
   rope: { WG: 64 },
   attention: { WG: 64 }, //           prefill
-  attentionSplit: { WG: 64 }, //       decode; positions per workgroup by head size (grids.attentionSplitPositions)
+  attentionSplit: { WG: 128 }, //      decode; positions per workgroup by head size (grids.attentionSplitPositions)
   attentionCombine: { WG: 128 }, //    decode
   elementwise: { WG: 256 }, //         add, swiglu, bias
   rmsnorm: { WG: 256 },
