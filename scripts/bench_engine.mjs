@@ -3,9 +3,10 @@
 //
 // Usage (on the GPU machine, after `source .device/on-device.sh`):
 //   node scripts/bench_engine.mjs --package build/models/smollm2 [--decode 128] [--prefill 256] [--json out.json]
-//     [--profile]   also: where a decode step's time goes (round trips, GPU time, GPU time per kernel family)
-//     [--tuning JSON]  entries laid over pipelines.js TUNING (matvec ones only), e.g. '{"matvec":{"TX":16,"TY":4,
-//                      "R":4}}', to compare kernel tunings in the engine
+//     [--profile]   also: where a decode step's time goes (round trips, GPU time, GPU time per kernel family and
+//                   per projection, the fixed cost of an empty dispatch)
+//     [--tuning JSON]  entries laid over pipelines.js TUNING (matvec and matvecLong only), e.g.
+//                      '{"matvec":{"TX":16,"TY":4,"R":4}}', to compare kernel tunings in the engine
 // Decode also prints its first greedy ids and an FNV-1a hash of all of them: two engine versions on the same package
 // must print the same (random weights have no reference to check against).
 // Bound: one decode token must read every weight byte once (the embedding only as the tied output head, one row for

@@ -10,8 +10,8 @@ import * as grids from './grids.js';
 export const TUNING = Object.freeze({
   // matvec.wgsl (needs TX >= R): 8 rows per workgroup of 128 threads, 64 threads along a row; rows of at least
   // matvecLong.minCols inputs (the 1.5B shape's ffn_down: 8960) take 128 threads along a row and 2 rows per
-  // workgroup, which gives such short, wide matrices 4x the workgroups. Chosen by per-projection GPU time in the
-  // engine on an H200 among 12 tunings (docs/PERFORMANCE.md).
+  // workgroup, which gives such short, wide matrices 4x the workgroups. Chosen by decode rate and per-projection
+  // GPU time in the engine on an H200 among 12 tunings (docs/PERFORMANCE.md).
   matvec: { TX: 64, TY: 2, R: 4 },
   matvecLong: { minCols: 4096, TX: 128, TY: 1, R: 2 },
   matvecF32: { WG: 64, R: 4 }, //      matvec_f32.wgsl
