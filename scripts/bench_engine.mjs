@@ -254,6 +254,12 @@ const tuning = args.tuning ? { ...TUNING, ...JSON.parse(args.tuning) } : undefin
 if (tuning) result.tuning = tuning;
 const model = await loadModel({ device, baseUrl, shaderBaseUrl, fetch: /** @type {any} */ (fileFetch), context, tuning });
 result.package = model.manifest.name;
+result.model_stats = model.stats;
+if (tuning && JSON.stringify([model.stats.tuning.matvec, model.stats.tuning.matvecLong]) !==
+    JSON.stringify([tuning.matvec, tuning.matvecLong])) {
+  // an A/B that silently ran the default tuning on both sides once went unnoticed (docs/PERFORMANCE.md)
+  throw new Error(`--tuning was not applied: the pipelines use ${JSON.stringify(model.stats.tuning)}`);
+}
 
 // prefill: nPrefill tokens (passes of model.passTokens, one submit each) (ids are arbitrary but valid), after one warm-up pass
 const ids = Array.from({ length: nPrefill }, (_, i) => (i * 7919 + 13) % model.config.vocab_size);

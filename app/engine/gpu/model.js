@@ -122,7 +122,8 @@ export async function loadModel(opts) {
     const head = new DecodeOps(ctx); // after the last prefill pass: head on the last row (copied to xLast), argmax
     recordHead(head, weights, state, state.xLast);
 
-    const tuning = pipelines.tuning === CPU_TUNING ? 'cpu' : 'gpu';
+    const t = pipelines.tuning;
+    const tuning = { kind: t === CPU_TUNING ? 'cpu' : 'gpu', matvec: t.matvec, matvecLong: t.matvecLong };
     model = new Model({ device, manifest, context, passTokens, tuning, shards: store.shards, state, uniforms,
       decode: decode.dispatches, prefill: prefill.dispatches, head: head.dispatches });
   } catch (e) {
@@ -245,7 +246,7 @@ function recordHead(ops, w, s, x) {
 export class Model {
   /**
    * @param {{device: GPUDevice, manifest: import('./package.js').Manifest, context: number, passTokens: number,
-   *          tuning: string,
+   *          tuning: {kind: string, matvec: object, matvecLong: object},
    *          shards: Map<string, GPUBuffer>, state: RunState, uniforms: Uniforms,
    *          decode: Dispatch[], prefill: Dispatch[], head: Dispatch[]}} parts
    */
@@ -267,7 +268,10 @@ export class Model {
     this.prefillProgram = parts.prefill;
     /** @type {FixedDispatch[]} */
     this.headProgram = parts.head.map((d) => ({ ...d, grid: d.grid(1) }));
-    /** Dispatches per decode step (one compute pass, one submit), per prefill pass, uniform buffers, kernel tuning. */
+    /**
+     * Dispatches per decode step (one compute pass, one submit), per prefill pass, uniform buffers, and the kernel
+     * tuning the pipelines were compiled with ('cpu' or 'gpu', and the matvec overrides: what benchmarks check).
+     */
     this.stats = {
       tuning: parts.tuning,
       decodeDispatches: this.decodeProgram.length,
