@@ -90,42 +90,40 @@ fn x_scale() -> vec4<f32> {
   return vec4<f32>(1.0, 1.0 / 256.0, 1.0, 1.0 / 256.0);
 }
 
-// Word j of a row covers x elements j * WORD_VALUES ..: vec4s 2j, 2j + 1 (q4) or j (q8).
-fn x_word(j: u32) -> XWord {
+// x vectors a (elements 0..3 of a word) and b (4..7, q4 only), already times the RMSNorm weight where normed,
+// scaled and summed into an XWord.
+fn x_pack(a: vec4<f32>, b: vec4<f32>) -> XWord {
   var r: XWord;
   let xs = x_scale();
+  r.a = a * xs;
   if (QBITS == 4u) {
-    let a = x[2u * j];
-    let b = x[2u * j + 1u];
-    r.a = a * xs;
     r.b = b * xs;
     r.sum = dot(a + b, vec4<f32>(1.0));
   } else {
-    let a = x[j];
-    r.a = a * xs;
     r.sum = dot(a, vec4<f32>(1.0));
   }
   return r;
 }
 
+// Word j of a row covers x elements j * WORD_VALUES ..: vec4s 2j, 2j + 1 (q4) or j (q8).
+fn x_word(j: u32) -> XWord {
+  if (QBITS == 4u) {
+    return x_pack(x[2u * j], x[2u * j + 1u]);
+  }
+  return x_pack(x[j], vec4<f32>(0.0));
+}
+
 // As x_word, of rmsnorm's numerator x * norm_w (the 1 / rms factor is applied to the row's total), with sum(x^2).
 fn x_word_normed(j: u32) -> XWord {
   var r: XWord;
-  let xs = x_scale();
   if (QBITS == 4u) {
     let a = x[2u * j];
     let b = x[2u * j + 1u];
-    let an = a * norm_w[2u * j];
-    let bn = b * norm_w[2u * j + 1u];
-    r.a = an * xs;
-    r.b = bn * xs;
-    r.sum = dot(an + bn, vec4<f32>(1.0));
+    r = x_pack(a * norm_w[2u * j], b * norm_w[2u * j + 1u]);
     r.sumsq = dot(a, a) + dot(b, b);
   } else {
     let a = x[j];
-    let an = a * norm_w[j];
-    r.a = an * xs;
-    r.sum = dot(an, vec4<f32>(1.0));
+    r = x_pack(a * norm_w[j], vec4<f32>(0.0));
     r.sumsq = dot(a, a);
   }
   return r;
