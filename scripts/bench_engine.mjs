@@ -66,6 +66,13 @@ async function copyBandwidth(device) {
   return (2 * size) / best;
 }
 
+/** Bytes of one manifest chunk: the lengths of its planes (docs/FORMAT.md). @param {any} chunk */
+function chunkBytes(chunk) {
+  let n = 0;
+  for (const [, len] of Object.values(/** @type {Record<string, [number, number]>} */ (chunk.planes))) n += len;
+  return n;
+}
+
 /** Bytes one decode token reads at position pos. @param {any} manifest @param {number} pos */
 function bytesPerToken(manifest, pos) {
   const c = manifest.config;
@@ -73,7 +80,7 @@ function bytesPerToken(manifest, pos) {
   for (const [name, t] of Object.entries(manifest.tensors)) {
     /** @type {any} */ const tensor = t;
     let tensorBytes = 0;
-    for (const chunk of tensor.chunks) for (const [, n] of Object.values(chunk.planes)) tensorBytes += n;
+    for (const chunk of tensor.chunks) tensorBytes += chunkBytes(chunk);
     if (name === 'token_embd.weight') {
       const rowBytes = tensorBytes / tensor.shape[0];
       bytes += rowBytes + (c.tie_word_embeddings ? tensorBytes : 0); // lookup of one row (+ the tied head)
@@ -180,10 +187,11 @@ async function profileDecode(model, pos) {
 
 /** The projection a matvec dispatch runs, by its label (ops.js), or '' for other kernels. @param {string} label */
 function role(label) {
-  const m = /^matvec (swiglu )?\S*?(attn_qkv|attn_q|attn_k|attn_v|attn_output|ffn_down|ffn_gate|token_embd|output)\b/.exec(label);
+  const m = /^matvec (?:swiglu )?\S*?(attn_qkv|attn_q|attn_k|attn_v|attn_output|ffn_down|ffn_gate|ffn_up|token_embd|output)\b/.exec(label);
   if (!m) return '';
-  return m[1] ? 'gate_up' : { attn_qkv: 'qkv', attn_q: 'qkv', attn_k: 'qkv', attn_v: 'qkv', attn_output: 'o',
-    ffn_down: 'down', ffn_gate: 'gate', token_embd: 'head', output: 'head' }[m[2]] ?? '';
+  // the unfused path (gate and up as two matvecs) counts as gate_up too
+  return { attn_qkv: 'qkv', attn_q: 'qkv', attn_k: 'qkv', attn_v: 'qkv', attn_output: 'o', ffn_down: 'down',
+    ffn_gate: 'gate_up', ffn_up: 'gate_up', token_embd: 'head', output: 'head' }[m[1]] ?? '';
 }
 
 /**
@@ -194,23 +202,18 @@ function labelBytes(manifest, label) {
   const m = /^matvec (swiglu )?(\S+?)(?: \(stacked\))?@(\d+)$/.exec(label);
   if (!m) return 0;
   /** @param {string} name @param {number | null} rowStart  null: every chunk */
-  const chunkBytes = (name, rowStart) => {
+  const bytesOf = (name, rowStart) => {
     /** @type {any[]} */
     const chunks = manifest.tensors[name].chunks;
-    let n = 0;
-    for (const ch of chunks) {
-      if (rowStart !== null && ch.rows[0] !== rowStart) continue;
-      for (const [, len] of Object.values(/** @type {Record<string, [number, number]>} */ (ch.planes))) n += len;
-    }
-    return n;
+    return chunks.filter((ch) => rowStart === null || ch.rows[0] === rowStart).reduce((n, ch) => n + chunkBytes(ch), 0);
   };
   const [, swiglu, name, at] = m;
   if (name.endsWith('attn_qkv')) {
     const b = name.slice(0, -'attn_qkv'.length);
-    return ['q', 'k', 'v'].reduce((n, w) => n + chunkBytes(`${b}attn_${w}.weight`, null), 0);
+    return ['q', 'k', 'v'].reduce((n, w) => n + bytesOf(`${b}attn_${w}.weight`, null), 0);
   }
-  const bytes = chunkBytes(name, Number(at));
-  return swiglu ? bytes + chunkBytes(name.replace('ffn_gate', 'ffn_up'), Number(at)) : bytes;
+  const bytes = bytesOf(name, Number(at));
+  return swiglu ? bytes + bytesOf(name.replace('ffn_gate', 'ffn_up'), Number(at)) : bytes;
 }
 
 /**
