@@ -27,12 +27,13 @@ export const TUNING = Object.freeze({
   argmax: { WG: 256, ITEMS: 8 }, //   ITEMS: logits per thread of main_blocks
 });
 
+const CPU_MATVEC = Object.freeze({ TX: 4, TY: 16, R: 4 });
 /**
  * For CPU adapters (SwiftShader, the browser tests' adapter; llvmpipe): matvec threads that own whole rows in
- * fewer, longer loops. Measured on SwiftShader (2 cores): SmolLM2's q8 head 553 -> 101 ms, a 1536x576 q4 16 -> 3 ms.
+ * fewer, longer loops, for every shape (matvecLong never applies). Measured on SwiftShader (2 cores): SmolLM2's q8
+ * head 553 -> 101 ms, a 1536x576 q4 16 -> 3 ms.
  */
-export const CPU_TUNING = Object.freeze({ ...TUNING, matvec: { TX: 4, TY: 16, R: 4 },
-  matvecLong: { minCols: Infinity, TX: 4, TY: 16, R: 4 } });
+export const CPU_TUNING = Object.freeze({ ...TUNING, matvec: CPU_MATVEC, matvecLong: { minCols: Infinity, ...CPU_MATVEC } });
 
 /**
  * The tuning for this device: CPU_TUNING on a fallback / software adapter, TUNING otherwise.
