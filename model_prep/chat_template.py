@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -41,7 +42,41 @@ def check_messages(messages: Any) -> list[dict[str, str]]:
     return out
 
 
+def supports_tools(template: str) -> bool:
+    """Whether the template renders a ``tools`` list itself (Qwen2.5's does; SmolLM2's does not)."""
+    return "tools" in template
+
+
+# The generic tool block (docs/STRUCTURED.md), for templates that do not render tools: added to the system message.
+# Calls take the Hermes / Qwen2.5 form, which the grammar then enforces (model_prep/structured.py).
+TOOLS_INTRO = ("You can call functions. To call one, answer with <tool_call>{\"name\": NAME, \"arguments\": "
+               "ARGUMENTS}</tool_call> where ARGUMENTS is a JSON object that fits the function's parameters. "
+               "The functions:")
+
+
+def generic_tools_block(tools: list[dict[str, Any]]) -> str:
+    lines = [TOOLS_INTRO]
+    for tool in tools:
+        lines.append(json.dumps(tool.get("function", tool), ensure_ascii=False, sort_keys=True))
+    return "\n".join(lines)
+
+
+def with_tools_block(messages: list[dict[str, str]], tools: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """``messages`` with the generic tool block at the end of the system message (added first if there is none)."""
+    block = generic_tools_block(tools)
+    if messages and messages[0].get("role") == "system":
+        return [{"role": "system", "content": f"{messages[0]['content']}\n\n{block}"}, *messages[1:]]
+    return [{"role": "system", "content": block}, *messages]
+
+
 def render(template: str, messages: list[dict[str, str]], bos_token: str = "", eos_token: str = "",
-           add_generation_prompt: bool = True) -> str:
+           add_generation_prompt: bool = True, tools: list[dict[str, Any]] | None = None) -> str:
+    """The prompt text; ``tools`` (OpenAI tool definitions) go to the template if it renders them, else into the
+    generic block of the system message."""
+    extra: dict[str, Any] = {}
+    if tools and supports_tools(template):
+        extra["tools"] = tools
+    elif tools:
+        messages = with_tools_block(check_messages(messages), tools)
     return _compile(template).render(messages=check_messages(messages), bos_token=bos_token, eos_token=eos_token,
-                                     add_generation_prompt=add_generation_prompt)
+                                     add_generation_prompt=add_generation_prompt, **extra)

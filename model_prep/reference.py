@@ -6,7 +6,9 @@ ids) only runs the new tokens. Streaming yields ``Chunk`` objects; the last one 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,9 @@ from . import chat_template
 from .config import ModelConfig
 from .engine import F32, RunState, Weights, forward
 from .errors import InputError
+from .grammar import Constraint, Grammars, GrammarSpec
 from .package import Package, open_package
-from .sampling import Sampler
+from .sampling import Pick, Sampler
 
 DEFAULT_CONTEXT = 4096  # KV cache positions allocated when the caller names none (capped by the model's own)
 
@@ -35,11 +38,47 @@ class Usage:
 
 
 @dataclass
+class Timings:
+    """Where one completion's time went (milliseconds), as llama.cpp's server reports them."""
+
+    prompt_ms: float  # prefill of the tokens not already in the KV cache
+    prompt_tokens: int  # of those: tokens actually run
+    predicted_ms: float  # from the first new token to the end
+    predicted_tokens: int
+
+    def to_json(self) -> dict[str, float]:
+        return {"prompt_ms": round(self.prompt_ms, 3), "prompt_n": self.prompt_tokens,
+                "prompt_per_second": _rate(self.prompt_tokens, self.prompt_ms),
+                "predicted_ms": round(self.predicted_ms, 3), "predicted_n": self.predicted_tokens,
+                "predicted_per_second": _rate(self.predicted_tokens, self.predicted_ms)}
+
+
+def _rate(n: int, ms: float) -> float:
+    return round(1000 * n / ms, 3) if ms > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """What a request asks beyond temperature, top_p and seed (sampling.py says in which order they apply)."""
+
+    top_k: int = 0
+    min_p: float = 0.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    logit_bias: Mapping[int, float] = field(default_factory=dict)
+    logprobs: bool = False  # report each token's log-probability (Chunk.logprobs)
+    top_logprobs: int = 0  # and the this-many most likely alternatives
+    grammar: GrammarSpec | None = None  # the output must match it (model_prep/grammar.py)
+
+
+@dataclass
 class Chunk:
     text: str  # new text since the previous chunk (may be empty)
     token_ids: list[int] = field(default_factory=list)  # tokens this chunk accounts for
-    finish_reason: str | None = None  # "stop" (EOS or a stop string) or "length"; set on the last chunk
+    finish_reason: str | None = None  # "stop" (EOS, a stop string or a complete grammar) or "length"; on the last
     usage: Usage | None = None  # set on the last chunk
+    logprobs: list[Pick] = field(default_factory=list)  # one per token of token_ids, when Decoding.logprobs
+    timings: Timings | None = None  # set on the last chunk
 
 
 @dataclass
@@ -78,6 +117,8 @@ class Engine:
         bos_id = generation.get("bos_token_id")
         self._bos = tokenizer.id_to_token(bos_id) if bos_id is not None else ""
         self._eos = tokenizer.id_to_token(min(self.eos_ids)) if self.eos_ids else ""
+        self._grammars: Grammars | None = None  # compiled on the first structured request
+        self.prefilled = 0  # prompt tokens the last _prefill actually ran (the rest came from the cache)
 
     @property
     def context(self) -> int:
@@ -85,9 +126,18 @@ class Engine:
 
     # --- text <-> tokens ------------------------------------------------------------------------------------------
 
-    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
-        text = chat_template.render(self.template, messages, self._bos or "", self._eos or "")
+    def prompt_ids(self, messages: list[dict[str, str]], tools: list[dict[str, Any]] | None = None) -> list[int]:
+        text = chat_template.render(self.template, messages, self._bos or "", self._eos or "", tools=tools)
         return self.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def grammars(self) -> Grammars:
+        """The compiled-grammar cache for this model's tokenizer (made on first use: it imports xgrammar)."""
+        if self._grammars is None:
+            from .grammar import vocab_from_tokenizer_json
+
+            vocab = vocab_from_tokenizer_json(json.loads(self.tokenizer.to_str()), self.config.vocab_size)
+            self._grammars = Grammars(vocab, sorted(self.eos_ids))
+        return self._grammars
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
@@ -108,10 +158,18 @@ class Engine:
                 break
             common += 1
         common = min(common, len(prompt) - 1)  # the last prompt token must run to give logits
+        self.prefilled = len(prompt) - common
         return self.logits(prompt[common:], common)
 
     def generate_ids(self, prompt: list[int], max_tokens: int, sampler: Sampler) -> Iterator[int]:
         """Yield sampled token ids until EOS (not yielded), ``max_tokens``, or the end of the context."""
+        for pick in self.generate_picks(prompt, max_tokens, sampler):
+            yield pick.token
+
+    def generate_picks(self, prompt: list[int], max_tokens: int, sampler: Sampler,
+                       constraint: Constraint | None = None) -> Iterator[Pick]:
+        """Yield the picked tokens (with their log-probabilities) until EOS (not yielded), ``max_tokens``, the end
+        of the context, or a grammar that allows nothing but EOS next (its output is complete)."""
         self._finish = "length"
         if not prompt:
             raise InputError("the prompt is empty")
@@ -121,53 +179,78 @@ class Engine:
         logits = self._prefill(prompt)
         pos = len(prompt)
         for n in range(max_tokens):
-            token = sampler(logits)
-            if token in self.eos_ids:
+            pick = sampler.pick(logits, constraint.allowed() if constraint else None)
+            if pick.token in self.eos_ids:
                 self._finish = "stop"
                 return
-            yield token
+            if constraint:
+                constraint.accept(pick.token)
+            yield pick
+            if constraint and constraint.finished():
+                self._finish = "stop"
+                return
             if n + 1 == max_tokens or pos >= self.context:
                 return
-            logits = self.logits([token], pos)
+            logits = self.logits([pick.token], pos)
             pos += 1
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None,
                temperature: float | None = None, top_p: float | None = None, seed: int | None = None,
-               stop: Sequence[str] | None = None) -> Iterator[Chunk]:
+               stop: Sequence[str] | None = None, decoding: Decoding | None = None,
+               tools: list[dict[str, Any]] | None = None) -> Iterator[Chunk]:
+        """Chunks of the completion of ``messages``; ``tools`` (OpenAI tool definitions) go to the chat template."""
         gen = self.generation
+        d = decoding or Decoding()
         max_tokens = int(gen.get("max_tokens", 512) if max_tokens is None else max_tokens)
         if max_tokens < 1:
             raise InputError(f"max_tokens must be at least 1, got {max_tokens}")
         sampler = Sampler(float(gen.get("temperature", 0.0) if temperature is None else temperature),
-                          float(gen.get("top_p", 1.0) if top_p is None else top_p), seed)
+                          float(gen.get("top_p", 1.0) if top_p is None else top_p), seed, top_k=d.top_k,
+                          min_p=d.min_p, frequency_penalty=d.frequency_penalty, presence_penalty=d.presence_penalty,
+                          logit_bias=d.logit_bias, top_logprobs=d.top_logprobs)
+        constraint = self.grammars().constraint(d.grammar) if d.grammar else None
         stops = [s for s in (stop or []) if s]
-        prompt = self.prompt_ids(messages)
+        prompt = self.prompt_ids(messages, tools)
         out: list[int] = []
         sent = 0  # characters of the decoded completion already yielded
-        pending: list[int] = []  # tokens not yet accounted for in a yielded chunk
+        pending: list[Pick] = []  # tokens not yet accounted for in a yielded chunk
         finish = ""
-        for token in self.generate_ids(prompt, max_tokens, sampler):
-            out.append(token)
-            pending.append(token)
+        started = time.perf_counter()
+        first = started  # when the first new token was picked (prefill ends there)
+
+        def chunk(text: str, finish_reason: str | None = None, usage: Usage | None = None,
+                  timings: Timings | None = None) -> Chunk:
+            return Chunk(text, [p.token for p in pending], finish_reason, usage,
+                         list(pending) if d.logprobs else [], timings)
+
+        for pick in self.generate_picks(prompt, max_tokens, sampler, constraint):
+            if not out:
+                first = time.perf_counter()
+            out.append(pick.token)
+            pending.append(pick)
             text = self.decode(out)
             cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
             if cut >= 0:
-                yield Chunk(text[sent:cut], pending)
+                yield chunk(text[sent:cut])
                 pending, finish = [], "stop"
                 break
             if text.endswith("\ufffd"):
                 continue  # a multi-byte character is still incomplete
             safe = len(text) - _stop_overlap(text, stops)
             if safe > sent:
-                yield Chunk(text[sent:safe], pending)
+                yield chunk(text[sent:safe])
                 sent, pending = safe, []
         else:
             finish = self._finish
             tail = self.decode(out)[sent:]
             if tail:
-                yield Chunk(tail, pending)
+                yield chunk(tail)
                 pending = []
-        yield Chunk("", pending, finish, Usage(len(prompt), len(out)))
+        end = time.perf_counter()
+        if not out:
+            first = end
+        timings = Timings(1000 * (first - started), self.prefilled, 1000 * (end - first), len(out))
+        yield chunk("", finish, Usage(len(prompt), len(out)), timings)
 
     def generate(self, messages: list[dict[str, str]], **kwargs: Any) -> Completion:
         text, ids = [], []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from model_prep.errors import InputError
 from model_prep.reference import Chunk
 
+from .answer import DeltaSplitter, final_message, logprobs, merge_logprobs
 from .disconnect import unless_disconnected
 from .errors import APIError, error_body, log
 from .parse import Chat
@@ -22,11 +23,13 @@ from .schemas import (
     ChatCompletion,
     ChatCompletionChunk,
     Choice,
+    ChoiceLogprobs,
     ChunkChoice,
     Delta,
     FinishReason,
     Health,
     ModelCard,
+    Timings,
     Usage,
 )
 from .settings import Settings
@@ -69,10 +72,13 @@ class LocalBackend:
         if chat.request.model != self.engine.name:
             raise APIError(404, f"the model {chat.request.model!r} does not exist here; GET /v1/models lists "
                                 f"{self.engine.name!r}", param="model", code="model_not_found")
-        prompt_tokens = await self._count_prompt(chat.messages)
+        prompt_tokens = await self._count_prompt(chat)
+        if chat.structure.grammar is not None:
+            await self._compile(chat)
         permit = await unless_disconnected(request.receive, self.slots.acquire())
         try:
-            job = Job(self.engine, chat.messages, chat.sampling, prompt_tokens, self.settings.generation_timeout)
+            job = Job(self.engine, chat.messages, chat.sampling, prompt_tokens, self.settings.generation_timeout,
+                      chat.tools)
             self.worker.start(job, permit.release)
         except BaseException:
             permit.release()
@@ -89,23 +95,43 @@ class LocalBackend:
             async def on_close() -> None:
                 stop()
 
-            return EventStream(_events(job, ids), on_close)
+            return EventStream(_events(job, ids, chat, self.engine.decode), on_close)
         try:
-            text, finish, usage = await unless_disconnected(request.receive, _collect(job))
+            answer = await unless_disconnected(request.receive, _collect(job, self.engine.decode))
         finally:
             stop()
-        return JSONResponse(ChatCompletion(
+        text, finished, usage, choice_logprobs, timings = answer
+        content, tool_calls, finish = final_message(text, finished, chat.structure)
+        body = ChatCompletion(
             id=ids.id, created=ids.created, model=ids.model, system_fingerprint=FINGERPRINT,
-            choices=[Choice(message=AssistantMessage(content=text), finish_reason=finish)], usage=usage,
-        ).model_dump())
+            choices=[Choice(message=AssistantMessage(content=content, tool_calls=tool_calls),
+                            finish_reason=finish, logprobs=choice_logprobs)],
+            usage=usage, timings=timings,
+        ).model_dump()
+        if timings is None:
+            del body["timings"]
+        for choice in body["choices"]:  # as OpenAI's: tool_calls only when there are calls
+            if choice["message"]["tool_calls"] is None:
+                del choice["message"]["tool_calls"]
+        return JSONResponse(body)
 
-    async def _count_prompt(self, messages: list[dict[str, str]]) -> int:
+    async def _compile(self, chat: Chat) -> None:
+        """Compile the grammar before answering 200 (a schema it cannot take is a 400); kept for later requests."""
+        grammar = chat.structure.grammar
+        assert grammar is not None
+        try:
+            await anyio.to_thread.run_sync(lambda: self.engine.grammars().compile(grammar))
+        except InputError as e:
+            raise APIError(400, str(e), param="tools" if chat.tools else "response_format",
+                           code="unsupported_schema") from None
+
+    async def _count_prompt(self, chat: Chat) -> int:
         """Render and tokenize the prompt before answering 200, so that bad conversations get a 400.
 
         Tokenizing is stateless, so it runs on a pool thread beside a generation, not in the engine's queue.
         """
         try:
-            n = len(await anyio.to_thread.run_sync(self.engine.prompt_ids, messages))
+            n = len(await anyio.to_thread.run_sync(self.engine.prompt_ids, chat.messages, chat.tools))
         except InputError as e:
             raise APIError(400, str(e), param="messages") from None
         if n >= self.engine.context:
@@ -124,10 +150,12 @@ class _Ids:
         self.include_usage = include_usage
 
     def chunk(self, delta: Delta, finish: FinishReason | None = None, usage: Usage | None = None,
-              choices: bool = True) -> bytes:
+              choices: bool = True, logprobs: ChoiceLogprobs | None = None, timings: Timings | None = None) -> bytes:
         body = ChatCompletionChunk(id=self.id, created=self.created, model=self.model, usage=usage,
-                                   choices=[ChunkChoice(delta=delta, finish_reason=finish)] if choices else [],
-                                   system_fingerprint=FINGERPRINT).model_dump()
+                                   choices=[ChunkChoice(delta=delta, finish_reason=finish, logprobs=logprobs)]
+                                   if choices else [], system_fingerprint=FINGERPRINT, timings=timings).model_dump()
+        if timings is None:
+            del body["timings"]
         for choice in body["choices"]:  # as OpenAI does: a delta holds only what it carries ({} on the last one)
             choice["delta"] = delta.model_dump(exclude_none=True)
         if not self.include_usage:
@@ -139,39 +167,56 @@ def _finish(chunk: Chunk) -> FinishReason:
     return "length" if chunk.finish_reason == "length" else "stop"
 
 
+def _timings(chunk: Chunk) -> Timings | None:
+    return Timings.model_validate(chunk.timings.to_json()) if chunk.timings else None
+
+
 def _usage(chunk: Chunk) -> Usage:
     u = chunk.usage
     assert u is not None
     return Usage(prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens, total_tokens=u.total_tokens)
 
 
-async def _collect(job: Job) -> tuple[str, FinishReason, Usage]:
+async def _collect(job: Job, decode: Callable[[Sequence[int]], str]) \
+        -> tuple[str, FinishReason, Usage, ChoiceLogprobs | None, Timings | None]:
     parts: list[str] = []
+    probs: list[ChoiceLogprobs | None] = []
     try:
         async for chunk in job.chunks():
             parts.append(chunk.text)
+            probs.append(logprobs(chunk, decode))
             if chunk.finish_reason:
-                return "".join(parts), _finish(chunk), _usage(chunk)
+                return "".join(parts), _finish(chunk), _usage(chunk), merge_logprobs(probs), _timings(chunk)
     except InputError as e:
         raise APIError(400, str(e), param="messages") from None
     raise RuntimeError("the engine stopped without a finish_reason")
 
 
-async def _events(job: Job, ids: _Ids) -> AsyncGenerator[bytes, None]:
-    """OpenAI's stream: a role delta, content deltas, the finish_reason, [usage], [DONE]."""
+async def _events(job: Job, ids: _Ids, chat: Chat, decode: Callable[[Sequence[int]], str]) \
+        -> AsyncGenerator[bytes, None]:
+    """OpenAI's stream: a role delta, content and tool-call deltas, the finish_reason, [usage], [DONE]."""
     yield ids.chunk(Delta(role="assistant", content=""))
+    split = DeltaSplitter(chat.structure)
     try:
         async for chunk in job.chunks():
-            if chunk.text:
-                yield ids.chunk(Delta(content=chunk.text))
+            choice_logprobs = logprobs(chunk, decode)
+            for content, call in split.push(chunk.text, final=bool(chunk.finish_reason)):
+                yield ids.chunk(Delta(content=content, tool_calls=[call] if call else None), logprobs=choice_logprobs)
+                choice_logprobs = None
+            if choice_logprobs is not None:  # tokens held back (a stop string's start): their logprobs still go out
+                yield ids.chunk(Delta(), logprobs=choice_logprobs)
             if chunk.finish_reason:
-                yield ids.chunk(Delta(), _finish(chunk))
+                _, _, finish = final_message("".join(split.text), _finish(chunk), chat.structure)
+                yield ids.chunk(Delta(), finish, timings=_timings(chunk))
                 if ids.include_usage:
                     yield ids.chunk(Delta(), usage=_usage(chunk), choices=False)
                 yield DONE
                 return
     except InputError as e:  # too late for a status code: OpenAI streams errors as an event
         yield event(error_body(str(e), "invalid_request_error", "messages"))
+        return
+    except APIError as e:  # the finished answer failed its check: an error, never a finish
+        yield event(error_body(e.message, e.type, code=e.code))
         return
     except Exception:  # a bug in the engine: the client still gets a well-formed end of stream
         log.exception("generation failed")

@@ -6,32 +6,26 @@ Both backends (numpy engine and upstream proxy) go through here, so they accept 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.requests import Request
 
+from model_prep.errors import InputError
+from model_prep.reference import Decoding
+from model_prep.structured import Structure, from_request, history_messages
+
 from .errors import APIError
 from .schemas import ChatRequest, Message, StreamOptions, TextPart
 
 # parameter -> (is this value, when not null, asking for the feature?, what to say). Checked on the raw JSON before
-# the types, so that {"n": 2} says "n must be 1" rather than "input should be less than or equal to 1". Structured
-# output, tools and logprobs come with a later issue.
+# the types, so that {"n": 2} says "n must be 1" rather than "input should be less than or equal to 1".
 _LATER = "is not supported by this server yet"
 UNSUPPORTED: dict[str, tuple[Any, str]] = {
-    "tools": (lambda v: v != [], f"tools {_LATER}; send a plain chat request"),
-    "tool_choice": (lambda v: v != "none", f"tool_choice {_LATER}"),
-    "functions": (lambda v: v != [], f"functions {_LATER}"),
-    "function_call": (lambda v: v != "none", f"function_call {_LATER}"),
-    "response_format": (lambda v: v != {"type": "text"},
-                        f"response_format other than text (json_object, json_schema) {_LATER}"),
-    "logprobs": (lambda v: v is not False, f"logprobs {_LATER}"),
-    "top_logprobs": (lambda v: True, f"top_logprobs {_LATER}"),
-    "logit_bias": (lambda v: v != {}, f"logit_bias {_LATER}"),
+    "functions": (lambda v: v != [], f"functions {_LATER}; send tools"),
+    "function_call": (lambda v: v != "none", f"function_call {_LATER}; send tool_choice"),
     "n": (lambda v: v != 1 or v is True, "n must be 1: this server gives one answer per request"),
-    "frequency_penalty": (lambda v: v != 0, f"frequency_penalty {_LATER}; leave it out or 0"),
-    "presence_penalty": (lambda v: v != 0, f"presence_penalty {_LATER}; leave it out or 0"),
     "audio": (lambda v: True, f"audio {_LATER}"),
     "modalities": (lambda v: not isinstance(v, list) or any(m != "text" for m in v),
                    "only the text modality is supported"),
@@ -41,7 +35,7 @@ UNSUPPORTED: dict[str, tuple[Any, str]] = {
     "web_search_options": (lambda v: True, "web search is not available (this server works offline)"),
 }
 _FIELD_NAMES = {name for model in (ChatRequest, Message, TextPart, StreamOptions) for name in model.model_fields}
-_UNSUPPORTED_IN_MESSAGES = {"tool_calls": f"tool calls {_LATER}", "function_call": f"function calls {_LATER}"}
+_UNSUPPORTED_IN_MESSAGES = {"function_call": f"function calls {_LATER}; send tool_calls"}
 
 
 @dataclass(frozen=True)
@@ -53,15 +47,21 @@ class Sampling:
     top_p: float | None
     seed: int | None
     stop: list[str]
+    decoding: Decoding = field(default_factory=Decoding)  # top_k, min_p, penalties, logit_bias, logprobs, grammar
 
 
 @dataclass(frozen=True)
 class Chat:
     request: ChatRequest
-    messages: list[dict[str, str]]  # {"role": system|user|assistant, "content": text}
+    messages: list[dict[str, str]]  # {"role": system|user|assistant, "content": text}; tool turns written out
     sampling: Sampling
     stream: bool
     include_usage: bool
+    structure: Structure = field(default_factory=Structure)  # the grammar and the tools shown to the model
+
+    @property
+    def tools(self) -> list[dict[str, Any]] | None:
+        return self.structure.tools or None
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -85,10 +85,30 @@ def _too_large(limit: int) -> APIError:
 def parse_chat(body: bytes, max_tokens_limit: int) -> Chat:
     _refuse_unsupported(body)
     req = _validate(body)
-    messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in req.messages]
+    messages = history_messages([
+        {"role": "system" if m.role == "developer" else m.role, "content": m.text(),
+         "tool_calls": [c.model_dump() for c in m.tool_calls] if m.tool_calls else None}
+        for m in req.messages])
     stream = bool(req.stream)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
-    return Chat(req, messages, _sampling(req, max_tokens_limit), stream, include_usage)
+    structure = _structure(req)
+    sampling = _sampling(req, max_tokens_limit, structure)
+    return Chat(req, messages, sampling, stream, include_usage, structure)
+
+
+def _structure(req: ChatRequest) -> Structure:
+    """The grammar the answer must follow; a schema or tool set the grammar cannot honour is a 400, never a looser
+    answer."""
+    tool_choice = req.tool_choice.model_dump() if req.tool_choice is not None and \
+        not isinstance(req.tool_choice, str) else req.tool_choice
+    param = "tools" if req.tools else "response_format"
+    try:
+        return from_request(req.response_format.model_dump(by_alias=True, exclude_none=True)
+                            if req.response_format else None,
+                            [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None,
+                            tool_choice, req.parallel_tool_calls)
+    except InputError as e:
+        raise APIError(400, str(e), param=param, code="unsupported_schema") from None
 
 
 def _refuse_unsupported(body: bytes) -> None:
@@ -139,7 +159,7 @@ def _param(loc: tuple[int | str, ...]) -> str:
     return ".".join(names)
 
 
-def _sampling(req: ChatRequest, limit: int) -> Sampling:
+def _sampling(req: ChatRequest, limit: int, structure: Structure) -> Sampling:
     # max_completion_tokens is OpenAI's newer name for max_tokens; when both are given, it wins
     asked = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
     param = "max_completion_tokens" if req.max_completion_tokens is not None else "max_tokens"
@@ -152,4 +172,15 @@ def _sampling(req: ChatRequest, limit: int) -> Sampling:
         temperature = 0.0
     top_p = None if req.top_p == 0 else req.top_p
     seed = None if req.seed is None else req.seed % (1 << 64)  # numpy seeds must be >= 0; keep distinct seeds apart
-    return Sampling(asked if asked is not None else limit, temperature, top_p, seed, stop)
+    if req.top_logprobs and not req.logprobs:
+        raise APIError(400, "top_logprobs needs logprobs: true", param="top_logprobs", code="invalid_value")
+    bias: dict[int, float] = {}
+    for key, value in (req.logit_bias or {}).items():
+        if not key.isdigit():
+            raise APIError(400, f"logit_bias keys must be token ids, got {key!r}", param="logit_bias",
+                           code="invalid_value")
+        bias[int(key)] = value
+    decoding = Decoding(top_k=req.top_k or 0, min_p=req.min_p or 0.0, frequency_penalty=req.frequency_penalty or 0.0,
+                        presence_penalty=req.presence_penalty or 0.0, logit_bias=bias, logprobs=bool(req.logprobs),
+                        top_logprobs=req.top_logprobs or 0, grammar=structure.grammar)
+    return Sampling(asked if asked is not None else limit, temperature, top_p, seed, stop, decoding)

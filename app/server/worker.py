@@ -12,9 +12,9 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol
 
-from model_prep.reference import Chunk, Usage
+from model_prep.reference import Chunk, Decoding, Usage
 
 from .parse import Sampling
 
@@ -27,11 +27,16 @@ class ChatEngine(Protocol):
     @property
     def context(self) -> int: ...
 
-    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]: ...
+    def prompt_ids(self, messages: list[dict[str, str]], tools: list[dict[str, Any]] | None = None) -> list[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    def grammars(self) -> Any: ...  # model_prep.grammar.Grammars: .compile(spec) raises InputError if it cannot
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None,
                temperature: float | None = None, top_p: float | None = None, seed: int | None = None,
-               stop: Sequence[str] | None = None) -> Iterator[Chunk]: ...
+               stop: Sequence[str] | None = None, decoding: Decoding | None = None,
+               tools: list[dict[str, Any]] | None = None) -> Iterator[Chunk]: ...
 
 
 _END = None  # queued after the last chunk
@@ -41,9 +46,10 @@ class Job:
     """One generation. ``run`` executes on the worker thread; ``chunks`` is read on the event loop."""
 
     def __init__(self, engine: ChatEngine, messages: list[dict[str, str]], sampling: Sampling, prompt_tokens: int,
-                 timeout: float):
+                 timeout: float, tools: list[dict[str, Any]] | None = None):
         self._engine = engine
         self._messages = messages
+        self._tools = tools
         self._sampling = sampling
         self._prompt_tokens = prompt_tokens
         self._timeout = timeout
@@ -63,7 +69,8 @@ class Job:
 
     def run(self) -> None:
         s = self._sampling
-        stream = self._engine.stream(self._messages, s.max_tokens, s.temperature, s.top_p, s.seed, s.stop)
+        stream = self._engine.stream(self._messages, s.max_tokens, s.temperature, s.top_p, s.seed, s.stop,
+                                     decoding=s.decoding, tools=self._tools)
         produced = 0
         try:
             if self._cancelled.is_set():

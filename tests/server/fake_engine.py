@@ -10,12 +10,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from model_prep.chat_template import check_messages
-from model_prep.reference import Chunk, Usage
+from model_prep.errors import InputError
+from model_prep.reference import Chunk, Decoding, Usage
 from model_prep.sampling import Sampler
 
 ANSWER = "The capital of France is Paris."
+
+
+class _NoGrammars:
+    """The fake model cannot follow a grammar, so it refuses structured requests as a real engine refuses what it
+    cannot honour (a 400), rather than answer them with text that would fail the server's check."""
+
+    def compile(self, spec: object) -> None:
+        raise InputError("the fake engine cannot follow a grammar")
 
 
 class FakeEngine:
@@ -38,13 +48,20 @@ class FakeEngine:
     def context(self) -> int:
         return self._context
 
-    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(f"<{i}>" for i in ids)
+
+    def grammars(self) -> _NoGrammars:
+        return _NoGrammars()
+
+    def prompt_ids(self, messages: list[dict[str, str]], tools: list[dict[str, Any]] | None = None) -> list[int]:
         # one token per message plus one per word: enough to make long prompts overflow a small context
         return list(range(sum(1 + len(m["content"].split()) for m in check_messages(messages))))
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None,
                temperature: float | None = None, top_p: float | None = None, seed: int | None = None,
-               stop: Sequence[str] | None = None) -> Iterator[Chunk]:
+               stop: Sequence[str] | None = None, decoding: Decoding | None = None,
+               tools: list[dict[str, Any]] | None = None) -> Iterator[Chunk]:
         prompt = len(self.prompt_ids(messages))
         Sampler(0.0 if temperature is None else temperature, 1.0 if top_p is None else top_p, seed)
         limit = max_tokens or 512
