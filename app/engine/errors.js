@@ -3,10 +3,10 @@
 // lets the worker client rebuild an error from its name after postMessage (which keeps only name and message).
 
 import {
-  CapacityError, ContextError, EngineError, FetchError, FormatError, IntegrityError, ShaderError,
+  CapacityError, ContextError, EngineError, FetchError, FormatError, GrammarError, IntegrityError, ShaderError,
 } from './gpu/errors.js';
 
-export { CapacityError, ContextError, EngineError, FetchError, FormatError, IntegrityError, ShaderError };
+export { CapacityError, ContextError, EngineError, FetchError, FormatError, GrammarError, IntegrityError, ShaderError };
 
 /** A request the engine cannot take as given: bad messages, max_tokens, temperature, ... (HTTP 400 in OpenAI). */
 export class InputError extends EngineError {}
@@ -29,7 +29,7 @@ export class ServerError extends EngineError {}
 /** Every class above, by name. */
 export const ERROR_CLASSES = Object.freeze({
   EngineError, InputError, ContextOverflowError, WebGPUUnavailableError, DeviceLostError, WorkerError, ServerError,
-  CapacityError, ContextError, FetchError, FormatError, IntegrityError, ShaderError,
+  CapacityError, ContextError, FetchError, FormatError, GrammarError, IntegrityError, ShaderError,
 });
 
 /**

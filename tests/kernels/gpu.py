@@ -116,13 +116,16 @@ class Gpu:
 
     # --- dispatch -------------------------------------------------------------------------------------------------
 
-    def bind(self, pipeline: wgpu.GPUComputePipeline, buffers: list[wgpu.GPUBuffer]) -> wgpu.GPUBindGroup:
+    def bind(self, pipeline: wgpu.GPUComputePipeline, buffers: list[wgpu.GPUBuffer | None]) -> wgpu.GPUBindGroup:
+        """``buffers[i]`` at binding i; None leaves binding i out (an entry point that does not use it)."""
         entries = [{"binding": i, "resource": {"buffer": b, "offset": 0, "size": b.size}}
-                   for i, b in enumerate(buffers)]
+                   for i, b in enumerate(buffers) if b is not None]
         return self.device.create_bind_group(layout=pipeline.get_bind_group_layout(0), entries=entries)
 
-    def run(self, pipeline: wgpu.GPUComputePipeline, buffers: list[wgpu.GPUBuffer], grid: tuple[int, int, int]) -> None:
-        """One dispatch of ``pipeline`` over ``grid`` workgroups with ``buffers`` bound in binding order."""
+    def run(self, pipeline: wgpu.GPUComputePipeline, buffers: list[wgpu.GPUBuffer | None],
+            grid: tuple[int, int, int]) -> None:
+        """One dispatch of ``pipeline`` over ``grid`` workgroups with ``buffers`` bound in binding order (None: a
+        binding the entry point leaves out)."""
         encoder = self.device.create_command_encoder()
         cpass = encoder.begin_compute_pass()
         cpass.set_pipeline(pipeline)

@@ -130,5 +130,5 @@ def argmax_grid() -> tuple[int, int, int]:
 
 
 def argmax_blocks(n: int, wg: int = 256, items: int = 8) -> int:
-    """Blocks of argmax.wgsl main_blocks (its grid width, and the pairs main_pairs scans)."""
+    """Blocks of argmax.wgsl main_blocks (its grid width, and the block states main_pairs merges)."""
     return math.ceil(n / (wg * items))

@@ -27,3 +27,9 @@ export class ShaderError extends EngineError {}
 
 /** forward() was asked for positions past the KV cache allocated at load time, or got bad token ids. */
 export class ContextError extends EngineError {}
+
+/**
+ * The grammar's token bitmask allows no token at this step (the grammar and the tokenizer disagree, or the grammar
+ * cannot be continued), or does not fit the vocabulary. The answer cannot be constrained, so none is given.
+ */
+export class GrammarError extends EngineError {}

@@ -78,3 +78,6 @@ export const argmaxGrid = () => [1, 1, 1];
 
 /** argmax.wgsl main_blocks: blocks of WG * ITEMS logits. @param {number} n @param {number} wg @param {number} items */
 export const argmaxBlocks = (n, wg, items) => Math.ceil(n / (wg * items));
+
+/** argmax.wgsl's token bitmask: u32 words for n tokens (bit i % 32 of word i / 32 = token i). @param {number} n */
+export const argmaxMaskWords = (n) => Math.ceil(n / 32);

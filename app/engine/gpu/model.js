@@ -3,20 +3,27 @@
 //   once) -> the forward pass, recorded once as dispatches -> forward(ids, pos).
 // The math is model_prep/engine.py's `forward`, in f32, with the kernels of webgpu_shaders/.
 //
-// Per decode token the host writes 8 bytes (the token id and its position, into preallocated storage buffers),
-// submits one command buffer (the prerecorded dispatches in one compute pass, encoded while the GPU ran the previous
-// step: they do not depend on the token) and reads back 4 bytes (the argmax). The token id is uploaded rather than
-// chained from the previous argmax on the GPU: the host layer may sample (temperature, grammar) instead of taking the
+// Per decode token the host writes 8 bytes (the token id and its position, into preallocated storage buffers), and
+// under a grammar its token bitmask (vocab / 8 bytes, into another), submits one command buffer (the prerecorded
+// dispatches in one compute pass, encoded while the GPU ran the previous step: they do not depend on the token or
+// the mask) and reads back 8 bytes (the masked argmax and its log-probability). The token id is uploaded rather than
+// chained from the previous argmax on the GPU: the host layer may sample (temperature) instead of taking the
 // argmax, and it reads each token back anyway to detokenize and stop.
 
 import { MAP_READ_MODE, Uniforms } from './buffers.js';
-import { CapacityError, ContextError, FormatError, ShaderError } from './errors.js';
+import { CapacityError, ContextError, FormatError, GrammarError, ShaderError } from './errors.js';
+import { argmaxMaskWords } from './grids.js';
 import { DecodeOps, PrefillOps } from './ops.js';
 import { fetchManifest } from './package.js';
 import { CPU_TUNING, Pipelines } from './pipelines.js';
 import { DEFAULT_PASS_TOKENS, contextFor, requirements, unsupported } from './probe.js';
 import { allocRunState, destroyRunState, writeRopeTable } from './state.js';
 import { loadWeights, stackRows, vectorBinding } from './weights.js';
+
+/** argmax.wgsl's output: u32 token id, f32 logprob. */
+const TOKEN_BYTES = 8;
+/** The token id argmax.wgsl writes when the mask allows no token. */
+const NO_TOKEN = 0xffffffff;
 
 /** @typedef {import('./weights.js').Tensor} Tensor */
 /** @typedef {import('./package.js').ModelConfig} ModelConfig */
@@ -231,7 +238,8 @@ function recordLayers(ops, w, s) {
 }
 
 /**
- * The head on one position: logits = output (rmsnorm(x) * output_norm); token = argmax(logits).
+ * The head on one position: logits = output (rmsnorm(x) * output_norm); token = the argmax of the logits the mask
+ * allows, and its log-probability under their softmax.
  * @param {DecodeOps} ops
  * @param {Weights} w
  * @param {RunState} s
@@ -239,7 +247,7 @@ function recordLayers(ops, w, s) {
  */
 function recordHead(ops, w, s, x) {
   ops.linear(ops.rmsnorm(x, w.outputNorm, s.xb), w.output, s.logits); //      logits [vocab]
-  ops.argmax(s.logits, s.argmaxPairs, s.token); //                            token [1]
+  ops.argmax(s.logits, s.mask, s.argmaxStates, s.token); //                   token [2]: id, logprob
 }
 
 /** A loaded model: weights and run state on the GPU, the forward pass recorded. */
@@ -281,6 +289,12 @@ export class Model {
     // host-side staging of ids and positions (preallocated: no allocation per token)
     this.idsHost = new Uint32Array(this.passTokens);
     this.positionsHost = new Uint32Array(this.passTokens);
+    /** u32 words of a token bitmask (forward's opts.mask): ceil(vocab / 32) */
+    this.maskWords = argmaxMaskWords(this.config.vocab_size);
+    /** the mask that allows every token, and whether state.mask holds it (written again only after a grammar's) */
+    this.fullMask = new Uint32Array(this.maskWords).fill(0xffffffff);
+    this.device.queue.writeBuffer(this.state.mask, 0, this.fullMask);
+    this.maskIsFull = true;
     /** @type {Promise<unknown>} forward calls run one at a time (they share the run state and read-back buffers) */
     this.queue = Promise.resolve();
     /** @type {GPUCommandBuffer | null} the next decode step's commands, encoded ahead (a step encodes the next) */
@@ -291,14 +305,20 @@ export class Model {
   /**
    * Runs tokens `ids` at positions pos .. pos + n - 1, filling the KV cache (model_prep/engine.py `forward`).
    * n > 1 is prefill (ceil(n / passTokens) passes, one submit each); n == 1 is one decode step (one submit).
-   * Returns the greedy argmax token of the last position, and its logits when opts.logits is true.
+   * Returns, for the last position: `token`, the argmax of the logits among the tokens opts.mask allows (ties to the
+   * lowest id; every token without a mask); `logprob`, that token's log-probability under the softmax over the
+   * allowed tokens (nats, <= 0; -log(allowed count) if every allowed logit is -inf); and with opts.logits, the raw
+   * logits f32[vocab] (the mask is not applied to them).
+   * opts.mask: u32[maskWords], bit i % 32 of word i / 32 set = token i allowed (bits past the vocabulary are ignored);
+   * null or absent = no constraint. It is copied to the GPU before the submit (no allocation per token).
+   * Throws GrammarError when the mask allows no token, or has the wrong length.
    * @param {Int32Array | Uint32Array | number[]} ids
    * @param {number} pos  position of ids[0]
-   * @param {{logits?: boolean}} [opts]
-   * @returns {Promise<{token: number, logits?: Float32Array}>}
+   * @param {{logits?: boolean, mask?: Uint32Array | null}} [opts]
+   * @returns {Promise<{token: number, logprob: number, logits?: Float32Array}>}
    */
   forward(ids, pos, opts = {}) {
-    const run = this.queue.then(() => this.run(ids, pos, !!opts.logits));
+    const run = this.queue.then(() => this.run(ids, pos, !!opts.logits, opts.mask ?? null));
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -307,9 +327,10 @@ export class Model {
    * @param {Int32Array | Uint32Array | number[]} ids
    * @param {number} pos
    * @param {boolean} wantLogits
-   * @returns {Promise<{token: number, logits?: Float32Array}>}
+   * @param {Uint32Array | null} mask
+   * @returns {Promise<{token: number, logprob: number, logits?: Float32Array}>}
    */
-  async run(ids, pos, wantLogits) {
+  async run(ids, pos, wantLogits, mask) {
     if (this.destroyed) throw new ContextError('this model was destroyed: load it again');
     const n = ids.length;
     const vocab = this.config.vocab_size;
@@ -322,6 +343,11 @@ export class Model {
       const id = ids[i];
       if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new ContextError(`token id ${id} is outside the vocabulary (0..${vocab - 1})`);
     }
+    if (mask && !(mask instanceof Uint32Array && mask.length === this.maskWords)) {
+      throw new GrammarError(`the token mask must be a Uint32Array of ${this.maskWords} words (ceil(${vocab} / 32)), ` +
+        `got ${mask instanceof Uint32Array ? mask.length : typeof mask}: build it for this model's vocabulary`);
+    }
+    this.writeMask(mask);
     const { device, state: s } = this;
     const queue = device.queue;
     const P = this.passTokens;
@@ -359,7 +385,7 @@ export class Model {
         }
       }
       if (last) {
-        enc.copyBufferToBuffer(s.token, 0, s.tokenRead, 0, 4);
+        enc.copyBufferToBuffer(s.token, 0, s.tokenRead, 0, TOKEN_BYTES);
         if (wantLogits) enc.copyBufferToBuffer(s.logits, 0, s.logitsRead, 0, 4 * vocab);
       }
       queue.submit([enc.finish()]);
@@ -367,19 +393,43 @@ export class Model {
     // the next decode step's commands (the same every step) are encoded while the GPU runs this one
     if (n === 1 && !wantLogits) this.nextDecode = this.encodeDecode();
     await Promise.all([s.tokenRead.mapAsync(MAP_READ_MODE), wantLogits ? s.logitsRead.mapAsync(MAP_READ_MODE) : null]);
-    const token = new Uint32Array(s.tokenRead.getMappedRange())[0];
+    const out = s.tokenRead.getMappedRange(0, TOKEN_BYTES);
+    const token = new Uint32Array(out)[0];
+    const logprob = new Float32Array(out)[1];
     s.tokenRead.unmap();
-    if (!wantLogits) return { token };
-    const logits = new Float32Array(s.logitsRead.getMappedRange().slice(0));
-    s.logitsRead.unmap();
-    return { token, logits };
+    /** @type {Float32Array | undefined} */
+    let logits;
+    if (wantLogits) {
+      logits = new Float32Array(s.logitsRead.getMappedRange().slice(0));
+      s.logitsRead.unmap();
+    }
+    if (token === NO_TOKEN) {
+      throw new GrammarError('no token is allowed by the grammar at this step: the grammar cannot be continued with ' +
+        "this model's vocabulary, so the answer cannot be constrained (check the schema and the tokenizer)");
+    }
+    return logits ? { token, logprob, logits } : { token, logprob };
   }
 
-  /** One decode step's commands: the recorded program, then the argmax token copied out for reading back. */
+  /**
+   * Puts the step's token mask on the GPU (queue.writeBuffer, ordered before the step's submit, so the commands
+   * encoded ahead stay valid): `mask`, or the full mask if the buffer holds another (once, not every token).
+   * @param {Uint32Array | null} mask
+   */
+  writeMask(mask) {
+    if (mask) {
+      this.device.queue.writeBuffer(this.state.mask, 0, /** @type {Uint32Array<ArrayBuffer>} */ (mask));
+      this.maskIsFull = false;
+    } else if (!this.maskIsFull) {
+      this.device.queue.writeBuffer(this.state.mask, 0, this.fullMask);
+      this.maskIsFull = true;
+    }
+  }
+
+  /** One decode step's commands: the recorded program, then the token and its logprob copied out for reading back. */
   encodeDecode() {
     const enc = this.device.createCommandEncoder();
     encode(enc, this.decodeProgram);
-    enc.copyBufferToBuffer(this.state.token, 0, this.state.tokenRead, 0, 4);
+    enc.copyBufferToBuffer(this.state.token, 0, this.state.tokenRead, 0, TOKEN_BYTES);
     return enc.finish();
   }
 

@@ -50,17 +50,18 @@ class Ops {
   }
 
   /**
-   * Records one dispatch; resources are bound to bindings 0, 1, 2, ... in the kernel's order.
+   * Records one dispatch; resources are bound to bindings 0, 1, 2, ... in the kernel's order (null: a binding this
+   * entry point does not use).
    * @param {string} label
    * @param {GPUComputePipeline} pipeline
-   * @param {(GPUBuffer | GPUBufferBinding)[]} resources
+   * @param {(GPUBuffer | GPUBufferBinding | null)[]} resources
    * @param {(tokens: number) => Grid} grid
    */
   record(label, pipeline, resources, grid) {
     const bindGroup = this.ctx.device.createBindGroup({
       label,
       layout: pipeline.getBindGroupLayout(0),
-      entries: resources.map((r, i) => ({ binding: i, resource: binding(r) })),
+      entries: resources.flatMap((r, i) => (r ? [{ binding: i, resource: binding(r) }] : [])),
     });
     this.dispatches.push({ label, pipeline, bindGroup, grid });
   }
@@ -146,21 +147,25 @@ class Ops {
   }
 
   /**
-   * out[0] = argmax(logits) (the greedy token, ties to the lowest id): the best of each block of logits over the
-   * GPU (argmax.wgsl main_blocks), then the best block (main_pairs).
+   * out = (k, logprob): k = the largest logit among the tokens `mask` allows (ties to the lowest id; 0xFFFFFFFF if
+   * none is allowed), logprob its log-probability under the softmax over the allowed tokens (f32 bits). A state per
+   * block of logits over the GPU (argmax.wgsl main_blocks), then the blocks merged (main_pairs).
    * @param {GPUBuffer} logits f32[vocab]
-   * @param {GPUBuffer} pairs  u32[blocks, 2]
-   * @param {GPUBuffer} out    u32[1]
+   * @param {GPUBuffer} mask   u32[ceil(vocab / 32)] bit i % 32 of word i / 32 set = token i allowed
+   * @param {GPUBuffer} states u32[blocks, 4]
+   * @param {GPUBuffer} out    u32[2]
    */
-  argmax(logits, pairs, out) {
+  argmax(logits, mask, states, out) {
     const { WG, ITEMS } = this.ctx.pipelines.tuning.argmax;
     const n = this.ctx.config.vocab_size;
     const blocks = grids.argmaxBlocks(n, WG, ITEMS);
     const pb = this.ctx.uniforms.fixed(PARAMS['argmax.wgsl'], { n });
-    this.record('argmax blocks', this.ctx.pipelines.get('argmax.wgsl', 'main_blocks', { WG, ITEMS }), [logits, pairs, pb],
-      () => [blocks, 1, 1]);
+    this.record('argmax blocks', this.ctx.pipelines.get('argmax.wgsl', 'main_blocks', { WG, ITEMS }),
+      [logits, mask, states, pb], () => [blocks, 1, 1]);
     const pp = this.ctx.uniforms.fixed(PARAMS['argmax.wgsl'], { n: blocks });
-    this.record('argmax', this.ctx.pipelines.get('argmax.wgsl', 'main_pairs', { WG }), [pairs, out, pp], grids.argmaxGrid);
+    // binding 1 (the mask) is main_blocks' only
+    this.record('argmax', this.ctx.pipelines.get('argmax.wgsl', 'main_pairs', { WG }), [states, null, out, pp],
+      grids.argmaxGrid);
   }
 
   /**

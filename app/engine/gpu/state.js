@@ -3,7 +3,7 @@
 // Decode uses row 0 of each [P, ...] buffer. probe.js sizes the same buffers through runStateBytes.
 
 import { ACTIVATION, USAGE, createBuffer } from './buffers.js';
-import { argmaxBlocks, attentionSplitPositions } from './grids.js';
+import { argmaxBlocks, argmaxMaskWords, attentionSplitPositions } from './grids.js';
 import { TUNING } from './pipelines.js';
 
 /**
@@ -33,9 +33,12 @@ export function runStateSizes(c, S, P) {
     hGate: 4 * P * c.intermediate_size, //       f32[P, intermediate] gate projection (prefill; decode fuses it)
     hUp: 4 * P * c.intermediate_size, //         f32[P, intermediate] up projection (prefill; decode fuses it)
     logits: 4 * c.vocab_size, //                 f32[vocab]          last position's logits
-    argmaxPairs: 8 * argmaxBlocks(c.vocab_size, TUNING.argmax.WG, TUNING.argmax.ITEMS), // u32[blocks, 2] per block
-    //                                                                 of logits: (f32 bits of its max, index)
-    token: 4, //                                 u32[1]              argmax(logits)
+    mask: 4 * argmaxMaskWords(c.vocab_size), //  u32[ceil(vocab/32)] tokens the argmax may pick (bit i % 32 of word
+    //                                                                 i / 32; host-written, all ones = any token)
+    argmaxStates: 16 * argmaxBlocks(c.vocab_size, TUNING.argmax.WG, TUNING.argmax.ITEMS), // u32[blocks, 4] per block
+    //                                                                 of logits: f32 bits of its best allowed logit
+    //                                                                 and of the softmax sum of the others, index
+    token: 8, //                                 u32[2]              masked argmax(logits), f32 bits of its logprob
     ropeTable: 4 * S * D, //                     f32[S, D/2, 2]      (cos, sin) of pos * theta^(-2i/D), set at load
     kCacheLayer: 4 * KV * S * D, //              f32[KV, S, D]       keys of one layer, rotated (x num_layers)
     vCacheLayer: 4 * KV * S * D, //              f32[KV, S, D]       values of one layer (x num_layers)
@@ -55,7 +58,7 @@ export function runStateBytes(c, S, P) {
   const kv = (s.kCacheLayer + s.vCacheLayer) * c.num_layers;
   const other = Object.entries(s).filter(([k]) => !k.endsWith('CacheLayer')).reduce((a, [, v]) => a + v, 0) +
     s.qkvBiasLayer * (c.num_layers - 1);
-  const readback = 4 + s.logits; // the mappable copies of token and logits
+  const readback = s.token + s.logits; // the mappable copies of token and logits
   return { kvCache: kv, activations: other + readback, largest: Math.max(...Object.values(s)) };
 }
 
@@ -76,13 +79,14 @@ export function runStateBytes(c, S, P) {
  * @property {GPUBuffer} hGate
  * @property {GPUBuffer} hUp
  * @property {GPUBuffer} logits
- * @property {GPUBuffer} argmaxPairs
+ * @property {GPUBuffer} mask
+ * @property {GPUBuffer} argmaxStates
  * @property {GPUBuffer} token
  * @property {GPUBuffer} ropeTable
  * @property {GPUBuffer[]} kCache
  * @property {GPUBuffer[]} vCache
  * @property {GPUBuffer[]} qkvBias
- * @property {GPUBuffer} tokenRead    u32[1] mappable copy of token (the 4 bytes read back per step)
+ * @property {GPUBuffer} tokenRead    u32[2] mappable copy of token (the 8 bytes read back per step)
  * @property {GPUBuffer} logitsRead   f32[vocab] mappable copy of logits (read only when asked for)
  */
 
@@ -113,13 +117,14 @@ export function allocRunState(device, c, S, P) {
     hGate: buf('hGate', s.hGate),
     hUp: buf('hUp', s.hUp),
     logits: buf('logits', s.logits),
-    argmaxPairs: buf('argmax pairs', s.argmaxPairs),
+    mask: buf('token mask', s.mask),
+    argmaxStates: buf('argmax states', s.argmaxStates),
     token: buf('token', s.token),
     ropeTable: buf('rope table', s.ropeTable),
     kCache: layers.map((i) => buf(`k_cache.${i}`, s.kCacheLayer)),
     vCache: layers.map((i) => buf(`v_cache.${i}`, s.vCacheLayer)),
     qkvBias: layers.map((i) => buf(`qkv_bias.${i}`, s.qkvBiasLayer)),
-    tokenRead: createBuffer(device, 'token (read back)', 4, USAGE.MAP_READ | USAGE.COPY_DST),
+    tokenRead: createBuffer(device, 'token (read back)', s.token, USAGE.MAP_READ | USAGE.COPY_DST),
     logitsRead: createBuffer(device, 'logits (read back)', s.logits, USAGE.MAP_READ | USAGE.COPY_DST),
   };
 }
