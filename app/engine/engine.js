@@ -29,8 +29,9 @@ import { importVendor } from './vendor.js';
  * @typedef {object} EngineModel  the part of gpu/model.js's Model the engine uses (tests pass a fake)
  * @property {Manifest} manifest
  * @property {number} context  KV positions allocated
- * @property {(ids: number[], pos: number, opts?: {logits?: boolean}) =>
- *            Promise<{token: number, logits?: Float32Array}>} forward
+ * @property {(ids: number[], pos: number, opts?: {logits?: boolean, mask?: Uint32Array | null}) =>
+ *            Promise<{token: number, logprob: number, logits?: Float32Array}>} forward  mask: the grammar's token
+ *            bitmask (u32[ceil(vocab / 32)]); token: argmax of the allowed logits; logprob: its masked-softmax log-prob
  * @property {() => void} destroy
  */
 /**

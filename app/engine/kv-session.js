@@ -5,9 +5,13 @@
 /**
  * @typedef {object} StepModel  what the session needs of a Model (app/engine/gpu/model.js)
  * @property {number} context  KV positions allocated
- * @property {(ids: number[], pos: number, opts?: {logits?: boolean}) => Promise<Step>} forward
+ * @property {(ids: number[], pos: number, opts?: {logits?: boolean, mask?: Uint32Array | null}) =>
+ *            Promise<Step>} forward
  */
-/** @typedef {{token: number, logits?: Float32Array}} Step  argmax of the last position (+ its logits f32[vocab]) */
+/**
+ * @typedef {{token: number, logprob: number, logits?: Float32Array}} Step  argmax of the last position among the
+ *   tokens the mask allows, its log-probability under the softmax over them (+ the raw logits f32[vocab])
+ */
 
 export class KvSession {
   /** @param {StepModel} model */
