@@ -63,6 +63,24 @@ const harness = {
   },
 
   /**
+   * One Model.forward of the main-thread engine's GPU model under a token mask (null: none): its token, logprob and
+   * (with wantLogits) raw logits, or the error's name and message.
+   * @param {number[]} ids
+   * @param {number} pos
+   * @param {number[] | null} mask  u32 words
+   * @param {boolean} wantLogits
+   */
+  async maskedForward(ids, pos, mask, wantLogits) {
+    const model = /** @type {any} */ (/** @type {Engine} */ (engine).model);
+    try {
+      const r = await model.forward(ids, pos, { mask: mask && Uint32Array.from(mask), logits: wantLogits });
+      return { token: r.token, logprob: r.logprob, logits: r.logits ? Array.from(r.logits) : null };
+    } catch (e) {
+      return { error: { name: /** @type {Error} */ (e).name, message: /** @type {Error} */ (e).message } };
+    }
+  },
+
+  /**
    * Starts the worker engine on a package; returns its info and the progress events seen.
    * @param {string} name
    */
