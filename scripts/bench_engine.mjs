@@ -7,6 +7,9 @@
 //                   per projection, the fixed cost of an empty dispatch)
 //     [--tuning JSON]  entries laid over pipelines.js TUNING (matvec and matvecLong only), e.g.
 //                      '{"matvec":{"TX":16,"TY":4,"R":4}}', to compare kernel tunings in the engine
+//     [--mask]      also: decode again from the same position with a grammar's token mask (here one that allows
+//                   every token, so the ids must not change) uploaded every token, then once more without (the
+//                   same-run baseline on both sides): the per-token cost of constrained decoding's GPU part
 // Decode also prints its first greedy ids and an FNV-1a hash of all of them: two engine versions on the same package
 // must print the same (random weights have no reference to check against).
 // Bound: one decode token must read every weight byte once (the embedding only as the tied output head, one row for
@@ -32,6 +35,7 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     profile: { type: 'boolean', default: false },
     tuning: { type: 'string' },
+    mask: { type: 'boolean', default: false },
   },
 });
 if (!args.package) throw new Error('--package DIR is required');
@@ -119,7 +123,7 @@ async function profileDecode(model, pos) {
     }
     pass.end();
   };
-  /** ms per step of: submit (p x reps) + read back 4 bytes, best of 3 batches of `steps`. @param {typeof prog} p */
+  /** ms per step of: submit (p x reps) + read back 8 bytes, best of 3 batches of `steps`. @param {typeof prog} p */
   const step = async (p, reps = 1, steps = 30) => {
     let best = Infinity;
     for (let trial = 0; trial < 3; trial++) {
@@ -127,7 +131,7 @@ async function profileDecode(model, pos) {
       for (let i = 0; i < steps; i++) {
         const enc = device.createCommandEncoder();
         if (p.length) encodeInto(enc, p, reps);
-        enc.copyBufferToBuffer(s.token, 0, s.tokenRead, 0, 4);
+        enc.copyBufferToBuffer(s.token, 0, s.tokenRead, 0, 8);
         device.queue.submit([enc.finish()]);
         await s.tokenRead.mapAsync(GPUMapMode.READ);
         s.tokenRead.unmap();
@@ -274,12 +278,21 @@ result.prefill_tokens = nPrefill;
 result.prefill_tokens_per_s = nPrefill / prefillS;
 console.log(`prefill ${nPrefill} tokens: ${result.prefill_tokens_per_s.toFixed(0)} tokens/s`);
 
-// decode: greedy, one forward (one submit, 4-byte readback) per token
-let token = out.token;
-const decoded = new Uint32Array(nDecode);
-t = performance.now();
-for (let i = 0; i < nDecode; i++) decoded[i] = token = (await model.forward([token], nPrefill + i)).token;
-const decodeS = (performance.now() - t) / 1000;
+// decode: greedy, one forward (one submit, 8-byte readback: token and logprob) per token, from position nPrefill
+/**
+ * @param {Uint32Array | null} mask  uploaded with every token (null: none)
+ * @returns {Promise<{ids: Uint32Array, seconds: number}>}
+ */
+async function decodeRun(mask) {
+  let token = out.token;
+  const ids = new Uint32Array(nDecode);
+  const t0 = performance.now();
+  for (let i = 0; i < nDecode; i++) ids[i] = token = (await model.forward([token], nPrefill + i, { mask })).token;
+  return { ids, seconds: (performance.now() - t0) / 1000 };
+}
+const plain = await decodeRun(null);
+const decoded = plain.ids;
+const decodeS = plain.seconds;
 // the greedy ids, to compare engine versions on the same package (random weights: no reference to check against)
 result.decode_ids_fnv1a = decoded.reduce((h, id) => Math.imul(h ^ id, 16777619) >>> 0, 2166136261);
 console.log(`decoded ids: ${decoded.slice(0, 6).join(' ')} ... fnv1a ${result.decode_ids_fnv1a}`);
@@ -292,6 +305,24 @@ result.fraction_of_bound = result.decode_tokens_per_s / result.bound_tokens_per_
 console.log(`decode ${nDecode} tokens: ${result.decode_tokens_per_s.toFixed(1)} tokens/s`);
 console.log(`bound: ${(bytes / 2 ** 20).toFixed(1)} MiB per token -> ${result.bound_tokens_per_s.toFixed(0)} tokens/s; ` +
   `decode is ${(100 * result.fraction_of_bound).toFixed(1)}% of it`);
+if (args.mask) {
+  // a full mask (every token allowed) written with queue.writeBuffer before every step's submit, as a grammar's is;
+  // bracketed by two unmasked runs of the same steps
+  const full = new Uint32Array(model.maskWords).fill(0xffffffff);
+  const masked = await decodeRun(full);
+  const again = await decodeRun(null);
+  if (masked.ids.some((id, i) => id !== decoded[i])) throw new Error('decode under a full mask changed the ids');
+  const plainRate = (2 * nDecode) / (decodeS + again.seconds);
+  result.mask = {
+    words: model.maskWords,
+    decode_tokens_per_s: plainRate,
+    decode_masked_tokens_per_s: nDecode / masked.seconds,
+    masked_over_plain: nDecode / masked.seconds / plainRate,
+  };
+  console.log(`decode with a ${4 * model.maskWords}-byte mask uploaded per token: ` +
+    `${result.mask.decode_masked_tokens_per_s.toFixed(1)} tokens/s, without: ${plainRate.toFixed(1)} ` +
+    `(mean of the runs before and after) -> ${(100 * result.mask.masked_over_plain).toFixed(1)}%`);
+}
 if (args.profile) result.profile = await profileDecode(model, nPrefill + nDecode);
 console.log(JSON.stringify(result));
 if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 1));
