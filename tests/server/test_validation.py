@@ -76,6 +76,13 @@ BAD: list[tuple[str, Any, str | None, str | None]] = [
     ("a schema keyword the grammar cannot enforce",
      {**OK, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"not": {"type": "null"}}}}},
      "response_format", "unsupported_schema"),
+    ("a range on a number (only integer ranges are enforced)",
+     {**OK, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
+         "type": "object", "properties": {"v": {"type": "number", "maximum": 1}}}}}},
+     "response_format", "unsupported_schema"),
+    ("oneOf (compiled as anyOf)",
+     {**OK, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"oneOf": []}}}},
+     "response_format", "unsupported_schema"),
     ("tool parameters with an unsupported keyword",
      {**OK, "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object",
                                                                                     "patternProperties": {}}}}]},

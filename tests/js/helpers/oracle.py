@@ -21,7 +21,7 @@ from tokenizers import Tokenizer  # noqa: E402
 from model_prep import chat_template  # noqa: E402
 from model_prep.errors import InputError  # noqa: E402
 from model_prep.reference import Engine  # noqa: E402
-from model_prep.sampling import Sampler  # noqa: E402
+from model_prep.sampling import Pick, Sampler  # noqa: E402
 
 
 def prepare(req: dict[str, Any]) -> dict[str, Any]:
@@ -74,12 +74,15 @@ class _Scripted(Engine):
         self.generation = {}
         self.script = script
 
-    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+    def prompt_ids(self, messages: list[dict[str, str]], tools: Any = None) -> list[int]:
         return [0]
 
-    def generate_ids(self, prompt: list[int], max_tokens: int, sampler: Sampler) -> Iterator[int]:
+    def generate_picks(self, prompt: list[int], max_tokens: int, sampler: Sampler,
+                       constraint: Any = None) -> Iterator[Pick]:
+        self.prefilled = 1
         self._finish = "length"
-        yield from self.script[:max_tokens]
+        for token in self.script[:max_tokens]:
+            yield Pick(token, 0.0)
         if len(self.script) < max_tokens:
             self._finish = "stop"
 
