@@ -16,13 +16,14 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .answer import check_calls, check_content
 from .disconnect import unless_disconnected
 from .errors import APIError, error_body
 from .parse import Chat
 from .schemas import Health, ModelCard, ModelList
 from .settings import Settings
 from .slots import Slots
-from .sse import EventStream, event
+from .sse import DONE, EventStream, event
 
 MODELS_TTL = 30.0  # seconds a model list from the upstream is trusted
 _ERROR_BODY_LIMIT = 64 * 1024  # bytes of an upstream error answer we read
@@ -105,7 +106,7 @@ class UpstreamBackend:
                 return await self._error(upstream)
             finally:
                 permit.release()
-        if chat.stream:
+        if chat.stream and not _checked(chat):
             async def on_close() -> None:
                 permit.release()
                 await upstream.aclose()
@@ -118,10 +119,18 @@ class UpstreamBackend:
         finally:
             permit.release()
             await upstream.aclose()
+        if _checked(chat):
+            answer = _check_upstream_answer(body, chat)
+            if chat.stream:
+                return EventStream(_replay(answer, chat.include_usage), _nothing)
         return Response(body, media_type="application/json")
 
     async def _send(self, chat: Chat) -> httpx.Response:
-        req = self.client.build_request("POST", f"{self.base}/chat/completions", json=_payload(chat))
+        payload = _payload(chat)
+        if _checked(chat):
+            payload["stream"] = False  # a structured answer is checked whole before any of it goes out
+            payload.pop("stream_options", None)
+        req = self.client.build_request("POST", f"{self.base}/chat/completions", json=payload)
         try:
             return await self.client.send(req, stream=True)
         except httpx.HTTPError as e:
@@ -147,10 +156,27 @@ class UpstreamBackend:
                        code="upstream_error")
 
 
+def _checked(chat: Chat) -> bool:
+    """Structured requests: the upstream's answer is checked against the schema or tools before it is passed on."""
+    return chat.structure.grammar is not None
+
+
+# fields passed to the upstream as the client sent them (this server checked them; the upstream honours them)
+_STRUCTURED_FIELDS = ("response_format", "tools", "tool_choice", "parallel_tool_calls", "logprobs", "top_logprobs",
+                      "logit_bias", "frequency_penalty", "presence_penalty", "top_k", "min_p")
+
+
 def _payload(chat: Chat) -> dict[str, Any]:
     s = chat.sampling
-    out: dict[str, Any] = {"model": chat.request.model, "messages": chat.messages, "max_tokens": s.max_tokens,
+    raw = chat.request.model_dump(by_alias=True, exclude_none=True)
+    messages: list[dict[str, Any]] = chat.messages
+    if any(m.get("role") == "tool" or m.get("tool_calls") for m in raw["messages"]):
+        messages = [_plain_message(m) for m in raw["messages"]]  # the upstream's own template renders tool turns
+    out: dict[str, Any] = {"model": chat.request.model, "messages": messages, "max_tokens": s.max_tokens,
                            "stream": chat.stream}
+    for key in _STRUCTURED_FIELDS:
+        if key in raw:
+            out[key] = raw[key]
     if chat.stream and chat.include_usage:
         out["stream_options"] = {"include_usage": True}
     for key, value in (("temperature", s.temperature), ("top_p", s.top_p), ("seed", s.seed)):
@@ -161,6 +187,62 @@ def _payload(chat: Chat) -> dict[str, Any]:
     if s.stop:
         out["stop"] = s.stop
     return out
+
+
+def _plain_message(m: dict[str, Any]) -> dict[str, Any]:
+    content = m.get("content")
+    if isinstance(content, list):
+        content = "".join(p.get("text", "") for p in content)
+    out = {**m, "content": content, "role": "system" if m["role"] == "developer" else m["role"]}
+    return {k: v for k, v in out.items() if v is not None or k == "content"}
+
+
+def _check_upstream_answer(body: bytes, chat: Chat) -> dict[str, Any]:
+    """The upstream's whole answer, if it is OpenAI-shaped and fits the schema or tools asked for; else a 502."""
+    try:
+        answer = json.loads(body)
+        choice = answer["choices"][0]
+        message, finish = choice["message"], choice.get("finish_reason")
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise APIError(502, "the upstream server's answer is not OpenAI-shaped", code="upstream_error") from None
+    if finish not in ("stop", "length", "tool_calls"):
+        raise APIError(502, f"the upstream server's answer ended without a finish reason ({finish!r}); it was "
+                            "withheld", code="upstream_error")
+    try:
+        if chat.structure.calls_tools:
+            calls = message.get("tool_calls") or []
+            if finish in ("stop", "tool_calls"):
+                check_calls(calls, chat.structure)
+        elif finish == "stop":
+            check_content(message.get("content") or "", chat.structure)
+    except APIError as e:
+        raise APIError(502, f"the upstream server's {e.message}", code="upstream_invalid_output") from None
+    return dict(answer)
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _replay(answer: dict[str, Any], include_usage: bool) -> AsyncGenerator[bytes, None]:
+    """A checked whole answer as OpenAI's stream: role, content, each tool call, the finish reason, [usage]."""
+    choice = answer["choices"][0]
+    message = choice["message"]
+    base = {k: answer.get(k) for k in ("id", "created", "model", "system_fingerprint")}
+    base["object"] = "chat.completion.chunk"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
+
+    yield chunk({"role": "assistant", "content": ""})
+    if message.get("content"):
+        yield chunk({"content": message["content"]})
+    for i, call in enumerate(message.get("tool_calls") or []):
+        yield chunk({"tool_calls": [{"index": i, **call}]})
+    yield chunk({}, choice.get("finish_reason"))
+    if include_usage and answer.get("usage"):
+        yield event({**base, "choices": [], "usage": answer["usage"]})
+    yield DONE
 
 
 def _is_openai_error(body: bytes) -> bool:

@@ -43,7 +43,8 @@ def test_masked_forward_matches_reference(harness: Harness, tiny: Any, site: Sit
         assert "error" not in got, got
         return got
 
-    def check(got: dict[str, Any], expected: npt.NDArray[np.float32], allowed: npt.NDArray[np.bool_], what: str) -> None:
+    def check(got: dict[str, Any], expected: npt.NDArray[np.float32], allowed: npt.NDArray[np.bool_],
+              what: str) -> None:
         near, logprob = masked(expected, allowed)
         assert allowed[got["token"]] and got["token"] in near, f"{what}: token {got['token']}, numpy {min(near)}"
         assert abs(got["logprob"] - logprob) <= 1e-3, f"{what}: logprob {got['logprob']}, numpy {logprob}"

@@ -101,3 +101,107 @@ def test_bad_request_raises_the_clients_error(server: str) -> None:
     assert e.value.code == "unsupported_parameter" and e.value.param == "n"
     with pytest.raises(openai.NotFoundError):
         _client(server).chat.completions.create(model="gpt-4o", messages=FRANCE)
+
+
+# --- structured output (issue 9): response_format and tools, streamed and not, direct and through --upstream ---
+
+MODEL = "SmolLM2-135M-Instruct.Q4_1"
+CARD = {"type": "object", "additionalProperties": False, "required": ["cause", "severity"],
+        "properties": {"cause": {"type": "string", "maxLength": 40},
+                       "severity": {"enum": ["low", "medium", "high", "critical"]}}}
+PUMP = [{"role": "user", "content": "Mud pump P-3 discharge pressure drifting high since 0200. Answer in JSON."}]
+GAUGE = {"type": "function", "function": {"name": "read_gauge", "description": "Read a gauge on an asset",
+                                          "parameters": {"type": "object", "additionalProperties": False,
+                                                         "required": ["asset"],
+                                                         "properties": {"asset": {"type": "string", "maxLength": 12}}}}}
+TICKET = {"type": "function", "function": {"name": "open_ticket", "parameters": {
+    "type": "object", "additionalProperties": False, "required": ["priority"],
+    "properties": {"priority": {"enum": ["low", "high"]}}}}}
+
+
+def _streamed(stream: object) -> tuple[str, list[dict[str, str]], str | None]:
+    text, calls, finish = "", [], None
+    for part in stream:  # type: ignore[attr-defined]
+        if not part.choices:
+            continue
+        delta = part.choices[0].delta
+        text += delta.content or ""
+        for call in delta.tool_calls or []:
+            calls.append({"name": call.function.name, "arguments": call.function.arguments})
+        finish = part.choices[0].finish_reason or finish
+    return text, calls, finish
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_json_schema_answer_validates_and_equals_the_reference(server: str, smollm2_package: Path,
+                                                                stream: bool) -> None:
+    import json
+
+    import jsonschema
+
+    from model_prep.reference import Decoding
+    from model_prep.structured import from_request
+
+    fmt = {"type": "json_schema", "json_schema": {"name": "card", "schema": CARD, "strict": True}}
+    want = load(smollm2_package, context=512).generate(
+        PUMP, temperature=0.0, decoding=Decoding(grammar=from_request(fmt).grammar))
+    client = _client(server)
+    if stream:
+        text, _, finish = _streamed(client.chat.completions.create(model=MODEL, messages=PUMP, temperature=0,
+                                                                   response_format=fmt, stream=True))
+    else:
+        done = client.chat.completions.create(model=MODEL, messages=PUMP, temperature=0, response_format=fmt)
+        text, finish = done.choices[0].message.content or "", done.choices[0].finish_reason
+    assert finish == "stop"
+    jsonschema.validate(json.loads(text), CARD)
+    assert text == want.text
+
+
+def test_json_object_answer_is_an_object(server: str) -> None:
+    import json
+
+    done = _client(server).chat.completions.create(model=MODEL, messages=PUMP, temperature=0, max_tokens=200,
+                                                   response_format={"type": "json_object"})
+    if done.choices[0].finish_reason == "stop":
+        assert isinstance(json.loads(done.choices[0].message.content or ""), dict)
+    else:  # a cut answer says so; it is never passed off as complete
+        assert done.choices[0].finish_reason == "length"
+
+
+@pytest.mark.parametrize("choice", ["required", "named", "auto"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_tool_calls(server: str, choice: str, stream: bool) -> None:
+    import json
+
+    import jsonschema
+
+    tool_choice: object = {"type": "function", "function": {"name": "open_ticket"}} if choice == "named" else choice
+    ask = [{"role": "user", "content": "Read the pressure gauge on P-3."}]
+    client = _client(server)
+    kwargs = {"model": MODEL, "messages": ask, "temperature": 0, "max_tokens": 60, "tools": [GAUGE, TICKET],
+              "tool_choice": tool_choice}
+    if stream:
+        text, calls, finish = _streamed(client.chat.completions.create(stream=True, **kwargs))  # type: ignore[call-overload]
+    else:
+        done = client.chat.completions.create(**kwargs)  # type: ignore[call-overload]
+        text, finish = done.choices[0].message.content or "", done.choices[0].finish_reason
+        calls = [{"name": c.function.name, "arguments": c.function.arguments}
+                 for c in done.choices[0].message.tool_calls or []]
+    if choice == "auto" and not calls:
+        assert text and finish in ("stop", "length")
+        return
+    assert finish == "tool_calls" and len(calls) == 1 and not text
+    params = {t["function"]["name"]: t["function"]["parameters"] for t in (GAUGE, TICKET)}
+    assert calls[0]["name"] in params
+    if choice == "named":
+        assert calls[0]["name"] == "open_ticket"
+    jsonschema.validate(json.loads(calls[0]["arguments"]), params[calls[0]["name"]])
+
+
+def test_a_schema_the_grammar_cannot_enforce_is_refused(server: str) -> None:
+    from openai import BadRequestError
+
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "format": "email"}}}
+    with pytest.raises(BadRequestError) as e:
+        _client(server).chat.completions.create(model=MODEL, messages=PUMP, response_format=fmt)
+    assert "format" in str(e.value)

@@ -74,7 +74,8 @@ BAD: list[tuple[str, Any, str | None, str | None]] = [
     ("image modality", {**OK, "modalities": ["text", "audio"]}, "modalities", "unsupported_parameter"),
     # structured output the grammar cannot honour: refused, never answered with looser output
     ("a schema keyword the grammar cannot enforce",
-     {**OK, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"not": {"type": "null"}}}}},
+     {**OK, "response_format": {"type": "json_schema",
+                                "json_schema": {"name": "x", "schema": {"not": {"type": "null"}}}}},
      "response_format", "unsupported_schema"),
     ("a range on a number (only integer ranges are enforced)",
      {**OK, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
