@@ -25,6 +25,7 @@ def _whole(value: Any) -> Any:
 
 Whole = BeforeValidator(_whole)
 TokenCount = Annotated[int, Field(ge=1, le=(1 << 31) - 1), Whole]
+TokenIdKey = Annotated[str, Field(pattern=r"^[0-9]{1,9}$")]  # logit_bias keys: token ids, as OpenAI writes them
 
 
 class TextPart(BaseModel):
@@ -150,7 +151,7 @@ class ChatRequest(BaseModel):
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     # token id -> added to its logit; ids outside the vocabulary have no effect
-    logit_bias: Annotated[dict[Annotated[str, Field(pattern=r"^[0-9]{1,9}$")], Annotated[float, Field(ge=-100, le=100)]],
+    logit_bias: Annotated[dict[TokenIdKey, Annotated[float, Field(ge=-100, le=100)]],
                           Field(max_length=1024)] | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20), Whole] | None = None
