@@ -69,7 +69,7 @@ def _chat(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from app.build import build
 
-    build(args.package, args.out, with_models=not args.no_model, force=args.force)
+    build(args.package, args.out, with_models=not args.no_model, force=args.force, rules=args.rules)
     return 0
 
 
@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=Path, default=Path("dist"), help="output folder (default: dist)")
     b.add_argument("--no-model", action="store_true", help="build the app without any model package")
     b.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
+    b.add_argument("--rules", type=Path, default=None, metavar="FILE",
+                   help="the field answers' rules file to ship, checked first (default: app/field/rules.json)")
     b.set_defaults(run=_build)
 
     from app.server import settings as serve_settings  # standard library only: the server loads in _serve

@@ -3,10 +3,12 @@
 dist/
   index.html, manifest.webmanifest, icons/      the page (Jinja2) and what makes it installable
   app/ui/**, app/engine/**, webgpu_shaders/     ES modules and WGSL, same paths as in the repository
+  app/field/*.js, tasks.json, rules.json        field answers: modules and data (rules.json from --rules, checked)
   vendor/<npm name>/...                         the npm libraries the engine imports (import map in index.html)
   sw.js, precache-manifest.json                 the service worker with the shell's file list (sizes, sha256)
   models/index.json, models/<name>-<id>/        model packages and which version is current
-  build-info.json                               build id, content-security-policy for the server, input fingerprint
+  build-info.json                               build id, content-security-policy for the server, input fingerprint,
+                                                the rules file's version and sha256
 
 The folder is written beside `out` and moved into place when complete. An unchanged re-run compares a fingerprint
 of every input (file contents for the small ones, size and mtime for model shards) and returns at once.
@@ -27,13 +29,14 @@ from typing import Any, TextIO
 from model_prep.fsutil import replace_dir
 from service_worker import precache
 
+from . import field as field_data
 from . import icons, models, render, vendor
 from .errors import InputError, MissingSourceError
 from .files import remove_stale_stages, sha256_bytes, walk_files, write_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_INFO = "build-info.json"
-FORMAT_VERSION = 1  # of this build's layout; part of the fingerprint, bump when the output changes shape
+FORMAT_VERSION = 2  # of this build's layout; part of the fingerprint, bump when the output changes shape
 UI_SUFFIXES = (".js", ".css")
 ENGINE_SUFFIXES = (".js", ".mjs", ".json", ".wgsl", ".wasm")
 ICON_SUFFIXES = (".svg", ".png")
@@ -74,9 +77,14 @@ class Sources:
     def shaders(self) -> Path:
         return self.root / "webgpu_shaders"
 
+    @property
+    def field(self) -> Path:
+        return self.root / "app" / "field"
+
     def check(self) -> None:
         for need in (self.templates / "index.html", self.templates / "manifest.webmanifest", self.ui / "main.js",
-                     self.engine / "client.js", self.engine / "gpu" / "probe.js", precache.SOURCE):
+                     self.engine / "client.js", self.engine / "gpu" / "probe.js", self.field / "index.js",
+                     self.field / "tasks.json", precache.SOURCE):
             if not need.is_file():
                 raise MissingSourceError(f"{need} is missing: the app cannot be built without it (a partial checkout?)")
 
@@ -111,9 +119,11 @@ def resolve_packages(packages: Sequence[Path], root: Path) -> list[Path]:
 def fingerprint(sources: Sources, shell: dict[str, Path], vendored: list[vendor.VendorFile],
                 packages: list[Path]) -> str:
     """Changes whenever any input of the build changes (the build's own code included)."""
-    own = [*walk_files(Path(__file__).parent, (".py",)), *walk_files(precache.SOURCE.parent, (".py", ".js"))]
-    small = sorted({*shell.values(), *own, *(v.source for v in vendored), *walk_files(sources.templates, ("",)),
-                    sources.root / "package.json"})
+    own = [*walk_files(Path(__file__).parent, (".py",)), *walk_files(precache.SOURCE.parent, (".py", ".js")),
+           *walk_files(sources.field, (".py",))]  # the field code checks the rules file
+    modules = [p for v in vendored for p, _ in v.modules]
+    small = sorted({*shell.values(), *own, *(v.source for v in vendored), *modules,
+                    *walk_files(sources.templates, ("",)), sources.root / "package.json"})
     state = {
         "format": FORMAT_VERSION,
         "files": [[str(p), sha256_bytes(p.read_bytes())] for p in small],
@@ -138,6 +148,8 @@ def _render_shell(sources: Sources, shell: dict[str, Path], vendored: list[vendo
     files = {path: src.read_bytes() for path, src in shell.items()}
     for v in vendored:
         files[v.url] = v.source.read_bytes()
+        for source, url in v.modules:
+            files[url] = source.read_bytes()
         if v.license:
             files[f"vendor/{v.package}/{v.license.name}"] = v.license.read_bytes()
     files.update(icons.icon_files())
@@ -152,15 +164,18 @@ def _render_shell(sources: Sources, shell: dict[str, Path], vendored: list[vendo
 
 def build(packages: Sequence[Path] = (), out: Path = Path("dist"), *, root: Path = ROOT,
           engine_dir: Path | None = None, with_models: bool = True, verify_hashes: bool = True,
-          force: bool = False, log: TextIO | None = None) -> BuildResult:
-    """Render the PWA into `out`. The first package is the current model version."""
+          force: bool = False, log: TextIO | None = None, rules: Path | None = None) -> BuildResult:
+    """Render the PWA into `out`. The first package is the current model version; `rules` is the field answers'
+    rules file to ship (default app/field/rules.json), checked before anything is written."""
     started = time.perf_counter()
     log = log or sys.stderr
     out = Path(out)
     sources = Sources(root, Path(engine_dir) if engine_dir else root / "app" / "engine")
     sources.check()
     package_dirs = resolve_packages(packages, root) if with_models else []
-    shell = sources.shell_sources()
+    rules_path = Path(rules) if rules else sources.field / "rules.json"
+    rules_info = field_data.check(rules_path, sources.field / "tasks.json")
+    shell = {**sources.shell_sources(), **field_data.shell_sources(sources.field, rules_path)}
     vendored = vendor.find_vendor_files(root)
     key = fingerprint(sources, shell, vendored, package_dirs)
     previous = _read_build_info(out)
@@ -194,6 +209,7 @@ def build(packages: Sequence[Path] = (), out: Path = Path("dist"), *, root: Path
             "models": models_json,
             "shell": {"files": len(entries), "bytes": sum(e.size for e in entries)},
             "vendor": {v.package: v.version for v in vendored},
+            "rules": rules_info.to_json(),
         }
         write_bytes(stage / BUILD_INFO, (json.dumps(build_info, indent=1) + "\n").encode())
         replace_dir(stage, out)

@@ -17,4 +17,9 @@ class MissingSourceError(BuildError):
     """A file the app needs (template, page script, engine, shader) is not in the source tree."""
 
 
-__all__ = ["BuildError", "InputError", "MissingNodeModulesError", "MissingSourceError", "PackageError"]
+class RulesFileError(BuildError):
+    """The rules file (`--rules`) or the tasks file cannot be read or is not one the app can use."""
+
+
+__all__ = ["BuildError", "InputError", "MissingNodeModulesError", "MissingSourceError", "PackageError",
+           "RulesFileError"]

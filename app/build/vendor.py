@@ -2,6 +2,8 @@
 
 Each package's browser ES-module entry is found through its package.json "exports", the version is checked against
 the pin in the project's package.json, and the import map the page uses to resolve the bare specifiers is built here.
+An entry may import the package's own modules by relative path (copied beside it, same layout: the browser resolves
+them from the entry's URL); a bare import (another package) is refused, since nothing here bundles.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from typing import Any
 
 from .errors import MissingNodeModulesError
 
-VENDORED = ("@huggingface/tokenizers", "@huggingface/jinja")
+VENDORED = ("@huggingface/tokenizers", "@huggingface/jinja", "@cfworker/json-schema")
 _CONDITIONS = ("browser", "import", "default")  # what a browser loading an ES module matches, in order
-# a static or dynamic import of another module: the entries must be single-file bundles (we do not bundle)
+# a static or dynamic import of another module: relative ones are followed, bare ones refused (we do not bundle)
 _IMPORT = re.compile(r"""(?:^|[;\s])(?:import|export)\s*(?:[\w*{}\s,$]+from\s*)?["']([^"']+)["']"""
                      r"""|import\(\s*["']([^"']+)""", re.MULTILINE)
 
@@ -28,6 +30,7 @@ class VendorFile:
     source: Path  # the entry file in node_modules
     url: str  # its path in dist/, relative to the site root
     license: Path | None
+    modules: tuple[tuple[Path, str], ...] = ()  # (source, url) of the package's other modules the entry imports
 
 
 def _resolve_export(target: Any) -> str | None:
@@ -67,14 +70,32 @@ def find_vendor_files(root: Path) -> list[VendorFile]:
         if source is None or not source.is_file() or folder.resolve() not in source.parents:
             raise MissingNodeModulesError(f"{name} names no browser ES module entry that exists ({entry!r}): "
                                           f"reinstall it with `npm ci`")
-        imports = [a or b for a, b in _IMPORT.findall(source.read_text(encoding="utf-8"))]
-        if imports:
-            raise MissingNodeModulesError(f"{source} imports {imports[0]!r}; the build copies single-file bundles "
-                                          "only: pin a version of it that ships one")
+        modules = _relative_modules(source, folder.resolve(), name)
         licence = next((folder / n for n in ("LICENSE", "LICENSE.md", "LICENSE.txt") if (folder / n).is_file()), None)
         url = f"vendor/{name}/{source.relative_to(folder.resolve()).as_posix()}"
-        out.append(VendorFile(name, str(meta["version"]), source, url, licence))
+        extra = tuple((p, f"vendor/{name}/{p.relative_to(folder.resolve()).as_posix()}") for p in modules)
+        out.append(VendorFile(name, str(meta["version"]), source, url, licence, extra))
     return out
+
+
+def _relative_modules(entry: Path, folder: Path, name: str) -> list[Path]:
+    """Every module of the package that `entry` imports, directly or not (sorted; the entry itself excluded)."""
+    seen = {entry}
+    todo = [entry]
+    while todo:
+        module = todo.pop()
+        for spec in (a or b for a, b in _IMPORT.findall(module.read_text(encoding="utf-8"))):
+            if not spec.startswith(("./", "../")):
+                raise MissingNodeModulesError(f"{module} imports {spec!r}; the build copies a package's own modules "
+                                              f"only, not other packages: pin a version of {name} that bundles them")
+            target = (module.parent / spec).resolve()
+            if folder not in target.parents or not target.is_file():
+                raise MissingNodeModulesError(f"{module} imports {spec!r}, which is not a file of {name}: "
+                                              "reinstall it with `npm ci`")
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return sorted(seen - {entry})
 
 
 def import_map(files: list[VendorFile]) -> dict[str, Any]:
