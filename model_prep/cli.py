@@ -1,4 +1,4 @@
-"""The `fieldllm` command line: one sub-command per step (prepare, chat; build and serve come with the app)."""
+"""The `fieldllm` command line: one sub-command per step (prepare, chat; build, serve and eval come with the app)."""
 
 from __future__ import annotations
 
@@ -84,8 +84,15 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(settings)
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from app.eval.report import run_command
+
+    return run_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fieldllm", description="Offline on-device LLM: prepare, chat.")
+    parser = argparse.ArgumentParser(prog="fieldllm",
+                                     description="Offline on-device LLM: prepare, chat, build, serve, eval.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="quantize a checkpoint into a WebGPU model package",
@@ -141,6 +148,22 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the environment variable named in its help; flags win.")
     serve_settings.add_arguments(s)
     s.set_defaults(run=_serve)
+
+    e = sub.add_parser("eval", help="run field cases through a package and the rules; report trust figures",
+                       description="Each case is answered as the app asks it (the task's schema, greedy), checked by "
+                                   "the rules, then answered again with --seeds sampled runs. Reports the "
+                                   "schema-valid rate, escalation recall on red-flag cases, false escalations, "
+                                   "consistency over seeds and wrong-and-confident answers (docs/EVAL.md).")
+    e.add_argument("--package", type=Path, required=True, help="model package folder (from `fieldllm prepare`)")
+    e.add_argument("--cases", type=Path, default=None, help="case file (default: tests/eval/cases.json)")
+    e.add_argument("--rules", type=Path, default=None, help="rules file (default: app/field/rules.json)")
+    e.add_argument("--seeds", type=int, default=3, help="sampled runs per case for consistency (default 3)")
+    e.add_argument("--temperature", type=float, default=0.7, help="temperature of the sampled runs (default 0.7)")
+    e.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N cases")
+    e.add_argument("--json", action="store_true", help="print the whole report as JSON on stdout")
+    e.add_argument("--require", action="store_true",
+                   help="exit 1 unless every answer is schema-valid and every red-flag case escalates")
+    e.set_defaults(run=_eval)
     return parser
 
 

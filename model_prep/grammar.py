@@ -49,7 +49,8 @@ ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$schema
 
 @dataclass(frozen=True)
 class GrammarSpec:
-    """What the output must be (see the module docstring). ``key`` is its sha256: the audit's grammar hash."""
+    """What the output must be (see the module docstring). ``body`` is compact JSON, keys in the order given;
+    ``key`` is the sha256 of kind and body: the audit's grammar hash."""
 
     kind: str  # "json_schema" | "structural_tag"
     body: str  # canonical JSON of the schema or the structural tag
@@ -73,7 +74,9 @@ class GrammarSpec:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON in the order given: a schema's property order is the order the answer must follow, so it is
+    part of the grammar (and of its key)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def check_schema(schema: Any, where: str = "schema") -> None:

@@ -118,6 +118,7 @@ class Engine:
         self._bos = tokenizer.id_to_token(bos_id) if bos_id is not None else ""
         self._eos = tokenizer.id_to_token(min(self.eos_ids)) if self.eos_ids else ""
         self._grammars: Grammars | None = None  # compiled on the first structured request
+        self.package_id: str | None = None  # the manifest's (sha256 over the package's files), when loaded from one
         self.prefilled = 0  # prompt tokens the last _prefill actually ran (the rest came from the cache)
 
     @property
@@ -265,7 +266,9 @@ class Engine:
 def engine_from_package(pkg: Package, context: int | None = None) -> Engine:
     weights = Weights.from_tensors(pkg.config, pkg.tensor_f32)
     tokenizer = Tokenizer.from_file(str(pkg.tokenizer_path))
-    return Engine(pkg.config, weights, tokenizer, pkg.chat_template, pkg.generation, context, pkg.name)
+    engine = Engine(pkg.config, weights, tokenizer, pkg.chat_template, pkg.generation, context, pkg.name)
+    engine.package_id = pkg.manifest.get("package_id")
+    return engine
 
 
 def load(package: Path | str, context: int | None = None, verify: bool = False) -> Engine:

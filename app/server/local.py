@@ -15,6 +15,7 @@ from model_prep.errors import InputError
 from model_prep.reference import Chunk
 
 from .answer import DeltaSplitter, final_message, logprobs, merge_logprobs
+from .audit import Audit
 from .disconnect import unless_disconnected
 from .errors import APIError, error_body, log
 from .parse import Chat
@@ -49,6 +50,8 @@ class LocalBackend:
         self.created = int(time.time())
         self.slots = Slots(running=1, waiting=settings.queue_size, wait_timeout=settings.queue_timeout)
         self.worker = Worker(engine.name)
+        self.audit = Audit(settings.audit, "server-numpy", engine.name, getattr(engine, "package_id", None)) \
+            if settings.audit else None
 
     @classmethod
     def from_package(cls, package: Path, settings: Settings) -> LocalBackend:
@@ -95,7 +98,7 @@ class LocalBackend:
             async def on_close() -> None:
                 stop()
 
-            return EventStream(_events(job, ids, chat, self.engine.decode), on_close)
+            return EventStream(_events(job, ids, chat, self.engine.decode, self.audit), on_close)
         try:
             answer = await unless_disconnected(request.receive, _collect(job, self.engine.decode))
         finally:
@@ -113,6 +116,10 @@ class LocalBackend:
         for choice in body["choices"]:  # as OpenAI's: tool_calls only when there are calls
             if choice["message"]["tool_calls"] is None:
                 del choice["message"]["tool_calls"]
+        if self.audit:
+            message = body["choices"][0]["message"]
+            self.audit.record(chat, message["content"], message.get("tool_calls"), finish, body["usage"],
+                              body.get("timings"))
         return JSONResponse(body)
 
     async def _compile(self, chat: Chat) -> None:
@@ -192,8 +199,8 @@ async def _collect(job: Job, decode: Callable[[Sequence[int]], str]) \
     raise RuntimeError("the engine stopped without a finish_reason")
 
 
-async def _events(job: Job, ids: _Ids, chat: Chat, decode: Callable[[Sequence[int]], str]) \
-        -> AsyncGenerator[bytes, None]:
+async def _events(job: Job, ids: _Ids, chat: Chat, decode: Callable[[Sequence[int]], str],
+                  audit: Audit | None = None) -> AsyncGenerator[bytes, None]:
     """OpenAI's stream: a role delta, content and tool-call deltas, the finish_reason, [usage], [DONE]."""
     yield ids.chunk(Delta(role="assistant", content=""))
     split = DeltaSplitter(chat.structure)
@@ -206,8 +213,12 @@ async def _events(job: Job, ids: _Ids, chat: Chat, decode: Callable[[Sequence[in
             if choice_logprobs is not None:  # tokens held back (a stop string's start): their logprobs still go out
                 yield ids.chunk(Delta(), logprobs=choice_logprobs)
             if chunk.finish_reason:
-                _, _, finish = final_message("".join(split.text), _finish(chunk), chat.structure)
-                yield ids.chunk(Delta(), finish, timings=_timings(chunk))
+                content, calls, finish = final_message("".join(split.text), _finish(chunk), chat.structure)
+                timings = _timings(chunk)
+                if audit:
+                    audit.record(chat, content, [c.model_dump() for c in calls or []] or None, finish,
+                                 _usage(chunk).model_dump(), timings.model_dump() if timings else None)
+                yield ids.chunk(Delta(), finish, timings=timings)
                 if ids.include_usage:
                     yield ids.chunk(Delta(), usage=_usage(chunk), choices=False)
                 yield DONE

@@ -118,6 +118,10 @@ class Settings:
         "--allow-host", "a Host header name the server answers to (guards against DNS rebinding); repeatable, "
                         "comma-separated in the environment; default: the localhost names when --host is a loopback "
                         "address, any otherwise", _host_name, repeat=True, metavar="NAME"))
+    audit: Path | None = field(default=None, metadata=_setting(
+        "--audit", "append one JSON line per structured answer (response_format or tools) to this file: model, "
+                   "sampling, grammar hash, output, timings, and for the app's task screens the readings and the "
+                   "rules' verdict", Path, metavar="FILE"))
     log_level: str = field(default="info", metadata=_setting(
         "--log-level", "uvicorn's log level: critical, error, warning, info or debug", _log_level, metavar="LEVEL"))
 

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .answer import check_calls, check_content
+from .audit import Audit
 from .disconnect import unless_disconnected
 from .errors import APIError, error_body
 from .parse import Chat
@@ -52,6 +53,7 @@ class UpstreamBackend:
         self._client: httpx.AsyncClient | None = None
         self.slots = Slots(running=settings.upstream_parallel, waiting=settings.queue_size,
                            wait_timeout=settings.queue_timeout)
+        self.audit = Audit(settings.audit, "server-upstream", self.base, None) if settings.audit else None
         self._models: list[ModelCard] = []
         self._models_at = -MODELS_TTL
 
@@ -121,6 +123,11 @@ class UpstreamBackend:
             await upstream.aclose()
         if _checked(chat):
             answer = _check_upstream_answer(body, chat)
+            if self.audit:
+                choice = answer["choices"][0]
+                self.audit.record(chat, choice["message"].get("content"), choice["message"].get("tool_calls"),
+                                  choice.get("finish_reason"), answer.get("usage"), answer.get("timings"),
+                                  model=answer.get("model"))
             if chat.stream:
                 return EventStream(_replay(answer, chat.include_usage), _nothing)
         return Response(body, media_type="application/json")

@@ -102,12 +102,19 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes] | None = None, timeo
 
 
 @pytest.fixture(scope="session")
-def real_server(smollm2_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def audit_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The --audit file of real_server."""
+    return tmp_path_factory.mktemp("audit") / "audit.jsonl"
+
+
+@pytest.fixture(scope="session")
+def real_server(smollm2_package: Path, tmp_path_factory: pytest.TempPathFactory, audit_log: Path) -> Iterator[str]:
     """`fieldllm serve` on the real default model, started as the user would (a subprocess), on a free port."""
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     cmd = [sys.executable, "-m", "model_prep.cli", "serve", "--package", str(smollm2_package), "--port", str(port),
-           "--dist", str(log.parent / "no-dist"), "--context", "512", "--log-level", "warning"]
+           "--dist", str(log.parent / "no-dist"), "--context", "512", "--log-level", "warning",
+           "--audit", str(audit_log)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     with open(log, "wb") as out:
         process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
