@@ -9,11 +9,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from random_schemas import MAX_TOKENS, cases
 
 from model_prep.reference import Decoding, Engine, load
 from model_prep.structured import from_request, split_tool_calls
-
-from random_schemas import MAX_TOKENS, cases
 
 SEED = 20261206
 N = 50
