@@ -1,7 +1,8 @@
 // patterns.js: the regular expressions the rules compile to, and the matching helpers (negation, exceptions).
-// The same pattern source as app/field/patterns.py, compiled with flags "dgiu" here and re.IGNORECASE there: ASCII
-// classes instead of \w \b \d \s, fixed-width lookbehind, literal text escaped. Offsets that leave this module are
-// in code points, as Python counts them (cpIndex).
+// The same pattern source as app/field/patterns.py, compiled with flags "dgu" here and none there: ASCII classes
+// instead of \w \b \d \s, fixed-width lookbehind, literal text escaped with each letter as its class of cases (no
+// case-insensitive flag: Python's lets [A-Za-z] match "İ" and "ı", JS's does not). Offsets that leave this module
+// are in code points, as Python counts them (cpIndex).
 
 export const WS = '[ \\t\\u00a0]';
 export const FLEX = '[ \\t\\u00a0:=\\-]*';
@@ -16,9 +17,13 @@ const FILLERS = ['is', 'was', 'are', 'were', 'of', 'at', 'now', 'reads', 'readin
   'decreased to', 'to'];
 const SYNTAX = new Set('\\^$.|?*+()[]{}/');
 
-/** @param {string} text */
+/** text as a pattern that matches it in any case of its letters. @param {string} text */
 export function escape(text) {
-  return Array.from(text, (c) => (SYNTAX.has(c) ? '\\' + c : c)).join('');
+  return Array.from(text, (c) => {
+    const cases = [...new Set([c, c.toLowerCase(), c.toUpperCase()].filter((x) => Array.from(x).length === 1))].sort();
+    if (SYNTAX.has(c)) return '\\' + c;
+    return cases.length === 1 ? c : '[' + cases.join('') + ']';
+  }).join('');
 }
 
 /** A word as looked up: lower case, without spaces, hyphens, colons and equals signs. @param {string} text */
@@ -44,7 +49,7 @@ export function alternation(items, left, right) {
 }
 
 /** @param {string} source */
-export const compileSource = (source) => new RegExp(source, 'dgiu');
+export const compileSource = (source) => new RegExp(source, 'dgu');
 
 /** @param {readonly string[]} phrases */
 export const phraseRegex = (phrases) => compileSource(alternation(phrases, LEFT, RIGHT));
@@ -124,7 +129,7 @@ export class Compiled {
     const sep = separator();
     this.word = compileSource(`(${wordAlt})${sep}${SIGN}(?<![0-9.,])(${NUMBER})${NUMBER_END}(?:${WS}*(${units}))?`);
     this.unit = compileSource(`${SIGN}(?<![A-Za-z0-9.,])(${NUMBER})${NUMBER_END}${WS}*(${units})` +
-      `(?:${WS}+(?:of${WS}+)?(${wordAlt}))?`);
+      `(?:${WS}+(?:${escape('of')}${WS}+)?(${wordAlt}))?`);
     const bpUnit = alternation(rules.units.get(rules.bp_unit)?.aliases ?? [], '', RIGHT);
     const pair = `([0-9]{2,3})${WS}*/${WS}*([0-9]{2,3})${NUMBER_END}`;
     this.bp = compileSource(`(${alternation(rules.bp_words, LEFT, RIGHT)})${sep}(?<![0-9.,])${pair}(?:${WS}*(${bpUnit}))?`);

@@ -1,8 +1,10 @@
 """The regular expressions the rules compile to, and the matching helpers (negation, exceptions, assets).
 
-The same pattern source is compiled by Python's `re` (IGNORECASE) and by JavaScript's RegExp (flags "giu"), so it
-uses only what both read the same way: ASCII classes instead of \\w, \\b, \\d and \\s, fixed-width lookbehind, and
-literal text escaped by `escape`. Offsets are in code points on both sides (app/field/patterns.js converts).
+The same pattern source is compiled by Python's `re` and by JavaScript's RegExp (flags "dgu"), so it uses only what
+both read the same way: ASCII classes instead of \\w, \\b, \\d and \\s, fixed-width lookbehind, literal text escaped
+by `escape`, and no case-insensitive flag (the two disagree on which letters fold together: Python's IGNORECASE lets
+[A-Za-z] match "İ" and "ı", JS's does not); each letter of a literal is written as its class of cases instead ("[hH]").
+Offsets are in code points on both sides (app/field/patterns.js converts).
 """
 
 from __future__ import annotations
@@ -33,7 +35,12 @@ _WORDS = re.compile("[a-z0-9']+")
 
 
 def escape(text: str) -> str:
-    return "".join("\\" + c if c in _SYNTAX else c for c in text)
+    """text as a pattern that matches it in any case of its letters."""
+    out = []
+    for c in text:
+        cases = sorted({x for x in (c, c.lower(), c.upper()) if len(x) == 1})
+        out.append("\\" + c if c in _SYNTAX else c if len(cases) == 1 else "[" + "".join(cases) + "]")
+    return "".join(out)
 
 
 def key(text: str) -> str:
@@ -61,7 +68,7 @@ def alternation(items: tuple[str, ...] | list[str], left: str, right: str) -> st
 
 
 def compile_source(source: str) -> re.Pattern[str]:
-    return re.compile(source, re.IGNORECASE)
+    return re.compile(source)
 
 
 def phrase_regex(phrases: tuple[str, ...] | list[str]) -> re.Pattern[str]:
@@ -106,7 +113,7 @@ class Compiled:
         self.word = compile_source(f"({word_alt}){sep}{SIGN}(?<![0-9.,])({NUMBER}){NUMBER_END}"
                                    f"(?:{WS}*({units}))?")
         self.unit = compile_source(f"{SIGN}(?<![A-Za-z0-9.,])({NUMBER}){NUMBER_END}{WS}*({units})"
-                                   f"(?:{WS}+(?:of{WS}+)?({word_alt}))?")
+                                   f"(?:{WS}+(?:{escape('of')}{WS}+)?({word_alt}))?")
         bp_unit = alternation(list(rules.units[rules.bp_unit].aliases), "", RIGHT)
         pair = f"([0-9]{{2,3}}){WS}*/{WS}*([0-9]{{2,3}}){NUMBER_END}"
         self.bp = compile_source(f"({alternation(rules.bp_words, LEFT, RIGHT)}){sep}(?<![0-9.,]){pair}"
