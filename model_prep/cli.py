@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seeds", type=int, default=3, help="sampled runs per case for consistency (default 3)")
     e.add_argument("--temperature", type=float, default=0.7, help="temperature of the sampled runs (default 0.7)")
     e.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N cases")
+    e.add_argument("--threads", type=int, default=1, help="BLAS threads for the numpy engine (default 1)")
     e.add_argument("--json", action="store_true", help="print the whole report as JSON on stdout")
     e.add_argument("--require", action="store_true",
                    help="exit 1 unless every answer is schema-valid and every red-flag case escalates")
