@@ -20,7 +20,7 @@ MARKER = "/* app update test */"
 
 def _source_copy(dest: Path) -> Path:
     """The parts of the repository `fieldllm build` reads, copied so that the test can change one."""
-    for rel in ("app/templates", "app/ui", "app/icons", "webgpu_shaders"):
+    for rel in ("app/templates", "app/ui", "app/icons", "app/field", "webgpu_shaders"):
         shutil.copytree(ROOT / rel, dest / rel)
     shutil.copy2(ROOT / "package.json", dest / "package.json")
     os.symlink(ROOT / "node_modules", dest / "node_modules")
