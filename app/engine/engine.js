@@ -3,18 +3,24 @@
 //   const reply = await engine.chat.completions.create({messages, max_tokens: 200});
 //   for await (const chunk of await engine.chat.completions.create({messages, stream: true})) ...
 // Requests run one at a time. The KV cache outlives a request: a follow-up turn runs only its new tokens.
+// Structured requests (response_format, tools) compile their grammar before they wait for the engine (a schema the
+// grammar cannot take is an InputError, never a looser answer); the grammar library loads on the first of them.
 // A stream holds the engine from its first read until it ends, is broken out of (for await ... break), or is
 // aborted: a stream read partly and then dropped without return() blocks later requests.
 
 import { ChatTemplate } from './chat-template.js';
-import { DeviceLostError, EngineError, FormatError, WebGPUUnavailableError, throwIfAborted } from './errors.js';
-import { checkPromptFits, generateIds } from './generate.js';
+import {
+  DeviceLostError, EngineError, FormatError, InputError, WebGPUUnavailableError, throwIfAborted,
+} from './errors.js';
+import { checkPromptFits, generateIds, generatePicks } from './generate.js';
 import { fetchManifest, fetchVerified } from './gpu/package.js';
+import { GrammarSpec, Grammars, vocabFromTokenizerJson } from './grammar.js';
 import { KvSession } from './kv-session.js';
-import { chunk, completion, newCompletionIdentity, usage } from './openai-shapes.js';
+import { chunk, completion, newCompletionIdentity, timings, usage } from './openai-shapes.js';
 import { parseRequest } from './request-options.js';
 import { Sampler } from './sampler.js';
 import { StopTextStream } from './stop-text.js';
+import { CallStream, checkAnswer, splitToolCalls } from './structured.js';
 import { TextTokenizer } from './tokenizer.js';
 import { importVendor } from './vendor.js';
 
@@ -25,6 +31,23 @@ import { importVendor } from './vendor.js';
 /** @typedef {import('./openai-shapes.js').FinishReason} FinishReason */
 /** @typedef {import('./vendor.js').Vendor} Vendor */
 /** @typedef {import('./gpu/package.js').Manifest} Manifest */
+/** @typedef {import('./sampler.js').Pick} Pick */
+/** @typedef {import('./structured.js').Structure} Structure */
+/** @typedef {import('./structured.js').ToolCall} ToolCall */
+/** @typedef {import('./openai-shapes.js').ChoiceLogprobs} ChoiceLogprobs */
+/** @typedef {import('./openai-shapes.js').Timings} Timings */
+/** @typedef {import('./vendor.js').Xgrammar} Xgrammar */
+/**
+ * @typedef {object} Piece  text released by the token loop, with the tokens it accounts for
+ * @property {string} text
+ * @property {Pick[]} picks
+ */
+/**
+ * @typedef {object} Report  how a completion ended, filled in when its pieces end
+ * @property {FinishReason} finish  "stop" or "length" ("tool_calls" is decided from the text afterwards)
+ * @property {number} completionTokens
+ * @property {Timings | null} timings
+ */
 /**
  * @typedef {object} EngineModel  the part of gpu/model.js's Model the engine uses (tests pass a fake)
  * @property {Manifest} manifest
@@ -85,9 +108,11 @@ function absoluteFolder(url) {
 export class Engine {
   /**
    * @param {{model: EngineModel, tokenizer: TextTokenizer, template: ChatTemplate, device?: GPUDevice | null,
-   *          adapterInfo?: object | null}} parts  device: destroyed with the engine (pass it only if the engine owns it)
+   *          adapterInfo?: object | null, tokenizerJson?: object | null,
+   *          loadXgrammar?: (() => Promise<Xgrammar>) | null}} parts  device: destroyed with the engine (pass it only
+   *   if the engine owns it); tokenizerJson and loadXgrammar: for structured output (vendor.js)
    */
-  constructor({ model, tokenizer, template, device = null, adapterInfo = null }) {
+  constructor({ model, tokenizer, template, device = null, adapterInfo = null, tokenizerJson = null, loadXgrammar = null }) {
     this.model = model;
     this.manifest = model.manifest;
     /** The `model` field of every response: the package's name. */
@@ -102,6 +127,10 @@ export class Engine {
     this.device = device;
     this.info = { model: this.name, packageId: this.manifest.package_id ?? null, context: model.context, adapter: adapterInfo };
     this.lock = new TurnLock();
+    this.tokenizerJson = tokenizerJson;
+    this.loadXgrammar = loadXgrammar;
+    /** @type {Promise<Grammars> | null} the compiled-grammar cache, made on the first structured request */
+    this.grammarsPromise = null;
     /** @type {string | null} why the device was lost, once it is */
     this.lostReason = null;
     device?.lost.then((lost) => { this.lostReason = lost.message || lost.reason; });
@@ -126,7 +155,9 @@ export class Engine {
       throw new FormatError(`${manifest.name} has no chat template in manifest.json: prepare the package again`);
     }
     const template = new ChatTemplate(vendor.Template, manifest.chat_template, { bosToken, eosToken });
-    return new Engine({ model, tokenizer, template, device, adapterInfo });
+    return new Engine({
+      model, tokenizer, template, device, adapterInfo, tokenizerJson, loadXgrammar: vendor.loadXgrammar ?? null,
+    });
   }
 
   /**
@@ -172,11 +203,33 @@ export class Engine {
   }
 
   /**
-   * The prompt's token ids: the chat template rendered, then encoded without added special tokens.
+   * The prompt's token ids: the chat template rendered (with the tools shown to the model, if any), then encoded
+   * without added special tokens.
    * @param {unknown} messages
+   * @param {any[] | null} [tools]
    */
-  promptIds(messages) {
-    return this.tokenizer.encode(this.template.render(messages));
+  promptIds(messages, tools = null) {
+    return this.tokenizer.encode(this.template.render(messages, { tools }));
+  }
+
+  /**
+   * The compiled-grammar cache for this model's tokenizer (model_prep/reference.py `grammars`); loads the grammar
+   * library on first use.
+   * @returns {Promise<Grammars>}
+   */
+  grammars() {
+    this.grammarsPromise ??= (async () => {
+      if (!this.loadXgrammar || !this.tokenizerJson) {
+        throw new EngineError('this engine has no grammar library (vendor.loadXgrammar) or tokenizer.json: ' +
+          'structured output is not available');
+      }
+      const xg = await this.loadXgrammar();
+      const vocab = vocabFromTokenizerJson(/** @type {Record<string, any>} */ (this.tokenizerJson),
+        this.manifest.config.vocab_size);
+      return Grammars.create(xg, vocab, [...this.eosIds]);
+    })();
+    this.grammarsPromise.catch(() => { this.grammarsPromise = null; });
+    return this.grammarsPromise;
   }
 
   /**
@@ -204,31 +257,71 @@ export class Engine {
     this.checkDevice();
     const opts = parseRequest(request, this.generation);
     throwIfAborted(opts.signal);
-    const prompt = this.promptIds(opts.messages);
+    const { grammar, tools } = opts.structure;
+    if (grammar) await (await this.grammars()).compile(grammar); // before the queue; kept for the next request
+    const prompt = this.promptIds(opts.messages, tools);
     checkPromptFits(prompt.length, this.context);
     const identity = newCompletionIdentity();
     if (opts.stream) return this.chunks(opts, prompt, identity);
-    let content = '';
-    const report = { finish: /** @type {FinishReason} */ ('length'), completionTokens: 0 };
-    for await (const piece of this.pieces(opts, prompt, report)) content += piece.text;
-    return completion(identity, this.name, content, report.finish, usage(prompt.length, report.completionTokens));
+    let text = '';
+    /** @type {Pick[]} */
+    const picks = [];
+    const report = newReport();
+    for await (const piece of this.pieces(opts, prompt, report)) {
+      text += piece.text;
+      picks.push(...piece.picks);
+    }
+    const answer = finalMessage(text, report.finish, opts.structure);
+    return completion(identity, this.name, {
+      ...answer, usage: usage(prompt.length, report.completionTokens), timings: report.timings,
+      logprobs: opts.logprobs ? this.choiceLogprobs(picks) : null,
+    });
   }
 
   /**
-   * The stream of chunks: role first, then content pieces, then the finish reason, then (if asked) usage.
+   * The stream of chunks (app/server/local.py `_events`): role first, then content pieces and whole tool calls
+   * (each call in one delta), then the finish reason with the timings, then (if asked) usage.
    * @param {RequestOptions} opts
    * @param {number[]} prompt
    * @param {{id: string, created: number}} identity
    * @returns {AsyncGenerator<ChatCompletionChunk, void, void>}
    */
   async* chunks(opts, prompt, identity) {
-    const { includeUsage } = opts;
-    yield chunk(identity, this.name, { role: 'assistant', content: '' }, null, includeUsage);
-    const report = { finish: /** @type {FinishReason} */ ('length'), completionTokens: 0 };
-    for await (const piece of this.pieces(opts, prompt, report)) {
-      if (piece.text) yield chunk(identity, this.name, { content: piece.text }, null, includeUsage);
+    const { includeUsage, structure } = opts;
+    const out = (/** @type {import('./openai-shapes.js').Delta | null} */ delta, /** @type {FinishReason | null} */ finish,
+      /** @type {{logprobs?: ChoiceLogprobs | null, timings?: Timings | null}} */ extra = {}) =>
+      chunk(identity, this.name, delta, finish, includeUsage, null, extra);
+    yield out({ role: 'assistant', content: '' }, null);
+    const calls = structure.callsTools ? new CallStream() : null;
+    let index = 0;
+    let text = '';
+    const engine = this;
+    /**
+     * @param {string} piece  new text
+     * @param {Pick[]} picks  the tokens it accounts for
+     * @param {boolean} final
+     */
+    function* deltas(piece, picks, final) {
+      text += piece;
+      let logprobs = opts.logprobs ? engine.choiceLogprobs(picks) : null;
+      const parts = calls ? [...calls.push(piece), ...(final ? calls.flush() : [])] : piece ? [piece] : [];
+      for (const part of parts) {
+        if (typeof part === 'string') {
+          if (!part) continue;
+          yield out({ content: part }, null, { logprobs });
+        } else {
+          yield out({ tool_calls: [{ index: index++, id: part.id, type: 'function', function: part.function }] }, null,
+            { logprobs });
+        }
+        logprobs = null;
+      }
+      if (logprobs) yield out({}, null, { logprobs }); // tokens with no text of their own: their logprobs still go out
     }
-    yield chunk(identity, this.name, {}, report.finish, includeUsage);
+    const report = newReport();
+    for await (const piece of this.pieces(opts, prompt, report)) yield* deltas(piece.text, piece.picks, false);
+    yield* deltas('', report.leftover, true);
+    const { finish } = finalMessage(text, report.finish, structure);
+    yield out({}, finish, { timings: report.timings });
     if (includeUsage) yield chunk(identity, this.name, null, null, true, usage(prompt.length, report.completionTokens));
   }
 
@@ -236,47 +329,95 @@ export class Engine {
    * Text pieces of one completion (model_prep/reference.py `stream`), holding the engine for its whole run.
    * @param {RequestOptions} opts
    * @param {number[]} prompt
-   * @param {{finish: FinishReason, completionTokens: number}} report  filled in when the pieces end
-   * @returns {AsyncGenerator<import('./stop-text.js').Piece, void, void>}
+   * @param {Report & {leftover: Pick[]}} report  filled in when the pieces end; leftover: tokens whose text never
+   *   came out (they decode to nothing), for their logprobs
+   * @returns {AsyncGenerator<Piece, void, void>}
    */
   async* pieces(opts, prompt, report) {
+    const grammar = opts.structure.grammar;
+    const grammars = grammar ? await this.grammars() : null;
     const release = await this.lock.acquire();
+    /** @type {import('./grammar.js').Constraint | null} */
+    let constraint = null;
     try {
       throwIfAborted(opts.signal);
       this.checkDevice();
+      if (grammars && grammar) constraint = await grammars.constraint(grammar);
       const text = new StopTextStream((ids) => this.tokenizer.decode(ids), opts.stops);
-      const loop = { finish: /** @type {FinishReason} */ ('length') };
-      const tokens = generateIds(this.session, prompt,
-        { maxTokens: opts.maxTokens, sampler: opts.sampler, eosIds: this.eosIds, signal: opts.signal }, loop);
-      for await (const token of tokens) {
-        const piece = text.push(token);
-        if (piece) yield piece;
+      const loop = { finish: /** @type {'stop' | 'length'} */ ('length') };
+      /** @type {Pick[]} picks not yet released with text */
+      const queue = [];
+      const started = performance.now();
+      let first = 0;
+      const picks = generatePicks(this.session, prompt, {
+        maxTokens: opts.maxTokens, sampler: opts.sampler, eosIds: this.eosIds, constraint, signal: opts.signal,
+      }, loop);
+      for await (const pick of picks) {
+        if (!first) first = performance.now();
+        queue.push(pick);
+        const piece = text.push(pick.token);
+        if (piece) yield { text: piece.text, picks: queue.splice(0, piece.tokenIds.length) };
         if (text.stopped) break;
       }
       const tail = text.flush();
-      if (tail) yield tail;
+      if (tail) yield { text: tail.text, picks: queue.splice(0, tail.tokenIds.length) };
+      const end = performance.now();
+      if (!first) first = end;
       report.finish = text.stopped ? 'stop' : loop.finish;
       report.completionTokens = text.tokens.length;
+      report.timings = timings(first - started, this.session.prefilled, end - first, text.tokens.length);
+      report.leftover = queue;
     } finally {
+      constraint?.dispose();
       release();
     }
   }
 
   /**
+   * OpenAI's logprobs of some picked tokens (app/server/answer.py `logprobs`); null when there are none.
+   * @param {Pick[]} picks
+   * @returns {ChoiceLogprobs | null}
+   */
+  choiceLogprobs(picks) {
+    if (!picks.length) return null;
+    const encoder = new TextEncoder();
+    const entry = (/** @type {number} */ id, /** @type {number} */ logprob) => {
+      const token = this.tokenizer.decode([id]);
+      return { token, logprob, bytes: Array.from(encoder.encode(token)) };
+    };
+    return {
+      content: picks.map((p) => ({ ...entry(p.token, p.logprob), top_logprobs: p.top.map(([id, lp]) => entry(id, lp)) })),
+      refusal: null,
+    };
+  }
+
+  /**
    * Token ids of a completion of `prompt` (no template, no stop strings), as model_prep/reference.py
    * `generate_ids`: ends at EOS (not yielded), max_tokens, or the context's end. Shares the KV cache.
+   * With `grammar` (a GrammarSpec, or its JSON {kind, schema | tag}), the ids follow it as generate_picks's do
+   * under a Constraint, ending when the grammar is complete.
    * @param {number[]} prompt
    * @param {{maxTokens: number, temperature?: number, topP?: number, seed?: number | null,
-   *          signal?: AbortSignal | null}} opts
+   *          signal?: AbortSignal | null, grammar?: GrammarSpec | {kind: string, schema?: any, tag?: any} | null}} opts
    * @returns {AsyncGenerator<number, void, void>}
    */
-  async* generateIds(prompt, { maxTokens, temperature = 0, topP = 1, seed = null, signal = null }) {
+  async* generateIds(prompt, { maxTokens, temperature = 0, topP = 1, seed = null, signal = null, grammar = null }) {
     const sampler = new Sampler({ temperature, topP, seed });
+    const spec = grammar === null || grammar instanceof GrammarSpec ? grammar
+      : grammar.kind === 'json_schema' ? GrammarSpec.jsonSchema(grammar.schema)
+        : grammar.kind === 'structural_tag' ? GrammarSpec.structuralTag(grammar.tag) : null;
+    if (grammar && !spec) throw new InputError(`unknown grammar kind ${String(grammar.kind)}`);
+    const grammars = spec ? await this.grammars() : null;
     const release = await this.lock.acquire();
+    /** @type {import('./grammar.js').Constraint | null} */
+    let constraint = null;
     try {
       this.checkDevice();
-      yield* generateIds(this.session, prompt, { maxTokens, sampler, eosIds: this.eosIds, signal }, { finish: 'length' });
+      if (grammars && spec) constraint = await grammars.constraint(spec);
+      yield* generateIds(this.session, prompt, { maxTokens, sampler, eosIds: this.eosIds, signal, constraint },
+        { finish: 'length' });
     } finally {
+      constraint?.dispose();
       release();
     }
   }
@@ -315,6 +456,30 @@ export class Engine {
     this.device?.destroy();
     this.device = null;
   }
+}
+
+/** @returns {Report & {leftover: Pick[]}} */
+function newReport() {
+  return { finish: 'length', completionTokens: 0, timings: null, leftover: [] };
+}
+
+/**
+ * (content, tool_calls, finish_reason) of a whole answer (app/server/answer.py `final_message`), checked against
+ * what was asked when it is complete.
+ * @param {string} text
+ * @param {FinishReason} finish  "stop" or "length"
+ * @param {Structure} structure
+ * @returns {{content: string | null, toolCalls: ToolCall[] | null, finish: FinishReason}}
+ */
+function finalMessage(text, finish, structure) {
+  if (structure.callsTools) {
+    const { content, calls } = splitToolCalls(text);
+    if (finish === 'stop') checkAnswer(text, structure, calls);
+    const toolCalls = calls.length ? calls : null;
+    return { content: content || null, toolCalls, finish: toolCalls && finish === 'stop' ? 'tool_calls' : finish };
+  }
+  if (finish === 'stop') checkAnswer(text, structure, []);
+  return { content: text, toolCalls: null, finish };
 }
 
 /**

@@ -213,7 +213,7 @@ describe('chat.completions.create', () => {
     const { engine, model } = makeEngine();
     const bad = [
       { messages: [] }, { messages: [{ role: 'robot', content: 'x' }] }, { messages: [USER], n: 2 },
-      { messages: [USER], max_tokens: 0 }, { messages: [USER], max_tokens: 2.5 }, { messages: [USER], top_p: 0 },
+      { messages: [USER], max_tokens: 0 }, { messages: [USER], max_tokens: 2.5 }, { messages: [USER], top_p: -0.1 },
       { messages: [USER], temperature: -1 }, { messages: [USER], stop: [3] }, { messages: [USER], seed: 'x' },
     ];
     for (const request of bad) {

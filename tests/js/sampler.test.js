@@ -1,5 +1,7 @@
 // app/engine/sampler.js and prng.js: greedy takes the GPU's argmax, sampling repeats for a seed, follows the
-// softmax distribution, keeps only the top-p nucleus (ties by lowest id), and validates its settings like Python.
+// softmax distribution, keeps only the top-p nucleus (ties by lowest id), and validates its settings like Python;
+// logit_bias, penalties, the grammar's mask and top_logprobs apply in model_prep/sampling.py's order (same picks and
+// log-probabilities as Python's), and top_k / min_p keep the tokens sampling.py keeps.
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -7,6 +9,7 @@ import { describe, test } from 'node:test';
 import { InputError } from '../../app/engine/errors.js';
 import { Prng } from '../../app/engine/prng.js';
 import { Sampler } from '../../app/engine/sampler.js';
+import { oracle } from './helpers/python.js';
 
 /** @param {number[]} values */
 const f32 = (values) => Float32Array.from(values);
@@ -34,7 +37,8 @@ describe('Sampler', () => {
   test('greedy returns the token forward() computed and needs no logits', () => {
     const s = new Sampler({ temperature: 0 });
     assert.equal(s.greedy, true);
-    assert.equal(s.pick({ token: 17 }), 17);
+    assert.equal(s.needsLogits, false);
+    assert.deepEqual(s.pick({ token: 17, logprob: -0.25 }), { token: 17, logprob: -0.25, top: [] });
   });
 
   test('validates temperature, top_p and seed as model_prep.sampling does', () => {
@@ -49,7 +53,7 @@ describe('Sampler', () => {
     const logits = f32(Array.from({ length: 500 }, (_, i) => Math.sin(i) * 3));
     const draw = (/** @type {number} */ seed, /** @type {number} */ topP) => {
       const s = new Sampler({ temperature: 0.8, topP, seed });
-      return Array.from({ length: 50 }, () => s.pick({ token: 0, logits }));
+      return Array.from({ length: 50 }, () => s.pick({ token: 0, logits }).token);
     };
     for (const topP of [1, 0.9, 0.3]) {
       assert.deepEqual(draw(7, topP), draw(7, topP));
@@ -65,7 +69,7 @@ describe('Sampler', () => {
     const s = new Sampler({ temperature, seed: 1 });
     const n = 40000;
     const counts = [0, 0, 0, 0];
-    for (let i = 0; i < n; i++) counts[s.sample(logits)] += 1;
+    for (let i = 0; i < n; i++) counts[s.pick({ token: 0, logits }).token] += 1;
     counts.forEach((c, i) => {
       const expected = (n * p[i]) / z;
       assert.ok(Math.abs(c - expected) < 5 * Math.sqrt(expected) + 5, `token ${i}: ${c} vs ${expected.toFixed(0)}`);
@@ -77,7 +81,7 @@ describe('Sampler', () => {
     const logits = f32([Math.log(2), Math.log(4), Math.log(1), Math.log(4)]);
     const seen = (/** @type {number} */ topP) => {
       const s = new Sampler({ temperature: 1, topP, seed: 3 });
-      return new Set(Array.from({ length: 3000 }, () => s.sample(logits)));
+      return new Set(Array.from({ length: 3000 }, () => s.pick({ token: 0, logits }).token));
     };
     assert.deepEqual([...seen(0.3)], [1]); // 4/11 >= 0.3: the lower id of the tie alone
     assert.deepEqual([...seen(0.5)].sort(), [1, 3]); // 8/11
@@ -90,10 +94,90 @@ describe('Sampler', () => {
     const logits = new Float32Array(20001);
     logits[123] = 10;
     const s = new Sampler({ temperature: 1, topP: 0.999, seed: 5 });
-    const ids = new Set(Array.from({ length: 2000 }, () => s.sample(logits)));
+    const ids = new Set(Array.from({ length: 2000 }, () => s.pick({ token: 0, logits }).token));
     assert.ok(ids.has(123));
     assert.ok(ids.size > 500, `only ${ids.size} distinct tokens`);
     const tight = new Sampler({ temperature: 1, topP: 0.1, seed: 5 });
-    assert.ok(Array.from({ length: 200 }, () => tight.sample(logits)).every((id) => id === 123));
+    assert.ok(Array.from({ length: 200 }, () => tight.pick({ token: 0, logits }).token).every((id) => id === 123));
+  });
+});
+
+/** bool[] -> the grammar's u32 bitmask. @param {boolean[]} allowed */
+function maskOf(allowed) {
+  const words = new Uint32Array(Math.ceil(allowed.length / 32));
+  allowed.forEach((a, i) => { if (a) words[i >>> 5] |= 1 << (i & 31); });
+  return words;
+}
+
+describe('Sampler: model_prep/sampling.py order', () => {
+  test('bias, then penalties over what was picked, then the mask; logprob and top_logprobs of that, as Python', async () => {
+    const vocab = 70;
+    let x = 7;
+    const rand = () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const steps = Array.from({ length: 12 }, (_, i) => ({
+      logits: Array.from({ length: vocab }, () => Math.round((rand() * 8 - 4) * 64) / 64),
+      allowed: i % 3 === 2 ? null : Array.from({ length: vocab }, (_, t) => t % (i % 3 === 0 ? 2 : 5) !== 1 || t === 69),
+    }));
+    /** @type {Record<string, any>[]} */
+    const settings = [
+      {},
+      { logit_bias: { 3: 5, 40: -100, 68: 2.5 }, top_logprobs: 5 },
+      { frequency_penalty: 1.5, presence_penalty: 0.5, top_logprobs: 20 },
+      { frequency_penalty: -2, logit_bias: { 7: 3 }, top_logprobs: 3 },
+    ];
+    for (const o of settings) {
+      const { picks } = await oracle('picks', { options: o, steps });
+      const s = new Sampler({ frequencyPenalty: o.frequency_penalty, presencePenalty: o.presence_penalty,
+        logitBias: /** @type {Record<string, number> | undefined} */ (/** @type {unknown} */ (o.logit_bias)) ?? null, topLogprobs: o.top_logprobs ?? 0 });
+      assert.equal(s.needsLogits, Object.keys(o).length > 0);
+      steps.forEach((step, i) => {
+        const logits = Float32Array.from(step.logits);
+        const mask = step.allowed ? maskOf(step.allowed) : null;
+        // no logits needed: the GPU's (here: Python's) masked argmax is taken as it is
+        const got = s.needsLogits ? s.pick({ token: -1, logits }, mask)
+          : s.pick({ token: picks[i].token, logprob: picks[i].logprob }, mask);
+        const want = picks[i];
+        const where = `${JSON.stringify(o)} step ${i}`;
+        assert.equal(got.token, want.token, where);
+        assert.ok(Math.abs(got.logprob - want.logprob) < 1e-9, where);
+        assert.deepEqual(got.top.map(([t]) => t), want.top.map((/** @type {number[]} */ [t]) => t), where);
+        got.top.forEach(([, lp], k) => assert.ok(Math.abs(lp - want.top[k][1]) < 1e-9, where));
+      });
+    }
+  });
+
+  test('top_k, then top_p, then min_p keep what sampling.py keeps', () => {
+    // probabilities (temperature 1) proportional to 8, 4, 4, 2, 1, 1 for ids 5, 1, 2, 0, 3, 4
+    const logits = Float32Array.from([2, 4, 4, 1, 1, 8].map(Math.log));
+    /** @param {import('../../app/engine/sampler.js').SamplerOptions} o */
+    const seen = (o) => {
+      const s = new Sampler({ temperature: 1, seed: 11, ...o });
+      return [...new Set(Array.from({ length: 4000 }, () => s.pick({ token: -1, logits }).token))].sort((a, b) => a - b);
+    };
+    assert.deepEqual(seen({ topK: 2 }), [1, 5]); // 8 and the lower id of the 4s
+    assert.deepEqual(seen({ topK: 3 }), [1, 2, 5]);
+    assert.deepEqual(seen({ topK: 3, topP: 0.6 }), [1, 5]); // of the top 3's mass 16: 8 + 4 reaches 9.6
+    assert.deepEqual(seen({ topP: 0.7 }), [1, 2, 5]); // of 20: 8 + 4 + 4 = 16 >= 14
+    assert.deepEqual(seen({ minP: 0.3 }), [1, 2, 5]); // >= 0.3 x 8
+    assert.deepEqual(seen({ minP: 0.9 }), [5]);
+    assert.deepEqual(seen({ topP: 0.5, minP: 0.1 }), [1, 5]);
+    assert.deepEqual(seen({ topK: 4, minP: 0.26 }), [1, 2, 5]); // id 0: 2 < 0.26 x 8
+    assert.deepEqual(seen({ topK: 4, minP: 0.2 }), [0, 1, 2, 5]);
+  });
+
+  test('sampling under a mask draws only allowed tokens; a mask with none allowed throws', () => {
+    const logits = Float32Array.from([5, 4, 3, 2, 1, 0]);
+    const allowed = [false, true, false, true, false, false];
+    const s = new Sampler({ temperature: 1.5, seed: 2 });
+    const drawn = new Set(Array.from({ length: 500 }, () => s.pick({ token: -1, logits }, maskOf(allowed)).token));
+    assert.deepEqual([...drawn].sort(), [1, 3]);
+    assert.throws(() => s.pick({ token: -1, logits }, maskOf(allowed.map(() => false))), /allows no token/);
+  });
+
+  test('validates top_k, min_p, penalties and top_logprobs as Python does', () => {
+    for (const bad of [{ topK: -1 }, { topK: 1.5 }, { minP: 1.5 }, { frequencyPenalty: 2.5 }, { presencePenalty: -3 },
+      { topLogprobs: 21 }]) {
+      assert.throws(() => new Sampler(bad), InputError, JSON.stringify(bad));
+    }
   });
 });

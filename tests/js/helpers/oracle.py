@@ -3,7 +3,7 @@
 The Node tests (tests/js/*.test.js) call this with the project's virtualenv so that the JS host layer is compared
 with what model_prep (Hugging Face `tokenizers`, Jinja2, the reference engine's stream logic) does on the same input.
 Commands: prepare, tiny-tokenizer, encode, decode, render, stream; for structured output: vocab, specs,
-random-cases, masks, parse-chat, render-tools, calls.
+random-cases, masks, parse-chat, render-tools, calls, picks.
 """
 
 from __future__ import annotations
@@ -231,9 +231,28 @@ def calls(req: dict[str, Any]) -> dict[str, Any]:
     return {"splits": splits, "streams": streams, "histories": [history_messages(m) for m in req["histories"]]}
 
 
+def picks(req: dict[str, Any]) -> dict[str, Any]:
+    """model_prep.sampling.Sampler.pick over a sequence of steps (logits, optional allowed mask), one sampler for the
+    whole sequence (so the penalties count what it picked): token, logprob and top_logprobs of each."""
+    import numpy as np
+
+    o = req["options"]
+    sampler = Sampler(o.get("temperature", 0.0), o.get("top_p", 1.0), o.get("seed"), top_k=o.get("top_k", 0),
+                      min_p=o.get("min_p", 0.0), frequency_penalty=o.get("frequency_penalty", 0.0),
+                      presence_penalty=o.get("presence_penalty", 0.0),
+                      logit_bias={int(k): v for k, v in o.get("logit_bias", {}).items()},
+                      top_logprobs=o.get("top_logprobs", 0))
+    out = []
+    for step in req["steps"]:
+        allowed = None if step.get("allowed") is None else np.asarray(step["allowed"], bool)
+        p = sampler.pick(np.asarray(step["logits"], np.float32), allowed)
+        out.append({"token": p.token, "logprob": p.logprob, "top": [[t, lp] for t, lp in p.top]})
+    return {"picks": out}
+
+
 COMMANDS = {"prepare": prepare, "tiny-tokenizer": tiny_tokenizer, "encode": encode, "decode": decode,
             "render": render, "stream": stream, "vocab": vocab, "specs": specs, "random-cases": random_cases,
-            "masks": masks, "parse-chat": parse_chat, "render-tools": render_tools, "calls": calls}
+            "masks": masks, "parse-chat": parse_chat, "render-tools": render_tools, "calls": calls, "picks": picks}
 
 if __name__ == "__main__":
     request = json.load(sys.stdin)
