@@ -69,6 +69,8 @@ export class Sampler {
     this.logitBias = new Map(logitBias instanceof Map ? logitBias
       : Object.entries(logitBias ?? {}).map(([k, v]) => [Number(k), v]));
     this.topLogprobs = topLogprobs;
+    /** @type {number | null} the request's seed (null: a random one) */
+    this.seed = seed ?? null;
     this.prng = new Prng(seed ?? randomSeed());
     /** @type {Map<number, number>} token -> times generated in this completion (for the penalties) */
     this.counts = new Map();
