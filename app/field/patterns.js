@@ -135,6 +135,9 @@ export class Compiled {
     this.bp = compileSource(`(${alternation(rules.bp_words, LEFT, RIGHT)})${sep}(?<![0-9.,])${pair}(?:${WS}*(${bpUnit}))?`);
     this.bpBare = compileSource(`(?<![A-Za-z0-9.,/])${pair}${WS}*(${bpUnit})`);
     this.hourWords = new Set(rules.hour_words.map(key));
+    // a word that, after a number given without a unit, says it is no reading ("fever of 3 days"); sticky: matched
+    // exactly at lastIndex, as Python's pattern.match(text, pos)
+    this.notAReading = new RegExp(`${WS}*${alternation(rules.not_after_bare_number, '', RIGHT)}`, 'uy');
 
     /** @type {Map<string, string>} */
     this.assetByKey = new Map();

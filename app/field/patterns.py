@@ -120,6 +120,8 @@ class Compiled:
                                  f"(?:{WS}*({bp_unit}))?")
         self.bp_bare = compile_source(f"(?<![A-Za-z0-9.,/]){pair}{WS}*({bp_unit})")
         self.hour_words = {key(w) for w in rules.hour_words}
+        # a word that, after a number given without a unit, says it is no reading ("fever of 3 days")
+        self.not_a_reading = compile_source(f"{WS}*{alternation(rules.not_after_bare_number, '', RIGHT)}")
 
         self.asset_by_key: dict[str, str] = {}
         names: list[str] = []

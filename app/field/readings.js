@@ -115,7 +115,9 @@ function wordCandidate(rules, text, m, domain, cp) {
     end = endOf(m, 4);
   } else {
     const next = text.slice(end, end + 1);
-    if (needsUnit || /^[A-Za-z/]$/.test(next)) return null;
+    const blocker = rules.compiled.notAReading;
+    blocker.lastIndex = end;
+    if (needsUnit || /^[A-Za-z/]$/.test(next) || blocker.test(text)) return null;
     unit = q.default_unit;
     if (unit === null) unit = q.bare_units.find(([mx]) => mx === null || value <= mx)?.[1] ?? null;
     if (unit === null) return null;

@@ -98,8 +98,8 @@ def _word_candidate(rules: Rules, text: str, m: re.Match[str], domain: str) -> _
         end = m.end(4)
     else:
         nxt = text[end:end + 1]
-        if needs_unit or re.match("[A-Za-z/]", nxt):
-            return None  # "O2 2L": no unit we know, and something unit-like follows
+        if needs_unit or re.match("[A-Za-z/]", nxt) or rules.compiled.not_a_reading.match(text, end):
+            return None  # "O2 2L", "fever of 3 days": something unit-like follows that is not the quantity's
         unit = q.default_unit
         if unit is None:
             unit = next((u for mx, u in q.bare_units if mx is None or value <= mx), None)

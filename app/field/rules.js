@@ -200,6 +200,8 @@ export class Rules {
     this.bp_form_quantity = '';
     /** @type {string[]} */
     this.hour_words = [];
+    /** @type {string[]} */
+    this.not_after_bare_number = [];
     /** @type {Map<string, [string, string[]]>} id -> [label, keywords] */
     this.asset_classes = new Map();
     /** @type {Map<string, Asset>} */
@@ -290,6 +292,7 @@ function checkRules(r, d) {
   }
   r.bp_form_quantity = text(bp.form_quantity, 'blood_pressure.form_quantity');
   r.hour_words = texts(d.hour_words, '"hour_words"');
+  r.not_after_bare_number = texts(d.not_after_bare_number, '"not_after_bare_number"');
 
   for (const [cid, c0] of Object.entries(obj(d.asset_classes, '"asset_classes"'))) {
     const c = obj(c0, `asset_classes.${cid}`);

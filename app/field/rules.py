@@ -168,6 +168,7 @@ class Rules:
         self.bp_words: tuple[str, ...] = ()
         self.bp_systolic = self.bp_diastolic = self.bp_unit = self.bp_form_quantity = ""
         self.hour_words: tuple[str, ...] = ()
+        self.not_after_bare_number: tuple[str, ...] = ()
         self.asset_classes: dict[str, tuple[str, tuple[str, ...]]] = {}  # id -> (label, keywords)
         self.assets: dict[str, Asset] = {}
         self.limits: list[Limit] = []
@@ -299,6 +300,7 @@ def _check(r: Rules, d: dict[str, Any]) -> None:
             raise _fail(f'blood_pressure.unit: quantity "{bp[key]}" does not take unit "{r.bp_unit}"')
     r.bp_form_quantity = _text(bp.get("form_quantity"), "blood_pressure.form_quantity")
     r.hour_words = _texts(d.get("hour_words"), '"hour_words"')
+    r.not_after_bare_number = _texts(d.get("not_after_bare_number"), '"not_after_bare_number"')
 
     for cid, c in _obj(d.get("asset_classes"), '"asset_classes"').items():
         c = _obj(c, f"asset_classes.{cid}")

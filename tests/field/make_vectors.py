@@ -94,6 +94,9 @@ parse("a range reads its first number", "sats 84-86%", "triage", ["spo2 84 %"])
 parse("offsets count code points", "🔥🔥 SpO2 84%", "triage", ["spo2 84 %"])
 parse("percent alone is not a reading", "84% on room air, 50% burns", "triage", [])
 parse("ppm alone is ambiguous", "reading 15 ppm", "fault", [])
+parse("a duration after a bare number", "fever of 3 days, sats 2 times checked", "triage", [])
+parse("a unit-like word after a bare number", "on O2 at 2 l/min", "triage", [])
+parse("a reading then a duration", "HR 120 for 2 days", "triage", ["heart_rate 120 bpm"])
 parse("blood pressure with its unit but no word", "85/50 mmHg", "triage", ["sbp 85 mmHg", "dbp 50 mmHg"])
 
 # ---- readings_from_form ----
@@ -216,7 +219,11 @@ ev("smoke", "fault", "smoke from the MCC", "escalate", ["fire_smoke"])
 ev("no smoke", "fault", "no smoke, no sparks, breaker tripped", "no_readings", [])
 ev("fire is an equipment phrase only", "triage", "burns from a fire on the deck", "no_readings", [])
 ev("a person in a fault report", "fault", "man down near compressor C-1, not breathing", "escalate",
-   ["unresponsive", "not_breathing"])
+   ["person_down"])
+ev("stroke rate is a pump's", "fault", "P-3 stroke rate dropped, leaking fitting, bearing seizing", "no_readings", [])
+ev("an unresponsive HMI is no person", "fault", "HMI unresponsive, explosion-proof motor, burner flame failure",
+   "no_readings", [])
+ev("stroke in a triage", "triage", "possible stroke, face drooping", "escalate", ["stroke_signs"])
 ev("asset from the form", "fault", "discharge 435 psi", "escalate", ["p3_discharge_pressure"], asset="P-3")
 ev("asset class from the form", "fault", "vibration 7.5 mm/s", "escalate", ["pump_vibration"], asset="pump")
 ev("no asset: class limits do not apply", "fault", "vibration 7.5 mm/s", "in_range", [])
