@@ -2,7 +2,7 @@
 // as app/field/readings.py. A reading is {quantity, value, unit, canonical_value, canonical_unit, text, start, end,
 // source}: start/end in code points, null for a form field.
 
-import { NUMBER, cpIndex, firstMatch, key } from './patterns.js';
+import { NUMBER, cpIndex, firstMatch, key, phraseRegex } from './patterns.js';
 import { fmtQuantity, parseNumber, toCanonical } from './numbers.js';
 import { DOMAINS, DOMAIN_OF_KIND, KINDS, ReadingError, RulesError, show } from './rules.js';
 
@@ -144,10 +144,50 @@ function unitCandidate(rules, text, m, domain, cp) {
       return { start, end, readings: [makeReading(picked[0], value, unit, text.slice(start, end), cp(start), cp(end), 'text')], hourWord: false };
     }
   }
-  const q = unitDefault(rules, unit, domain);
+  const q = unitDefault(rules, unit, domain) ?? namedBefore(rules, text, start, unit, domain);
   if (q === null) return null;
   const end = endOf(m, 3);
   return { start, end, readings: [makeReading(q, value, unit, text.slice(start, end), cp(start), cp(end), 'text')], hourWord: false };
+}
+
+/** Code points: how far back a unit that several quantities share looks for the quantity's word. */
+export const LOOKBACK = 48;
+const CLAUSE_BREAK = /[.;!?\n0-9]/u;
+/** @type {Map<string, RegExp>} */
+const wordsRegex = new Map();
+
+/**
+ * For a unit with no default quantity ("25 ppm": H2S or CO?): the quantity whose word comes last before the number,
+ * at most LOOKBACK code points back and in the same clause (no digit or . ; ! ? or line break between), among the
+ * quantities of the domain that take the unit (readings.py `_named_before`).
+ * @param {Rules} rules @param {string} text @param {number} start  UTF-16 index of the number
+ * @param {string} unit @param {string} domain
+ * @returns {Quantity | null}
+ */
+function namedBefore(rules, text, start, unit, domain) {
+  let low = start;
+  for (let k = 0; k < LOOKBACK && low > 0; k++) {
+    const c = text.charCodeAt(low - 1);
+    low -= low >= 2 && c >= 0xdc00 && c <= 0xdfff && text.charCodeAt(low - 2) >= 0xd800 && text.charCodeAt(low - 2) <= 0xdbff ? 2 : 1;
+  }
+  const window = text.slice(low, start);
+  /** @type {[number, Quantity] | null} */
+  let best = null;
+  for (const q of rules.quantities.values()) {
+    if (!q.units.has(unit) || q.domain !== domain || !q.words.length) continue;
+    const cacheKey = q.words.join('\u0000');
+    let re = wordsRegex.get(cacheKey);
+    if (!re) {
+      re = new RegExp(phraseRegex(q.words).source, 'gu');
+      wordsRegex.set(cacheKey, re);
+    }
+    re.lastIndex = 0;
+    for (const m of window.matchAll(re)) {
+      const end = (m.index ?? 0) + m[0].length;
+      if (!CLAUSE_BREAK.test(window.slice(end)) && (best === null || end > best[0])) best = [end, q];
+    }
+  }
+  return best ? best[1] : null;
 }
 
 /**

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from . import patterns
@@ -121,11 +122,35 @@ def _unit_candidate(rules: Rules, text: str, m: re.Match[str], domain: str) -> _
             q = picked[0]
             return _Candidate(start, m.end(4), [make_reading(q, value, unit, text[start:m.end(4)], start, m.end(4),
                                                               "text")], False)
-    q2 = _unit_default(rules, unit, domain)
+    q2 = _unit_default(rules, unit, domain) or _named_before(rules, text, start, unit, domain)
     if q2 is None:
         return None
     end = m.end(3)
     return _Candidate(start, end, [make_reading(q2, value, unit, text[start:end], start, end, "text")], False)
+
+
+LOOKBACK = 48  # code points: how far back a unit that several quantities share looks for the quantity's word
+_CLAUSE_BREAK = re.compile("[.;!?\n0-9]")
+
+
+@lru_cache(maxsize=256)
+def _words_regex(words: tuple[str, ...]) -> re.Pattern[str]:
+    return patterns.phrase_regex(words)
+
+
+def _named_before(rules: Rules, text: str, start: int, unit: str, domain: str) -> Quantity | None:
+    """For a unit with no default quantity ("25 ppm": H2S or CO?): the quantity whose word comes last before the
+    number, at most LOOKBACK code points back and in the same clause (no digit or . ; ! ? or line break between),
+    among the quantities of the domain that take the unit. "H2S detector at the shakers reading 25 ppm" is H2S."""
+    window = text[max(0, start - LOOKBACK):start]
+    best: tuple[int, Quantity] | None = None
+    for q in rules.quantities.values():
+        if unit not in q.units or q.domain != domain or not q.words:
+            continue
+        for m in _words_regex(q.words).finditer(window):
+            if _CLAUSE_BREAK.search(window, m.end()) is None and (best is None or m.end() > best[0]):
+                best = (m.end(), q)
+    return best[1] if best else None
 
 
 def _bp_candidate(rules: Rules, text: str, m: re.Match[str], first: int) -> _Candidate | None:

@@ -47,6 +47,15 @@ parse("spo2 percent", "SpO2 84%", "triage", ["spo2 84 %"])
 parse("sats without unit", "sats 84", "triage", ["spo2 84 %"])
 parse("glucose mg/dL alone", "45 mg/dL", "screening", ["glucose 45 mg/dL"])
 parse("glucose mmol/L with word", "glucose 2.5 mmol/L", "screening", ["glucose 2.5 mmol/L"])
+parse("mmol/L alone is glucose", "Fingerstick 2.4 mmol/L before breakfast", "screening", ["glucose 2.4 mmol/L"])
+# a unit several quantities share (ppm: H2S or CO) takes the last quantity word before it in the same clause
+parse("shared unit: the word a few words back", "H2S detector at the shale shakers reading 25 ppm", "fault",
+      ["h2s 25 ppm"])
+parse("shared unit: the nearest word wins", "gas round: CO low, H2S at the shakers 40 ppm", "fault", ["h2s 40 ppm"])
+parse("shared unit: not past a clause break", "H2S detector tested. Reading 25 ppm", "fault", [])
+parse("shared unit: not past another number", "H2S detector 2 reading 25 ppm", "fault", [])
+parse("shared unit: not too far back",
+      "H2S detector mounted high on the far side of the shale shaker room, reading 25 ppm", "fault", [])
 parse("HR bare", "HR 38", "triage", ["heart_rate 38 bpm"])
 parse("pulse bare", "pulse 38", "triage", ["heart_rate 38 bpm"])
 parse("RR bare", "RR 32", "triage", ["resp_rate 32 breaths/min"])
@@ -155,7 +164,7 @@ v("a longer tag is another asset", "detect_asset", {"text": "P-30 running rough"
 v("first class keyword wins", "detect_asset", {"text": "compressor then pump"},
   {"id": None, "class": "compressor", "label": "compressor"})
 v("alias of a named generator", "detect_asset", {"text": "generator 1 bearing hot"},
-  {"id": "G-1", "class": "generator", "label": "main generator G-1 (480 V)"})
+  {"id": "G-1", "class": "generator", "label": "main generator G-1 (6.6 kV)"})
 
 
 # ---- evaluate ----
@@ -202,15 +211,15 @@ ev("implausible in another unit", "triage", "temp 120 F", "implausible", [])
 ev("nothing to check", "triage", "patient comfortable, talking", "no_readings", [])
 ev("empty text", "screening", "", "no_readings", [])
 ev("P-3 discharge pressure", "fault",
-   "mud pump P-3 pressure readings drifting high since 0200, discharge 435 PSI, vibration also slightly elevated",
+   "mud pump P-3 pressure readings drifting high since 0200, discharge 5,200 PSI, vibration also slightly elevated",
    "escalate", ["p3_discharge_pressure"])
 ev("pump vibration at zone D", "fault", "pump vibration 7.1 mm/s", "escalate", ["pump_vibration"])
 ev("pump vibration below zone D", "fault", "pump vibration 7.0 mm/s", "in_range", [])
 ev("named asset limit replaces the class's", "fault", "P-3 vibration 5.2 mm/s", "escalate", ["p3_vibration"])
 ev("vibration in in/s against the in/s limit", "fault", "compressor vibration 0.3 in/s", "escalate",
    ["compressor_vibration"])
-ev("generator voltage out of band", "fault", "G-1 voltage 540 V", "escalate", ["g1_voltage"])
-ev("generator voltage in band", "fault", "G-1 voltage 480 V", "in_range", [])
+ev("generator voltage out of band", "fault", "G-1 voltage 7.4 kV", "escalate", ["g1_voltage"])
+ev("generator voltage in band", "fault", "G-1 voltage 6.6 kV", "in_range", [])
 ev("insulation resistance", "fault", "MCC feeder cable meggered 0.4 MΩ", "escalate", ["electrical_insulation_low"])
 ev("gas readings", "fault", "H2S 15 ppm, LEL 12%, O2 19%, CO 40 ppm", "escalate",
    ["h2s_high", "lel_high", "o2_low", "co_high"])
@@ -224,7 +233,7 @@ ev("stroke rate is a pump's", "fault", "P-3 stroke rate dropped, leaking fitting
 ev("an unresponsive HMI is no person", "fault", "HMI unresponsive, explosion-proof motor, burner flame failure",
    "no_readings", [])
 ev("stroke in a triage", "triage", "possible stroke, face drooping", "escalate", ["stroke_signs"])
-ev("asset from the form", "fault", "discharge 435 psi", "escalate", ["p3_discharge_pressure"], asset="P-3")
+ev("asset from the form", "fault", "discharge 5200 psi", "escalate", ["p3_discharge_pressure"], asset="P-3")
 ev("asset class from the form", "fault", "vibration 7.5 mm/s", "escalate", ["pump_vibration"], asset="pump")
 ev("no asset: class limits do not apply", "fault", "vibration 7.5 mm/s", "in_range", [])
 ev("form readings with text", "triage", "pt drowsy", "escalate", ["spo2_low", "consciousness"],
@@ -314,8 +323,8 @@ rv("fault critical is an escalation", "fault", "mud pump P-3 discharge 380 psi",
 rv("fault answer with invented numbers", "fault", "P-3 discharge 380 psi",
    done(answer(**{**FAULT_OK, "escalate_if": ["pressure above 450 psi", "vibration above 7.1 mm/s"]})),
    {"unsupported_numbers": ["450", "7.1"], "valid": True})
-rv("fault answer with converted numbers", "fault", "P-3 discharge 30 bar",
-   done(answer(**{**FAULT_OK, "escalate_if": ["pressure above 435 psi"]})),
+rv("fault answer with converted numbers", "fault", "P-3 discharge 360 bar",
+   done(answer(**{**FAULT_OK, "escalate_if": ["pressure above 5221 psi"]})),
    {"unsupported_numbers": [], "rules": ["p3_discharge_pressure"]})
 SCREEN_OK = answer(reading_summary="Fasting glucose 110 mg/dL.",
                    context="A fasting reading between 100 and 125 mg/dL is above the usual range.",
@@ -343,7 +352,7 @@ rv("at the threshold is high", "triage", "HR 80", done(MINOR, p=0.6), {"confiden
 rv("no probability, no confidence", "triage", "HR 80", done(MINOR, p=None), {"confidence": None})
 rv("implausible reading with a valid answer", "triage", "SpO2 140%", done(MINOR),
    {"status": "implausible", "valid": True, "escalate": False})
-rv("asset from the form in a review", "fault", "discharge 435 psi", done(answer(**FAULT_OK)),
+rv("asset from the form in a review", "fault", "discharge 5200 psi", done(answer(**FAULT_OK)),
    {"status": "escalate", "rules": ["p3_discharge_pressure"]}, asset="P-3")
 
 # ---- tasks, requests ----
