@@ -16,7 +16,10 @@ from typing import Any
 
 from .errors import MissingNodeModulesError
 
-VENDORED = ("@huggingface/tokenizers", "@huggingface/jinja", "@cfworker/json-schema")
+VENDORED = ("@huggingface/tokenizers", "@huggingface/jinja", "@cfworker/json-schema", "@mlc-ai/web-xgrammar")
+# bare imports a package makes only when it runs under Node (emscripten's ENVIRONMENT_IS_NODE branch of
+# web-xgrammar's UMD bundle, whose WASM is inlined): a browser never reaches them, so they are not refused
+_NODE_ONLY_IMPORTS = {"@mlc-ai/web-xgrammar": frozenset({"module"})}
 _CONDITIONS = ("browser", "import", "default")  # what a browser loading an ES module matches, in order
 # a static or dynamic import of another module: relative ones are followed, bare ones refused (we do not bundle)
 _IMPORT = re.compile(r"""(?:^|[;\s])(?:import|export)\s*(?:[\w*{}\s,$]+from\s*)?["']([^"']+)["']"""
@@ -85,6 +88,8 @@ def _relative_modules(entry: Path, folder: Path, name: str) -> list[Path]:
     while todo:
         module = todo.pop()
         for spec in (a or b for a, b in _IMPORT.findall(module.read_text(encoding="utf-8"))):
+            if spec in _NODE_ONLY_IMPORTS.get(name, ()):
+                continue
             if not spec.startswith(("./", "../")):
                 raise MissingNodeModulesError(f"{module} imports {spec!r}; the build copies a package's own modules "
                                               f"only, not other packages: pin a version of {name} that bundles them")
