@@ -302,11 +302,11 @@ rv("schema-invalid: sizes and a missing property", "triage", "",
    done(answer(probable=[], interventions=["CPR", "CPR", "CPR", "CPR", "CPR"])),
    {"status": "invalid_answer", "valid": False,
     "problems": ['answer: missing "priority"', "answer.probable: 0 items, fewer than 1",
-                 "answer.interventions: 5 items, more than 4"]})
+                 "answer.interventions: 5 items, more than 3"]})
 rv("schema-invalid: long string", "fault", "",
-   done(answer(asset="x" * 61, probable_causes=["wear"], recommended_action="inspect", escalate_if=["leak"],
+   done(answer(asset="x" * 41, probable_causes=["wear"], recommended_action="inspect", escalate_if=["leak"],
                severity="low")),
-   {"valid": False, "problems": ["answer.asset: 61 characters, more than 60"]})
+   {"valid": False, "problems": ["answer.asset: 41 characters, more than 40"]})
 rv("array instead of object", "triage", "", done("[]"), {"problems": ["answer: expected object, got array"]})
 rv("empty answer", "triage", "", done(""), {"problems": ["the answer is empty"]})
 rv("NaN is not JSON", "triage", "", done("NaN"), {"problems": ["the answer is not valid JSON"]})
