@@ -9,9 +9,11 @@ through the same planner and packer). Too big to carry to the GPU machine, so it
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +58,10 @@ def _random_q8(rows: int, cols: int, rng: np.random.Generator) -> quant.Planes:
     return quant.pack_q8(q, scale)
 
 
-def synthetic_checkpoint(config: ModelConfig, seed: int, q8_embedding: bool) -> Checkpoint:
+def synthetic_checkpoint(config: ModelConfig, seed: int, q8_embedding: bool,
+                         like: Path | None = None) -> Checkpoint:
+    """``like``: a real package whose tokenizer.json, chat template and special tokens the synthetic one takes (its
+    vocabulary must have the shape's size), for benchmarks that need real text: grammars, templates."""
     rng = np.random.default_rng(seed)
     tensors = []
     for name, shape in config.tensor_shapes().items():
@@ -71,9 +76,16 @@ def synthetic_checkpoint(config: ModelConfig, seed: int, q8_embedding: bool) -> 
 
             tensors.append(SourceTensor(name, shape, "Q8_0" if storage == fmt.Q8 else "Q4_1",
                                         lambda: np.zeros(0, np.float32), carry, storage))
+    tokenizer, template = _TOKENIZER, "{{ messages[0]['content'] }}"
+    generation: dict[str, Any] = {"bos_token_id": None, "eos_token_ids": [0], "add_bos_token": False}
+    if like is not None:
+        manifest = json.loads((like / "manifest.json").read_text())
+        if manifest["config"]["vocab_size"] != config.vocab_size:
+            raise SystemExit(f"{like} has {manifest['config']['vocab_size']} tokens, the shape {config.vocab_size}")
+        tokenizer = (like / manifest.get("tokenizer", "tokenizer.json")).read_text()
+        template, generation = manifest["chat_template"], manifest["generation"]
     return Checkpoint(kind="synthetic", name=f"synthetic-{config.architecture}", config=config,
-                      tokenizer_json=_TOKENIZER, chat_template="{{ messages[0]['content'] }}",
-                      generation={"bos_token_id": None, "eos_token_ids": [0], "add_bos_token": False},
+                      tokenizer_json=tokenizer, chat_template=template, generation=generation,
                       tensors=tensors, files=[])
 
 
@@ -82,9 +94,12 @@ def main() -> None:
     ap.add_argument("--shape", choices=sorted(SHAPES), default="qwen2.5-1.5b")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--like", type=Path, metavar="PACKAGE",
+                    help="take tokenizer.json, chat template and special tokens from this real package")
     args = ap.parse_args()
     t = time.perf_counter()
-    ckpt = synthetic_checkpoint(SHAPES[args.shape], args.seed, q8_embedding=args.shape == "smollm2-135m")
+    ckpt = synthetic_checkpoint(SHAPES[args.shape], args.seed, q8_embedding=args.shape == "smollm2-135m",
+                                like=args.like)
     plan = make_plan(ckpt, Options())
     write_package(ckpt, plan, args.out, key=f"synthetic-{args.shape}-{args.seed}",
                   source={"kind": "synthetic", "shape": args.shape, "seed": args.seed})
