@@ -19,10 +19,18 @@ def _raise(message: str) -> None:
     raise InputError(f"chat template refused the conversation: {message}")
 
 
+def _tojson(value: Any, indent: int | None = None, separators: tuple[str, str] | None = None,
+            sort_keys: bool = False) -> str:
+    """transformers' `tojson` (apply_chat_template), not Jinja2's: keys in their order, no ASCII or HTML escaping.
+    Templates that render tools (Qwen2.5's) were trained on this form."""
+    return json.dumps(value, ensure_ascii=False, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
 @lru_cache(maxsize=8)
 def _compile(template: str) -> jinja2.Template:
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, autoescape=False)
     env.globals["raise_exception"] = _raise
+    env.filters["tojson"] = _tojson
     env.globals["strftime_now"] = lambda f: datetime.now().strftime(f)
     try:
         return env.from_string(template)
@@ -57,7 +65,7 @@ TOOLS_INTRO = ("You can call functions. To call one, answer with <tool_call>{\"n
 def generic_tools_block(tools: list[dict[str, Any]]) -> str:
     lines = [TOOLS_INTRO]
     for tool in tools:
-        lines.append(json.dumps(tool.get("function", tool), ensure_ascii=False, sort_keys=True))
+        lines.append(json.dumps(tool.get("function", tool), ensure_ascii=False))
     return "\n".join(lines)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,10 @@ class Vocab:
 
 def vocab_from_tokenizer_json(tokenizer: dict[str, Any], vocab_size: int) -> Vocab:
     tokens = [""] * vocab_size
-    for text, i in tokenizer.get("model", {}).get("vocab", {}).items():
+    table = tokenizer.get("model", {}).get("vocab", {})
+    # BPE and WordPiece: {token: id}; Unigram: [[token, score], ...] by id
+    pairs = table.items() if isinstance(table, dict) else ((p[0], i) for i, p in enumerate(table))
+    for text, i in pairs:
         if 0 <= i < vocab_size:
             tokens[i] = text
     for added in tokenizer.get("added_tokens", []):
@@ -146,6 +150,32 @@ def _parts(node: Any) -> list[dict[str, Any]]:
     return [node, *[p for sub in inner or [] for p in _parts(sub)]]
 
 
+# Bytes that are never part of structured output: C0 controls but line feed and carriage return (tab included).
+# xgrammar 0.1.27 lets them into JSON strings raw, where JSON forbids them; a token holding one is masked out of every
+# constrained generation (the GPU's and the reference's alike), so an answer cannot fail to parse that way.
+CONTROL_BYTES = frozenset(range(0x20)) - {0x0A, 0x0D}
+_BYTE_TOKEN = re.compile("<0x([0-9A-Fa-f]{2})>")
+
+
+def _has_control(token: str, vocab_type: str) -> bool:
+    if any(ord(c) in CONTROL_BYTES for c in token):
+        return True
+    if vocab_type == "byte_level":  # GPT-2's byte-to-character map puts byte b < 0x21 at U+0100 + b
+        return any(0x100 <= ord(c) < 0x120 and ord(c) - 0x100 in CONTROL_BYTES for c in token)
+    if vocab_type == "byte_fallback":  # sentencepiece's byte tokens: <0x09>
+        m = _BYTE_TOKEN.fullmatch(token)
+        return m is not None and int(m.group(1), 16) in CONTROL_BYTES
+    return False
+
+
+def plain_token_bits(vocab: Vocab) -> npt.NDArray[np.uint32]:
+    """u32[ceil(vocab / 32)]: bit set for each token with no control byte (see CONTROL_BYTES)."""
+    bits = np.array([not _has_control(t, vocab.vocab_type) for t in vocab.tokens], bool)
+    padded = np.zeros(((len(bits) + 31) // 32) * 32, bool)
+    padded[: len(bits)] = bits
+    return np.packbits(padded, bitorder="little").view(np.uint32).copy()
+
+
 class Grammars:
     """Compiled grammars for one tokenizer, most recently used kept (``CACHE_SIZE``)."""
 
@@ -157,6 +187,7 @@ class Grammars:
                       "raw": xgr.VocabType.RAW}[vocab.vocab_type]
         self.vocab_size = len(vocab.tokens)
         self.stop_ids = list(stop_ids)
+        self.plain = plain_token_bits(vocab)
         info = xgr.TokenizerInfo(vocab.tokens, vocab_type, vocab_size=self.vocab_size, stop_token_ids=stop_ids,
                                  add_prefix_space=vocab.add_prefix_space)
         self._compiler = xgr.GrammarCompiler(info, max_threads=1, cache_enabled=False)
@@ -187,16 +218,18 @@ class Grammars:
         return compiled
 
     def constraint(self, spec: GrammarSpec) -> Constraint:
-        return Constraint(self._xgr.GrammarMatcher(self.compile(spec)), self.vocab_size, self.stop_ids)
+        return Constraint(self._xgr.GrammarMatcher(self.compile(spec)), self.vocab_size, self.stop_ids, self.plain)
 
 
 class Constraint:
     """One generation's place in its grammar."""
 
-    def __init__(self, matcher: Any, vocab_size: int, stop_ids: list[int]):
+    def __init__(self, matcher: Any, vocab_size: int, stop_ids: list[int],
+                 plain: npt.NDArray[np.uint32] | None = None):
         import torch  # xgrammar fills torch tensors; the buffer is shared with numpy (no copy per token)
 
         self._matcher = matcher
+        self._plain = None if plain is None else plain.view(np.int32)  # tokens without control bytes
         self.vocab_size = vocab_size
         self._words = np.zeros((vocab_size + 31) // 32, np.int32)  # i32[ceil(vocab / 32)], bit i%32 of word i/32
         self._tensor = torch.from_numpy(self._words)
@@ -207,6 +240,8 @@ class Constraint:
     def bitmask(self) -> npt.NDArray[np.uint32]:
         """u32[ceil(vocab / 32)]: the tokens allowed next, as the GPU's argmax reads them."""
         self._matcher.fill_next_token_bitmask(self._tensor)
+        if self._plain is not None:
+            self._words &= self._plain
         return self._words.view(np.uint32)
 
     def allowed(self) -> npt.NDArray[np.bool_]:

@@ -76,7 +76,7 @@ def _tools(tools: list[dict[str, Any]], choice: Any, parallel: bool) -> Structur
         fn = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
             raise InputError(f"tools.{i} must be {{'type': 'function', 'function': {{'name': ..., 'parameters': "
-                             "...}}}}")
+                             "...}}")
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", fn["name"]):
             raise InputError(f"tools.{i}.function.name must be 1-64 letters, digits, _ or -")
         check_schema(fn.get("parameters", {"type": "object"}), f"tools.{i}.function.parameters")

@@ -1,7 +1,7 @@
 // chat-template.js: the package's chat template (Jinja) rendered with @huggingface/jinja the way
 // model_prep/chat_template.py renders it with Jinja2: messages checked first, trim_blocks + lstrip_blocks,
-// add_generation_prompt, bos_token / eos_token as strings, raise_exception() -> InputError, and `tojson` as Jinja2's
-// (sorted keys, ASCII, HTML-safe). Tools (OpenAI definitions) go to the template if it renders them, else into the
+// add_generation_prompt, bos_token / eos_token as strings, raise_exception() -> InputError, and `tojson` as
+// transformers' (keys in order, no ASCII or HTML escaping). Tools (OpenAI definitions) go to the template if it renders them, else into the
 // generic block at the end of the system message (model_prep/chat_template.py, same text).
 
 import { FormatError, InputError } from './errors.js';
@@ -43,7 +43,7 @@ export function genericToolsBlock(tools) {
   const lines = [TOOLS_INTRO];
   for (const tool of tools) {
     lines.push(pyJson(tool !== null && typeof tool === 'object' && 'function' in tool ? tool.function : tool,
-      { ensureAscii: false, sortKeys: true }));
+      { ensureAscii: false, sortKeys: false }));
   }
   return lines.join('\n');
 }
@@ -79,12 +79,11 @@ function fromRuntime(v) {
 }
 
 /**
- * Jinja2's `tojson` filter: json.dumps(sort_keys=True) with <, >, & and ' escaped.
+ * transformers' `tojson` filter (model_prep/chat_template.py `_tojson`): json.dumps(ensure_ascii=False), keys in order.
  * @param {unknown} value
  */
-function jinja2ToJson(value) {
-  return pyJson(fromRuntime(value), { sortKeys: true }).replaceAll('<', '\\u003c').replaceAll('>', '\\u003e')
-    .replaceAll('&', '\\u0026').replaceAll("'", '\\u0027');
+function transformersToJson(value) {
+  return pyJson(fromRuntime(value), { sortKeys: false, ensureAscii: false });
 }
 
 /** @param {string} message */
@@ -111,7 +110,7 @@ function renameRaise(node) {
     if (n.type === 'Identifier' && n.value === 'raise_exception') n.value = RAISE;
     const filter = /** @type {Record<string, unknown> | undefined} */ (n.filter);
     if (n.type === 'FilterExpression' && filter?.type === 'Identifier' && filter.value === 'tojson') {
-      // the library's own tojson writes neither sorted keys nor Jinja2's escapes: call ours instead
+      // ours writes exactly what Python's json.dumps writes (floats, separators): call it, not the library's
       Object.assign(n, { type: 'CallExpression', callee: { type: 'Identifier', value: TOJSON }, args: [n.operand] });
     }
     for (const value of Object.values(n)) if (value && typeof value === 'object') renameRaise(value);
@@ -152,7 +151,7 @@ export class ChatTemplate {
     try {
       return this.template.render({
         messages: checked, bos_token: this.bosToken, eos_token: this.eosToken,
-        add_generation_prompt: addGenerationPrompt, [RAISE]: refuse, [TOJSON]: jinja2ToJson, ...extra,
+        add_generation_prompt: addGenerationPrompt, [RAISE]: refuse, [TOJSON]: transformersToJson, ...extra,
       });
     } catch (e) {
       if (e instanceof InputError) throw e;

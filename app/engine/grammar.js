@@ -339,7 +339,10 @@ function parts(node) {
  */
 export function vocabFromTokenizerJson(tokenizer, vocabSize) {
   const tokens = new Array(vocabSize).fill('');
-  for (const [text, i] of Object.entries(tokenizer.model?.vocab ?? {})) {
+  const table = tokenizer.model?.vocab ?? {};
+  // BPE and WordPiece: {token: id}; Unigram: [[token, score], ...] by id
+  const pairs = Array.isArray(table) ? table.map((p, i) => [p[0], i]) : Object.entries(table);
+  for (const [text, i] of pairs) {
     if (Number.isInteger(i) && i >= 0 && i < vocabSize) tokens[i] = text;
   }
   for (const added of tokenizer.added_tokens ?? []) {
@@ -386,6 +389,34 @@ function compileMessage(e) {
     'xgrammar refused it';
 }
 
+/** Bytes never part of structured output: C0 controls but line feed and carriage return (grammar.py CONTROL_BYTES). */
+const CONTROL_BYTES = new Set([...Array(0x20).keys()].filter((b) => b !== 0x0a && b !== 0x0d));
+
+/** @param {string} token @param {string} vocabType */
+function hasControl(token, vocabType) {
+  for (const ch of token) {
+    const c = /** @type {number} */ (ch.codePointAt(0));
+    if (CONTROL_BYTES.has(c)) return true;
+    // GPT-2's byte-to-character map puts byte b < 0x21 at U+0100 + b
+    if (vocabType === 'byte_level' && c >= 0x100 && c < 0x120 && CONTROL_BYTES.has(c - 0x100)) return true;
+  }
+  const m = vocabType === 'byte_fallback' ? /^<0x([0-9A-Fa-f]{2})>$/.exec(token) : null;
+  return m !== null && CONTROL_BYTES.has(parseInt(m[1], 16));
+}
+
+/**
+ * u32[ceil(vocab / 32)]: bit set for each token with no control byte (grammar.py plain_token_bits). xgrammar 0.1.27
+ * lets such bytes into JSON strings raw, where JSON forbids them; every constrained generation masks them out.
+ * @param {Vocab} vocab
+ */
+export function plainTokenBits(vocab) {
+  const bits = new Uint32Array(Math.ceil(vocab.tokens.length / 32));
+  vocab.tokens.forEach((t, i) => {
+    if (!hasControl(t, vocab.vocabType)) bits[i >>> 5] |= 1 << (i & 31);
+  });
+  return bits;
+}
+
 export class Grammars {
   /**
    * Compiled grammars for one tokenizer; use Grammars.create.
@@ -393,12 +424,15 @@ export class Grammars {
    * @param {import('@mlc-ai/web-xgrammar').GrammarCompiler} compiler
    * @param {number} vocabSize
    * @param {number[]} stopIds
+   * @param {Uint32Array | null} [plain]  plainTokenBits of the vocabulary
    */
-  constructor(xg, compiler, vocabSize, stopIds) {
+  constructor(xg, compiler, vocabSize, stopIds, plain = null) {
     this.xg = xg;
     this.compiler = compiler;
     this.vocabSize = vocabSize;
     this.stopIds = stopIds;
+    /** @type {Uint32Array | null} tokens without control bytes (plainTokenBits) */
+    this.plain = plain;
     /** @type {Map<string, CompiledGrammar>} key -> compiled, least recently used first */
     this.cache = new Map();
     /** @type {Map<string, Promise<CompiledGrammar>>} compiles in progress */
@@ -416,7 +450,7 @@ export class Grammars {
     const info = await xg.TokenizerInfo.createTokenizerInfo(vocab.tokens, vocab.vocabType, vocab.addPrefixSpace,
       vocab.tokens.length, stops);
     const compiler = await xg.GrammarCompiler.createGrammarCompiler(info, false);
-    return new Grammars(xg, compiler, vocab.tokens.length, stops);
+    return new Grammars(xg, compiler, vocab.tokens.length, stops, plainTokenBits(vocab));
   }
 
   /**
@@ -466,7 +500,7 @@ export class Grammars {
    */
   async constraint(spec) {
     const matcher = await this.xg.GrammarMatcher.createGrammarMatcher(await this.compile(spec));
-    return new Constraint(matcher, this.vocabSize, this.stopIds);
+    return new Constraint(matcher, this.vocabSize, this.stopIds, this.plain);
   }
 }
 
@@ -476,8 +510,9 @@ export class Constraint {
    * @param {GrammarMatcher} matcher
    * @param {number} vocabSize
    * @param {number[]} stopIds
+   * @param {Uint32Array | null} [plain]  tokens without control bytes: masked in with the grammar's
    */
-  constructor(matcher, vocabSize, stopIds) {
+  constructor(matcher, vocabSize, stopIds, plain = null) {
     this.matcher = matcher;
     this.vocabSize = vocabSize;
     const words = Math.ceil(vocabSize / 32);
@@ -487,6 +522,7 @@ export class Constraint {
     /** @type {Uint32Array} u32[ceil(vocab / 32)]: ids < vocab in the last word */
     this.valid = new Uint32Array(words).fill(0xffffffff);
     if (vocabSize % 32) this.valid[words - 1] = (2 ** (vocabSize % 32) - 1) >>> 0;
+    if (plain) for (let w = 0; w < words; w++) this.valid[w] &= plain[w];
     /** @type {Uint32Array | null} the bitmask for the current state, once computed */
     this.mask = null;
   }

@@ -84,7 +84,7 @@ function toolStructure(tools, choice, parallel) {
     const fn = isPlainObject(tool) && tool.type === 'function' ? tool.function : null;
     if (!isPlainObject(fn) || typeof fn.name !== 'string' || !fn.name) {
       // word for word structured.py's message (its last braces are doubled there: a literal, not an f-string)
-      throw new InputError(`tools.${i} must be {'type': 'function', 'function': {'name': ..., 'parameters': ...}}}}`);
+      throw new InputError(`tools.${i} must be {'type': 'function', 'function': {'name': ..., 'parameters': ...}}`);
     }
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(fn.name)) {
       throw new InputError(`tools.${i}.function.name must be 1-64 letters, digits, _ or -`);
