@@ -14,8 +14,8 @@ from model_prep.errors import InputError
 from .cases import load_cases
 from .run import EvalOptions, run_eval
 
-FIGURES = ("schema_valid", "escalation_recall", "escalation_recall_greedy", "rules_recall", "false_escalation",
-           "consistency", "model_consistency", "wrong_and_confident", "model_wrong_and_confident",
+FIGURES = ("schema_valid", "accepted", "escalation_recall", "escalation_recall_greedy", "rules_recall",
+           "false_escalation", "consistency", "model_consistency", "wrong_and_confident", "model_wrong_and_confident",
            "tokens_per_second")
 
 
@@ -50,7 +50,7 @@ def run_command(args: argparse.Namespace) -> int:
               f"flags), {s['seeds']} seeds, {report['seconds']} s")
         for name in FIGURES:
             print(f"{name:<26} {s[name]}")
-        for name in ("missed", "false_escalations", "invalid"):
+        for name in ("missed", "false_escalations", "invalid", "refused"):
             if s[name]:
                 print(f"{name:<26} {', '.join(s[name])}")
     ok = s["schema_valid"] == 1.0 and (s["escalation_recall"] in (1.0, None))

@@ -4,7 +4,9 @@ For each case: one greedy answer (the app's own request: app.field.task_request,
 turned into a card by app.field.review; then ``seeds`` sampled answers (temperature ``temperature``, seeds 1..N) for
 consistency. The figures:
 
-- schema_valid: greedy answers that finished and validate (the grammar should make this 1.0)
+- schema_valid: greedy answers that finished, parse and fit the task's schema (the grammar makes this 1.0 unless an
+  answer is cut); accepted: those the rules also accept as a card (a screening answer that names a disease is
+  schema-valid but refused, and the card shows the safe text instead)
 - escalation_recall: red-flag cases (escalate: true) whose card escalates, in every run (greedy and seeded)
 - rules_recall: the same, from the rules alone (the model's suggestion left out): what holds whatever the model says
 - false_escalation: cases that should not escalate whose greedy card does
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.field import Rules, Tasks, review, task_request
+from app.field import Rules, Tasks, parse_answer, review, schema_problems, task_request, task_schema
 from app.field.confidence import decisive_probability
 from model_prep.reference import Decoding, Engine
 from model_prep.structured import from_request
@@ -57,7 +59,10 @@ def answer(engine: Engine, case: Case, rules: Rules, tasks: Tasks, temperature: 
     card = review(case.kind, case.text, [], {"content": content, "finish_reason": finish,
                                              "decisive_probability": p}, rules, tasks)
     decisive = card["answer"].get(task.decisive) if card["answer"] else None
+    value, why = parse_answer(content)
+    schema_valid = finish == "stop" and why is None and not schema_problems(task_schema(case.kind, rules, tasks), value)
     return {"content": content, "finish_reason": finish, "card": card, "decisive": decisive,
+            "schema_valid": schema_valid,
             "decisive_probability": p, "completion_tokens": completion_tokens,
             "seconds": time.perf_counter() - started, "seed": seed, "temperature": temperature}
 
@@ -85,7 +90,8 @@ def _case_result(case: Case, greedy: dict[str, Any], sampled: list[dict[str, Any
     suggests = card["model_suggests_escalation"]
     return {
         "id": case.id, "kind": case.kind, "expected_escalate": case.escalate,
-        "escalate": card["escalate"], "status": card["status"], "valid": card["valid"] and not missing,
+        "escalate": card["escalate"], "status": card["status"],
+        "schema_valid": greedy["schema_valid"] and not missing, "accepted": card["valid"],
         "missing_fields": missing, "problems": card["problems"],
         "rules_escalate": bool(card["fired"]), "model_suggests_escalation": suggests,
         "fired": [f["message"] for f in card["fired"]],
@@ -115,7 +121,8 @@ def summarize(results: list[dict[str, Any]], options: EvalOptions) -> dict[str, 
     return {
         "cases": len(results), "red_flag_cases": len(red), "seeds": options.seeds,
         "temperature": options.temperature if sampled else None,
-        "schema_valid": _rate(sum(r["valid"] for r in results), len(results)),
+        "schema_valid": _rate(sum(r["schema_valid"] for r in results), len(results)),
+        "accepted": _rate(sum(r["accepted"] for r in results), len(results)),
         "escalation_recall": _rate(sum(r["escalate_every_run"] for r in red), len(red)),
         "escalation_recall_greedy": _rate(sum(r["escalate"] for r in red), len(red)),
         "rules_recall": _rate(sum(r["rules_escalate"] for r in red), len(red)),
@@ -127,6 +134,7 @@ def summarize(results: list[dict[str, Any]], options: EvalOptions) -> dict[str, 
         "model_wrong_and_confident": sum(r["model_wrong_and_confident"] for r in results),
         "missed": [r["id"] for r in red if not r["escalate_every_run"]],
         "false_escalations": [r["id"] for r in calm if r["escalate"]],
-        "invalid": [r["id"] for r in results if not r["valid"]],
+        "invalid": [r["id"] for r in results if not r["schema_valid"]],
+        "refused": [r["id"] for r in results if r["schema_valid"] and not r["accepted"]],
         "tokens_per_second": round(tokens / seconds, 1) if seconds else None,
     }

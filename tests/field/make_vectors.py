@@ -304,9 +304,9 @@ rv("schema-invalid: sizes and a missing property", "triage", "",
     "problems": ['answer: missing "priority"', "answer.probable: 0 items, fewer than 1",
                  "answer.interventions: 5 items, more than 3"]})
 rv("schema-invalid: long string", "fault", "",
-   done(answer(asset="x" * 41, probable_causes=["wear"], recommended_action="inspect", escalate_if=["leak"],
+   done(answer(asset="x" * 31, probable_causes=["wear"], recommended_action="inspect", escalate_if=["leak"],
                severity="low")),
-   {"valid": False, "problems": ["answer.asset: 41 characters, more than 40"]})
+   {"valid": False, "problems": ["answer.asset: 31 characters, more than 30"]})
 rv("array instead of object", "triage", "", done("[]"), {"problems": ["answer: expected object, got array"]})
 rv("empty answer", "triage", "", done(""), {"problems": ["the answer is empty"]})
 rv("NaN is not JSON", "triage", "", done("NaN"), {"problems": ["the answer is not valid JSON"]})

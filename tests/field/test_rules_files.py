@@ -170,3 +170,30 @@ def test_outputs_are_json_and_deterministic(rules: Any) -> None:
     assert json.loads(json.dumps(body)) == body
     assert body["response_format"]["json_schema"]["strict"] is True and body["temperature"] == 0
     assert body["max_tokens"] == load_tasks(DEFAULT_TASKS).task("fault").max_tokens
+
+
+def _longest(schema: dict, rules_schema: bool = True) -> int:
+    """Characters of the longest compact answer a bounded schema allows (", " and ": " separators, ASCII strings
+    without escapes): what max_tokens must cover, at worst one token a character, for an answer never to be cut."""
+    if "enum" in schema:
+        return max(len(json.dumps(v)) for v in schema["enum"])
+    if schema.get("type") == "string":
+        return schema["maxLength"] + 2
+    if schema.get("type") == "array":
+        n = schema["maxItems"]
+        return 2 + n * _longest(schema["items"]) + 2 * max(0, n - 1)
+    if schema.get("type") == "object":
+        props = schema["properties"]
+        return 2 + sum(len(json.dumps(k)) + 2 + _longest(v) for k, v in props.items()) + 2 * (len(props) - 1)
+    raise AssertionError(f"unbounded schema part {schema}")
+
+
+def test_max_tokens_covers_the_longest_answer() -> None:
+    """A task's answer is never cut by its own max_tokens: the bound covers the longest answer its schema allows."""
+    from app.field import default_tasks, load_rules, task_schema
+
+    rules, tasks = load_rules(), default_tasks()
+    for kind in ("fault", "triage", "screening"):
+        longest = _longest(task_schema(kind, rules, tasks))
+        assert tasks.task(kind).max_tokens >= longest, (kind, longest)
+        assert tasks.task(kind).max_tokens <= 2 * longest, (kind, longest)  # and stays a bound, not a guess
