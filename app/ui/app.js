@@ -5,6 +5,7 @@
 // (no WebGPU, or a GPU too small), the same conversation is answered by the fallback server that served the app, if
 // it offers the API, and the screen says so.
 
+import { AnswerLock } from './answer_lock.js';
 import { ChatView } from './chat_view.js';
 import { downloadModel } from './downloader.js';
 import { connectServer, deviceAdvice, loadEngine, probeDevice, requireDevice } from './engine_host.js';
@@ -14,6 +15,7 @@ import { fetchModelIndex } from './model_index.js';
 import { ModelStore } from './model_store.js';
 import { storageUse } from './storage.js';
 import { applyUpdate, registerServiceWorker, whenControlled } from './sw_client.js';
+import { TaskScreens } from './task_screens.js';
 import { DownloadView, View, setText } from './view.js';
 
 /** @typedef {import('./model_index.js').ModelEntry} ModelEntry */
@@ -27,6 +29,7 @@ import { DownloadView, View, setText } from './view.js';
  * @property {number} retryBaseMs   first retry delay, doubling
  * @property {number} retryMaxMs    longest retry delay
  * @property {number} maxTokens     longest answer, in tokens
+ * @property {number | null} [taskMaxTokens]  a lower cap on the task screens' token limits (tasks.json's otherwise)
  * @property {number} [context]     KV positions for the engine (default: the engine's)
  */
 
@@ -48,7 +51,10 @@ export class App {
     this.doc = doc;
     this.options = options;
     this.view = new View(doc);
-    this.chat = new ChatView(doc, { maxTokens: options.maxTokens });
+    /** one answer at a time, across the chat and the task screens */
+    this.lock = new AnswerLock();
+    this.chat = new ChatView(doc, { maxTokens: options.maxTokens }, this.lock);
+    this.tasks = new TaskScreens(doc, this.lock, { maxTokens: options.taskMaxTokens ?? null });
     /** @type {ModelStore | null} */
     this.store = null;
     /** @type {StoreState} */
@@ -103,8 +109,8 @@ export class App {
         banner.hidden = false;
         /** @type {HTMLButtonElement} */ (this.view.el('app-update-reload')).onclick = async () => {
           // a running answer is finished first; the conversation itself survives the reload (conversation.js)
-          this.view.el('app-update-wait').hidden = !this.chat.busy;
-          await this.chat.whenIdle();
+          this.view.el('app-update-wait').hidden = !this.lock.busy;
+          await this.lock.whenIdle();
           applyUpdate(reg);
         };
       },
@@ -221,6 +227,7 @@ export class App {
     const state = this.state;
     const entry = /** @type {ModelEntry} */ (state.active);
     this.chat.setEngine(null);
+    this.tasks.setEngine(null, null);
     this.view.show('loading');
     setText(this.view.el('loading-text'), `Loading ${entry.name} into the GPU…`);
     const bar = /** @type {HTMLProgressElement} */ (this.view.el('loading-bar'));
@@ -305,6 +312,7 @@ export class App {
     this.view.notice(`This device cannot run the model itself (${reason}), so your questions go to the server at ` +
       `${at}, which answers them. It needs the network to that server.`);
     this.chat.setEngine(server);
+    this.tasks.setEngine(server, { engine: 'server', where: `on the server ${at}`, model: server.info.name, packageId: null });
   }
 
   async showReady() {
@@ -322,6 +330,9 @@ export class App {
     this.view.notice(this.pendingNotice);
     this.pendingNotice = '';
     this.chat.setEngine(this.engine);
+    this.tasks.setEngine(this.engine, {
+      engine: 'webgpu', where: 'on this device (WebGPU)', model: entry.name, packageId: entry.package_id,
+    });
   }
 
   // --- model updates ---------------------------------------------------------------------------------------------
@@ -368,12 +379,13 @@ export class App {
     }
     card.dataset.state = 'verified';
     setText(text, 'The new version is downloaded and verified. It takes over when the current answer is finished.');
-    await this.chat.whenIdle();
+    await this.lock.whenIdle();
     const store = /** @type {ModelStore} */ (this.store);
     this.state = await store.activate(next); // the switch; the old version stays until the new one has loaded
     const old = this.engine;
     this.engine = null;
     this.chat.setEngine(null);
+    this.tasks.setEngine(null, null);
     old?.destroy();
     card.hidden = true;
     await this.openActive();

@@ -1,8 +1,9 @@
 // chat_view.js: the conversation on screen. Streams each answer into the transcript as the engine writes it, lets
-// the user stop it, and tells the rest of the app when no answer is being written (an engine switch or an app
-// reload waits for that).
+// the user stop it, and says so under an answer that was stopped or cut at the token limit (it must not look
+// finished). One answer runs at a time across the chat and the task screens (answer_lock.js): an engine switch or
+// an app reload waits for it.
 
-import { Conversation } from './conversation.js';
+import { Conversation, endNote } from './conversation.js';
 import { isAbort, messageOf, nameOf } from './errors.js';
 import { USES, asUse } from './prompts.js';
 import { byId } from './view.js';
@@ -25,17 +26,17 @@ export class ChatView {
   /**
    * @param {Document} doc
    * @param {{maxTokens: number}} opts
+   * @param {import('./answer_lock.js').AnswerLock} lock  shared with the task screens
    */
-  constructor(doc, opts) {
+  constructor(doc, opts, lock) {
     this.doc = doc;
     this.opts = opts;
+    this.lock = lock;
     /** @type {ChatEngine | null} */
     this.engine = null;
     this.conversation = new Conversation(globalThis.sessionStorage ?? null);
-    /** @type {AbortController | null} the answer being written */
+    /** @type {AbortController | null} this view's answer being written */
     this.running = null;
-    /** @type {(() => void)[]} resolved when the answer being written ends */
-    this.idleWaiters = [];
     this.transcript = byId(doc, 'transcript');
     this.form = /** @type {HTMLFormElement} */ (byId(doc, 'chat-form'));
     this.input = /** @type {HTMLTextAreaElement} */ (byId(doc, 'chat-input'));
@@ -48,7 +49,7 @@ export class ChatView {
     this.form.addEventListener('submit', (event) => {
       event.preventDefault();
       const text = this.input.value.trim();
-      if (text && !this.running && this.engine) {
+      if (text && !this.lock.busy && this.engine) {
         this.input.value = '';
         this.ask(text);
       }
@@ -60,6 +61,7 @@ export class ChatView {
       }
     });
     this.stop.addEventListener('click', () => this.running?.abort());
+    lock.onChange(() => this.updateControls());
     this.newButton.addEventListener('click', () => this.startOver(this.conversation.use));
     for (const r of this.radios) {
       r.addEventListener('change', () => {
@@ -68,16 +70,6 @@ export class ChatView {
     }
     this.conversation.restore();
     this.renderAll();
-  }
-
-  get busy() {
-    return this.running !== null;
-  }
-
-  /** Resolves once no answer is being written (at once if none is). @returns {Promise<void>} */
-  whenIdle() {
-    if (!this.running) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(() => resolve()));
   }
 
   /** @param {ChatEngine | null} engine */
@@ -97,18 +89,33 @@ export class ChatView {
 
   renderAll() {
     this.transcript.replaceChildren();
-    for (const m of this.conversation.messages) this.addMessage(m.role, m.content, true);
+    for (const m of this.conversation.messages) {
+      const body = this.addMessage(m.role, m.content, true);
+      if (m.end) this.markEnd(/** @type {HTMLElement} */ (body.parentElement), m.end);
+    }
     for (const r of this.radios) r.checked = r.value === this.conversation.use;
     this.hint.textContent = USES[this.conversation.use].hint;
     this.updateControls();
   }
 
   updateControls() {
-    const busy = this.busy;
-    this.send.disabled = busy || !this.engine;
+    const mine = this.running !== null;
+    this.send.disabled = this.lock.busy || !this.engine;
     this.input.disabled = !this.engine;
-    this.stop.hidden = !busy;
-    this.transcript.setAttribute('aria-busy', String(busy));
+    this.stop.hidden = !mine;
+    this.transcript.setAttribute('aria-busy', String(mine));
+  }
+
+  /**
+   * Says under an answer that it is not finished.
+   * @param {HTMLElement} item @param {import('./conversation.js').End} end
+   */
+  markEnd(item, end) {
+    item.dataset.end = end;
+    const note = this.doc.createElement('p');
+    note.className = 'end-note';
+    note.textContent = endNote(end, this.opts.maxTokens);
+    item.append(note);
   }
 
   /**
@@ -141,13 +148,17 @@ export class ChatView {
     this.addMessage('user', question, true);
     const body = this.addMessage('assistant', '', false);
     const item = /** @type {HTMLElement} */ (body.parentElement);
-    const controller = new AbortController();
+    const controller = this.lock.acquire();
+    if (!controller) return;
     this.running = controller;
     this.updateControls();
     let answer = '';
+    /** @type {import('./conversation.js').End | null} */
+    let end = null;
     try {
       const stream = await engine.chat.completions.create({
-        messages: [{ role: 'system', content: USES[conv.use].system }, ...conv.messages],
+        messages: [{ role: 'system', content: USES[conv.use].system },
+          ...conv.messages.map((m) => ({ role: m.role, content: m.content }))],
         stream: true, max_tokens: this.opts.maxTokens, signal: controller.signal,
       });
       for await (const chunk of stream) {
@@ -156,25 +167,27 @@ export class ChatView {
           answer += delta;
           body.textContent = answer;
         }
+        if (chunk.choices[0]?.finish_reason === 'length') end = 'length';
       }
     } catch (e) {
       if (isAbort(e)) {
         item.dataset.stopped = 'true';
+        end = 'stopped';
       } else {
         item.classList.add('failed');
         body.textContent = answer ? `${answer}\n\n${answerError(e)}` : answerError(e);
       }
     } finally {
+      if (end) this.markEnd(item, end);
       if (answer) {
-        conv.messages.push({ role: 'assistant', content: answer });
+        conv.messages.push(end ? { role: 'assistant', content: answer, end } : { role: 'assistant', content: answer });
       } else {
         conv.messages.pop(); // no answer: the question goes too, so the next turn is not two user messages
       }
       conv.save();
       item.dataset.done = 'true';
       this.running = null;
-      this.updateControls();
-      for (const wake of this.idleWaiters.splice(0)) wake();
+      this.lock.release();
     }
   }
 }

@@ -4,7 +4,8 @@
 import { asUse } from './prompts.js';
 
 /** @typedef {import('./prompts.js').Use} Use */
-/** @typedef {{role: 'user' | 'assistant', content: string}} Message */
+/** @typedef {'stopped' | 'length'} End  how an unfinished answer ended */
+/** @typedef {{role: 'user' | 'assistant', content: string, end?: End}} Message  end: only on an unfinished answer */
 
 const KEY = 'fieldllm-conversation';
 
@@ -24,7 +25,9 @@ export class Conversation {
       if (saved && Array.isArray(saved.messages)) {
         this.use = asUse(saved.use);
         this.messages = saved.messages.filter((/** @type {any} */ m) =>
-          (m.role === 'user' || m.role === 'assistant') && typeof m.content === 'string');
+          (m.role === 'user' || m.role === 'assistant') && typeof m.content === 'string')
+          .map((/** @type {any} */ m) => (m.end === 'stopped' || m.end === 'length'
+            ? { role: m.role, content: m.content, end: m.end } : { role: m.role, content: m.content }));
       }
     } catch {
       // a damaged entry: start empty
@@ -45,4 +48,14 @@ export class Conversation {
     this.messages = [];
     this.save();
   }
+}
+
+/**
+ * What the transcript says under an unfinished answer.
+ * @param {End} end @param {number} maxTokens
+ */
+export function endNote(end, maxTokens) {
+  return end === 'length'
+    ? `Cut at the token limit (${maxTokens} tokens): this answer is incomplete.`
+    : 'Stopped: this answer is incomplete.';
 }
