@@ -30,6 +30,7 @@
  * @property {string | null} why        why it is not shown, when it ended by itself (the checks that failed)
  * @property {string | null} raw        the unvalidated output, shown collapsed; null for a valid answer
  * @property {string[]} notices
+ * @property {string | null} checked    the readings the rules checked (the form's and those found in the notes)
  * @property {string | null} unsupported
  * @property {string | null} confidence
  * @property {string} provenance
@@ -81,7 +82,10 @@ export function cardContent(card, task, schema, ctx) {
   if (card.model_suggests_escalation && card.answer) {
     reasons.push(`The assistant rated the ${fieldLabel(task.decisive).toLowerCase()} "${card.answer[task.decisive]}".`);
   }
-  if (card.status === 'in_range') reasons.push('No reading crossed a limit of the rules.');
+  const clear = card.readings.length > 0 && !card.fired.length && !card.implausible.length;
+  if (card.status === 'in_range' || (card.status === 'invalid_answer' && clear)) {
+    reasons.push('No reading crossed a limit of the rules.');
+  }
   if (card.status === 'no_readings') reasons.push('No reading was given or recognised: the rules checked nothing.');
   /** @type {CardContent['fields']} */
   const fields = [];
@@ -108,6 +112,7 @@ export function cardContent(card, task, schema, ctx) {
     why: card.valid || card.cut ? null : `Why it is not shown: ${card.problems.join('; ')}.`,
     raw: card.valid ? null : ctx.content,
     notices: [...card.notices],
+    checked: card.readings.length ? `Readings checked: ${card.readings.map((r) => r.text).join(', ')}` : null,
     unsupported: card.unsupported_numbers.length
       ? `Numbers in the answer that are not in your input: ${card.unsupported_numbers.join(', ')}. Check them.`
       : null,
@@ -169,6 +174,7 @@ export function renderCard(doc, card, c, engine) {
   for (const n of c.notices) root.append(el(doc, 'p', 'card-notice', n));
   if (c.unsupported) root.append(el(doc, 'p', 'unsupported', c.unsupported));
   if (c.confidence) root.append(el(doc, 'p', 'confidence', c.confidence));
+  if (c.checked) root.append(el(doc, 'p', 'checked', c.checked));
   if (c.raw !== null) {
     const details = el(doc, 'details', 'raw');
     details.append(el(doc, 'summary', '', 'Model output (unvalidated: not checked, do not act on it)'),

@@ -4,7 +4,9 @@
 // (review). Both engines (this device's worker and the fallback server) take the same request.
 
 import { decisiveProbability } from '../field/confidence.js';
-import { loadRules, loadTasks, readingsFromForm, review, taskRequest, taskSchema } from '../field/index.js';
+import {
+  evaluate, loadRules, loadTasks, parseReadings, readingsFromForm, review, taskRequest, taskSchema,
+} from '../field/index.js';
 import { gather } from './completion.js';
 import { isAbort, messageOf } from './errors.js';
 
@@ -65,6 +67,27 @@ export function buildRequest(kind, input, field, maxTokens = null) {
 }
 
 /**
+ * The rules' verdict on the input alone, before the model answers (what review() will decide about the readings):
+ * an escalation is on screen at once, not after the answer.
+ * @param {string} kind @param {TaskInput} input @param {Field} field
+ * @returns {import('../field/evaluate.js').Verdict}
+ */
+export function rulesFirst(kind, input, field) {
+  const readings = readingsFromForm(input.fields, field.rules);
+  const text = reviewText(input);
+  return evaluate(kind, [...readings, ...parseReadings(text, field.rules, kind)], text, field.rules, input.asset);
+}
+
+/**
+ * The text review() reads: the notes, after the asset line as the request has it (its numbers, "P-3", are the
+ * user's, not the model's inventions).
+ * @param {TaskInput} input
+ */
+function reviewText(input) {
+  return input.asset ? `Asset: ${input.asset}\n${input.notes}` : input.notes;
+}
+
+/**
  * Asks the engine and reviews its answer. Every answer gives a card, so that a red-flag reading is escalated whatever
  * the engine did: an abort (opts.signal) makes the answer "stopped", an engine failure an answer with `error` set.
  * @param {ChatEngine} engine @param {string} kind @param {TaskInput} input @param {Field} field
@@ -86,9 +109,7 @@ export async function answerTask(engine, kind, input, field, opts = {}) {
   }
   const probability = completion.finish_reason === 'stop'
     ? decisiveProbability(completion.content, completion.logprobs, task.decisive) : null;
-  // the asset line as the request has it: its numbers ("P-3") are the user's, not the model's inventions
-  const reviewed = input.asset ? `Asset: ${input.asset}\n${input.notes}` : input.notes;
-  const card = review(kind, reviewed, readings, {
+  const card = review(kind, reviewText(input), readings, {
     content: completion.content, finish_reason: completion.finish_reason, decisive_probability: probability,
   }, field.rules, field.tasks, input.asset);
   return { request, schema: taskSchema(kind, field.rules, field.tasks), completion, probability, card };

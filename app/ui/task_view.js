@@ -81,6 +81,7 @@ export class TaskView {
     this.stop = /** @type {HTMLButtonElement} */ (part('.task-stop'));
     this.working = part('.working');
     this.workingText = part('.working-text');
+    this.rulesNow = part('.rules-now');
     this.cardBox = part('.task-card');
     /** @type {Array<{quantity: () => string, value: HTMLInputElement, unit: () => string}>} */
     this.inputs = [];
@@ -239,9 +240,16 @@ export class TaskView {
     this.cardBox.replaceChildren();
     this.working.hidden = false;
     this.workingText.textContent = '';
+    this.rulesNow.hidden = true;
     const time = new Date();
     try {
-      const { answerTask } = await import('./field_client.js'); // loaded already: the screens started with it
+      const { answerTask, rulesFirst } = await import('./field_client.js'); // loaded already with the screens
+      const now = rulesFirst(this.kind, input, field);
+      if (now.status === 'escalate') {
+        this.rulesNow.textContent = `ESCALATE: ${now.fired.map((f) => f.message).join('; ')}. The rules decided ` +
+          'this from the readings; the assistant\'s answer follows.';
+        this.rulesNow.hidden = false;
+      }
       const answer = await answerTask(current.engine, this.kind, input, field, {
         maxTokens: this.host.maxTokens, signal: controller.signal,
         onText: (text) => { this.workingText.textContent = text; },

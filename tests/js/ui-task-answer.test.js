@@ -12,7 +12,7 @@ import { loadRules, loadTasks, taskSchema } from '../../app/field/index.js';
 import { auditRecord, schemaHash, toJsonLines } from '../../app/ui/audit.js';
 import { cardContent } from '../../app/ui/card_view.js';
 import { gather } from '../../app/ui/completion.js';
-import { answerTask, buildRequest } from '../../app/ui/field_client.js';
+import { answerTask, buildRequest, rulesFirst } from '../../app/ui/field_client.js';
 import { ROOT, pythonPath } from './helpers/python.js';
 
 const rules = loadRules(new Uint8Array(readFileSync(join(ROOT, 'app/field/rules.json'))));
@@ -88,6 +88,7 @@ describe('answerTask', () => {
     assert.equal(c.raw, null);
     assert.equal(c.ending, null);
     assert.equal(c.provenance, `Computed on this device (WebGPU) · tiny · rules ${rules.rules_version}`);
+    assert.equal(c.checked, 'Readings checked: HR 96 bpm');
   });
 
   test('a red-flag reading escalates with the rule that fired, even when the model rates it minor', async () => {
@@ -146,6 +147,8 @@ describe('answerTask', () => {
     assert.equal(c.ending, null);
     assert.equal(c.safeText, rules.texts.invalid);
     assert.equal(c.why, 'Why it is not shown: answer.priority: not one of the allowed values.');
+    assert.deepEqual(c.reasons, ['No reading crossed a limit of the rules.']); // HR 80, from the notes
+    assert.equal(c.checked, 'Readings checked: HR 80');
     assert.equal(c.raw, bad);
   });
 
@@ -169,6 +172,16 @@ describe('answerTask', () => {
     const f = cardContent(failed.card, tasks.task('triage'), failed.schema, { ...CTX, content: '', finish_reason: null,
       error: failed.completion.error, probability: null });
     assert.equal(f.ending, 'The answer failed: the GPU device was lost');
+  });
+
+  test('the rules decide before the model answers, as the card will', async () => {
+    const input = { notes: 'HR 38 at rest', asset: null, fields: [{ quantity: 'spo2', value: '84', unit: '%' }] };
+    const now = rulesFirst('triage', input, field);
+    assert.equal(now.status, 'escalate');
+    const a = await answerTask(/** @type {any} */ (scripted(TRIAGE_OK)), 'triage', input, field);
+    assert.deepEqual(now.fired.map((f) => f.message), a.card.fired.map((f) => f.message));
+    assert.equal(now.fired.length, 2);
+    assert.equal(rulesFirst('fault', { notes: '', asset: 'P-3', fields: [] }, field).status, 'no_readings');
   });
 
   test('a form value that is not a reading is refused before anything is asked', () => {
