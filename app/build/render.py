@@ -44,9 +44,11 @@ def csp_hash(text: str) -> str:
 
 def content_security_policy(script_hashes: list[str]) -> str:
     """The policy the server should send with index.html. An inline import map is a script to CSP, so it needs
-    its hash next to 'self'; nothing else is inline."""
+    its hash next to 'self'; nothing else is inline. 'wasm-unsafe-eval' lets the tokenizer and the grammar engine
+    compile their WebAssembly (it allows no JS eval)."""
     return "; ".join([
-        "default-src 'self'", "script-src " + " ".join(["'self'", *script_hashes]), "style-src 'self'",
+        "default-src 'self'", "script-src " + " ".join(["'self'", "'wasm-unsafe-eval'", *script_hashes]),
+        "style-src 'self'",
         "img-src 'self' data:", "connect-src 'self'", "worker-src 'self'", "manifest-src 'self'",
         "object-src 'none'", "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'",
     ])

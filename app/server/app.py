@@ -18,7 +18,7 @@ from .api import Api, Backend
 from .auth import BearerAuth
 from .cors import Cors
 from .errors import APIError, ClientGone, on_api_error, on_client_gone, on_http_exception, on_unexpected
-from .headers import SecurityHeaders
+from .headers import SecurityHeaders, build_script_hashes
 from .hosts import HostCheck
 from .settings import Settings
 from .static import AppFiles
@@ -44,7 +44,7 @@ def create_app(settings: Settings, backend: Backend) -> Starlette:
         Mount("/", app=AppFiles(settings.dist)),
     ]
     middleware = [
-        Middleware(SecurityHeaders),
+        Middleware(SecurityHeaders, script_hashes=build_script_hashes(settings.dist)),
         Middleware(HostCheck, allowed=settings.allowed_hosts()),
         Middleware(Cors, allow_origins=settings.allow_origin),
         Middleware(BearerAuth, token=settings.token),

@@ -2,19 +2,38 @@
 
 The policy allows only the app's own origin. ``'wasm-unsafe-eval'`` lets the app compile WebAssembly (tokenizer,
 grammar engine) without allowing JS eval; ``worker-src 'self'`` covers the engine's Web Worker and the service worker;
-``connect-src 'self'`` covers the fallback API and the model shards. No inline scripts or styles: put them in files.
+``connect-src 'self'`` covers the fallback API and the model shards. The one inline script is the page's import map:
+its hash comes from the build (build-info.json ``script_hashes``), so that bare imports such as the field code's
+validator resolve. No other inline scripts or styles: put them in files.
 COOP/COEP (cross-origin isolation) are not sent: nothing in the app needs SharedArrayBuffer yet, and they would stop
 the page from loading anything cross-origin.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self' 'wasm-unsafe-eval'",
+
+def content_security_policy(script_hashes: Sequence[str] = ()) -> str:
+    return "; ".join(["default-src 'self'", " ".join(["script-src 'self' 'wasm-unsafe-eval'", *script_hashes]),
+                      *_REST])
+
+
+def build_script_hashes(dist: Path) -> list[str]:
+    """The CSP hashes of the built page's inline scripts (its import map), or none if there is no readable build."""
+    try:
+        hashes = json.loads((dist / "build-info.json").read_text()).get("script_hashes", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [h for h in hashes if isinstance(h, str) and h.startswith("'sha256-") and "'" not in h[1:-1]]
+
+
+_REST = [
     "worker-src 'self'",
     "connect-src 'self'",
     "img-src 'self' data: blob:",
@@ -25,17 +44,22 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "base-uri 'none'",
     "form-action 'self'",
     "frame-ancestors 'none'",
-])
-SECURITY_HEADERS = {
-    "content-security-policy": CONTENT_SECURITY_POLICY,
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-}
+]
+CONTENT_SECURITY_POLICY = content_security_policy()  # with no build's import map
+
+
+def security_headers(script_hashes: Sequence[str] = ()) -> dict[str, str]:
+    return {"content-security-policy": content_security_policy(script_hashes), "x-content-type-options": "nosniff",
+            "referrer-policy": "no-referrer"}
+
+
+SECURITY_HEADERS = security_headers()
 
 
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, script_hashes: Sequence[str] = ()):
         self.app = app
+        self.headers = security_headers(script_hashes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,7 +68,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
+                for name, value in self.headers.items():
                     headers.setdefault(name, value)
             await send(message)
 

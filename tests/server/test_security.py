@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -135,3 +138,16 @@ def test_security_headers_everywhere(client: TestClient) -> None:
                       "connect-src 'self'", "object-src 'none'", "frame-ancestors 'none'"):
         assert directive in CONTENT_SECURITY_POLICY
     assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
+
+
+def test_the_built_pages_import_map_is_allowed(tmp_path: Path) -> None:
+    """The page's one inline script, its import map, runs under the server's policy: its hash from build-info.json
+    joins script-src (without it the browser ignores the map and bare imports fail); a bad hash never does."""
+    good, bad = "'sha256-" + "A" * 43 + "='", "'unsafe-inline'"
+    (tmp_path / "build-info.json").write_text(json.dumps({"script_hashes": [good, bad]}))
+    with TestClient(fake_app(dist=tmp_path)) as client:
+        policy = client.get("/healthz").headers["content-security-policy"]
+    assert f"script-src 'self' 'wasm-unsafe-eval' {good};" in policy
+    assert "unsafe-inline" not in policy
+    with TestClient(fake_app(dist=tmp_path / "none")) as client:
+        assert client.get("/healthz").headers["content-security-policy"] == CONTENT_SECURITY_POLICY
