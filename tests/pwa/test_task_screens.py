@@ -23,7 +23,8 @@ from model_prep.grammar import GrammarSpec
 from model_prep.reference import Engine, load
 
 # a short token limit: SwiftShader is slow, and the tiny random model's strings run to their maxLength
-TASK_OPTIONS = {**APP_OPTIONS, "taskMaxTokens": 64}
+# the tasks' own token limits (tasks.json): they cover the longest answer each schema allows, so every card finishes
+TASK_OPTIONS = {**APP_OPTIONS, "taskMaxTokens": None}
 TASK_INIT = f"globalThis.FIELDLLM_OPTIONS = {json.dumps(TASK_OPTIONS)};"
 
 # what each screen is given: fields by name (value, unit), notes, and whether a red flag is among them (the rules'
@@ -212,10 +213,10 @@ def test_task_screens_offline_on_the_device(new_app: Any, server: Any, dists: An
     records = _export(app, tmp_path)
     assert len(records) == len(CASES)
     for record, (kind, case) in zip(records, CASES.items(), strict=True):
-        _check_record(record, kind, "webgpu", model["name"], shipped, TASK_OPTIONS["taskMaxTokens"])
+        _check_record(record, kind, "webgpu", model["name"], shipped, shipped.tasks.task(kind).max_tokens)
         assert record["package_id"] == model["package_id"]
         paths[kind] = _check_card(kind, shown[kind], record, shipped.fires(kind, case), shipped)
-    print("paths taken:", paths)
+    assert paths == {kind: "valid" for kind in CASES}, paths  # each screen gives a validated card
 
     # nothing went to the network while answering and exporting: what the engine loads on its first structured
     # answer (the grammar library) comes from the service worker's cache, and the export is a blob: URL
@@ -233,18 +234,9 @@ def engine(packages: dict[str, Path]) -> Engine:
     return load(packages["v1"], context=1024)
 
 
-# `fieldllm serve` sends its own content-security-policy (app/server/headers.py: script-src 'self'
-# 'wasm-unsafe-eval'), without the hash of the page's inline import map that `fieldllm build` records
-# (build-info.json script_hashes). Chromium then ignores the import map, and the field code's bare import of
-# @cfworker/json-schema cannot resolve: the task screens say so and stay disabled (the free chat still works).
-SERVE_CSP_BUG = ("fieldllm serve's CSP lacks the import map's hash (build-info.json script_hashes), so the page "
-                 "cannot resolve @cfworker/json-schema: fix app/server/headers.py, then drop this xfail")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("csp", [
-    pytest.param("served", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=SERVE_CSP_BUG)),
-    "bypassed",  # the same page and server with the browser told to ignore the CSP: the rest of the path works
+    "served",  # fieldllm serve's own policy, with the build's import-map hash (app/server/headers.py)
 ])
 def test_triage_screen_through_the_server(csp: str, browser_without_webgpu: Any, dists: Any, engine: Engine,
                                           tmp_path: Path) -> None:
