@@ -11,6 +11,7 @@ const { Grammars, GrammarSpec, vocabFromTokenizerJson } = await import('../app/e
 const manifest = JSON.parse(readFileSync(`${args.package}/manifest.json`, 'utf8'));
 const tokenizer = JSON.parse(readFileSync(`${args.package}/tokenizer.json`, 'utf8'));
 const vendor = await importVendor();
+if (!vendor.loadXgrammar) throw new Error('this vendor set has no grammar engine (@mlc-ai/web-xgrammar)');
 const xg = await vendor.loadXgrammar();
 console.error('web-xgrammar loaded');
 const vocab = vocabFromTokenizerJson(tokenizer, manifest.config.vocab_size);

@@ -44,7 +44,7 @@ export class ChatView {
     this.stop = /** @type {HTMLButtonElement} */ (byId(doc, 'chat-stop'));
     this.newButton = /** @type {HTMLButtonElement} */ (byId(doc, 'chat-new'));
     this.hint = byId(doc, 'use-hint');
-    this.radios = /** @type {HTMLInputElement[]} */ ([...doc.querySelectorAll('input[name="use"]')]);
+    this.radios = /** @type {HTMLInputElement[]} */ (Array.from(doc.querySelectorAll('input[name="use"]')));
 
     this.form.addEventListener('submit', (event) => {
       event.preventDefault();
