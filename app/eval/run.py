@@ -62,7 +62,7 @@ def answer(engine: Engine, case: Case, rules: Rules, tasks: Tasks, temperature: 
     value, why = parse_answer(content)
     schema_valid = finish == "stop" and why is None and not schema_problems(task_schema(case.kind, rules, tasks), value)
     return {"content": content, "finish_reason": finish, "card": card, "decisive": decisive,
-            "schema_valid": schema_valid,
+            "schema_valid": schema_valid, "parsed": value if schema_valid else None,
             "decisive_probability": p, "completion_tokens": completion_tokens,
             "seconds": time.perf_counter() - started, "seed": seed, "temperature": temperature}
 
@@ -86,7 +86,8 @@ def _case_result(case: Case, greedy: dict[str, Any], sampled: list[dict[str, Any
     runs = [greedy, *sampled]
     escalations = [r["card"]["escalate"] for r in runs]
     model_values = [r["decisive"] for r in sampled]
-    missing = [f for f in case.must_have if not card["answer"] or f not in card["answer"]]
+    parsed = greedy["parsed"]  # the schema-valid answer, accepted by the rules or not
+    missing = [f for f in case.must_have if not isinstance(parsed, dict) or f not in parsed]
     suggests = card["model_suggests_escalation"]
     return {
         "id": case.id, "kind": case.kind, "expected_escalate": case.escalate,
