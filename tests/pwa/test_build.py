@@ -42,7 +42,7 @@ def test_index_html_has_no_inline_script_but_the_import_map(dist: Path) -> None:
     info = json.loads((dist / "build-info.json").read_text())
     digest = base64.b64encode(hashlib.sha256(inline[0][1].encode()).digest()).decode()
     assert info["script_hashes"] == [f"'sha256-{digest}'"]
-    assert f"script-src 'self' 'sha256-{digest}'" in info["content_security_policy"]
+    assert f"script-src 'self' 'wasm-unsafe-eval' 'sha256-{digest}'" in info["content_security_policy"]
     for name, url in imports.items():
         copied = (dist / url).read_bytes()
         pkg = json.loads((ROOT / "node_modules" / name / "package.json").read_text())
