@@ -143,6 +143,10 @@ class Engine:
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
+    def reset_cache(self) -> None:
+        """Forget the KV cache: the next request runs its whole prompt."""
+        self._cached = []
+
     # --- the model --------------------------------------------------------------------------------------------------
 
     def logits(self, ids: Sequence[int], pos: int = 0, all_logits: bool = False) -> F32:

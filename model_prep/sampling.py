@@ -63,12 +63,6 @@ class Sampler:
         self.rng = np.random.default_rng(seed)
         self.counts: dict[int, int] = {}  # token -> times generated in this completion (for the penalties)
 
-    @property
-    def adjusts_logits(self) -> bool:
-        """True when step 1 changes the logits (the GPU engine then reads them back instead of its argmax)."""
-        return bool(self.logit_bias) or (bool(self.counts) and (self.frequency_penalty != 0 or
-                                                                 self.presence_penalty != 0))
-
     def __call__(self, logits: F32) -> int:
         return self.pick(logits).token
 

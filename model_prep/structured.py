@@ -147,7 +147,6 @@ class CallStream:
 
     def __init__(self) -> None:
         self.buffer = ""
-        self.calls = 0
 
     def push(self, text: str) -> list[str | dict[str, Any]]:
         self.buffer += text

@@ -32,7 +32,7 @@ PROMPT = [{"role": "user", "content": "Write maintenance notes for mud pump P-3 
 def decode_rate(engine: Engine, tokens: int, spec: GrammarSpec | None) -> float:
     """Decode tokens/s over exactly ``tokens`` new tokens (prefill excluded)."""
     prompt = engine.prompt_ids(PROMPT)
-    engine._cached = []  # the same prefill work on both sides
+    engine.reset_cache()  # the same prefill work on both sides
     constraint = engine.grammars().constraint(spec) if spec else None
     picks = engine.generate_picks(prompt, tokens, Sampler(), constraint)
     next(picks)  # prefill and the first pick

@@ -39,7 +39,7 @@ def run_command(args: argparse.Namespace) -> int:
                           progress)
     print(file=sys.stderr)
     report["model"] = engine.name
-    report["package_id"] = getattr(engine, "package_id", None)
+    report["package_id"] = engine.package_id
     report["rules_version"] = rules.rules_version
     s = report["summary"]
     if args.json:

@@ -22,14 +22,16 @@ def logprobs(chunk: Chunk, decode: Decode) -> ChoiceLogprobs | None:
     if not chunk.logprobs:
         return None
 
-    def text(token: int) -> str:
-        return decode([token])
+    def top(token: int, logprob: float) -> TopLogprob:
+        text = decode([token])
+        return TopLogprob(token=text, logprob=logprob, bytes=list(text.encode()))
 
-    return ChoiceLogprobs(content=[
-        TokenLogprob(token=text(p.token), logprob=p.logprob, bytes=list(text(p.token).encode()),
-                     top_logprobs=[TopLogprob(token=text(t), logprob=lp, bytes=list(text(t).encode()))
-                                   for t, lp in p.top])
-        for p in chunk.logprobs])
+    content = []
+    for p in chunk.logprobs:
+        chosen = top(p.token, p.logprob)
+        content.append(TokenLogprob(token=chosen.token, logprob=chosen.logprob, bytes=chosen.bytes,
+                                    top_logprobs=[top(t, lp) for t, lp in p.top]))
+    return ChoiceLogprobs(content=content)
 
 
 def merge_logprobs(parts: list[ChoiceLogprobs | None]) -> ChoiceLogprobs | None:
