@@ -6,7 +6,7 @@
 import { DownloadInterruptedError, FileIntegrityError, ServerFileError, StorageFullError, isAbort }
   from './errors.js';
 import { formatBytes } from './format.js';
-import { readBody, sha256Hex } from '../engine/gpu/package.js';
+import { readBody, sha256Hex } from '../engine/index.js';
 import { runPool } from './pool.js';
 import { ProgressMeter } from './progress_meter.js';
 import { withRetries } from './retry.js';
@@ -15,7 +15,7 @@ import { checkSpace, requestPersistence } from './storage.js';
 /** @typedef {import('./model_index.js').ModelEntry} ModelEntry */
 /** @typedef {import('./model_store.js').ModelStore} ModelStore */
 /** @typedef {{path: string, size: number, sha256: string}} FileEntry */
-/** @typedef {import('../engine/gpu/package.js').Manifest} Manifest */
+/** @typedef {import('../engine/index.js').Manifest} Manifest */
 /**
  * @typedef {object} DownloadProgress
  * @property {number} bytesDone    of bytesTotal, files already stored included

@@ -3,14 +3,12 @@
 // it the vendored libraries' URLs from this page's import map; or, where the probe says no, connects to the fallback
 // server that served the page (app/engine/server-client.js).
 
-import { EngineClient } from '../engine/client.js';
-import { probe } from '../engine/gpu/probe.js';
-import { ServerEngine } from '../engine/server-client.js';
+import { EngineClient, ServerEngine, probe } from '../engine/index.js';
 import { DeviceUnsupportedError, messageOf } from './errors.js';
 
-/** @typedef {import('../engine/gpu/package.js').Manifest} Manifest */
-/** @typedef {import('../engine/engine.js').LoadProgress} LoadProgress */
-/** @typedef {import('../engine/vendor.js').VendorUrls} VendorUrls */
+/** @typedef {import('../engine/index.js').Manifest} Manifest */
+/** @typedef {import('../engine/index.js').LoadProgress} LoadProgress */
+/** @typedef {import('../engine/index.js').VendorUrls} VendorUrls */
 
 const SHADERS = new URL('../../webgpu_shaders/', import.meta.url);
 

@@ -1,13 +1,14 @@
-// package.js: the model package on the wire: manifest.json (checked) and weight shards (fetched, verified).
+// package.js: the model package on the wire: manifest.json (checked) and weight shards (fetched, then verified by
+// ../integrity.js).
 // docs/FORMAT.md is the specification; the names here follow model_prep/format.py.
 
-import { FetchError, FormatError, IntegrityError } from './errors.js';
+import { readVerified } from '../integrity.js';
+import { FetchError, FormatError } from './errors.js';
 
 export const FORMAT_NAME = 'fieldllm-model';
 export const SUPPORTED_FORMAT_VERSIONS = Object.freeze([1]);
 export const MANIFEST_FILE = 'manifest.json';
 export const PLANE_ALIGN = 256; // bytes: every plane starts at a multiple (WebGPU's storage offset alignment)
-export const GROUP_SIZE = 32; // values per quantization group
 
 /**
  * @typedef {object} ModelConfig  manifest.config (docs/FORMAT.md)
@@ -162,46 +163,6 @@ export async function fetchManifest(baseUrl, fetchFn, signal) {
   return checkManifest(json);
 }
 
-/** sha256 with the platform's own implementation (crypto.subtle), as lowercase hex.
- * @param {Uint8Array<ArrayBuffer> | ArrayBuffer} buf @returns {Promise<string>} */
-export async function sha256Hex(buf) {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-/**
- * Reads a response body into a buffer of exactly `size` bytes, streaming so that progress can be shown.
- * @param {Response} res
- * @param {number} size  bytes expected
- * @param {((n: number) => void) | undefined} onBytes  bytes received since the last call
- * @param {() => Error} tooBig  the error thrown as soon as more than `size` bytes arrive
- * @returns {Promise<{data: Uint8Array<ArrayBuffer>, got: number}>}  got < size when the body ended early
- */
-export async function readBody(res, size, onBytes, tooBig) {
-  const data = new Uint8Array(size);
-  let got = 0;
-  if (!res.body) {
-    const all = new Uint8Array(await res.arrayBuffer());
-    if (all.byteLength > size) throw tooBig();
-    data.set(all);
-    onBytes?.(all.byteLength);
-    return { data, got: all.byteLength };
-  }
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (got + value.byteLength > size) {
-      await reader.cancel();
-      throw tooBig();
-    }
-    data.set(value, got);
-    got += value.byteLength;
-    onBytes?.(value.byteLength);
-  }
-  return { data, got };
-}
-
 /**
  * Fetches one package file into memory, streaming (for progress), then checks its size and sha256.
  * @param {string | URL} baseUrl
@@ -212,18 +173,5 @@ export async function readBody(res, size, onBytes, tooBig) {
  */
 export async function fetchVerified(baseUrl, file, fetchFn, opts = {}) {
   const url = resolve(baseUrl, file.path);
-  const res = await get(fetchFn, url, opts.signal);
-  const tooBig = () => new IntegrityError(`${file.path} is larger than the ${file.size} bytes manifest.json ` +
-    'gives: the package is corrupt or mixed with another version; reinstall the model');
-  const { data, got } = await readBody(res, file.size, opts.onBytes, tooBig);
-  if (got !== file.size) {
-    throw new IntegrityError(`${file.path}: got ${got} bytes, manifest.json says ${file.size}: the download was cut ` +
-      'short or the cached copy is damaged; reinstall the model');
-  }
-  const hash = await sha256Hex(data);
-  if (hash !== file.sha256) {
-    throw new IntegrityError(`${file.path}: sha256 ${hash} does not match manifest.json (${file.sha256}): the file ` +
-      'is corrupt or from another package version; clear the model from storage and reinstall it');
-  }
-  return data;
+  return readVerified(await get(fetchFn, url, opts.signal), file, opts.onBytes);
 }
