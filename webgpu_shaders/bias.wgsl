@@ -1,8 +1,8 @@
 // bias.wgsl: add a bias vector to every token's row (qwen2's q/k/v projection biases), in place.
 //
 //   y[t, i] = y[t, i] + b[i]      t < tokens, i < n
-// The projections (matvec.wgsl, matmul.wgsl) have no bias term; this broadcast add runs after them. add.wgsl adds
-// equal-length vectors only, so it cannot broadcast b over the tokens of a prefill pass.
+// The projections (matvec.wgsl, matmul.wgsl) have no bias term; this broadcast add runs after them (over every token
+// of a prefill pass; decode adds the biases inside attention_split.wgsl).
 //
 // Bindings, in order (element counts):
 //   0 b       f32[n]            the bias

@@ -2,7 +2,7 @@
 
 dist/
   index.html, manifest.webmanifest, icons/      the page (Jinja2) and what makes it installable
-  app/ui/**, app/engine/**, webgpu_shaders/     ES modules and WGSL, same paths as in the repository
+  app/ui/**, app/engine/**, webgpu_shaders/     ES modules, WGSL and kernels.json, same paths as in the repository
   app/field/*.js, tasks.json, rules.json        field answers: modules and data (rules.json from --rules, checked)
   vendor/<npm name>/...                         the npm libraries the engine imports (import map in index.html)
   sw.js, precache-manifest.json                 the service worker with the shell's file list (sizes, sha256)
@@ -39,6 +39,7 @@ BUILD_INFO = "build-info.json"
 FORMAT_VERSION = 2  # of this build's layout; part of the fingerprint, bump when the output changes shape
 UI_SUFFIXES = (".js", ".css")
 ENGINE_SUFFIXES = (".js", ".mjs", ".json", ".wgsl", ".wasm")
+SHADER_SUFFIXES = (".wgsl", ".json")  # the kernels and their declaration (kernels.json, imported by the engine)
 ICON_SUFFIXES = (".svg", ".png")
 DEFAULT_MODELS = Path("build/models")  # where `fieldllm prepare` writes packages by default
 
@@ -95,7 +96,7 @@ class Sources:
             out[f"app/ui/{p.relative_to(self.ui).as_posix()}"] = p
         for p in walk_files(self.engine, ENGINE_SUFFIXES):
             out[f"app/engine/{p.relative_to(self.engine).as_posix()}"] = p
-        for p in walk_files(self.shaders, (".wgsl",)):
+        for p in walk_files(self.shaders, SHADER_SUFFIXES):
             out[f"webgpu_shaders/{p.relative_to(self.shaders).as_posix()}"] = p
         for p in walk_files(self.icons, ICON_SUFFIXES):
             out[f"icons/{p.relative_to(self.icons).as_posix()}"] = p

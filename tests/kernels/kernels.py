@@ -1,17 +1,24 @@
-"""Host-side description of each WGSL kernel: its Params uniform layout and its dispatch grid.
+"""Host-side description of each WGSL kernel: its Params uniform layout, the tunings the engine compiles it with,
+and its dispatch grid.
 
-The JS engine mirrors these (one declaration per uniform layout); test_params.py checks every layout against the
-``struct Params`` of its shader, field by field, and its byte size against the compiled pipeline.
+Layouts and tunings come from webgpu_shaders/kernels.json, the one declaration the JS engine reads too
+(app/engine/gpu/params.js and pipelines.js), so the kernel tests run exactly the engine's tunings; test_params.py
+checks every layout against the ``struct Params`` of its shader, field by field, and its byte size against the
+compiled pipeline. The grid functions mirror app/engine/gpu/grids.js and take the override constants explicitly.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from .gpu import grid_1d
+from .gpu import SHADER_DIR, grid_1d
+
+DECLARATION = SHADER_DIR / "kernels.json"
+KERNELS: dict[str, dict[str, Any]] = json.loads(DECLARATION.read_text())["kernels"]
 
 Scalar = Literal["u32", "f32"]
 _FORMAT: dict[Scalar, str] = {"u32": "I", "f32": "f"}
@@ -50,56 +57,55 @@ def _layout(shader: str, *fields: str) -> ParamsLayout:
     return ParamsLayout(shader, tuple(Field(n, k) for n, k in parsed))  # type: ignore[arg-type]
 
 
-_MATVEC = ("rows:u32", "cols:u32", "row_offset:u32", "eps:f32")
-_MATMUL = ("rows:u32", "cols:u32", "row_offset:u32", "tokens:u32", "y_stride:u32")
-_EMBED = ("row_start:u32", "rows:u32", "cols:u32", "tokens:u32")
+PARAMS: dict[str, ParamsLayout] = {shader: _layout(shader, *k["params"]) for shader, k in KERNELS.items()}
 
-PARAMS: dict[str, ParamsLayout] = {
-    "matvec.wgsl": _layout("matvec.wgsl", *_MATVEC),
-    "matvec_f32.wgsl": _layout("matvec_f32.wgsl", *_MATVEC),
-    "matmul.wgsl": _layout("matmul.wgsl", *_MATMUL),
-    "matmul_f32.wgsl": _layout("matmul_f32.wgsl", *_MATMUL),
-    "embed.wgsl": _layout("embed.wgsl", *_EMBED),
-    "embed_f32.wgsl": _layout("embed_f32.wgsl", *_EMBED),
-    "rope_table.wgsl": _layout("rope_table.wgsl", "tokens:u32", "num_heads:u32", "num_kv_heads:u32", "head_dim:u32",
-                               "capacity:u32"),
-    "bias.wgsl": _layout("bias.wgsl", "n:u32", "tokens:u32"),
-    "rmsnorm.wgsl": _layout("rmsnorm.wgsl", "n:u32", "eps:f32"),
-    "attention.wgsl": _layout("attention.wgsl", "num_heads:u32", "num_kv_heads:u32", "head_dim:u32",
-                              "capacity:u32", "scale:f32"),
-    "attention_split.wgsl": _layout("attention_split.wgsl", "num_heads:u32", "num_kv_heads:u32", "head_dim:u32",
-                                    "capacity:u32", "splits:u32", "scale:f32"),
-    "attention_combine.wgsl": _layout("attention_combine.wgsl", "num_heads:u32", "head_dim:u32", "capacity:u32",
-                                      "splits:u32", "split_positions:u32"),
-    "swiglu.wgsl": _layout("swiglu.wgsl", "n:u32"),
-    "argmax.wgsl": _layout("argmax.wgsl", "n:u32"),
-}
+
+def tunings(shader: str) -> dict[str, dict[str, int]]:
+    """Every tuning the engine compiles ``shader`` with, by name: "gpu", and "cpu" / "gpu_long" where declared."""
+    return {name: dict(t) for name, t in KERNELS[shader]["tunings"].items()}
+
+
+def tuning(shader: str, name: str = "gpu") -> dict[str, int]:
+    """One of the engine's tunings of ``shader`` (its override constants)."""
+    return dict(KERNELS[shader]["tunings"][name])
 
 
 def params(shader: str, **values: float) -> bytes:
     return PARAMS[shader].pack(**values)
 
 
-# --- dispatch grids (the shaders' default override values; pass the overrides you compiled with) ----------------
+# --- dispatch grids (pass the override constants the pipeline was compiled with) ----------------------------------
 
-def matvec_grid(rows: int, ty: int = 4, r: int = 2) -> tuple[int, int, int]:
+def matvec_grid(rows: int, ty: int, r: int) -> tuple[int, int, int]:
     return grid_1d(math.ceil(rows / (ty * r)))
 
 
-def matmul_grid(rows: int, tokens: int, wx: int = 16, wy: int = 16) -> tuple[int, int, int]:
+def matvec_f32_grid(rows: int, r: int) -> tuple[int, int, int]:
+    return grid_1d(math.ceil(rows / r))
+
+
+def matmul_grid(rows: int, tokens: int, wx: int, wy: int) -> tuple[int, int, int]:
     return (math.ceil(rows / (4 * wx)), math.ceil(tokens / (2 * wy)), 1)
 
 
-def embed_grid(cols: int, tokens: int, qbits: int, wg: int = 64) -> tuple[int, int, int]:
+def matmul_f32_grid(rows: int, tokens: int, tile: int) -> tuple[int, int, int]:
+    return (math.ceil(rows / tile), math.ceil(tokens / tile), 1)
+
+
+def embed_grid(cols: int, tokens: int, qbits: int, wg: int) -> tuple[int, int, int]:
     words = cols * qbits // 32
     return (math.ceil(words / wg), tokens, 1)
+
+
+def embed_f32_grid(cols: int, tokens: int, wg: int) -> tuple[int, int, int]:
+    return (math.ceil(cols / wg), tokens, 1)
 
 
 def rmsnorm_grid(tokens: int) -> tuple[int, int, int]:
     return (tokens, 1, 1)
 
 
-def rope_grid(tokens: int, num_heads: int, head_dim: int, wg: int = 64) -> tuple[int, int, int]:
+def rope_grid(tokens: int, num_heads: int, head_dim: int, wg: int) -> tuple[int, int, int]:
     return grid_1d(math.ceil(tokens * num_heads * head_dim // 2 / wg))
 
 
@@ -107,12 +113,21 @@ def attention_grid(num_heads: int, tokens: int) -> tuple[int, int, int]:
     return (num_heads, tokens, 1)
 
 
-def attention_splits(capacity: int, split: int = 32) -> int:
+def attention_split_positions(head_dim: int, wg: int) -> int:
+    """attention_split.wgsl's SPLIT as the engine picks it for a head size (grids.js attentionSplitPositions): enough
+    threads per position (WG / SPLIT, a power of two up to 8) that each scores at most 4 vec4s."""
+    tp = 1
+    while tp < 8 and head_dim / 4 / tp > 4 and tp * 2 <= wg:
+        tp *= 2
+    return wg // tp
+
+
+def attention_splits(capacity: int, split: int) -> int:
     """Splits per head of attention_split.wgsl (its grid height, and the S of its part buffer)."""
     return math.ceil(capacity / split)
 
 
-def attention_split_grid(num_heads: int, capacity: int, split: int = 32) -> tuple[int, int, int]:
+def attention_split_grid(num_heads: int, capacity: int, split: int) -> tuple[int, int, int]:
     return (num_heads, attention_splits(capacity, split), 1)
 
 
@@ -120,7 +135,8 @@ def attention_combine_grid(num_heads: int) -> tuple[int, int, int]:
     return (num_heads, 1, 1)
 
 
-def elementwise_grid(n: int, wg: int = 256) -> tuple[int, int, int]:
+def elementwise_grid(n: int, wg: int) -> tuple[int, int, int]:
+    """swiglu.wgsl, bias.wgsl: one thread per element."""
     return grid_1d(math.ceil(n / wg))
 
 
@@ -129,6 +145,6 @@ def argmax_grid() -> tuple[int, int, int]:
     return (1, 1, 1)
 
 
-def argmax_blocks(n: int, wg: int = 256, items: int = 8) -> int:
+def argmax_blocks(n: int, wg: int, items: int) -> int:
     """Blocks of argmax.wgsl main_blocks (its grid width, and the block states main_pairs merges)."""
     return math.ceil(n / (wg * items))

@@ -79,3 +79,10 @@ def assert_close(got: npt.NDArray[Any], want: F64, tol: F64 | float, what: str) 
         t = float(np.broadcast_to(np.asarray(tol, np.float64), err.shape)[i])
         raise AssertionError(f"{what}: {int(bad.sum())} of {err.size} elements off; worst at {i}: "
                              f"got {got[i]!r} want {want[i]!r} (|err| {err[i]:.3g} > tol {t:.3g})")
+
+
+def dense_tolerance(w: npt.NDArray[np.float64], x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """f32 rounding allowance of W x for dense f32 weights (x: [cols] or [T, cols]): 2 eps sqrt(n) |w_c x_c|_2, as
+    dot_tolerance for quantized ones."""
+    norm = np.sqrt(x ** 2 @ (w ** 2).T)
+    return 2.0 * EPS32 * np.sqrt(w.shape[1]) * norm + 1e-30

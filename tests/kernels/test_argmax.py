@@ -11,7 +11,7 @@ import numpy.typing as npt
 import pytest
 
 from .gpu import Gpu
-from .kernels import argmax_blocks, argmax_grid, params
+from .kernels import argmax_blocks, argmax_grid, params, tuning
 
 NONE = 0xFFFFFFFF
 Run = Callable[[npt.NDArray[np.float32], npt.NDArray[np.uint32]], tuple[int, float]]
@@ -112,11 +112,12 @@ def read_out(gpu: Gpu, out: object) -> tuple[int, float]:
 
 
 SIZES = [1, 7, 31, 300, 1000, 49152, 49153]
+ENGINE = tuning("argmax.wgsl")  # {WG, ITEMS} as the engine compiles it (webgpu_shaders/kernels.json)
 
 
 @pytest.mark.parametrize("n", SIZES)
 def test_argmax_main(gpu: Gpu, rng: np.random.Generator, n: int) -> None:
-    pipe = gpu.pipeline("argmax.wgsl", "main", {"WG": 256})
+    pipe = gpu.pipeline("argmax.wgsl", "main", {"WG": ENGINE["WG"]})
     out = gpu.zeros(8)
     p = gpu.uniform(params("argmax.wgsl", n=n))
 
@@ -127,8 +128,11 @@ def test_argmax_main(gpu: Gpu, rng: np.random.Generator, n: int) -> None:
     check(run, rng, n)
 
 
-@pytest.mark.parametrize("n,wg,items", [(1, 256, 8), (7, 4, 1), (31, 8, 1), (300, 16, 2), (1000, 32, 3),
-                                        (49152, 256, 8), (49153, 256, 8), (151936, 256, 8)])
+@pytest.mark.parametrize("n,wg,items", [
+    (7, 4, 1), (31, 8, 1), (300, 16, 2), (1000, 32, 3),
+    # the engine's tuning, at SmolLM2's vocabulary (49152), one past it, Qwen2.5's (151936) and one logit
+    *[(n, ENGINE["WG"], ENGINE["ITEMS"]) for n in (1, 49152, 49153, 151936)],
+])
 def test_argmax_two_dispatches(gpu: Gpu, rng: np.random.Generator, n: int, wg: int, items: int) -> None:
     """main_blocks (a state per block of WG * ITEMS logits) then main_pairs (the blocks merged): the engine's path;
     ties to the lowest index across blocks too, blocks with no allowed token skipped."""

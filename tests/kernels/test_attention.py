@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from .gpu import Gpu
-from .kernels import attention_grid, params
+from .kernels import attention_grid, params, tuning
 from .reference import EPS32, F64, assert_close
 
 SHADER = "attention.wgsl"
+WG = tuning(SHADER)["WG"]  # as the engine compiles it (webgpu_shaders/kernels.json)
 
 
 def attention_ref(q: F64, k_cache: F64, v_cache: F64, positions: np.ndarray, scale: float) -> tuple[F64, F64]:
@@ -29,10 +30,11 @@ def attention_ref(q: F64, k_cache: F64, v_cache: F64, positions: np.ndarray, sca
 
 
 @pytest.mark.parametrize("heads,kv_heads,d,positions,wg", [
-    (9, 3, 64, [0], 64),                  # decode, first token: one key
-    (9, 3, 64, [150], 64),                # decode over 151 keys: 3 blocks, the last partial
-    (4, 2, 128, [77], 64),                # head_dim 128: two output dims per thread
-    (9, 3, 64, [10, 11, 12, 13, 14, 15, 16], 64),  # prefill of 7 tokens after a 10-token prefix, causal
+    (9, 3, 64, [0], WG),                  # the engine's workgroup: decode, first token: one key
+    (9, 3, 64, [150], WG),                # decode over 151 keys: several blocks, the last partial
+    (4, 2, 128, [77], WG),                # head_dim 128: two output dims per thread (WG 64)
+    (9, 3, 64, [10, 11, 12, 13, 14, 15, 16], WG),  # prefill of 7 tokens after a 10-token prefix, causal
+    (9, 3, 64, [150], 64),                # 3 blocks of 64, the last partial
     (6, 6, 64, [0, 1, 2], 32),            # no grouping, smaller workgroup
     (8, 1, 128, [40, 41, 42, 43, 44], 16),  # one kv head, 8 dims per thread
 ])

@@ -7,13 +7,23 @@ import numpy as np
 import pytest
 
 from .gpu import Gpu
-from .kernels import attention_combine_grid, attention_split_grid, attention_splits, params
+from .kernels import (
+    attention_combine_grid,
+    attention_split_grid,
+    attention_split_positions,
+    attention_splits,
+    params,
+    tuning,
+)
 from .reference import EPS32, assert_close
 from .test_attention import attention_ref
 from .test_rope_table import rope_ref, table
 
 SPLIT = "attention_split.wgsl"
 COMBINE = "attention_combine.wgsl"
+# as the engine compiles them (webgpu_shaders/kernels.json; SPLIT by head size, grids.js attentionSplitPositions)
+SPLIT_WG = tuning(SPLIT)["WG"]
+COMBINE_WG = tuning(COMBINE)["WG"]
 SENTINEL = -7.25
 
 
@@ -31,10 +41,11 @@ SENTINEL = -7.25
     (3, 1, 12, 70, 80, 4, 2, False),       # odd sizes: 3 heads, d/4 = 3 columns on 4 threads, 36 splits
     (3, 1, 12, 70, 80, 16, 2, False),      # 8 threads per position, more than d/4 = 3 (some idle)
     (12, 2, 128, 1900, 2048, 64, 16, True),  # Qwen2.5-1.5B's heads at a long KV: 119 splits to merge
-    (12, 2, 128, 383, 392, 128, 16, True),   # the engine's choice for d = 128: 8 threads per position, 4 slices
-    (9, 3, 64, 300, 392, 128, 32, False),    # the engine's choice for d = 64 (SmolLM2): 4 threads per position
+    # the engine's choices: d = 128 (Qwen2.5) and d = 64 (SmolLM2)
+    (12, 2, 128, 383, 392, SPLIT_WG, attention_split_positions(128, SPLIT_WG), True),
+    (9, 3, 64, 300, 392, SPLIT_WG, attention_split_positions(64, SPLIT_WG), False),
 ])
-@pytest.mark.parametrize("combine_wg", [128, 8])  # the engine's; fewer threads than columns or splits
+@pytest.mark.parametrize("combine_wg", [COMBINE_WG, 8])  # the engine's; fewer threads than columns or splits
 def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_heads: int, d: int, pos: int,
                          capacity: int, wg: int, split: int, half: bool, combine_wg: int) -> None:
     n_all = heads + 2 * kv_heads

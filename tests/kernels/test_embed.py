@@ -8,10 +8,11 @@ import pytest
 from model_prep import quant
 
 from .gpu import Gpu
-from .kernels import embed_grid, params
+from .kernels import embed_grid, params, tuning
 from .reference import random_qtensor
 
 SHADER = "embed.wgsl"
+ENGINE = tuning(SHADER)  # {WG} as the engine compiles it (webgpu_shaders/kernels.json)
 SENTINEL = -7.25
 
 
@@ -21,13 +22,13 @@ def test_embed_chunked(gpu: Gpu, rng: np.random.Generator, storage: str, cols: i
     table = random_qtensor(rng, storage, vocab, cols)
     ids = np.array([0, 59, 60, 100, 7, 60, 99], np.uint32)  # 7 tokens: both chunk edges, a repeat
     out = gpu.storage(np.full(len(ids) * cols, SENTINEL, np.float32))
-    pipe = gpu.pipeline(SHADER, "main", {"QBITS": table.qbits})
+    pipe = gpu.pipeline(SHADER, "main", {"QBITS": table.qbits, **ENGINE})
     id_buf = gpu.storage(ids)
     for start, stop in ((0, split), (split, vocab)):
         chunk = quant.slice_rows(storage, table.planes, cols, start, stop)
         p = gpu.uniform(params(SHADER, row_start=start, rows=stop - start, cols=cols, tokens=len(ids)))
         gpu.run(pipe, [id_buf, gpu.storage(chunk["qweight"]), gpu.storage(chunk["scales"]), out, p],
-                embed_grid(cols, len(ids), table.qbits))
+                embed_grid(cols, len(ids), table.qbits, ENGINE["WG"]))
         got = gpu.read(out).reshape(len(ids), cols)
         done = ids < stop
         # scale * q (+ min) has one rounding in f32 either way (the product is exact), so rows match bit for bit

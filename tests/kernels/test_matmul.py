@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from .gpu import Gpu
-from .kernels import matmul_grid, params
+from .kernels import matmul_grid, params, tuning
 from .reference import EPS32, assert_close, dot_tolerance, random_qtensor
 
 SHADER = "matmul.wgsl"
+ENGINE = tuning(SHADER)  # {WX, WY} as the engine compiles it (webgpu_shaders/kernels.json)
 SENTINEL = -7.25
 
 
@@ -21,10 +22,10 @@ def test_matmul(gpu: Gpu, rng: np.random.Generator, storage: str, rows: int, col
     # this chunk is rows [2, 2 + rows) of a (rows + 5)-wide output
     offset, stride = 2, rows + 5
     y = gpu.storage(np.full(tokens * stride, SENTINEL, np.float32))
-    pipe = gpu.pipeline(SHADER, "main", {"QBITS": q.qbits})
+    pipe = gpu.pipeline(SHADER, "main", {"QBITS": q.qbits, **ENGINE})
     p = gpu.uniform(params(SHADER, rows=rows, cols=cols, row_offset=offset, tokens=tokens, y_stride=stride))
     gpu.run(pipe, [gpu.storage(q.planes["qweight"]), gpu.storage(q.planes["scales"]), gpu.storage(x), y, p],
-            matmul_grid(rows, tokens))
+            matmul_grid(rows, tokens, ENGINE["WX"], ENGINE["WY"]))
     got = gpu.read(y).reshape(tokens, stride)
     want = x.astype(np.float64) @ q.w.T
     assert_close(got[:, offset:offset + rows], want, dot_tolerance(q, x), f"{storage} {rows}x{cols} T={tokens}")

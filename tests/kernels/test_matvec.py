@@ -8,16 +8,19 @@ import pytest
 import wgpu
 
 from .gpu import Gpu
-from .kernels import matvec_grid, params
+from .kernels import matvec_grid, params, tunings
 from .reference import EPS32, QTensor, assert_close, dot_tolerance, random_qtensor, rmsnorm, silu
 
 SHADER = "matvec.wgsl"
 SENTINEL = -7.25  # output elements outside the chunk's range must keep it
 # (rows, cols): odd rows, cols a multiple of 32 but not of 256, SmolLM2's 576, and one row
 SHAPES = [(37, 96), (129, 576), (1, 32), (300, 1056)]
-# (TX, TY, R): the defaults, a narrow non-power-of-two row split, R = 1 with a tall workgroup, the engine's GPU
-# tunings (pipelines.js matvec and matvecLong), its CPU tuning, and others timed in the engine
-TUNINGS = [(32, 4, 2), (12, 2, 3), (8, 8, 1), (64, 2, 4), (128, 1, 2), (4, 16, 4), (16, 4, 4), (48, 2, 4), (16, 8, 4)]
+# (TX, TY, R): every tuning the engine compiles matvec.wgsl with (webgpu_shaders/kernels.json: gpu, gpu_long, cpu),
+# then the shader's defaults, a narrow non-power-of-two row split, R = 1 with a tall workgroup, and others timed in
+# the engine
+ENGINE_TUNINGS = [(t["TX"], t["TY"], t["R"]) for t in tunings(SHADER).values()]
+TUNINGS = ENGINE_TUNINGS + [t for t in [(32, 4, 2), (12, 2, 3), (8, 8, 1), (16, 4, 4), (48, 2, 4), (16, 8, 4)]
+                            if t not in ENGINE_TUNINGS]
 
 
 def _constants(qbits: int, tuning: tuple[int, int, int], **extra: float) -> dict[str, float]:
@@ -77,7 +80,8 @@ def test_matvec_unpack_cvt(gpu: Gpu, rng: np.random.Generator, storage: str) -> 
     assert_close(gpu.read(y), q.w @ x.astype(np.float64), dot_tolerance(q, x), f"{storage} cvt")
 
 
-def test_matvec_accumulate(gpu: Gpu, rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("tuning", [(32, 4, 2), *ENGINE_TUNINGS])
+def test_matvec_accumulate(gpu: Gpu, rng: np.random.Generator, tuning: tuple[int, int, int]) -> None:
     """ACCUMULATE: the residual add fused into the epilogue, y[i] += W x (o_proj and ffn_down into the hidden state)."""
     rows, cols = 70, 224
     for storage in ("q4", "q8"):
@@ -85,16 +89,16 @@ def test_matvec_accumulate(gpu: Gpu, rng: np.random.Generator) -> None:
         x = rng.standard_normal(cols).astype(np.float32)
         h = rng.standard_normal(rows).astype(np.float32)
         y = _output(gpu, rows, h)
-        pipe = gpu.pipeline(SHADER, "main", _constants(q.qbits, (32, 4, 2), ACCUMULATE=True))
+        pipe = gpu.pipeline(SHADER, "main", _constants(q.qbits, tuning, ACCUMULATE=True))
         p = gpu.uniform(params(SHADER, rows=rows, cols=cols, row_offset=0, eps=0.0))
-        gpu.run(pipe, [*_upload(gpu, q), gpu.storage(x), y, p], matvec_grid(rows))
+        gpu.run(pipe, [*_upload(gpu, q), gpu.storage(x), y, p], matvec_grid(rows, tuning[1], tuning[2]))
         want = h + q.w @ x.astype(np.float64)
         assert_close(gpu.read(y), want, dot_tolerance(q, x) + EPS32 * np.abs(want), f"{storage} accumulate")
 
 
 @pytest.mark.parametrize("storage", ["q4", "q8"])
 @pytest.mark.parametrize("rows,cols", [(45, 576), (7, 160)])
-@pytest.mark.parametrize("tuning", [(32, 4, 2), (64, 2, 4), (128, 1, 2)])
+@pytest.mark.parametrize("tuning", [(32, 4, 2), *ENGINE_TUNINGS])
 def test_matvec_norm(gpu: Gpu, rng: np.random.Generator, storage: str, rows: int, cols: int,
                      tuning: tuple[int, int, int]) -> None:
     """main_norm: y = W (rmsnorm(x) * norm_w), the attention / final norm folded into q, k, v and the LM head."""
@@ -116,7 +120,7 @@ def test_matvec_norm(gpu: Gpu, rng: np.random.Generator, storage: str, rows: int
 
 
 @pytest.mark.parametrize("storage", ["q4", "q8"])
-@pytest.mark.parametrize("tuning", [(12, 2, 3), (64, 2, 4), (128, 1, 2), (4, 16, 4)])
+@pytest.mark.parametrize("tuning", [(12, 2, 3), *ENGINE_TUNINGS])
 def test_matvec_swiglu(gpu: Gpu, rng: np.random.Generator, storage: str, tuning: tuple[int, int, int]) -> None:
     """main_swiglu: y = silu(Wg x') * (Wu x'), x' = rmsnorm(x) * norm_w (ffn_norm, gate, up and SwiGLU fused)."""
     rows, cols = 83, 288

@@ -1,5 +1,6 @@
-"""Every kernel's Params: the Python layout (kernels.PARAMS, mirrored by the JS engine) matches the WGSL struct
-field by field, each WGSL field carries a comment with its unit, and the compiled shader wants exactly that size."""
+"""Every kernel's declaration (webgpu_shaders/kernels.json, read by the JS engine and by these tests) against its
+shader: the Params layout matches the WGSL struct field by field, each WGSL field carries a comment with its unit, the
+compiled shader wants exactly that size, and every tuning sets only override constants the shader declares."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import re
 import pytest
 
 from .gpu import SHADER_DIR, Gpu
-from .kernels import PARAMS
+from .kernels import KERNELS, PARAMS, tunings
 
 STRUCT = re.compile(r"struct Params \{(.*?)\n\}", re.S)
 FIELD = re.compile(r"^\s*(\w+)\s*:\s*(\w+)\s*,?\s*(//.*)?$")
 UNIFORM = re.compile(r"@binding\((\d+)\)\s+var<uniform>\s+\w+\s*:\s*Params")
 BINDING = re.compile(r"@binding\((\d+)\)")
+OVERRIDE = re.compile(r"^override\s+(\w+)\s*:", re.M)
 
 
 def wgsl_fields(shader: str) -> list[tuple[str, str, str]]:
@@ -31,7 +33,24 @@ def wgsl_fields(shader: str) -> list[tuple[str, str, str]]:
 
 def test_every_shader_has_a_layout() -> None:
     shaders = sorted(p.name for p in SHADER_DIR.glob("*.wgsl"))
-    assert shaders == sorted(PARAMS), "kernels.PARAMS and webgpu_shaders/*.wgsl disagree"
+    assert shaders == sorted(KERNELS), "webgpu_shaders/kernels.json and webgpu_shaders/*.wgsl disagree"
+    assert sorted(PARAMS) == shaders
+
+
+@pytest.mark.parametrize("shader", sorted(KERNELS))
+def test_tunings_set_declared_overrides(shader: str) -> None:
+    """Each tuning (gpu, and cpu / gpu_long where declared) sets only overrides of the shader, as positive integers
+    (a misspelt name would be rejected by the pipeline, or silently left at the shader's default by a grid)."""
+    overrides = set(OVERRIDE.findall((SHADER_DIR / shader).read_text()))
+    named = tunings(shader)
+    assert "gpu" in named and set(named) <= {"gpu", "cpu", "gpu_long"}, f"{shader}: tunings {sorted(named)}"
+    for name, constants in named.items():
+        assert constants, f"{shader} tuning {name} is empty"
+        assert set(constants) <= overrides, f"{shader} tuning {name}: {sorted(set(constants) - overrides)} " \
+            f"are not overrides of the shader ({sorted(overrides)})"
+        assert all(isinstance(v, int) and v > 0 for v in constants.values()), f"{shader} tuning {name}: {constants}"
+    if "gpu_long" in named:
+        assert set(named["gpu_long"]) == set(named["gpu"]) and KERNELS[shader]["long_min_cols"] > 0
 
 
 @pytest.mark.parametrize("shader", sorted(PARAMS))

@@ -1,4 +1,4 @@
-"""rope_table.wgsl: RoPE from a host (cos, sin) table, as model_prep/engine.py RunState builds it; both layouts."""
+"""rope_table.wgsl: RoPE from a host (cos, sin) table, as reference/forward.py RunState builds it; both layouts."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import pytest
 
 from .gpu import Gpu
 from .kernels import PARAMS as LAYOUTS
-from .kernels import rope_grid
+from .kernels import rope_grid, tuning
 from .reference import EPS32, assert_close
 
 SHADER = "rope_table.wgsl"
 SENTINEL = -7.25
 PARAMS = LAYOUTS[SHADER]
+ENGINE = tuning(SHADER)  # {WG} as the engine compiles it (webgpu_shaders/kernels.json)
 
 
 def table(capacity: int, d: int, theta: float) -> np.ndarray:
@@ -57,9 +58,9 @@ def test_rope_table(gpu: Gpu, rng: np.random.Generator, half: bool, heads: int, 
     cache = np.full((kv_heads, capacity, d), SENTINEL, np.float32)
     k_cache, v_cache = gpu.storage(cache), gpu.storage(cache)
     p = gpu.uniform(PARAMS.pack(tokens=tokens, num_heads=heads, num_kv_heads=kv_heads, head_dim=d, capacity=capacity))
-    gpu.run(gpu.pipeline(SHADER, "main", {"HALF": half}),
+    gpu.run(gpu.pipeline(SHADER, "main", {**ENGINE, "HALF": half}),
             [gpu.storage(pos), gpu.storage(cs), gpu.storage(k), gpu.storage(v), q_buf, k_cache, v_cache, p],
-            rope_grid(tokens, heads, d))
+            rope_grid(tokens, heads, d, ENGINE["WG"]))
     # two products and a sum in f32 (fused or not): a few eps of the pair's magnitude
     tol_q = 4 * EPS32 * np.abs(q).max(axis=-1, keepdims=True)
     assert_close(gpu.read(q_buf).reshape(q.shape), rope_ref(q, cs, pos, half), tol_q, "q")

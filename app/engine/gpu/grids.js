@@ -1,6 +1,6 @@
-// grids.js: the dispatch grid of each kernel, as each .wgsl header states it (mirrors tests/kernels/kernels.py).
-// Grids depend on the override constants a pipeline was compiled with; pipelines.js passes the same TUNING values
-// to both, so the two cannot drift apart.
+// grids.js: the dispatch grid of each kernel, as each .wgsl header states it (tests/kernels/kernels.py has the same
+// functions for the kernel tests). Grids depend on the override constants a pipeline was compiled with; pipelines.js
+// passes the same tuning values (webgpu_shaders/kernels.json) to both, so the two cannot drift apart.
 
 /** @typedef {[number, number, number]} Grid  workgroups along x, y, z */
 
@@ -70,7 +70,7 @@ export const attentionSplits = (capacity, splitPositions) => Math.ceil(capacity 
 /** attention_combine.wgsl: one workgroup per query head. @param {number} heads @returns {Grid} */
 export const attentionCombineGrid = (heads) => [heads, 1, 1];
 
-/** add.wgsl, swiglu.wgsl, bias.wgsl: one thread per element. @param {number} n @param {number} wg @returns {Grid} */
+/** swiglu.wgsl, bias.wgsl: one thread per element. @param {number} n @param {number} wg @returns {Grid} */
 export const elementwiseGrid = (n, wg) => grid1d(Math.ceil(n / wg));
 
 /** argmax.wgsl main and main_pairs: one workgroup. @returns {Grid} */

@@ -1,7 +1,7 @@
 // model.js: the transformer on the GPU, read top to bottom like llama2.c's run.c:
 //   config (manifest.json) -> weights (GPU buffers, one per shard) -> run state (activations and KV cache, allocated
 //   once) -> the forward pass, recorded once as dispatches -> forward(ids, pos).
-// The math is model_prep/engine.py's `forward`, in f32, with the kernels of webgpu_shaders/.
+// The math is model_prep/reference/forward.py's `forward`, in f32, with the kernels of webgpu_shaders/.
 //
 // Per decode token the host writes 8 bytes (the token id and its position, into preallocated storage buffers), and
 // under a grammar its token bitmask (vocab / 8 bytes, into another), submits one command buffer (the prerecorded
@@ -15,7 +15,7 @@ import { CapacityError, ContextError, FormatError, GrammarError, ShaderError } f
 import { argmaxMaskWords } from './grids.js';
 import { DecodeOps, PrefillOps } from './ops.js';
 import { fetchManifest } from './package.js';
-import { CPU_TUNING, Pipelines } from './pipelines.js';
+import { CPU_TUNING, Pipelines, tuningFor } from './pipelines.js';
 import { DEFAULT_PASS_TOKENS, contextFor, requirements, unsupported } from './probe.js';
 import { allocRunState, destroyRunState, writeRopeTable } from './state.js';
 import { loadWeights, stackRows, vectorBinding } from './weights.js';
@@ -64,8 +64,8 @@ const NO_TOKEN = 0xffffffff;
  *          signal?: AbortSignal}} opts
  *   context: KV positions to allocate (default min(config.context_length, 2048));
  *   passTokens: prompt tokens per prefill pass (default 128); longer prompts run in several passes;
- *   tuning: kernel override constants (default pipelines.js tuningFor(device); benchmarks try others: only the
- *   matvec entries may differ, state.js sizes buffers with TUNING's attention and argmax entries).
+ *   tuning: kernel override constants (default pipelines.js tuningFor(device); benchmarks try others); the run
+ *   state is sized with it.
  * @returns {Promise<Model>}
  */
 export async function loadModel(opts) {
@@ -82,7 +82,8 @@ export async function loadModel(opts) {
   if (!(context >= 1 && passTokens >= 1 && passTokens <= 65535)) {
     throw new ContextError(`context ${context} must be >= 1 and passTokens ${passTokens} in 1..65535 (attention.wgsl grid)`);
   }
-  const needs = requirements(manifest, context, passTokens);
+  const tuning = opts.tuning ?? tuningFor(device);
+  const needs = requirements(manifest, context, passTokens, tuning);
   const lim = device.limits;
   if (needs.binding > lim.maxStorageBufferBindingSize || needs.buffer > lim.maxBufferSize) {
     throw new CapacityError(`${manifest.name} with a context of ${context} needs maxStorageBufferBindingSize >= ` +
@@ -91,7 +92,7 @@ export async function loadModel(opts) {
   }
 
   // --- kernels, then weights (compile first: a broken kernel should not cost a 100 MB download) ------------------
-  const pipelines = await Pipelines.load(device, opts.shaderBaseUrl, fetchFn, signal, opts.tuning);
+  const pipelines = await Pipelines.load(device, opts.shaderBaseUrl, fetchFn, signal, tuning);
   const store = await loadWeights(device, manifest, { baseUrl: opts.baseUrl, fetch: fetchFn, signal, onProgress: opts.onProgress });
   // --- run state and the recorded forward pass, under error scopes (popped whatever happens) --------------------
   device.pushErrorScope('validation');
@@ -114,7 +115,7 @@ export async function loadModel(opts) {
     });
 
     // run state: every activation and the KV cache, once
-    state = allocRunState(device, config, context, passTokens);
+    state = allocRunState(device, config, context, passTokens, pipelines.tuning);
     writeRopeTable(device, state, config, context);
     writeQKVBias(device, state, config, weights);
     uniforms = new Uniforms(device);
@@ -130,8 +131,8 @@ export async function loadModel(opts) {
     recordHead(head, weights, state, state.xLast);
 
     const t = pipelines.tuning;
-    const tuning = { kind: t === CPU_TUNING ? 'cpu' : 'gpu', matvec: t.matvec, matvecLong: t.matvecLong };
-    model = new Model({ device, manifest, context, passTokens, tuning, shards: store.shards, state, uniforms,
+    const used = { kind: t === CPU_TUNING ? 'cpu' : 'gpu', matvec: t.matvec, matvecLong: t.matvecLong };
+    model = new Model({ device, manifest, context, passTokens, tuning: used, shards: store.shards, state, uniforms,
       decode: decode.dispatches, prefill: prefill.dispatches, head: head.dispatches });
   } catch (e) {
     failure = e;
@@ -216,7 +217,7 @@ function writeQKVBias(device, s, c, w) {
 }
 
 /**
- * The transformer blocks, as model_prep/engine.py `forward` (T tokens at positions[0..T-1]).
+ * The transformer blocks, as model_prep/reference/forward.py `forward` (T tokens at positions[0..T-1]).
  * @param {DecodeOps | PrefillOps} ops
  * @param {Weights} w
  * @param {RunState} s
@@ -303,7 +304,7 @@ export class Model {
   }
 
   /**
-   * Runs tokens `ids` at positions pos .. pos + n - 1, filling the KV cache (model_prep/engine.py `forward`).
+   * Runs tokens `ids` at positions pos .. pos + n - 1, filling the KV cache (model_prep/reference/forward.py `forward`).
    * n > 1 is prefill (ceil(n / passTokens) passes, one submit each); n == 1 is one decode step (one submit).
    * Returns, for the last position: `token`, the argmax of the logits among the tokens opts.mask allows (ties to the
    * lowest id; every token without a mask); `logprob`, that token's log-probability under the softmax over the

@@ -97,7 +97,7 @@ class Ops {
    * @param {GPUBuffer} y f32[T, n]
    */
   bias(b, y) {
-    const wg = this.ctx.pipelines.tuning.elementwise.WG;
+    const wg = this.ctx.pipelines.tuning.bias.WG;
     const p = this.params(PARAMS['bias.wgsl'], { n: b.cols }, { tokens: 1 });
     this.record(`bias ${b.name}`, this.ctx.pipelines.get('bias.wgsl', 'main', { WG: wg }), [vectorBinding(b), y, p],
       (T) => grids.elementwiseGrid(T * b.cols, wg));
@@ -176,7 +176,7 @@ class Ops {
    * @param {number} n
    */
   swigluElementwise(gate, up, y, n) {
-    const wg = this.ctx.pipelines.tuning.elementwise.WG;
+    const wg = this.ctx.pipelines.tuning.swiglu.WG;
     const p = this.params(PARAMS['swiglu.wgsl'], {}, { n });
     this.record('swiglu', this.ctx.pipelines.get('swiglu.wgsl', 'main', { WG: wg }), [gate, up, y, p],
       (T) => grids.elementwiseGrid(T * n, wg));

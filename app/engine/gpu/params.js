@@ -1,9 +1,9 @@
-// params.js: the uniform `Params` layout of every WGSL kernel, declared once on the JS side.
-//
-// Mirrors tests/kernels/kernels.py PARAMS (which test_params.py checks field by field against each shader's
-// `struct Params`), so a JS test can compare these with the WGSL structs the same way. Every field is a 4-byte
-// scalar, so WGSL lays the struct out densely: size = 4 * fields. The f32 twins (matvec_f32, matmul_f32, embed_f32)
-// share the layout of their q4/q8 kernel on purpose: the engine fills the same values whatever the storage.
+// params.js: the uniform `Params` layout of every WGSL kernel, as webgpu_shaders/kernels.json declares it (the
+// kernel tests read the same file, and tests/kernels/test_params.py checks each layout against its shader's
+// `struct Params`, field by field, and its byte size against the compiled pipeline). Every field is a 4-byte scalar,
+// so WGSL lays the struct out densely: size = 4 * fields.
+
+import { KERNELS } from './kernels.js';
 
 /** @typedef {'u32' | 'f32'} Scalar */
 /**
@@ -27,31 +27,9 @@ function layout(shader, ...fields) {
   return Object.freeze({ shader, fields: Object.freeze(parsed), size: 4 * parsed.length });
 }
 
-const MATVEC = layout('matvec.wgsl', 'rows:u32', 'cols:u32', 'row_offset:u32', 'eps:f32');
-const MATMUL = layout('matmul.wgsl', 'rows:u32', 'cols:u32', 'row_offset:u32', 'tokens:u32', 'y_stride:u32');
-const EMBED = layout('embed.wgsl', 'row_start:u32', 'rows:u32', 'cols:u32', 'tokens:u32');
-
 /** Layout by shader file name. @type {Readonly<Record<string, ParamsLayout>>} */
-export const PARAMS = Object.freeze({
-  'matvec.wgsl': MATVEC,
-  'matvec_f32.wgsl': { ...MATVEC, shader: 'matvec_f32.wgsl' },
-  'matmul.wgsl': MATMUL,
-  'matmul_f32.wgsl': { ...MATMUL, shader: 'matmul_f32.wgsl' },
-  'embed.wgsl': EMBED,
-  'embed_f32.wgsl': { ...EMBED, shader: 'embed_f32.wgsl' },
-  'rmsnorm.wgsl': layout('rmsnorm.wgsl', 'n:u32', 'eps:f32'),
-  'rope_table.wgsl': layout('rope_table.wgsl', 'tokens:u32', 'num_heads:u32', 'num_kv_heads:u32', 'head_dim:u32',
-    'capacity:u32'),
-  'attention.wgsl': layout('attention.wgsl', 'num_heads:u32', 'num_kv_heads:u32', 'head_dim:u32', 'capacity:u32',
-    'scale:f32'),
-  'attention_split.wgsl': layout('attention_split.wgsl', 'num_heads:u32', 'num_kv_heads:u32', 'head_dim:u32',
-    'capacity:u32', 'splits:u32', 'scale:f32'),
-  'attention_combine.wgsl': layout('attention_combine.wgsl', 'num_heads:u32', 'head_dim:u32', 'capacity:u32',
-    'splits:u32', 'split_positions:u32'),
-  'swiglu.wgsl': layout('swiglu.wgsl', 'n:u32'),
-  'bias.wgsl': layout('bias.wgsl', 'n:u32', 'tokens:u32'),
-  'argmax.wgsl': layout('argmax.wgsl', 'n:u32'),
-});
+export const PARAMS = Object.freeze(Object.fromEntries(
+  Object.entries(KERNELS).map(([shader, k]) => [shader, layout(shader, ...k.params)])));
 
 /**
  * The bytes of one Params struct. Every field must be given, and nothing else (a typo would otherwise upload 0).

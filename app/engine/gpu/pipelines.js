@@ -1,63 +1,85 @@
 // pipelines.js: the WGSL sources, compiled once at load, and the choice of kernel by a tensor's storage.
 //
-// Every override a kernel's dispatch grid depends on is passed explicitly (TUNING), never left to the shader's
-// default, so grids.js and the compiled pipeline always agree even if a shader's defaults change.
+// Every override a kernel's dispatch grid depends on is passed explicitly (the tuning in use, from the declaration
+// of each kernel in webgpu_shaders/kernels.json), never left to the shader's default, so grids.js and the compiled
+// pipeline always agree even if a shader's defaults change.
 
 import { ShaderError } from './errors.js';
 import * as grids from './grids.js';
+import { KERNELS, SHADERS } from './kernels.js';
 
-/** Override constants per kernel family, for GPUs; grids.js gets the same numbers. */
-export const TUNING = Object.freeze({
-  // matvec.wgsl (needs TX >= R): 8 rows per workgroup of 128 threads, 64 threads along a row; rows of at least
-  // matvecLong.minCols inputs (the 1.5B shape's ffn_down: 8960) take 128 threads along a row and 2 rows per
-  // workgroup, which gives such short, wide matrices 4x the workgroups. Chosen by decode rate and per-projection
-  // GPU time in the engine on an H200 among 12 tunings (docs/PERFORMANCE.md).
-  matvec: { TX: 64, TY: 2, R: 4 },
-  matvecLong: { minCols: 4096, TX: 128, TY: 1, R: 2 },
-  matvecF32: { WG: 64, R: 4 }, //      matvec_f32.wgsl
-  matmul: { WX: 16, WY: 16 }, //       matmul.wgsl: tiles of 64 rows x 32 tokens
-  matmulF32: { TILE: 16 }, //          matmul_f32.wgsl
-  embed: { WG: 64 },
-  rope: { WG: 64 },
-  attention: { WG: 64 }, //           prefill
-  attentionSplit: { WG: 128 }, //      decode; positions per workgroup by head size (grids.attentionSplitPositions)
-  attentionCombine: { WG: 128 }, //    decode
-  elementwise: { WG: 256 }, //         add, swiglu, bias
-  rmsnorm: { WG: 256 },
-  argmax: { WG: 256, ITEMS: 8 }, //   ITEMS: logits per thread of main_blocks
-});
+export { SHADERS };
 
-const CPU_MATVEC = Object.freeze({ TX: 4, TY: 16, R: 4 });
-/**
- * For CPU adapters (SwiftShader, the browser tests' adapter; llvmpipe): matvec threads that own whole rows in
- * fewer, longer loops, for every shape (matvecLong never applies). Measured on SwiftShader (2 cores): SmolLM2's q8
- * head 553 -> 101 ms, a 1536x576 q4 16 -> 3 ms.
- */
-export const CPU_TUNING = Object.freeze({ ...TUNING, matvec: CPU_MATVEC, matvecLong: { minCols: Infinity, ...CPU_MATVEC } });
+/** @typedef {import('./kernels.js').Constants} Constants */
+/** @typedef {import('./grids.js').Grid} Grid */
 
 /**
- * The tuning for this device: CPU_TUNING on a fallback / software adapter, TUNING otherwise.
- * @param {GPUDevice} device
+ * A kernel's override constants for GPUs, or for CPU adapters (its own `cpu` tuning where it declares one).
+ * @param {string} shader @param {'gpu' | 'cpu'} kind @returns {Readonly<Constants>}
  */
-export function tuningFor(device) {
-  const info = /** @type {any} */ (device).adapterInfo ?? {};
+function tuned(shader, kind) {
+  const t = KERNELS[shader].tunings;
+  return Object.freeze({ ...(kind === 'cpu' ? t.cpu ?? t.gpu : t.gpu) });
+}
+
+/**
+ * Override constants per kernel, as kernels.json declares them for GPUs or CPU adapters; grids.js gets the same
+ * numbers. matvecLong: matvec.wgsl for rows of at least minCols inputs (the 1.5B shape's ffn_down: 8960), on GPUs
+ * only: 128 threads along a row and 2 rows per workgroup give such short, wide matrices 4x the workgroups (chosen by
+ * decode rate and per-projection GPU time in the engine on an H200 among 12 tunings, docs/PERFORMANCE.md). CPU
+ * adapters (SwiftShader, the browser tests' adapter; llvmpipe) take matvec threads that own whole rows in fewer,
+ * longer loops, for every shape (measured on SwiftShader, 2 cores: SmolLM2's q8 head 553 -> 101 ms, a 1536x576 q4
+ * 16 -> 3 ms), so matvecLong never applies there.
+ * @param {'gpu' | 'cpu'} kind
+ */
+function tuning(kind) {
+  const matvec = KERNELS['matvec.wgsl'];
+  return Object.freeze({
+    matvec: tuned('matvec.wgsl', kind),
+    matvecLong: /** @type {Readonly<Constants>} */ (Object.freeze(kind === 'gpu'
+      ? { minCols: matvec.long_min_cols ?? Infinity, ...matvec.tunings.gpu_long }
+      : { minCols: Infinity, ...tuned('matvec.wgsl', kind) })),
+    matvecF32: tuned('matvec_f32.wgsl', kind),
+    matmul: tuned('matmul.wgsl', kind), //                 tiles of 4*WX rows x 2*WY tokens
+    matmulF32: tuned('matmul_f32.wgsl', kind),
+    embed: tuned('embed.wgsl', kind),
+    embedF32: tuned('embed_f32.wgsl', kind),
+    rope: tuned('rope_table.wgsl', kind),
+    attention: tuned('attention.wgsl', kind), //           prefill
+    attentionSplit: tuned('attention_split.wgsl', kind), // decode; positions per workgroup by head size (grids.attentionSplitPositions)
+    attentionCombine: tuned('attention_combine.wgsl', kind), // decode
+    swiglu: tuned('swiglu.wgsl', kind),
+    bias: tuned('bias.wgsl', kind),
+    rmsnorm: tuned('rmsnorm.wgsl', kind),
+    argmax: tuned('argmax.wgsl', kind), //                 ITEMS: logits per thread of main_blocks
+  });
+}
+
+/** The tuning for GPUs. */
+export const TUNING = tuning('gpu');
+/** The tuning for CPU adapters. */
+export const CPU_TUNING = tuning('cpu');
+
+/** @typedef {typeof TUNING} Tuning */
+
+/**
+ * The tuning for an adapter: CPU_TUNING on a fallback / software adapter, TUNING otherwise.
+ * @param {{vendor?: string, architecture?: string, device?: string, description?: string,
+ *          isFallbackAdapter?: boolean} | undefined} info  GPUAdapterInfo (adapter.info, device.adapterInfo)
+ * @returns {Tuning}
+ */
+export function tuningForAdapter(info = {}) {
   const name = `${info.vendor ?? ''} ${info.architecture ?? ''} ${info.device ?? ''} ${info.description ?? ''}`;
   return info.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(name) ? CPU_TUNING : TUNING;
 }
 
-/** Every kernel file the engine uses (fetched at load). */
-export const SHADERS = Object.freeze(['matvec.wgsl', 'matvec_f32.wgsl', 'matmul.wgsl', 'matmul_f32.wgsl',
-  'embed.wgsl', 'embed_f32.wgsl', 'rmsnorm.wgsl', 'rope_table.wgsl', 'attention.wgsl', 'attention_split.wgsl',
-  'attention_combine.wgsl', 'swiglu.wgsl', 'bias.wgsl', 'argmax.wgsl']);
-
-/** @typedef {typeof TUNING} Tuning */
-/** @typedef {Record<string, number>} Constants  override constants (bools as 0 / 1) */
-/** @typedef {import('./grids.js').Grid} Grid */
 /**
- * @typedef {object} Kernel  a compiled entry point plus its grid
- * @property {string} shader
- * @property {GPUComputePipeline} pipeline
+ * The tuning for this device (tuningForAdapter of its adapter's info).
+ * @param {GPUDevice} device
  */
+export function tuningFor(device) {
+  return tuningForAdapter(/** @type {any} */ (device).adapterInfo);
+}
 
 /** Compiled pipelines, cached by (shader, entry point, constants). */
 export class Pipelines {
@@ -69,7 +91,7 @@ export class Pipelines {
   constructor(device, modules, tuning) {
     this.device = device;
     this.modules = modules;
-    /** Override constants in use (TUNING or CPU_TUNING); ops.js reads the elementwise ones from here too. */
+    /** Override constants in use (TUNING or CPU_TUNING); ops.js reads its kernels' ones from here too. */
     this.tuning = tuning ?? tuningFor(device);
     /** @type {Map<string, GPUComputePipeline>} */
     this.cache = new Map();
@@ -176,10 +198,11 @@ export class Pipelines {
    * @returns {{shader: string, pipeline: GPUComputePipeline, grid: (cols: number, tokens: number) => Grid}}
    */
   embed(storage) {
-    const t = this.tuning.embed;
     if (storage === 'f32') {
+      const t = this.tuning.embedF32;
       return { shader: 'embed_f32.wgsl', pipeline: this.get('embed_f32.wgsl', 'main', t), grid: (cols, T) => grids.embedF32Grid(cols, T, t.WG) };
     }
+    const t = this.tuning.embed;
     const q = qbits(storage);
     return { shader: 'embed.wgsl', pipeline: this.get('embed.wgsl', 'main', { QBITS: q, ...t }), grid: (cols, T) => grids.embedGrid(cols, T, q, t.WG) };
   }

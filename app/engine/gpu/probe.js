@@ -7,6 +7,7 @@
 // (the defaults raised only as far as this package needs, never past what the adapter offers).
 
 import { checkManifest, weightFiles } from './package.js';
+import { tuningForAdapter } from './pipelines.js';
 import { runStateBytes } from './state.js';
 
 export const DEFAULT_CONTEXT = 2048; // KV positions when the caller names none (capped by the model's own)
@@ -34,8 +35,9 @@ export function unsupported(c) {
  * @param {import('./package.js').Manifest} manifest
  * @param {number} context      KV positions
  * @param {number} passTokens   tokens per prefill pass
+ * @param {import('./pipelines.js').Tuning} tuning  the kernels' (a few run-state sizes depend on it)
  */
-export function requirements(manifest, context, passTokens) {
+export function requirements(manifest, context, passTokens, tuning) {
   const files = weightFiles(manifest);
   const planes = Object.values(manifest.tensors).flatMap((t) => t.chunks.flatMap((c) => Object.values(c.planes)));
   const largestPlane = Math.max(0, ...planes.map(([, size]) => size));
@@ -44,7 +46,7 @@ export function requirements(manifest, context, passTokens) {
   // model.js stacks each layer's q, k, v weights into one more buffer for decode: a second copy of those planes
   const stacked = Object.entries(manifest.tensors).filter(([name]) => /\.attn_[qkv]\.weight$/.test(name))
     .reduce((s, [, t]) => s + t.chunks.reduce((a, c) => a + Object.values(c.planes).reduce((b, [, n]) => b + n, 0), 0), 0);
-  const state = runStateBytes(manifest.config, context, passTokens);
+  const state = runStateBytes(manifest.config, context, passTokens, tuning);
   return {
     weights, // bytes of weight shards
     stacked, // bytes of the stacked q, k, v copies
@@ -107,7 +109,7 @@ export async function probe(gpu, manifest, opts = {}) {
   const why = unsupported(c);
   if (why) return { ok: false, ...base, reason: `this engine cannot run ${manifest.name}: ${why}` };
   const context = contextFor(c, opts.context);
-  const needs = requirements(manifest, context, opts.passTokens ?? DEFAULT_PASS_TOKENS);
+  const needs = requirements(manifest, context, opts.passTokens ?? DEFAULT_PASS_TOKENS, tuningForAdapter(info));
   const budget = opts.budgetBytes ?? DEFAULT_BUDGET_BYTES;
   if (needs.binding > have.maxStorageBufferBindingSize) {
     return { ok: false, ...base, needs, reason: `${manifest.name} needs a ${mib(needs.binding)} storage binding; this GPU ` +

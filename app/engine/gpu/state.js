@@ -1,10 +1,13 @@
 // state.js: the run state, as in llama2.c's RunState: every activation and the KV cache, sized once from the
 // config, the context (S positions of KV cache) and the tokens per prefill pass (P). Nothing is allocated later.
-// Decode uses row 0 of each [P, ...] buffer. probe.js sizes the same buffers through runStateBytes.
+// Decode uses row 0 of each [P, ...] buffer. probe.js sizes the same buffers through runStateBytes. A few sizes
+// depend on the kernels' tuning (attention_split.wgsl's positions per split, argmax.wgsl's blocks): pass the tuning
+// the pipelines are compiled with.
 
 import { ACTIVATION, USAGE, createBuffer } from './buffers.js';
 import { argmaxBlocks, argmaxMaskWords, attentionSplitPositions } from './grids.js';
-import { TUNING } from './pipelines.js';
+
+/** @typedef {import('./pipelines.js').Tuning} Tuning */
 
 /**
  * Bytes of each run-state buffer (f32 and u32 are 4 bytes). Shapes: H = query heads, KV = key/value heads,
@@ -12,11 +15,12 @@ import { TUNING } from './pipelines.js';
  * @param {import('./package.js').ModelConfig} c
  * @param {number} S
  * @param {number} P
+ * @param {Tuning} tuning  the pipelines' (Pipelines.tuning)
  */
-export function runStateSizes(c, S, P) {
+export function runStateSizes(c, S, P, tuning) {
   const H = c.num_heads, KV = c.num_kv_heads, D = c.head_dim;
-  // decode attention's splits per head (attention_split.wgsl; CPU_TUNING uses the same WG)
-  const splits = Math.ceil(S / attentionSplitPositions(D, TUNING.attentionSplit.WG));
+  // decode attention's splits per head (attention_split.wgsl)
+  const splits = Math.ceil(S / attentionSplitPositions(D, tuning.attentionSplit.WG));
   return {
     ids: 4 * P, //                               u32[P]              token ids of the pass (host-written)
     positions: 4 * P, //                         u32[P]              their positions (host-written)
@@ -35,7 +39,7 @@ export function runStateSizes(c, S, P) {
     logits: 4 * c.vocab_size, //                 f32[vocab]          last position's logits
     mask: 4 * argmaxMaskWords(c.vocab_size), //  u32[ceil(vocab/32)] tokens the argmax may pick (bit i % 32 of word
     //                                                                 i / 32; host-written, all ones = any token)
-    argmaxStates: 16 * argmaxBlocks(c.vocab_size, TUNING.argmax.WG, TUNING.argmax.ITEMS), // u32[blocks, 4] per block
+    argmaxStates: 16 * argmaxBlocks(c.vocab_size, tuning.argmax.WG, tuning.argmax.ITEMS), // u32[blocks, 4] per block
     //                                                                 of logits: f32 bits of its best allowed logit
     //                                                                 and of the softmax sum of the others, index
     token: 8, //                                 u32[2]              masked argmax(logits), f32 bits of its logprob
@@ -52,9 +56,10 @@ export function runStateSizes(c, S, P) {
  * @param {import('./package.js').ModelConfig} c
  * @param {number} S
  * @param {number} P
+ * @param {Tuning} tuning
  */
-export function runStateBytes(c, S, P) {
-  const s = runStateSizes(c, S, P);
+export function runStateBytes(c, S, P, tuning) {
+  const s = runStateSizes(c, S, P, tuning);
   const kv = (s.kCacheLayer + s.vCacheLayer) * c.num_layers;
   const other = Object.entries(s).filter(([k]) => !k.endsWith('CacheLayer')).reduce((a, [, v]) => a + v, 0) +
     s.qkvBiasLayer * (c.num_layers - 1);
@@ -95,10 +100,11 @@ export function runStateBytes(c, S, P) {
  * @param {import('./package.js').ModelConfig} c
  * @param {number} S  context positions
  * @param {number} P  tokens per prefill pass
+ * @param {Tuning} tuning  the pipelines' (Pipelines.tuning)
  * @returns {RunState}
  */
-export function allocRunState(device, c, S, P) {
-  const s = runStateSizes(c, S, P);
+export function allocRunState(device, c, S, P, tuning) {
+  const s = runStateSizes(c, S, P, tuning);
   const buf = (/** @type {string} */ name, /** @type {number} */ bytes) => createBuffer(device, name, bytes, ACTIVATION);
   const layers = Array.from({ length: c.num_layers }, (_, i) => i);
   return {
@@ -130,7 +136,7 @@ export function allocRunState(device, c, S, P) {
 }
 
 /**
- * The RoPE table, computed as model_prep/engine.py RunState computes cos and sin: angles in float64 (JS numbers),
+ * The RoPE table, computed as model_prep/reference/forward.py RunState computes cos and sin: angles in float64 (JS numbers),
  * rounded to f32 once. rope_table.wgsl reads it, so the GPU rotates with exactly the reference's values (WGSL's
  * own sin / cos promise only 2^-11 absolute error; SwiftShader's are ~2e-4 off).
  * @param {GPUDevice} device
