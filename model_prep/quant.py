@@ -248,10 +248,6 @@ def dequantize(storage: str, planes: Planes, rows: int, cols: int) -> F32Array:
     raise ValueError(f"unknown storage type {storage!r}")
 
 
-def planes_from_bytes(storage: str, buffers: dict[str, bytes | memoryview]) -> Planes:
-    return {name: np.frombuffer(buf, dtype=np.uint32) for name, buf in buffers.items()}
-
-
 def slice_rows(storage: str, planes: Planes, cols: int, start: int, stop: int) -> Planes:
     """Planes of rows [start, stop) of a packed tensor, each chunk self-contained (its own group numbering)."""
     if storage == fmt.F32:

@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model_prep.grammar import GrammarSpec  # noqa: E402
 from model_prep.reference import Engine, load  # noqa: E402
-from model_prep.sampling import Sampler  # noqa: E402
+from model_prep.reference.grammar import GrammarSpec  # noqa: E402
+from model_prep.reference.sampling import Sampler  # noqa: E402
 
 SCHEMA = {"type": "object", "additionalProperties": False, "required": ["notes"],
           "properties": {"notes": {"type": "string", "minLength": 4000, "maxLength": 8000}}}

@@ -1,7 +1,7 @@
 """Random JSON Schemas and tool sets from a seed, for the structured-output property tests (Python and JS).
 
 Every schema is bounded (strings, arrays and nesting have limits) so that a completion always fits in MAX_TOKENS,
-and uses only the keywords model_prep/grammar.py accepts. ``python tests/random_schemas.py SEED N`` prints them as
+and uses only the keywords reference/grammar.py accepts. ``python tests/random_schemas.py SEED N`` prints them as
 JSON, so that the Node tests draw the very same sets.
 """
 

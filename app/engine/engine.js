@@ -147,7 +147,7 @@ export class Engine {
     const manifest = model.manifest;
     const tokenizer = new TextTokenizer(vendor.Tokenizer, tokenizerJson);
     const gen = manifest.generation ?? {};
-    // the strings the template may print for bos_token / eos_token, as model_prep/reference.py passes them
+    // the strings the template may print for bos_token / eos_token, as model_prep/reference/engine.py passes them
     const bosToken = gen.bos_token_id != null ? tokenizer.idToToken(gen.bos_token_id) ?? '' : '';
     const eosIds = (gen.eos_token_ids ?? []).map(Number);
     const eosToken = eosIds.length ? tokenizer.idToToken(Math.min(...eosIds)) ?? '' : '';
@@ -213,7 +213,7 @@ export class Engine {
   }
 
   /**
-   * The compiled-grammar cache for this model's tokenizer (model_prep/reference.py `grammars`); loads the grammar
+   * The compiled-grammar cache for this model's tokenizer (model_prep/reference/engine.py `grammars`); loads the grammar
    * library on first use.
    * @returns {Promise<Grammars>}
    */
@@ -326,7 +326,7 @@ export class Engine {
   }
 
   /**
-   * Text pieces of one completion (model_prep/reference.py `stream`), holding the engine for its whole run.
+   * Text pieces of one completion (model_prep/reference/engine.py `stream`), holding the engine for its whole run.
    * @param {RequestOptions} opts
    * @param {number[]} prompt
    * @param {Report & {leftover: Pick[]}} report  filled in when the pieces end; leftover: tokens whose text never
@@ -392,7 +392,7 @@ export class Engine {
   }
 
   /**
-   * Token ids of a completion of `prompt` (no template, no stop strings), as model_prep/reference.py
+   * Token ids of a completion of `prompt` (no template, no stop strings), as model_prep/reference/engine.py
    * `generate_ids`: ends at EOS (not yielded), max_tokens, or the context's end. Shares the KV cache.
    * With `grammar` (a GrammarSpec, or its JSON {kind, schema | tag}), the ids follow it as generate_picks's do
    * under a Constraint, ending when the grammar is complete.
@@ -423,7 +423,7 @@ export class Engine {
   }
 
   /**
-   * Logits f32[vocab] of the last of `ids` run at positions pos.. (model_prep/reference.py `Engine.logits`).
+   * Logits f32[vocab] of the last of `ids` run at positions pos.. (model_prep/reference/engine.py `Engine.logits`).
    * @param {number[]} ids
    * @param {number} [pos]
    */

@@ -1,4 +1,4 @@
-// generate.js: the token loop, model_prep/reference.py `generate_picks`: prefill (reusing the cache), then pick a
+// generate.js: the token loop, model_prep/reference/engine.py `generate_picks`: prefill (reusing the cache), then pick a
 // token, stop at EOS (not yielded), at max_tokens, at the end of the context, or when the grammar allows nothing but
 // a stop token next (the output is complete: no more model steps); run each new token to get the next.
 // Under a grammar, each forward() gets the grammar's bitmask: on the greedy path the GPU's argmax applies it and
@@ -77,7 +77,7 @@ export async function* generatePicks(session, prompt, { maxTokens, sampler, eosI
 }
 
 /**
- * Token ids only (model_prep/reference.py `generate_ids`).
+ * Token ids only (model_prep/reference/engine.py `generate_ids`).
  * @param {KvSession} session
  * @param {number[]} prompt
  * @param {LoopOptions} opts

@@ -1,4 +1,4 @@
-// grammar.js: grammar-constrained decoding with @mlc-ai/web-xgrammar, the same way model_prep/grammar.py does it with
+// grammar.js: grammar-constrained decoding with @mlc-ai/web-xgrammar, the same way model_prep/reference/grammar.py does it with
 // Python's xgrammar, so that one request means one grammar whichever engine answers:
 //   a GrammarSpec says what the output must be ({kind: "json_schema", schema} or {kind: "structural_tag", tag}),
 //   its key is sha256(`${kind}\n${compact JSON}`) (the audit's grammar hash, equal to Python's);
@@ -19,7 +19,7 @@ import { InputError } from './errors.js';
 /** Compiled grammars kept per model (a schema compiles once, then its requests start at once). */
 export const CACHE_SIZE = 32;
 
-// JSON Schema keywords that xgrammar 0.1.27 turns into grammar rules (model_prep/grammar.py SCHEMA_KEYWORDS, which
+// JSON Schema keywords that xgrammar 0.1.27 turns into grammar rules (model_prep/reference/grammar.py SCHEMA_KEYWORDS, which
 // says why the others are refused).
 export const SCHEMA_KEYWORDS = Object.freeze(new Set([
   'type', 'properties', 'required', 'additionalProperties', 'items', 'minItems', 'maxItems',

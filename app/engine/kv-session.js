@@ -1,5 +1,5 @@
 // kv-session.js: which token ids the model's KV cache holds, so that a new request whose prompt extends the last
-// conversation runs only the new suffix (model_prep/reference.py `_prefill`). Positions 0 .. cached.length - 1 hold
+// conversation runs only the new suffix (model_prep/reference/engine.py `_prefill`). Positions 0 .. cached.length - 1 hold
 // the K/V of `cached`; anything the model wrote past that is garbage that the next forward() overwrites.
 
 /**

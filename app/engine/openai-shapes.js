@@ -62,7 +62,7 @@ export function usage(promptTokens, completionTokens) {
 }
 
 /**
- * Timings from milliseconds and counts (model_prep/reference.py Timings.to_json: 3 decimals, rates per second).
+ * Timings from milliseconds and counts (model_prep/reference/engine.py Timings.to_json: 3 decimals, rates per second).
  * @param {number} promptMs @param {number} promptN @param {number} predictedMs @param {number} predictedN
  * @returns {Timings}
  */

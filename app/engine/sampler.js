@@ -1,4 +1,4 @@
-// sampler.js: choosing the next token, as model_prep/sampling.py does, in the same order:
+// sampler.js: choosing the next token, as model_prep/reference/sampling.py does, in the same order:
 //   1. logit_bias added (token id -> -100..100), then frequency_penalty x (times the token came in this completion)
 //      + presence_penalty (once it came at all);
 //   2. the grammar's mask: tokens it does not allow get -inf. The reported log-probability is the log softmax of

@@ -1,4 +1,4 @@
-// stop-text.js: the completion's text as tokens arrive, cut at the first stop string, as model_prep/reference.py
+// stop-text.js: the completion's text as tokens arrive, cut at the first stop string, as model_prep/reference/engine.py
 // `Engine.stream` does. Text that could still grow into a stop string is held back, and so is text ending in an
 // incomplete UTF-8 character (U+FFFD), so a stream never shows what the final text will not contain.
 

@@ -1,5 +1,5 @@
 // structured.js: OpenAI's structured-output fields -> a grammar, and tool calls in and out of the model's text; the
-// same rules, messages and text as model_prep/structured.py (docs there):
+// same rules, messages and text as model_prep/reference/structured.py (docs there):
 //   response_format json_schema / json_object -> one JSON value of the schema; text or absent -> free text.
 //   tools + tool_choice: "none" hides them; "auto" (default) = free text in which calls may appear; "required" or a
 //   named function = calls and nothing else. A call is <tool_call>\n{"name": N, "arguments": {...}}\n</tool_call>,

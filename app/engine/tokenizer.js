@@ -1,4 +1,4 @@
-// tokenizer.js: text <-> token ids with the package's tokenizer.json, as model_prep/reference.py uses Hugging Face
+// tokenizer.js: text <-> token ids with the package's tokenizer.json, as model_prep/reference/engine.py uses Hugging Face
 // `tokenizers`: encode adds no special tokens (the chat template writes them as text), decode skips special tokens
 // and does no "clean-up" of spaces (the JS library cleans up by default; the Rust one does not).
 

@@ -26,7 +26,7 @@ from typing import Any
 from app.field import Rules, Tasks, parse_answer, review, schema_problems, task_request, task_schema
 from app.field.confidence import decisive_probability
 from model_prep.reference import Decoding, Engine
-from model_prep.structured import from_request
+from model_prep.reference.structured import from_request
 
 from .cases import Case
 

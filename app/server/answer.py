@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 
 from model_prep.reference import Chunk
-from model_prep.structured import CallStream, Structure, split_tool_calls
+from model_prep.reference.structured import CallStream, Structure, split_tool_calls
 
 from .errors import APIError
 from .schemas import ChoiceLogprobs, FinishReason, FunctionCall, TokenLogprob, ToolCall, ToolCallDelta, TopLogprob

@@ -14,7 +14,7 @@ from starlette.requests import Request
 
 from model_prep.errors import InputError
 from model_prep.reference import Decoding
-from model_prep.structured import Structure, from_request, history_messages
+from model_prep.reference.structured import Structure, from_request, history_messages
 
 from .errors import APIError
 from .schemas import ChatRequest, Message, StreamOptions, TextPart

@@ -78,7 +78,7 @@ class JSONSchemaFormat(BaseModel):
     model_config = _STRICT
     name: str = Field(min_length=1, max_length=64)
     description: str | None = None
-    # JSON Schema (a subset: model_prep/grammar.py SCHEMA_KEYWORDS); a keyword the grammar cannot enforce is a 400
+    # JSON Schema (a subset: reference/grammar.py SCHEMA_KEYWORDS); a keyword the grammar cannot enforce is a 400
     schema_: dict[str, Any] | None = Field(None, alias="schema")
     strict: bool | None = None  # output is held to the schema either way (never looser)
 
@@ -140,12 +140,12 @@ class ChatRequest(BaseModel):
     service_tier: str | None = None
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
-    # structured output (model_prep/structured.py)
+    # structured output (model_prep/reference/structured.py)
     response_format: ResponseFormatText | ResponseFormatJSONObject | ResponseFormatJSONSchema | None = None
     tools: Annotated[list[Tool], Field(max_length=128)] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
-    # sampling beyond temperature and top_p (model_prep/sampling.py)
+    # sampling beyond temperature and top_p (model_prep/reference/sampling.py)
     top_k: Annotated[int, Field(ge=0, le=1 << 20), Whole] | None = None
     min_p: float | None = Field(None, ge=0, le=1)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)

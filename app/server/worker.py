@@ -31,7 +31,7 @@ class ChatEngine(Protocol):
 
     def decode(self, ids: Sequence[int]) -> str: ...
 
-    def grammars(self) -> Any: ...  # model_prep.grammar.Grammars: .compile(spec) raises InputError if it cannot
+    def grammars(self) -> Any: ...  # reference.grammar.Grammars: .compile(spec) raises InputError if it cannot
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None,
                temperature: float | None = None, top_p: float | None = None, seed: int | None = None,

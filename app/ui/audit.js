@@ -28,7 +28,7 @@ export const AUDIT_STORE = 'records';
  */
 
 /**
- * The schema's grammar hash: the same key as Python's model_prep.grammar.GrammarSpec.json_schema(schema).key, the
+ * The schema's grammar hash: the same key as Python's model_prep.reference.grammar.GrammarSpec.json_schema(schema).key, the
  * sha256 of "json_schema\n" and the schema's compact JSON in its own key order.
  * @param {unknown} schema
  */

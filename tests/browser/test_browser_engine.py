@@ -41,7 +41,7 @@ def test_smollm2_greedy_ids_match_reference(harness: Harness, smollm2: str, site
 
 
 def _greedy() -> Any:
-    from model_prep.sampling import Sampler
+    from model_prep.reference.sampling import Sampler
 
     return Sampler()
 

@@ -66,8 +66,8 @@ def _call(page: Any, fn: str, *args: Any) -> Any:
 
 @pytest.mark.slow
 def test_structured_greedy_ids_match_reference_under_csp(csp_page: Any, tiny: Any, site: Site) -> None:
-    from model_prep.grammar import GrammarSpec
-    from model_prep.sampling import Sampler
+    from model_prep.reference.grammar import GrammarSpec
+    from model_prep.reference.sampling import Sampler
 
     name = tiny("llama", "q4")
     ref = reference_engine(site.models[name])

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _eval(package: Path, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "model_prep.cli", "eval", "--package", str(package), "--json",
+    out = subprocess.run([sys.executable, "-m", "app.cli", "eval", "--package", str(package), "--json",
                           *args], cwd=ROOT, capture_output=True, text=True, timeout=3000)
     assert out.returncode == 0, out.stderr[-2000:]
     return json.loads(out.stdout)

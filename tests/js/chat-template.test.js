@@ -1,4 +1,4 @@
-// app/engine/chat-template.js (@huggingface/jinja) must render what model_prep/chat_template.py (Jinja2) renders:
+// app/engine/chat-template.js (@huggingface/jinja) must render what model_prep/reference/chat_template.py (Jinja2) renders:
 // the same string for each conversation and template, and the same refusal message from raise_exception().
 
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// app/engine/grammar.js (@mlc-ai/web-xgrammar) against model_prep/grammar.py (Python xgrammar) through the oracle:
+// app/engine/grammar.js (@mlc-ai/web-xgrammar) against model_prep/reference/grammar.py (Python xgrammar) through the oracle:
 // the vocabulary read from tokenizer.json, each request's grammar spec (canonical JSON, sha256 key) and refusal
 // message, and the token bitmask at every step of the same token sequences (valid answers and seeded random walks).
 

@@ -1,6 +1,6 @@
 // app/engine/sampler.js and prng.js: greedy takes the GPU's argmax, sampling repeats for a seed, follows the
 // softmax distribution, keeps only the top-p nucleus (ties by lowest id), and validates its settings like Python;
-// logit_bias, penalties, the grammar's mask and top_logprobs apply in model_prep/sampling.py's order (same picks and
+// logit_bias, penalties, the grammar's mask and top_logprobs apply in model_prep/reference/sampling.py's order (same picks and
 // log-probabilities as Python's), and top_k / min_p keep the tokens sampling.py keeps.
 
 import assert from 'node:assert/strict';
@@ -41,7 +41,7 @@ describe('Sampler', () => {
     assert.deepEqual(s.pick({ token: 17, logprob: -0.25 }), { token: 17, logprob: -0.25, top: [] });
   });
 
-  test('validates temperature, top_p and seed as model_prep.sampling does', () => {
+  test('validates temperature, top_p and seed as model_prep.reference.sampling does', () => {
     assert.throws(() => new Sampler({ temperature: -0.1 }), InputError);
     assert.throws(() => new Sampler({ temperature: NaN }), InputError);
     assert.throws(() => new Sampler({ topP: 0 }), InputError);
@@ -109,7 +109,7 @@ function maskOf(allowed) {
   return words;
 }
 
-describe('Sampler: model_prep/sampling.py order', () => {
+describe('Sampler: model_prep/reference/sampling.py order', () => {
   test('bias, then penalties over what was picked, then the mask; logprob and top_logprobs of that, as Python', async () => {
     const vocab = 70;
     let x = 7;

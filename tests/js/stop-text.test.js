@@ -1,4 +1,4 @@
-// app/engine/stop-text.js must release text exactly as model_prep/reference.py `Engine.stream` does: the same
+// app/engine/stop-text.js must release text exactly as model_prep/reference/engine.py `Engine.stream` does: the same
 // pieces for the same token ids, stop strings cut out, text that could become a stop string held back, incomplete
 // UTF-8 characters held back. The Python side runs the reference's stream() over the same scripted ids.
 

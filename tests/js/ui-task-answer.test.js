@@ -229,7 +229,7 @@ describe('gather', () => {
 describe('audit', () => {
   test('the grammar hash is Python GrammarSpec.json_schema(schema).key for every task schema', () => {
     const py = 'import json\nfrom app.field import load_rules, load_tasks, task_schema\n'
-      + 'from model_prep.grammar import GrammarSpec\nr = load_rules(); t = load_tasks()\n'
+      + 'from model_prep.reference.grammar import GrammarSpec\nr = load_rules(); t = load_tasks()\n'
       + 'print(json.dumps({k: GrammarSpec.json_schema(task_schema(k, r, t)).key for k in ("fault", "triage", "screening")}))';
     const keys = JSON.parse(execFileSync(pythonPath(), ['-c', py], { cwd: ROOT }).toString());
     for (const kind of ['fault', 'triage', 'screening']) {

@@ -25,7 +25,7 @@ def make_tiny_package(work: Path, name: str, seed: int) -> Path:
     package's name is `name` (its folder's), the seed makes the version."""
     from tiny_models import make_hf
 
-    from model_prep.cli import main
+    from app.cli import main
 
     hf = make_hf(work / f"seed{seed}" / name, "llama", seed=seed, init_std=0.02, layers=4, hidden=128,
                  intermediate=256)

@@ -16,7 +16,7 @@ from pwa_env import ROOT
 
 from app.build import build
 from app.build.errors import PackageError
-from model_prep.cli import main
+from app.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,8 @@ def test_precache_lists_every_shell_file_with_size_and_hash(dist: Path) -> None:
     # the engine, its shaders and the UI are all in the shell
     assert {"app/engine/client.js", "app/engine/worker.js", "app/ui/main.js", "index.html"} <= set(entries)
     assert any(u.startswith("webgpu_shaders/") and u.endswith(".wgsl") for u in entries)
+    # the kernels' declaration (the engine imports it as a JSON module) and the engine's public modules
+    assert {"webgpu_shaders/kernels.json", "app/engine/index.js", "app/engine/integrity.js"} <= set(entries)
 
 
 def test_models_and_their_index(dist: Path, packages: dict[str, Path]) -> None:

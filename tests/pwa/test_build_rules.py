@@ -14,7 +14,7 @@ from dist_server import DistServer
 from pwa_env import ROOT
 
 from app.build import build
-from model_prep.cli import main
+from app.cli import main
 
 FIELD = ROOT / "app" / "field"
 RULES = json.loads((FIELD / "rules.json").read_text())

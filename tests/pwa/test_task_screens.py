@@ -19,8 +19,8 @@ from pwa_env import APP_OPTIONS
 from test_server_fallback import ServedApp
 
 from app.field import evaluate, load_rules, load_tasks, readings_from_form, task_schema
-from model_prep.grammar import GrammarSpec
 from model_prep.reference import Engine, load
+from model_prep.reference.grammar import GrammarSpec
 
 # a short token limit: SwiftShader is slow, and the tiny random model's strings run to their maxLength
 # the tasks' own token limits (tasks.json): they cover the longest answer each schema allows, so every card finishes

@@ -112,7 +112,7 @@ def real_server(smollm2_package: Path, tmp_path_factory: pytest.TempPathFactory,
     """`fieldllm serve` on the real default model, started as the user would (a subprocess), on a free port."""
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    cmd = [sys.executable, "-m", "model_prep.cli", "serve", "--package", str(smollm2_package), "--port", str(port),
+    cmd = [sys.executable, "-m", "app.cli", "serve", "--package", str(smollm2_package), "--port", str(port),
            "--dist", str(log.parent / "no-dist"), "--context", "512", "--log-level", "warning",
            "--audit", str(audit_log)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}

@@ -12,10 +12,10 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from model_prep.chat_template import check_messages
 from model_prep.errors import InputError
 from model_prep.reference import Chunk, Decoding, Usage
-from model_prep.sampling import Sampler
+from model_prep.reference.chat_template import check_messages
+from model_prep.reference.sampling import Sampler
 
 ANSWER = "The capital of France is Paris."
 

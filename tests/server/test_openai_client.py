@@ -140,7 +140,7 @@ def test_json_schema_answer_validates_and_equals_the_reference(server: str, smol
     import jsonschema
 
     from model_prep.reference import Decoding
-    from model_prep.structured import from_request
+    from model_prep.reference.structured import from_request
 
     fmt = {"type": "json_schema", "json_schema": {"name": "card", "schema": CARD, "strict": True}}
     want = load(smollm2_package, context=512).generate(

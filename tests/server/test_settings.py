@@ -61,7 +61,7 @@ def test_allowed_hosts() -> None:
 
 
 def _serve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "model_prep.cli", "serve", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "app.cli", "serve", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
 
 
@@ -81,3 +81,24 @@ def test_command_line_errors_are_one_line() -> None:
     assert r.returncode == 2 and "not an http(s) URL" in r.stderr and "Traceback" not in r.stderr
     r = _serve("--queue-size", "lots")
     assert r.returncode == 2 and "--queue-size" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_port_in_use_is_one_line_with_the_flag_to_change() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        r = _serve("--port", str(taken.getsockname()[1]))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "is in use" in r.stderr and "--port" in r.stderr
+
+
+def test_missing_default_package_says_where_it_looked(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--port", "0"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "no model package at build/models/" in r.stderr and str(tmp_path) in r.stderr and "--package" in r.stderr

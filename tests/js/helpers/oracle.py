@@ -19,10 +19,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from tokenizers import Tokenizer  # noqa: E402
 
-from model_prep import chat_template  # noqa: E402
 from model_prep.errors import InputError  # noqa: E402
-from model_prep.reference import Engine  # noqa: E402
-from model_prep.sampling import Pick, Sampler  # noqa: E402
+from model_prep.reference import Engine, chat_template  # noqa: E402
+from model_prep.reference.sampling import Pick, Sampler  # noqa: E402
 
 
 def prepare(req: dict[str, Any]) -> dict[str, Any]:
@@ -97,8 +96,8 @@ def stream(req: dict[str, Any]) -> dict[str, Any]:
 
 
 def vocab(req: dict[str, Any]) -> dict[str, Any]:
-    """model_prep.grammar's view of a tokenizer.json: token strings by id, vocab type, prefix space."""
-    from model_prep.grammar import vocab_from_tokenizer_json
+    """model_prep.reference.grammar's view of a tokenizer.json: token strings by id, vocab type, prefix space."""
+    from model_prep.reference.grammar import vocab_from_tokenizer_json
 
     v = vocab_from_tokenizer_json(json.loads(Path(req["tokenizer"]).read_text()), req["vocab_size"])
     return {"tokens": v.tokens, "vocab_type": v.vocab_type, "add_prefix_space": v.add_prefix_space}
@@ -111,7 +110,7 @@ def _spec_json(spec: Any) -> dict[str, Any] | None:
 def specs(req: dict[str, Any]) -> dict[str, Any]:
     """structured.from_request for each {response_format, tools, tool_choice, parallel_tool_calls}: the grammar spec
     (kind, canonical body, key) and whether calls are parsed, or the InputError's message."""
-    from model_prep.structured import from_request
+    from model_prep.reference.structured import from_request
 
     out: list[dict[str, Any]] = []
     for r in req["requests"]:
@@ -137,7 +136,7 @@ def masks(req: dict[str, Any]) -> dict[str, Any]:
     non-stop tokens until the grammar is finished or `steps` run out."""
     import numpy as np
 
-    from model_prep.grammar import Grammars, GrammarSpec
+    from model_prep.reference.grammar import Grammars, GrammarSpec
 
     grammars = Grammars.from_tokenizer_file(Path(req["tokenizer"]), req["vocab_size"], req["stop_ids"])
     stop = np.zeros(req["vocab_size"], bool)
@@ -176,7 +175,7 @@ def parse_chat(req: dict[str, Any]) -> dict[str, Any]:
     (the settings a request really runs with), the prompt rendered with the package's template, or the error."""
     from app.server.errors import APIError
     from app.server.parse import parse_chat as parse
-    from model_prep.sampling import Sampler
+    from model_prep.reference.sampling import Sampler
 
     gen = req["generation"]
     out: list[dict[str, Any]] = []
@@ -214,7 +213,7 @@ def render_tools(req: dict[str, Any]) -> dict[str, Any]:
 def calls(req: dict[str, Any]) -> dict[str, Any]:
     """structured.py's tool-call text handling: split_tool_calls on each text, CallStream over each list of pushes
     (then flush), history_messages on each conversation. Call ids are random: left out."""
-    from model_prep.structured import CallStream, history_messages, split_tool_calls
+    from model_prep.reference.structured import CallStream, history_messages, split_tool_calls
 
     def plain(part: Any) -> Any:
         return part if isinstance(part, str) else {k: v for k, v in part.items() if k != "id"}
@@ -232,7 +231,7 @@ def calls(req: dict[str, Any]) -> dict[str, Any]:
 
 
 def picks(req: dict[str, Any]) -> dict[str, Any]:
-    """model_prep.sampling.Sampler.pick over a sequence of steps (logits, optional allowed mask), one sampler for the
+    """reference.sampling.Sampler.pick over a sequence of steps (logits, optional allowed mask), one sampler for the
     whole sequence (so the penalties count what it picked): token, logprob and top_logprobs of each."""
     import numpy as np
 

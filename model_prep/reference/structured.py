@@ -25,7 +25,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InputError
+from ..errors import InputError
 from .grammar import GrammarSpec, check_schema
 
 CALL_OPEN = "<tool_call>"

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from . import format as fmt
-from .config import ModelConfig
+from .. import format as fmt
+from ..config import ModelConfig
 
 F32 = npt.NDArray[np.float32]
 

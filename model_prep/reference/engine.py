@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
+from ..config import ModelConfig
+from ..errors import InputError
+from ..package import Package, open_package
 from . import chat_template
-from .config import ModelConfig
-from .engine import F32, RunState, Weights, forward
-from .errors import InputError
+from .forward import F32, RunState, Weights, forward
 from .grammar import Constraint, Grammars, GrammarSpec
-from .package import Package, open_package
 from .sampling import Pick, Sampler
 
 DEFAULT_CONTEXT = 4096  # KV cache positions allocated when the caller names none (capped by the model's own)
@@ -68,7 +68,7 @@ class Decoding:
     logit_bias: Mapping[int, float] = field(default_factory=dict)
     logprobs: bool = False  # report each token's log-probability (Chunk.logprobs)
     top_logprobs: int = 0  # and the this-many most likely alternatives
-    grammar: GrammarSpec | None = None  # the output must match it (model_prep/grammar.py)
+    grammar: GrammarSpec | None = None  # the output must match it (model_prep/reference/grammar.py)
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""The `fieldllm` command line: one sub-command per step (prepare, chat; build, serve and eval come with the app)."""
+"""The `fieldllm` command line: one sub-command per step (prepare, chat, build, serve, eval).
+
+The one module that composes model_prep (prepare, the reference engine) with the app (build, serve, eval); it lives
+on the app side so that dependencies run one way: app -> model_prep, never back.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,9 @@ import re
 import sys
 from pathlib import Path
 
-from . import format as fmt
-from .errors import FieldllmError, InputError
-from .plan import Options
+from model_prep import format as fmt
+from model_prep.errors import FieldllmError, InputError
+from model_prep.plan import Options
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
           "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
@@ -23,17 +27,15 @@ def parse_size(text: str) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from .prepare import prepare
+    from model_prep.prepare import prepare
 
     opts = Options(weights=args.weights, keep_8bit=tuple(args.keep_8bit), shard_bytes=args.shard_size)
-    out = prepare(args.source, args.out, opts, plan_only=args.plan, check=args.check)
-    if not args.plan:
-        print(out)
+    prepare(args.source, args.out, opts, plan_only=args.plan, check=args.check)  # its summary names the folder
     return 0
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from .reference import load
+    from model_prep.reference import load
 
     engine = load(args.package, context=args.context)
     options = {"max_tokens": args.max_tokens, "temperature": args.temperature, "top_p": args.top_p,

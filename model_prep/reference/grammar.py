@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError, UnsupportedError
+from ..errors import InputError, UnsupportedError
 
 CACHE_SIZE = 32  # compiled grammars kept per model (a schema compiles once, then its requests start at once)
 

@@ -10,7 +10,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .errors import InputError
+from ..errors import InputError
 
 ROLES = ("system", "user", "assistant")
 
@@ -56,7 +56,7 @@ def supports_tools(template: str) -> bool:
 
 
 # The generic tool block (docs/STRUCTURED.md), for templates that do not render tools: added to the system message.
-# Calls take the Hermes / Qwen2.5 form, which the grammar then enforces (model_prep/structured.py).
+# Calls take the Hermes / Qwen2.5 form, which the grammar then enforces (model_prep/reference/structured.py).
 TOOLS_INTRO = ("You can call functions. To call one, answer with <tool_call>{\"name\": NAME, \"arguments\": "
                "ARGUMENTS}</tool_call> where ARGUMENTS is a JSON object that fits the function's parameters. "
                "The functions:")
