@@ -10,7 +10,7 @@ import { byId } from './view.js';
 
 /**
  * What answers: the engine on this device's GPU (EngineClient) or the fallback server (ServerEngine), same calls.
- * @typedef {import('../engine/client.js').EngineClient | import('../engine/server-client.js').ServerEngine} ChatEngine
+ * @typedef {import('../engine/index.js').EngineClient | import('../engine/index.js').ServerEngine} ChatEngine
  */
 
 /** @param {unknown} e */

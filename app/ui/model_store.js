@@ -118,7 +118,7 @@ export class ModelStore {
     const cache = await this.open(entry);
     const res = await cache.match(this.fileUrl(entry, 'manifest.json'));
     if (!res || res.headers.get(SHA_HEADER) !== entry.manifest_sha256) return null;
-    return /** @type {import('../engine/gpu/package.js').Manifest} */ (await res.json());
+    return /** @type {import('../engine/index.js').Manifest} */ (await res.json());
   }
 
   /**
