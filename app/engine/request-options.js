@@ -182,6 +182,26 @@ function checkResponseFormat(format) {
   }
 }
 
+// parse.py MAX_DEPTH: bodies that nest arrays and objects deeper are refused before anything walks them (the server's
+// JSON parser, templates and schema checks recurse); the same limit here, so that both engines take the same requests
+export const MAX_DEPTH = 64;
+
+/** Levels of nested arrays and plain objects in a value (0 for a scalar), counted with a loop, not recursion.
+ * @param {unknown} value */
+export function depth(value) {
+  let deepest = 0;
+  /** @type {[unknown, number][]} */
+  const stack = [[value, 1]];
+  while (stack.length > 0) {
+    const [item, d] = /** @type {[unknown, number]} */ (stack.pop());
+    const children = Array.isArray(item) ? item : isPlainObject(item) ? Object.values(/** @type {object} */ (item)) : null;
+    if (children === null) continue;
+    deepest = Math.max(deepest, d);
+    for (const child of children) if (typeof child === 'object' && child !== null) stack.push([child, d + 1]);
+  }
+  return deepest;
+}
+
 /**
  * @param {ChatRequest} request
  * @param {Record<string, any>} generation  manifest.generation: temperature, top_p, max_tokens defaults
@@ -190,6 +210,10 @@ function checkResponseFormat(format) {
 export function parseRequest(request, generation = {}) {
   if (!isPlainObject(request)) throw new InputError('the request must be an object with messages');
   const body = /** @type {Record<string, any>} */ (request);
+  if (depth(Object.fromEntries(Object.entries(body).filter(([name]) => name !== 'signal'))) > MAX_DEPTH) {
+    throw new InputError(`the body nests arrays and objects more than ${MAX_DEPTH} levels deep; this server accepts ` +
+      'at most that');
+  }
   for (const [name, [inUse, message]] of Object.entries(UNSUPPORTED)) {
     if (body[name] !== null && body[name] !== undefined && inUse(body[name])) throw new InputError(message);
   }

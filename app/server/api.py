@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from . import openapi
 from .errors import APIError
-from .parse import Chat, parse_chat, read_body
+from .parse import Chat, check_content_type, parse_chat, read_body
 from .schemas import Health, ModelCard, ModelList
 from .settings import Settings
 
@@ -48,6 +48,7 @@ class Api:
         self._openapi: dict[str, Any] | None = None
 
     async def chat_completions(self, request: Request) -> Response:
+        check_content_type(request)
         body = await read_body(request, self.settings.max_body)
         return await self.backend.chat(parse_chat(body, self.settings.max_tokens), request)
 

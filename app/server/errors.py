@@ -19,6 +19,7 @@ log = logging.getLogger("fieldllm.serve")
 # The type OpenAI uses for each status (clients mostly branch on the status itself)
 _TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
           404: "invalid_request_error", 405: "invalid_request_error", 413: "invalid_request_error",
+          415: "invalid_request_error",
           429: "rate_limit_error", 502: "upstream_error", 504: "upstream_error"}
 
 

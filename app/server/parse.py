@@ -34,6 +34,9 @@ UNSUPPORTED: dict[str, tuple[Any, str]] = {
     "verbosity": (lambda v: True, f"verbosity {_LATER}"),
     "web_search_options": (lambda v: True, "web search is not available (this server works offline)"),
 }
+MAX_DEPTH = 64  # levels of nested arrays and objects in a body: far more than any real request (a tool's parameter
+# schema nests two levels per property), and far less than the recursion that parsing, the chat template and
+# jsonschema can afford; deeper bodies get a 400 before anything walks them
 _FIELD_NAMES = {name for model in (ChatRequest, Message, TextPart, StreamOptions) for name in model.model_fields}
 _UNSUPPORTED_IN_MESSAGES = {"function_call": f"function calls {_LATER}; send tool_calls"}
 
@@ -82,8 +85,17 @@ def _too_large(limit: int) -> APIError:
                     code="request_too_large")
 
 
+def check_content_type(request: Request) -> None:
+    """JSON only: a form or text/plain body is what a page on another site can send without a CORS preflight."""
+    given = request.headers.get("content-type", "")
+    if given.split(";", 1)[0].strip().lower() != "application/json":
+        raise APIError(415, f"the body must be JSON sent with Content-Type: application/json (got "
+                            f"{given[:100]!r})" if given else "the body must be JSON sent with Content-Type: "
+                            "application/json (the request had no Content-Type)", code="unsupported_media_type")
+
+
 def parse_chat(body: bytes, max_tokens_limit: int) -> Chat:
-    _refuse_unsupported(body)
+    _refuse_unsupported(_load(body))
     req = _validate(body)
     messages = history_messages([
         {"role": "system" if m.role == "developer" else m.role, "content": m.text(),
@@ -111,11 +123,37 @@ def _structure(req: ChatRequest) -> Structure:
         raise APIError(400, str(e), param=param, code="unsupported_schema") from None
 
 
-def _refuse_unsupported(body: bytes) -> None:
+def _load(body: bytes) -> Any:
+    """The parsed body, or None if it is not JSON (``_validate`` then says why); too deep a body is a 400 here."""
     try:
         raw = json.loads(body)
+    except RecursionError:  # the C parser gives up at about 1000 levels, well past MAX_DEPTH
+        raise _too_deep() from None
     except ValueError:
-        return  # _validate says what is wrong with it
+        return None
+    if depth(raw) > MAX_DEPTH:
+        raise _too_deep()
+    return raw
+
+
+def depth(value: Any) -> int:
+    """Levels of nested arrays and objects in a parsed JSON value (0 for a scalar); a loop, not recursion."""
+    deepest, level = 0, [(value, 1)]
+    while level:
+        item, d = level.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, d)
+            level.extend((child, d + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def _too_deep() -> APIError:
+    return APIError(400, f"the body nests arrays and objects more than {MAX_DEPTH} levels deep; this server "
+                         "accepts at most that", code="invalid_json")
+
+
+def _refuse_unsupported(raw: Any) -> None:
     if not isinstance(raw, dict):
         return
     for name, (in_use, message) in UNSUPPORTED.items():

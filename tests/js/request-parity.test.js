@@ -80,7 +80,16 @@ const BODIES = /** @type {[Record<string, any>, boolean?][]} */ ([
   [{ tools: TOOLS, tool_choice: { type: 'function', function: { name: 'nope' } } }, true],
   [{ tools: [TOOLS[0], TOOLS[0]] }, true],
   [{ tools: [{ type: 'function', function: { name: 'f', parameters: { oneOf: [] } } }] }, true],
+  [{ metadata: nested(64) }, true], // parse.py MAX_DEPTH: 65 levels with the body itself
 ]);
+
+/** @param {number} levels  objects nested this deep */
+function nested(levels) {
+  /** @type {any} */
+  let value = 'x';
+  for (let i = 0; i < levels; i += 1) value = { a: value };
+  return value;
+}
 
 /** The JS side's settings in the oracle's shape. @param {ReturnType<typeof parseRequest>} o */
 async function settingsOf(o) {
@@ -131,5 +140,5 @@ test('the same bodies give the same settings, grammar, prompt and refusals as fi
     assert.deepEqual(mine, py.settings, where);
     assert.equal(template.render(o.messages, { tools: o.structure.tools }), py.prompt, `${where}: prompt`);
   }
-  assert.equal(refused, 23);
+  assert.equal(refused, 24);
 });

@@ -61,7 +61,8 @@ def test_validation_happens_before_the_upstream(proxied: tuple[TestClient, FakeE
     client, engine = proxied
     assert_openai_error(client.post("/v1/chat/completions", json={**CHAT, "n": 3}), 400, "n")
     assert_openai_error(client.post("/v1/chat/completions", json={**CHAT, "max_tokens": 10**6}), 400, "max_tokens")
-    assert_openai_error(client.post("/v1/chat/completions", content=b"{"), 400, None, "invalid_json")
+    assert_openai_error(client.post("/v1/chat/completions", content=b"{",
+                                    headers={"content-type": "application/json"}), 400, None, "invalid_json")
     assert_openai_error(client.post("/v1/chat/completions", json={**CHAT, "model": "gpt-4o"}), 404, "model",
                         "model_not_found")
     assert engine.runs == []
