@@ -263,7 +263,8 @@ def test_nesting_up_to_the_limit_is_taken(client: TestClient) -> None:
     schema: dict[str, Any] = {"type": "object"}
     for _ in range(MAX_DEPTH - 6):  # body > response_format > json_schema > schema: 4 levels before it
         schema = {"type": "array", "items": schema}
-    r = _post(client, {**OK, "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}})
+    fmt = {"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}
+    r = _post(client, {**OK, "response_format": fmt})
     assert r.status_code != 500 and "levels deep" not in r.text  # the fake engine cannot follow grammars: its 400
     assert depth({"a": [1, {"b": []}]}) == 4 and depth(1) == 0 and depth([]) == 1
 
