@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the project root, carrying .device and .peer (scripts/peer/prepare.sh):
+#   bash .peer/run.sh            (SHAPES="smollm2-135m" to run fewer shapes; ROUNDS=2)
+# Builds llama.cpp's CUDA llama-bench (in the background), writes synthetic GGUFs of real shapes (same seed, same
+# bytes every run), prepares each with `fieldllm prepare`, then runs llama-bench and scripts/bench_engine.mjs on the
+# same files, alternating. Prints ours / llama.cpp per figure (compare.py) and leaves everything in $OUT/peer.tgz.
+set -u
+P=$PWD; G=$P/.peer; W=/tmp/peer; R=/tmp/peer-res; mkdir -p $W $R
+trap 'python3 $G/compare.py $R > $R/compare.txt 2>&1; cat $R/compare.txt; tar czf $OUT/peer.tgz -C /tmp peer-res' EXIT
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > $R/gpu.txt 2>&1
+tar xJf $G/llama.tar.xz -C $W
+( cd $W/llama.cpp && cmake -S . -B build -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_TESTS=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
+    -DCMAKE_BUILD_TYPE=Release > $W/cmake.log 2>&1 && nice -n 10 cmake --build build -j 13 --target llama-bench > $W/build.log 2>&1; echo "build rc $?" >> $W/build.log ) &
+BUILD=$!
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/peer-site $G/whl/*.whl
+SHAPES=${SHAPES:-"smollm2-135m qwen2.5-1.5b qwen2.5-3b"}
+[ -f $G/vocab-qwen2.gguf ] || SHAPES=smollm2-135m
+for s in $SHAPES; do
+  v=$G/vocab-qwen2.gguf; [ $s = smollm2-135m ] && v=$G/vocab-smollm2.gguf
+  PYTHONPATH=/tmp/peer-site python3 $G/gen_gguf.py $v $s q4_0 $W/$s.gguf > /dev/null &&
+    PYTHONPATH=/tmp/peer-site:$P python3 -m app.cli prepare $W/$s.gguf --out $W/pkg-$s >> $R/prepare.log 2>&1
+done
+source .device/on-device.sh
+wait $BUILD; tail -3 $W/build.log > $R/build.txt
+B=$W/llama.cpp/build/bin/llama-bench
+for round in $(seq 1 ${ROUNDS:-2}); do
+  for s in $SHAPES; do
+    [ -x $B ] && timeout 200 $B -m $W/$s.gguf -ngl 99 -fa 1 -p 256 -n 128 -d 0,256 -r 3 -o jsonl >> $R/llama-$s.jsonl 2>> $R/llama-err.log
+    timeout 200 node scripts/bench_engine.mjs --package $W/pkg-$s --prefill 256 --decode 128 ${BENCH_ARGS:-} --json $R/fieldllm-$s-r$round.json > $R/fieldllm-$s-r$round.log 2>&1
+  done
+done
