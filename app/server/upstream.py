@@ -1,15 +1,22 @@
 """A backend that forwards validated requests to another OpenAI-compatible server (vLLM, llama.cpp, Ollama).
 
 Only what this server supports is forwarded (the same validation as the numpy backend), with max_tokens always set so
-that the server's cap holds upstream too. Streams pass through byte for byte. The upstream's 4xx answers pass
-through when they are OpenAI-shaped; anything else from it becomes 502 (or 504 for a timeout).
+that the server's cap holds upstream too. The upstream's 4xx answers pass through when they are OpenAI-shaped;
+anything else from it becomes 502 (or 504 for a timeout).
+
+What comes back is checked, never taken on trust: an answer passes only with a finish reason. Streams pass through
+event by event; one that ends without a finish reason (llama-cpp-python's server ends earlier streams with ``[DONE]``
+and nothing else when a new request arrives) is a 502 if nothing of it was sent yet, else it ends with an error event,
+never with ``[DONE]``. A stream asked for with ``stream_options.include_usage`` must carry its usage: an upstream
+that leaves it out is remembered, and later such requests are asked for unstreamed and replayed as a stream.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -21,7 +28,7 @@ from .audit import Audit
 from .disconnect import unless_disconnected
 from .errors import APIError, error_body
 from .parse import Chat
-from .schemas import Health, ModelCard, ModelList
+from .schemas import Health, ModelCard
 from .settings import Settings
 from .slots import Slots
 from .sse import DONE, EventStream, event
@@ -29,6 +36,9 @@ from .sse import DONE, EventStream, event
 MODELS_TTL = 30.0  # seconds a model list from the upstream is trusted
 _ERROR_BODY_LIMIT = 64 * 1024  # bytes of an upstream error answer we read
 _PASSED_THROUGH = {400, 404, 413, 422, 429}  # upstream statuses that are about the request, not about us
+FINISHED = {"stop", "length", "tool_calls", "content_filter", "function_call"}  # OpenAI's finish reasons
+_INTERRUPTED = ("llama-cpp-python's server does this to a stream when another request arrives: start it with "
+                "--interrupt_requests False, or give fieldllm --upstream-parallel 1")
 
 
 def base_url(url: str) -> str:
@@ -56,6 +66,7 @@ class UpstreamBackend:
         self.audit = Audit(settings.audit, "server-upstream", self.base, None) if settings.audit else None
         self._models: list[ModelCard] = []
         self._models_at = -MODELS_TTL
+        self.streams_usage: bool | None = None  # does the upstream honour stream_options.include_usage? (learned)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -84,12 +95,7 @@ class UpstreamBackend:
             raise _unreachable(self.base, e) from None
         if r.status_code != 200:
             raise APIError(502, f"the upstream server answered {r.status_code} to GET /models", code="upstream_error")
-        try:
-            listed = ModelList.model_validate_json(r.content)
-        except ValueError:
-            raise APIError(502, "the upstream server's model list is not OpenAI-shaped", code="upstream_error") \
-                from None
-        self._models, self._models_at = listed.data, time.monotonic()
+        self._models, self._models_at = listed_models(r.content), time.monotonic()
         return self._models
 
     async def chat(self, chat: Chat, request: Request) -> Response:
@@ -108,12 +114,21 @@ class UpstreamBackend:
                 return await self._error(upstream)
             finally:
                 permit.release()
-        if chat.stream and not _checked(chat):
+        if chat.stream and not self._whole(chat):
+            relay = _relay(upstream, chat.include_usage, self._learn_usage)
+            try:  # nothing goes out before the upstream says something: a stream that ends empty is a 502
+                first = await unless_disconnected(request.receive, anext(relay))
+            except BaseException:
+                permit.release()
+                await relay.aclose()
+                await upstream.aclose()
+                raise
+
             async def on_close() -> None:
                 permit.release()
                 await upstream.aclose()
 
-            return EventStream(_passthrough(upstream), on_close)
+            return EventStream(_prepend(first, relay), on_close)
         try:
             body = await unless_disconnected(request.receive, upstream.aread())
         except httpx.HTTPError as e:
@@ -121,20 +136,26 @@ class UpstreamBackend:
         finally:
             permit.release()
             await upstream.aclose()
-        if _checked(chat):
-            answer = _check_upstream_answer(body, chat)
-            if self.audit:
-                choice = answer["choices"][0]
-                self.audit.record(chat, choice["message"].get("content"), choice["message"].get("tool_calls"),
-                                  choice.get("finish_reason"), answer.get("usage"), answer.get("timings"),
-                                  model=answer.get("model"))
-            if chat.stream:
-                return EventStream(_replay(answer, chat.include_usage), _nothing)
+        answer = _check_upstream_answer(body, chat)
+        if _checked(chat) and self.audit:
+            choice = answer["choices"][0]
+            self.audit.record(chat, choice["message"].get("content"), choice["message"].get("tool_calls"),
+                              choice.get("finish_reason"), answer.get("usage"), answer.get("timings"),
+                              model=answer.get("model"))
+        if chat.stream:
+            return EventStream(_replay(answer, chat.include_usage), _nothing)
         return Response(body, media_type="application/json")
+
+    def _whole(self, chat: Chat) -> bool:
+        """Ask the upstream for the whole answer (and replay it as a stream if one was asked for)?"""
+        return _checked(chat) or (chat.stream and chat.include_usage and self.streams_usage is False)
+
+    def _learn_usage(self, honoured: bool) -> None:
+        self.streams_usage = honoured
 
     async def _send(self, chat: Chat) -> httpx.Response:
         payload = _payload(chat)
-        if _checked(chat):
+        if self._whole(chat):
             payload["stream"] = False  # a structured answer is checked whole before any of it goes out
             payload.pop("stream_options", None)
         req = self.client.build_request("POST", f"{self.base}/chat/completions", json=payload)
@@ -204,17 +225,43 @@ def _plain_message(m: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None or k == "content"}
 
 
+def listed_models(body: bytes) -> list[ModelCard]:
+    """The model list of an OpenAI-compatible server, read for what this server uses: each entry's ``id`` (and
+    ``created`` and ``owned_by`` when given). llama-cpp-python sends no ``created``; vLLM, llama-server and Ollama
+    add fields of their own; none of that matters here."""
+    try:
+        data = json.loads(body)["data"]
+        ids = [entry["id"] for entry in data]
+    except (ValueError, RecursionError, KeyError, TypeError):
+        raise APIError(502, "the upstream server's model list is not OpenAI-shaped (a JSON object whose data lists "
+                            "models with an id)", code="upstream_error") from None
+    if not all(isinstance(i, str) and i for i in ids):
+        raise APIError(502, "the upstream server's model list has an entry without a string id", code="upstream_error")
+    now = int(time.time())
+    return [ModelCard(id=entry["id"], created=entry["created"] if type(entry.get("created")) is int else now,
+                      owned_by=entry["owned_by"] if isinstance(entry.get("owned_by"), str) else "upstream")
+            for entry in data]
+
+
 def _check_upstream_answer(body: bytes, chat: Chat) -> dict[str, Any]:
-    """The upstream's whole answer, if it is OpenAI-shaped and fits the schema or tools asked for; else a 502."""
+    """The upstream's whole answer, if it is OpenAI-shaped, finished, and fits the schema or tools asked for; else a
+    502."""
     try:
         answer = json.loads(body)
         choice = answer["choices"][0]
         message, finish = choice["message"], choice.get("finish_reason")
-    except (ValueError, KeyError, IndexError, TypeError):
+        if not isinstance(message, dict):
+            raise TypeError
+    except (ValueError, RecursionError, KeyError, IndexError, TypeError):
         raise APIError(502, "the upstream server's answer is not OpenAI-shaped", code="upstream_error") from None
-    if finish not in ("stop", "length", "tool_calls"):
+    if finish not in FINISHED:
         raise APIError(502, f"the upstream server's answer ended without a finish reason ({finish!r}); it was "
-                            "withheld", code="upstream_error")
+                            "withheld", code="upstream_incomplete")
+    if chat.stream and chat.include_usage and not isinstance(answer.get("usage"), dict):
+        raise APIError(502, "the upstream server's answer has no usage, which stream_options.include_usage asks for",
+                       code="upstream_error")
+    if not _checked(chat):
+        return dict(answer)
     try:
         if chat.structure.calls_tools:
             calls = message.get("tool_calls") or []
@@ -238,12 +285,13 @@ async def _replay(answer: dict[str, Any], include_usage: bool) -> AsyncGenerator
     base = {k: answer.get(k) for k in ("id", "created", "model", "system_fingerprint")}
     base["object"] = "chat.completion.chunk"
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
+    def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> bytes:
+        return event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                                           "logprobs": logprobs}]})
 
     yield chunk({"role": "assistant", "content": ""})
-    if message.get("content"):
-        yield chunk({"content": message["content"]})
+    if message.get("content") or choice.get("logprobs"):  # the logprobs of the whole answer go with its content
+        yield chunk({"content": message.get("content") or ""}, logprobs=choice.get("logprobs"))
     for i, call in enumerate(message.get("tool_calls") or []):
         yield chunk({"tool_calls": [{"index": i, **call}]})
     yield chunk({}, choice.get("finish_reason"))
@@ -268,9 +316,94 @@ def _unreachable(base: str, e: httpx.HTTPError) -> APIError:
                     code="upstream_unreachable")
 
 
-async def _passthrough(upstream: httpx.Response) -> AsyncGenerator[bytes, None]:
-    try:
-        async for part in upstream.aiter_bytes():
+async def _prepend(first: bytes, rest: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+    async with aclosing(rest):
+        yield first
+        async for part in rest:
             yield part
-    except httpx.HTTPError as e:  # the upstream broke off mid-answer: say so in the stream's own way
-        yield event(error_body(f"the upstream server broke off the answer ({type(e).__name__})", "upstream_error"))
+
+
+async def _sse_data(upstream: httpx.Response) -> AsyncGenerator[str | None, None]:
+    """The ``data`` of each server-sent event (lines ending in \\n, \\r\\n or \\r); None for a comment-only event (a
+    keep-alive ping, passed on so that the client's connection stays open through a long prefill)."""
+    data: list[str] = []
+    comment = False
+    async for line in upstream.aiter_lines():
+        if line == "":
+            if data:
+                yield "\n".join(data)
+            elif comment:
+                yield None
+            data, comment = [], False
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif line.startswith(":"):
+            comment = True
+    if data:  # the last event lacked its blank line
+        yield "\n".join(data)
+
+
+class _Incomplete(Exception):
+    """The upstream's stream cannot be passed on as a finished answer (the message says why)."""
+
+
+async def _relay(upstream: httpx.Response, want_usage: bool, learn_usage: Callable[[bool], None]) \
+        -> AsyncGenerator[bytes, None]:
+    """The upstream's stream, event by event, checked: it must end with a finish reason (and usage, if asked for).
+
+    Events before the first that carries anything (the role delta) are held back and go out with it, so that a stream
+    that ends with nothing in it raises APIError (a 502) before the client has an answer; after that a failure ends
+    the stream with an error event, never with [DONE].
+    """
+    held: list[bytes] = []
+    sent = finished = usage = False
+    try:
+        try:
+            async for data in _sse_data(upstream):
+                if data is None:
+                    held.append(b": ping\n\n")
+                    continue
+                if data == "[DONE]":
+                    break
+                try:
+                    chunk = json.loads(data)
+                except (ValueError, RecursionError):
+                    raise _Incomplete("sent an event that is not JSON") from None
+                if not isinstance(chunk, dict):
+                    raise _Incomplete("sent an event that is not a JSON object")
+                if isinstance(chunk.get("error"), dict):  # the upstream's own error event: passed on, and the end
+                    if not sent:
+                        raise _Incomplete(f"failed: {str(chunk['error'].get('message'))[:300]}")
+                    yield event(data)
+                    return
+                listed = chunk.get("choices")
+                choices: list[Any] = listed if isinstance(listed, list) else []
+                reasons = [c.get("finish_reason") for c in choices if isinstance(c, dict)]
+                if any(r is not None and r not in FINISHED for r in reasons):
+                    raise _Incomplete(f"ended the answer with finish reason {reasons!r}")
+                finished = finished or any(r in FINISHED for r in reasons)
+                usage = usage or isinstance(chunk.get("usage"), dict)
+                held.append(event(data))
+                if finished or usage or any(isinstance(c, dict) and _says_something(c.get("delta")) for c in choices):
+                    yield b"".join(held)
+                    held, sent = [], True
+        except httpx.HTTPError as e:
+            raise _Incomplete(f"broke off the answer ({type(e).__name__})") from None
+        if not finished:
+            raise _Incomplete(f"ended the stream without a finish reason; {_INTERRUPTED}" if not sent else
+                              "ended the stream without a finish reason: the answer is incomplete")
+        if want_usage:
+            learn_usage(usage)
+            if not usage:
+                raise _Incomplete("sent no usage, which stream_options.include_usage asks for (later requests with "
+                                  "it are answered from a whole answer of the upstream's, replayed as a stream)")
+        yield b"".join(held) + DONE
+    except _Incomplete as e:
+        message = f"the upstream server {e}"
+        if not sent:
+            raise APIError(502, message, code="upstream_incomplete") from None
+        yield event(error_body(message, "upstream_error", code="upstream_incomplete"))
+
+
+def _says_something(delta: Any) -> bool:
+    return isinstance(delta, dict) and any(v not in (None, "", []) for k, v in delta.items() if k != "role")
