@@ -122,8 +122,9 @@ class FakeLlamaCpp:
                     yield b"data: [DONE]\n\n"
                     return
             if self.stream_usage and (body.get("stream_options") or {}).get("include_usage"):
-                yield _event({**chunk, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": len(self.words),
-                                                                "total_tokens": 9 + len(self.words)}})
+                n = len(self.words)
+                yield _event({**chunk, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": n,
+                                                                "total_tokens": 9 + n}})
             yield b"data: [DONE]\n\n"
         finally:
             self._inner.release()
