@@ -29,7 +29,6 @@ SUPPORTED_FORMAT_VERSIONS: Final = (1,)
 GROUP_SIZE: Final = 32  # values per quantization group, along a row
 Q4_PER_WORD: Final = 8  # 4-bit values per u32
 Q8_PER_WORD: Final = 4  # 8-bit values per u32
-F16_PER_WORD: Final = 2  # f16 values per u32 (unpack2x16float)
 Q4_MAX: Final = 15  # largest 4-bit code
 Q8_MAX: Final = 127  # largest 8-bit code magnitude used when quantizing
 
