@@ -1,4 +1,4 @@
-"""The `fieldllm` command line: one sub-command per step (prepare, chat, build, serve, eval).
+"""The `fieldllm` command line: one sub-command per step (prepare, chat, build, serve, cert, eval).
 
 The one module that composes model_prep (prepare, the reference engine) with the app (build, serve, eval); it lives
 on the app side so that dependencies run one way: app -> model_prep, never back.
@@ -86,6 +86,33 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(settings)
 
 
+def _cert(args: argparse.Namespace) -> int:
+    import os
+
+    from app.server import tls
+    from app.server.settings import PLAIN_PORT, machine_names
+
+    folder = args.dir or Path(os.environ.get("FIELDLLM_TLS_DIR") or tls.default_dir())
+    names = [tls.parse_name(n) for n in args.name] if args.name or args.ip else machine_names()
+    addresses = [tls.parse_address(a) for a in args.ip] if args.name or args.ip else tls.machine_addresses()
+    issued = tls.make_certificates(folder, names, addresses, days=args.days, force=args.force)
+    where = folder.resolve()
+    if issued.new_ca:
+        print(f"fieldllm cert: made a local certificate authority: {where / tls.CA_CERT} (its key, "
+              f"{tls.CA_KEY}, is readable by you only and never leaves this machine)")
+    else:
+        print(f"fieldllm cert: used the existing certificate authority in {where} (devices that installed it need "
+              "nothing new)")
+    covers = ", ".join([*issued.names, *map(str, issued.addresses)])
+    print(f"fieldllm cert: server certificate for {covers}, valid until {issued.not_after:%Y-%m-%d}")
+    print("fieldllm cert: serve HTTPS on the network with:\n"
+          f"  fieldllm serve --host 0.0.0.0 --tls-cert {where / tls.SERVER_CERT} --tls-key {where / tls.SERVER_KEY}\n"
+          "  (or FIELDLLM_TLS_CERT and FIELDLLM_TLS_KEY; add a token or --no-auth)\n"
+          f"then each device installs the CA once from http://{(issued.names or ['SERVER'])[0]}:{PLAIN_PORT}/ca; "
+          f"its SHA-256 fingerprint is {issued.ca_fingerprint}")
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from app.eval.report import run_command
 
@@ -94,7 +121,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fieldllm",
-                                     description="Offline on-device LLM: prepare, chat, build, serve, eval.")
+                                     description="Offline on-device LLM: prepare, chat, build, serve, cert, eval.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="quantize a checkpoint into a WebGPU model package",
@@ -150,6 +177,29 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the environment variable named in its help; flags win.")
     serve_settings.add_arguments(s)
     s.set_defaults(run=_serve)
+
+    t = sub.add_parser("cert", help="make a local certificate authority and a certificate for HTTPS on the local "
+                                    "network (browsers install the app only over HTTPS)",
+                       description="Create, in --dir, a local certificate authority (ca.crt, and its key ca.key, "
+                                   "0600) unless the folder has one, and a server certificate (server.crt, "
+                                   "server.key) for this machine's names and addresses, for `fieldllm serve "
+                                   "--tls-cert --tls-key`. Devices install ca.crt once (the server offers it at "
+                                   "/ca); the CA may certify only local names and private addresses. An existing "
+                                   "CA is reused and never replaced; an existing server certificate only with "
+                                   "--force.")
+    t.add_argument("--dir", type=Path, default=None, metavar="DIR",
+                   help="folder for the files (env FIELDLLM_TLS_DIR; default ~/.local/share/fieldllm/tls)")
+    t.add_argument("--name", action="append", default=[], metavar="NAME",
+                   help="a host name devices use for this server, e.g. fieldbox.local (repeatable; with --name or "
+                        "--ip, only those given; default: this machine's names and localhost)")
+    t.add_argument("--ip", action="append", default=[], metavar="ADDRESS",
+                   help="an IP address devices use for this server (repeatable; default: this machine's addresses "
+                        "and loopback)")
+    t.add_argument("--days", type=int, default=397, metavar="N",
+                   help="validity of the server certificate in days (default 397; at most 825)")
+    t.add_argument("--force", action="store_true",
+                   help="replace an existing server certificate and key (the CA is never replaced)")
+    t.set_defaults(run=_cert)
 
     e = sub.add_parser("eval", help="run field cases through a package and the rules; report trust figures",
                        description="Each case is answered as the app asks it (the task's schema, greedy), checked by "

@@ -1,7 +1,8 @@
 """``create_app``: the one place where the pieces are put together.
 
 Middleware, outermost first: security headers on every answer (errors included), the Host check, CORS (its
-preflights must not need the token), the bearer token; then the routes: the API, and the app folder for the rest.
+preflights must not need the token), the bearer token; then the routes: the API, the CA download and its
+instructions for devices on the network (lan.py), and the app folder for the rest.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ from .cors import Cors
 from .errors import APIError, ClientGone, on_api_error, on_client_gone, on_http_exception, on_unexpected
 from .headers import SecurityHeaders, build_script_hashes
 from .hosts import HostCheck
+from .lan import CaRoutes, Lan
 from .settings import Settings
 from .static import AppFiles
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
 
 
-def create_app(settings: Settings, backend: Backend) -> Starlette:
-    """``backend`` is ready (the model loaded): a missing package is reported before the server starts."""
+def create_app(settings: Settings, backend: Backend, lan: Lan | None = None) -> Starlette:
+    """``backend`` is ready (the model loaded): a missing package is reported before the server starts. ``lan``:
+    the HTTPS set-up, read from ``settings`` when not given."""
     api = Api(settings, backend)
+    lan = lan if lan is not None else Lan.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -41,11 +45,12 @@ def create_app(settings: Settings, backend: Backend) -> Starlette:
         Route("/healthz", api.health, methods=["GET"]),
         Route("/openapi.json", api.openapi, methods=["GET"]),
         Route("/v1/{rest:path}", api.not_found, methods=ALL_METHODS),
+        *CaRoutes(lan).routes(),
         Mount("/", app=AppFiles(settings.dist)),
     ]
     middleware = [
         Middleware(SecurityHeaders, script_hashes=build_script_hashes(settings.dist)),
-        Middleware(HostCheck, allowed=settings.allowed_hosts()),
+        Middleware(HostCheck, allowed=settings.allowed_hosts(lan.cert_names)),
         Middleware(Cors, allow_origins=settings.allow_origin),
         Middleware(BearerAuth, token=settings.token),
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ ENV_PREFIX = "FIELDLLM_"
 DEFAULT_DIST = Path("dist")
 DEFAULT_PACKAGE = Path("build/models/smollm2-135m-instruct")  # where `fieldllm prepare` puts the default model
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+PLAIN_PORT, TLS_PORT = 8000, 8443  # --port's default without and with --tls-cert; with it, 8000 redirects to 8443
 
 
 class SettingsError(ValueError):
@@ -59,6 +61,18 @@ def _host_name(text: str) -> str:
     return text.strip().lower().removeprefix("[").removesuffix("]")  # [::1] -> ::1, as hosts.host_name gives
 
 
+def _http_port(text: str) -> int | None:
+    return None if text.strip().lower() in ("off", "none", "no") else _int_in(0, 65535)(text)
+
+
+def _switch(text: str) -> bool:
+    if text.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{text!r} is not one of 1, true, yes, on, 0, false, no, off")
+
+
 def _log_level(text: str) -> str:
     if text.lower() not in ("critical", "error", "warning", "info", "debug"):
         raise SettingsError(f"{text!r} is not one of critical, error, warning, info, debug")
@@ -66,17 +80,35 @@ def _log_level(text: str) -> str:
 
 
 def _setting(flag: str, help: str, parse: Callable[[str], Any] = str, repeat: bool = False,
-             metavar: str | None = None) -> dict[str, Any]:
-    """A field's metadata: how it is given on the command line and in the environment, and what it means."""
+             metavar: str | None = None, switch: bool = False, default: str | None = None) -> dict[str, Any]:
+    """A field's metadata: how it is given on the command line and in the environment, and what it means.
+    ``switch``: a flag without a value (the environment variable takes 1/0); ``default``: the default as --help
+    words it, where it is not simply the field's."""
     env = ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
-    return {"flag": flag, "env": env, "help": help, "parse": parse, "repeat": repeat, "metavar": metavar}
+    return {"flag": flag, "env": env, "help": help, "parse": _switch if switch else parse, "repeat": repeat,
+            "metavar": metavar, "switch": switch, "default": default}
 
 
 @dataclass(frozen=True)
 class Settings:
     host: str = field(default="127.0.0.1", metadata=_setting(
-        "--host", "interface to listen on; 0.0.0.0 for the local network", metavar="ADDRESS"))
-    port: int = field(default=8000, metadata=_setting("--port", "TCP port", _int_in(0, 65535)))
+        "--host", "interface to listen on; 0.0.0.0 for the local network (then --token or --no-auth is required, and "
+                  "--tls-cert for browsers to install the app)", metavar="ADDRESS"))
+    port: int = field(default=PLAIN_PORT, metadata=_setting(
+        "--port", "TCP port (HTTPS with --tls-cert)", _int_in(0, 65535),
+        default=f"{PLAIN_PORT}, or {TLS_PORT} with --tls-cert"))
+    tls_cert: Path | None = field(default=None, metadata=_setting(
+        "--tls-cert", "serve HTTPS with this PEM certificate (browsers install the app only over HTTPS, or from "
+                      "localhost); `fieldllm cert` makes one with its own local CA", Path, metavar="FILE"))
+    tls_key: Path | None = field(default=None, metadata=_setting(
+        "--tls-key", "the private key of --tls-cert (PEM)", Path, metavar="FILE"))
+    tls_ca: Path | None = field(default=None, metadata=_setting(
+        "--tls-ca", "the CA certificate that devices install to trust --tls-cert, offered at /ca.crt with "
+                    "instructions at /ca", Path, metavar="FILE", default="ca.crt beside --tls-cert, if there"))
+    http_port: int | None = field(default=None, metadata=_setting(
+        "--http-port", "with --tls-cert, also listen for plain HTTP here and redirect it to HTTPS, except the CA "
+                       "(/ca.crt) and its instructions (/ca); 'off' for no such listener", _http_port,
+        metavar="PORT", default=f"{PLAIN_PORT} with --tls-cert unless --port is {PLAIN_PORT}"))
     dist: Path = field(default=DEFAULT_DIST, metadata=_setting(
         "--dist", "the built app folder to serve (from `fieldllm build`); when missing, the API still works and / "
                   "says how to build the app", Path, metavar="DIR"))
@@ -109,15 +141,20 @@ class Settings:
         "--max-body", "largest request body in bytes (more gets 413)", _int_in(1024), metavar="BYTES"))
     token: str | None = field(default=None, metadata=_setting(
         "--token", "require `Authorization: Bearer TOKEN` on /v1/ (prefer the environment variable: flags show in "
-                   "the process list)", metavar="TOKEN"))
+                   "the process list); the app gets it from the address the server prints (…/#token=TOKEN)",
+        metavar="TOKEN"))
+    no_auth: bool = field(default=False, metadata=_setting(
+        "--no-auth", "on a network address, serve the API without a token: anyone on the network, and any web page "
+                     "their browsers open, can use the model", switch=True))
     allow_origin: tuple[str, ...] = field(default=(), metadata=_setting(
         "--allow-origin", "another origin whose pages may call the API (CORS and Private Network Access), e.g. "
                           "http://192.168.1.20:8000; repeatable, comma-separated in the environment; '*' allows any",
         _origin, repeat=True, metavar="ORIGIN"))
     allow_host: tuple[str, ...] = field(default=(), metadata=_setting(
-        "--allow-host", "a Host header name the server answers to (guards against DNS rebinding); repeatable, "
-                        "comma-separated in the environment; default: the localhost names when --host is a loopback "
-                        "address, any otherwise", _host_name, repeat=True, metavar="NAME"))
+        "--allow-host", "another Host header name the server answers to (guards against DNS rebinding), besides "
+                        "localhost, IP addresses, the --tls-cert's names and, on the network, this machine's names; "
+                        "repeatable, comma-separated in the environment; '*' turns the check off",
+        _host_name, repeat=True, metavar="NAME"))
     audit: Path | None = field(default=None, metadata=_setting(
         "--audit", "append one JSON line per structured answer (response_format or tools) to this file: model, "
                    "sampling, grammar hash, output, timings, and for the app's task screens the readings and the "
@@ -125,11 +162,30 @@ class Settings:
     log_level: str = field(default="info", metadata=_setting(
         "--log-level", "uvicorn's log level: critical, error, warning, info or debug", _log_level, metavar="LEVEL"))
 
-    def allowed_hosts(self) -> frozenset[str] | None:
-        """Host names to accept, or None for any."""
-        if self.allow_host:
-            return None if "*" in self.allow_host else frozenset(self.allow_host)
-        return frozenset(LOOPBACK_NAMES) if is_loopback(self.host) else None
+    def allowed_hosts(self, cert_names: tuple[str, ...] = ()) -> frozenset[str] | None:
+        """Host names to accept (IP addresses are always accepted: DNS rebinding needs a name), or None for any
+        (only with --allow-host '*'). ``cert_names``: the names in --tls-cert."""
+        if "*" in self.allow_host:
+            return None
+        names = {*LOOPBACK_NAMES, *self.allow_host, *cert_names}
+        if not is_loopback(self.host):
+            names.update(machine_names())
+        return frozenset(names)
+
+    def needs_auth_choice(self) -> bool:
+        """On a network address, the user must choose: a token, or --no-auth."""
+        return not is_loopback(self.host) and self.token is None and not self.no_auth
+
+
+def machine_names() -> list[str]:
+    """This machine's names as devices on the network may know it: its host name, its mDNS name (.local),
+    localhost."""
+    names = []
+    host = socket.gethostname().lower().rstrip(".")
+    if host:
+        short = host.split(".")[0]
+        names += [host, f"{short}.local", short]
+    return list(dict.fromkeys([*names, "localhost"]))
 
 
 def is_loopback(host: str) -> bool:
@@ -145,7 +201,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per setting; the help names its environment variable and default."""
     for f in fields(Settings):
         m = f.metadata
-        default = f.default if f.default not in (None, ()) else "none"
+        default = m["default"] or (f.default if f.default not in (None, ()) else "none")
+        if m["switch"]:
+            parser.add_argument(m["flag"], help=f"{m['help']} (env {m['env']}=1)", action="store_true", default=None)
+            continue
         help = f"{m['help']} (env {m['env']}; default {default})"
         # flags default to None so that from_sources can tell "not given" from "given the default"
         parser.add_argument(m["flag"], help=help, metavar=m["metavar"], default=None,
@@ -159,6 +218,9 @@ def from_sources(args: argparse.Namespace | None = None, environ: Mapping[str, s
     for f in fields(Settings):
         m = f.metadata
         given = getattr(args, f.name, None) if args is not None else None
+        if given is not None and m["switch"]:
+            values[f.name] = bool(given)
+            continue
         if given is not None:
             texts, source = (given if m["repeat"] else [given]), m["flag"]
         elif environ.get(m["env"]):
@@ -171,4 +233,15 @@ def from_sources(args: argparse.Namespace | None = None, environ: Mapping[str, s
         except SettingsError as e:
             raise SettingsError(f"{source}: {e}") from None
         values[f.name] = tuple(parsed) if m["repeat"] else parsed[0]
-    return replace(Settings(), **values)
+    if values.get("tls_cert") is not None:
+        values.setdefault("port", TLS_PORT)
+        values.setdefault("http_port", PLAIN_PORT if values["port"] != PLAIN_PORT else None)
+    settings = replace(Settings(), **values)
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        given, missing = ("--tls-cert", "--tls-key") if settings.tls_key is None else ("--tls-key", "--tls-cert")
+        raise SettingsError(f"{given} needs {missing} too (both come from `fieldllm cert`)")
+    if settings.http_port is not None and settings.http_port == settings.port != 0:
+        raise SettingsError(f"--http-port {settings.http_port} is also --port: pick another, or 'off'")
+    if settings.tls_cert is None and settings.http_port is not None:
+        raise SettingsError("--http-port redirects to HTTPS: it needs --tls-cert and --tls-key")
+    return settings

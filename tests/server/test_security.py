@@ -117,8 +117,22 @@ def test_host_check_against_dns_rebinding() -> None:
         assert_openai_error(client.get("/healthz"), 400, None, "invalid_host")
         for host in ("127.0.0.1:8000", "localhost", "[::1]:8000"):
             assert client.get("/healthz", headers={"host": host}).status_code == 200
-    with TestClient(fake_app(allow_host=(), host="0.0.0.0"), base_url="http://192.168.1.5:8000") as client:
-        assert client.get("/healthz").status_code == 200  # on the network and no list given: any name
+    lan_app = fake_app(allow_host=(), host="0.0.0.0", no_auth=True)
+    with TestClient(lan_app, base_url="http://192.168.1.5:8000") as client:
+        assert client.get("/healthz").status_code == 200  # an address: rebinding needs a name
+        # on the network, with no token, the check still holds (issue 15.7): a rebinding page gets nothing
+        for path in ("/healthz", "/v1/models", "/"):
+            assert_openai_error(client.get(path, headers={"host": "attacker.example:8000"}), 400, None,
+                                "invalid_host")
+        r = client.post("/v1/chat/completions", json=CHAT, headers={"host": "rebind.attacker.example"})
+        assert_openai_error(r, 400, None, "invalid_host")
+        import socket
+
+        assert client.get("/healthz", headers={"host": f"{socket.gethostname()}:8000"}).status_code == 200
+    with TestClient(fake_app(allow_host=("fieldbox.lan",), host="0.0.0.0", no_auth=True)) as client:
+        assert client.get("/healthz", headers={"host": "fieldbox.lan:8000"}).status_code == 200
+        assert client.get("/healthz", headers={"host": "[fd00::5]:8000"}).status_code == 200
+        assert_openai_error(client.get("/healthz", headers={"host": "other.lan"}), 400, None, "invalid_host")
 
 
 def test_host_name() -> None:

@@ -55,9 +55,37 @@ def test_bad_values_name_their_source(argv: list[str], env: dict[str, str], name
 
 
 def test_allowed_hosts() -> None:
-    assert Settings(host="0.0.0.0").allowed_hosts() is None
-    assert Settings(host="0.0.0.0", allow_host=("field.lan",)).allowed_hosts() == {"field.lan"}
+    """The Host allowlist holds in every mode: on the network it adds this machine's names, --allow-host and the
+    certificate's names; only an explicit '*' turns it off."""
+    import socket
+
+    lan = Settings(host="0.0.0.0").allowed_hosts()
+    assert lan is not None and {"localhost", "127.0.0.1", socket.gethostname().lower()} <= lan
+    assert "attacker.example" not in lan
+    assert "field.lan" in (Settings(host="0.0.0.0", allow_host=("field.lan",)).allowed_hosts() or ())
+    assert "field.lan" in (Settings().allowed_hosts(cert_names=("field.lan",)) or ())
+    assert socket.gethostname().lower() not in (Settings().allowed_hosts() or ())  # loopback: the localhost names
     assert Settings(allow_host=("*",)).allowed_hosts() is None
+
+
+def test_tls_settings() -> None:
+    s = _parse(["--tls-cert", "c.pem", "--tls-key", "k.pem"])
+    assert (s.tls_cert, s.tls_key, s.port, s.http_port) == (Path("c.pem"), Path("k.pem"), 8443, 8000)
+    s = _parse([], {"FIELDLLM_TLS_CERT": "c.pem", "FIELDLLM_TLS_KEY": "k.pem", "FIELDLLM_PORT": "8000"})
+    assert (s.port, s.http_port) == (8000, None)  # HTTPS on 8000: no redirect listener unless asked
+    assert _parse(["--tls-cert", "c", "--tls-key", "k", "--http-port", "off"]).http_port is None
+    assert _parse(["--tls-cert", "c", "--tls-key", "k", "--http-port", "8080"]).http_port == 8080
+    assert _parse(["--no-auth"]).no_auth and _parse([], {"FIELDLLM_NO_AUTH": "1"}).no_auth
+    assert not _parse([]).no_auth and (_parse([]).port, _parse([]).http_port) == (8000, None)
+    for argv, words in ((["--tls-cert", "c"], "--tls-cert needs --tls-key"),
+                        (["--tls-key", "k"], "--tls-key needs --tls-cert"),
+                        (["--http-port", "8080"], "needs --tls-cert"),
+                        (["--tls-cert", "c", "--tls-key", "k", "--port", "9000", "--http-port", "9000"],
+                         "also --port")):
+        with pytest.raises(SettingsError, match=words):
+            _parse(argv)
+    with pytest.raises(SettingsError, match="FIELDLLM_NO_AUTH"):
+        _parse([], {"FIELDLLM_NO_AUTH": "maybe"})
 
 
 def _serve(*args: str) -> subprocess.CompletedProcess[str]:
@@ -81,6 +109,30 @@ def test_command_line_errors_are_one_line() -> None:
     assert r.returncode == 2 and "not an http(s) URL" in r.stderr and "Traceback" not in r.stderr
     r = _serve("--queue-size", "lots")
     assert r.returncode == 2 and "--queue-size" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_network_address_needs_a_token_or_no_auth() -> None:
+    """On a network address the user chooses: a token, or --no-auth; never an open API by default."""
+    r = _serve("--host", "0.0.0.0", "--port", "0", "--package", "/nonexistent/pkg")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0
+    assert "--no-auth" in r.stderr and "FIELDLLM_TOKEN" in r.stderr and "web pages" in r.stderr
+    # with either, it goes on to the next check (here: the missing package), which proves the first one passed
+    for extra in (["--no-auth"], ["--token", "t0k"]):
+        r = _serve("--host", "0.0.0.0", "--port", "0", "--package", "/nonexistent/pkg", *extra)
+        assert r.returncode == 2 and "/nonexistent/pkg" in r.stderr and "--no-auth" not in r.stderr
+
+
+def test_tls_files_that_do_not_fit_are_one_line(tmp_path: Path) -> None:
+    from app.server.tls import make_certificates
+
+    a = make_certificates(tmp_path / "a", ["fieldllm.lan"], [])
+    b = make_certificates(tmp_path / "b", ["fieldllm.lan"], [])
+    for cert, key, words in ((a.server_cert, b.server_key, "cannot be used together"),
+                             (tmp_path / "none.crt", a.server_key, "no such file"),
+                             (a.server_key, a.server_key, "cannot be used together")):
+        r = _serve("--tls-cert", str(cert), "--tls-key", str(key), "--port", "0", "--package", "/nonexistent/pkg")
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip().count("\n") == 0 and words in r.stderr, r.stderr
 
 
 def test_port_in_use_is_one_line_with_the_flag_to_change() -> None:
