@@ -42,6 +42,8 @@ const { values: args } = parseArgs({
 });
 if (!args.package) throw new Error('--package DIR is required');
 
+const STREAM_WGSL = new URL('stream_read.wgsl', import.meta.url);
+
 /** fetch() for file: URLs (Node's fetch only speaks http). @param {string | URL | Request} url */
 async function fileFetch(url) {
   const href = typeof url === 'string' ? url : url instanceof URL ? url.href : url.url;
@@ -72,23 +74,8 @@ async function copyBandwidth(device) {
   return (2 * size) / best;
 }
 
-// Each invocation XORs vec4<u32> words at a grid stride, so consecutive invocations read consecutive 16-byte words
-// (coalesced); the result is stored only if it equals a value zero-filled memory never gives, so no load is dead code.
-const STREAM_WGSL = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read_write> sink: array<u32>;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-  let n = arrayLength(&src);
-  let stride = groups.x * 256u;
-  var acc = vec4<u32>(0u);
-  for (var i = gid.x; i < n; i += stride) { acc ^= src[i]; }
-  let r = acc.x ^ acc.y ^ acc.z ^ acc.w;
-  if (r == 0x9e3779b9u) { sink[gid.x & 255u] = r; }
-}`;
-
 /**
- * DRAM read bandwidth: STREAM_WGSL over `total` bytes (default 1 GiB) in bindings of at most the device's
+ * DRAM read bandwidth: scripts/stream_read.wgsl over `total` bytes (default 1 GiB) in bindings of at most the device's
  * maxStorageBufferBindingSize, one dispatch per binding, all in one pass.
  * @param {GPUDevice} device @param {number} [total] @returns {Promise<number>} bytes/s read
  */
@@ -98,7 +85,8 @@ async function streamReadBandwidth(device, total = 1 << 30) {
   const buffers = Array.from({ length: n }, () => device.createBuffer({ size: chunk, usage: GPUBufferUsage.STORAGE }));
   const sink = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE });
   const pipeline = device.createComputePipeline({
-    layout: 'auto', compute: { module: device.createShaderModule({ code: STREAM_WGSL }), entryPoint: 'main' },
+    layout: 'auto',
+    compute: { module: device.createShaderModule({ code: await readFile(STREAM_WGSL, 'utf8') }), entryPoint: 'main' },
   });
   const groups = bindGroupsFor(device, pipeline, buffers, sink);
   /** @param {number} reps */
