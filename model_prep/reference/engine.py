@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,12 @@ from .grammar import Constraint, Grammars, GrammarSpec
 from .sampling import Pick, Sampler
 
 DEFAULT_CONTEXT = 4096  # KV cache positions allocated when the caller names none (capped by the model's own)
+PREFILL_CHUNK = 128  # prompt tokens per forward pass: a caller that gives up is heard between passes (about 0.5 s
+# each for SmolLM2-135M on one CPU core); prompts up to this long run in one pass, as before
+
+
+class Cancelled(Exception):
+    """The caller's ``cancelled()`` said to stop (checked between prefill chunks); the KV cache keeps what ran."""
 
 
 @dataclass
@@ -155,8 +161,9 @@ class Engine:
         self._cached = self._cached[:pos] + list(ids)
         return out
 
-    def _prefill(self, prompt: list[int]) -> F32:
-        """Reuse the cached prefix; run the rest of the prompt in one pass. Returns the last position's logits."""
+    def _prefill(self, prompt: list[int], cancelled: Callable[[], bool] | None = None) -> F32:
+        """Reuse the cached prefix; run the rest of the prompt in passes of PREFILL_CHUNK tokens, asking
+        ``cancelled()`` before each (Cancelled if it says so). Returns the last position's logits."""
         common = 0
         for a, b in zip(self._cached, prompt, strict=False):
             if a != b:
@@ -164,7 +171,11 @@ class Engine:
             common += 1
         common = min(common, len(prompt) - 1)  # the last prompt token must run to give logits
         self.prefilled = len(prompt) - common
-        return self.logits(prompt[common:], common)
+        for start in range(common, len(prompt), PREFILL_CHUNK):
+            if cancelled is not None and cancelled():
+                raise Cancelled(f"cancelled after {start - common} of {len(prompt) - common} prompt tokens")
+            logits = self.logits(prompt[start:start + PREFILL_CHUNK], start)
+        return logits
 
     def generate_ids(self, prompt: list[int], max_tokens: int, sampler: Sampler) -> Iterator[int]:
         """Yield sampled token ids until EOS (not yielded), ``max_tokens``, or the end of the context."""
@@ -172,16 +183,18 @@ class Engine:
             yield pick.token
 
     def generate_picks(self, prompt: list[int], max_tokens: int, sampler: Sampler,
-                       constraint: Constraint | None = None) -> Iterator[Pick]:
+                       constraint: Constraint | None = None,
+                       cancelled: Callable[[], bool] | None = None) -> Iterator[Pick]:
         """Yield the picked tokens (with their log-probabilities) until EOS (not yielded), ``max_tokens``, the end
-        of the context, or a grammar that allows nothing but EOS next (its output is complete)."""
+        of the context, or a grammar that allows nothing but EOS next (its output is complete). ``cancelled`` is
+        asked between prefill chunks (Cancelled); between tokens, the caller simply stops reading."""
         self._finish = "length"
         if not prompt:
             raise InputError("the prompt is empty")
         if len(prompt) >= self.context:
             raise InputError(f"the prompt has {len(prompt)} tokens but the context holds {self.context}; "
                              "shorten the conversation")
-        logits = self._prefill(prompt)
+        logits = self._prefill(prompt, cancelled)
         pos = len(prompt)
         for n in range(max_tokens):
             pick = sampler.pick(logits, constraint.allowed() if constraint else None)
@@ -202,8 +215,10 @@ class Engine:
     def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None,
                temperature: float | None = None, top_p: float | None = None, seed: int | None = None,
                stop: Sequence[str] | None = None, decoding: Decoding | None = None,
-               tools: list[dict[str, Any]] | None = None) -> Iterator[Chunk]:
-        """Chunks of the completion of ``messages``; ``tools`` (OpenAI tool definitions) go to the chat template."""
+               tools: list[dict[str, Any]] | None = None,
+               cancelled: Callable[[], bool] | None = None) -> Iterator[Chunk]:
+        """Chunks of the completion of ``messages``; ``tools`` (OpenAI tool definitions) go to the chat template;
+        ``cancelled()`` is asked between prefill chunks (Cancelled is raised if it says so)."""
         gen = self.generation
         d = decoding or Decoding()
         max_tokens = int(gen.get("max_tokens", 512) if max_tokens is None else max_tokens)
@@ -228,7 +243,7 @@ class Engine:
             return Chunk(text, [p.token for p in pending], finish_reason, usage,
                          list(pending) if d.logprobs else [], timings)
 
-        for pick in self.generate_picks(prompt, max_tokens, sampler, constraint):
+        for pick in self.generate_picks(prompt, max_tokens, sampler, constraint, cancelled):
             if not out:
                 first = time.perf_counter()
             out.append(pick.token)

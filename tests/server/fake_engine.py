@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from model_prep.errors import InputError
@@ -61,7 +61,8 @@ class FakeEngine:
     def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None,
                temperature: float | None = None, top_p: float | None = None, seed: int | None = None,
                stop: Sequence[str] | None = None, decoding: Decoding | None = None,
-               tools: list[dict[str, Any]] | None = None) -> Iterator[Chunk]:
+               tools: list[dict[str, Any]] | None = None,
+               cancelled: Callable[[], bool] | None = None) -> Iterator[Chunk]:
         prompt = len(self.prompt_ids(messages))
         Sampler(0.0 if temperature is None else temperature, 1.0 if top_p is None else top_p, seed)
         limit = max_tokens or 512
