@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -39,6 +40,9 @@ from .sse import DONE, EventStream, event
 from .worker import ChatEngine, Job, Worker
 
 FINGERPRINT = "fieldllm-numpy"
+SMALL_PROMPT = 8192  # characters of a prompt tokenized at once, beside everything else (a few milliseconds); longer
+# prompts and grammar compiles take turns, one at a time, in a bounded line of their own (Slots: 429 when it is full),
+# so that a burst of huge prompts neither runs uncounted on every core nor keeps a small request waiting
 
 
 class LocalBackend:
@@ -49,7 +53,9 @@ class LocalBackend:
         self.settings = settings
         self.created = int(time.time())
         self.slots = Slots(running=1, waiting=settings.queue_size, wait_timeout=settings.queue_timeout)
-        self.worker = Worker(engine.name)
+        self.preparing = Slots(running=1, waiting=settings.queue_size, wait_timeout=settings.queue_timeout)
+        self.max_token_chars = _max_token_chars(engine)
+        self.worker = Worker(engine.name, settings.blas_threads)
         self.audit = Audit(settings.audit, "server-numpy", engine.name, getattr(engine, "package_id", None)) \
             if settings.audit else None
 
@@ -66,7 +72,8 @@ class LocalBackend:
         return [self.engine.name]
 
     def health(self) -> Health:
-        return Health(backend="numpy", models=[self.engine.name], busy=self.slots.busy, capacity=self.slots.capacity)
+        return Health(backend="numpy", models=[self.engine.name], busy=self.slots.busy + self.preparing.busy,
+                      capacity=self.slots.capacity)
 
     async def aclose(self) -> None:
         await anyio.to_thread.run_sync(self.worker.shutdown)
@@ -75,9 +82,22 @@ class LocalBackend:
         if chat.request.model != self.engine.name:
             raise APIError(404, f"the model {chat.request.model!r} does not exist here; GET /v1/models lists "
                                 f"{self.engine.name!r}", param="model", code="model_not_found")
-        prompt_tokens = await self._count_prompt(chat)
-        if chat.structure.grammar is not None:
-            await self._compile(chat)
+        chars = _prompt_chars(chat)
+        if self.max_token_chars and chars > self.engine.context * self.max_token_chars:
+            # no token is longer than max_token_chars characters: this prompt cannot fit, whatever it tokenizes to
+            raise APIError(400, f"the prompt has {chars} characters, more than this model's context of "
+                                f"{self.engine.context} tokens can hold; shorten the conversation", param="messages",
+                           code="context_length_exceeded")
+        if chars <= SMALL_PROMPT and chat.structure.grammar is None:
+            prompt_tokens = await self._count_prompt(chat)
+        else:
+            turn = await unless_disconnected(request.receive, self.preparing.acquire())
+            try:
+                prompt_tokens = await self._count_prompt(chat)
+                if chat.structure.grammar is not None:
+                    await self._compile(chat)
+            finally:
+                turn.release()
         permit = await unless_disconnected(request.receive, self.slots.acquire())
         try:
             job = Job(self.engine, chat.messages, chat.sampling, prompt_tokens, self.settings.generation_timeout,
@@ -145,6 +165,20 @@ class LocalBackend:
             raise APIError(400, f"the prompt has {n} tokens but this model's context holds {self.engine.context}; "
                                 "shorten the conversation", param="messages", code="context_length_exceeded")
         return n
+
+
+def _prompt_chars(chat: Chat) -> int:
+    return sum(len(m.get("content") or "") for m in chat.messages) + \
+        (len(json.dumps(chat.tools)) if chat.tools else 0)
+
+
+def _max_token_chars(engine: ChatEngine) -> int | None:
+    """The longest token of the engine's vocabulary, in characters (its tokenizer's own spelling, which for byte-level
+    BPE counts bytes, never fewer than the characters they spell); None when the engine has no tokenizer to ask."""
+    tokenizer = getattr(engine, "tokenizer", None)
+    if tokenizer is None or not hasattr(tokenizer, "get_vocab"):
+        return getattr(engine, "max_token_chars", None)
+    return max(map(len, tokenizer.get_vocab(with_added_tokens=True)), default=None)
 
 
 class _Ids:

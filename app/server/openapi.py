@@ -16,6 +16,7 @@ _ERRORS = {
     "404": "unknown model",
     "405": "a method the endpoint does not take",
     "413": "request body too large",
+    "415": "the body is not sent as Content-Type: application/json",
     "429": "the model's queue is full or the wait was too long; see Retry-After",
     "502": "the upstream server failed (--upstream only)",
     "504": "the upstream server timed out (--upstream only)",
@@ -75,7 +76,8 @@ def document(model_ids: list[str] | None, max_tokens: int, version: str, token: 
                     "200": {"description": "the answer; with stream: true, `data: {ChatCompletionChunk}` events "
                                            "ending with `data: [DONE]`",
                             "content": {**_json(ChatCompletion), "text/event-stream": {"schema": _EVENT}}},
-                    **_errors(*(["401"] if token else []), "400", "403", "404", "405", "413", "429", "502", "504"),
+                    **_errors(*(["401"] if token else []), "400", "403", "404", "405", "413", "415", "429", "502",
+                              "504"),
                 },
             }},
             "/v1/models": {"get": {

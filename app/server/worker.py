@@ -1,8 +1,9 @@
 """The one thread that runs a model, and the jobs it runs: chunks flow back to the event loop through a queue.
 
 The numpy engine keeps a KV cache and is not thread-safe, so each model gets a single worker thread and jobs run
-one after another. A job checks its cancel flag and its deadline between tokens; a cancelled job that has not
-started yet returns at once.
+one after another. A job checks its cancel flag and its deadline between tokens, and the engine checks the flag
+between prefill chunks, so a client that hangs up during a long prompt frees the engine within one chunk; a
+cancelled job that has not started yet returns at once.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from functools import cache
 from typing import Any, Protocol
 
+from threadpoolctl import ThreadpoolController
+
 from model_prep.reference import Chunk, Decoding, Usage
+from model_prep.reference.engine import Cancelled
 
 from .parse import Sampling
 
@@ -36,7 +42,8 @@ class ChatEngine(Protocol):
     def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None,
                temperature: float | None = None, top_p: float | None = None, seed: int | None = None,
                stop: Sequence[str] | None = None, decoding: Decoding | None = None,
-               tools: list[dict[str, Any]] | None = None) -> Iterator[Chunk]: ...
+               tools: list[dict[str, Any]] | None = None,
+               cancelled: Callable[[], bool] | None = None) -> Iterator[Chunk]: ...
 
 
 _END = None  # queued after the last chunk
@@ -70,7 +77,7 @@ class Job:
     def run(self) -> None:
         s = self._sampling
         stream = self._engine.stream(self._messages, s.max_tokens, s.temperature, s.top_p, s.seed, s.stop,
-                                     decoding=s.decoding, tools=self._tools)
+                                     decoding=s.decoding, tools=self._tools, cancelled=self._cancelled.is_set)
         produced = 0
         try:
             if self._cancelled.is_set():
@@ -84,6 +91,8 @@ class Job:
                 if time.monotonic() > deadline:  # out of time: end the answer as if it had hit max_tokens
                     self._put(Chunk("", [], "length", Usage(self._prompt_tokens, produced)))
                     break
+        except Cancelled:
+            pass  # the client is gone: nobody reads the answer
         except Exception as e:  # handed to the reader, which reports it
             self._put(e)
         finally:
@@ -103,18 +112,24 @@ class Worker:
     """A single thread per model; jobs queue here in submission order (the Slots in front bound how many).
 
     The thread starts with the first job and ends at ``shutdown``; a later job starts a new one, so an app whose
-    lifespan ends and starts again (test clients do that) keeps working.
+    lifespan ends and starts again (test clients do that) keeps working. While a job runs, numpy's BLAS uses
+    ``blas_threads`` threads (0: its own default, one per core; the limit is process-wide, and put back after).
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, blas_threads: int = 0):
         self._name = name
+        self._blas_threads = blas_threads
         self._executor: ThreadPoolExecutor | None = None
         self._jobs: set[Job] = set()
+
+    def _run(self, job: Job) -> None:
+        with blas_threads(self._blas_threads):
+            job.run()
 
     def start(self, job: Job, on_done: Callable[[], None]) -> None:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"engine-{self._name}"[:40])
-        future = asyncio.get_running_loop().run_in_executor(self._executor, job.run)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._run, job)
         self._jobs.add(job)
 
         def done(_: object) -> None:
@@ -130,3 +145,14 @@ class Worker:
             job.cancel()
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()  # finds the BLAS libraries loaded (numpy's OpenBLAS) once
+
+
+def blas_threads(n: int) -> AbstractContextManager[Any]:
+    """numpy's BLAS limited to ``n`` threads inside the block (no limit for 0). One request at a time gains little
+    from more: on a shared 2-core machine numpy's default of one thread per core made decode 2.4-2.7x slower."""
+    return _blas().limit(limits=n, user_api="blas") if n else nullcontext()
