@@ -26,9 +26,13 @@ export class WorkerError extends EngineError {}
 /** The fallback server (server-client.js) cannot be reached, has no API here, or failed; its message says which. */
 export class ServerError extends EngineError {}
 
+/** The fallback server wants an access key (its `--token`) and none, or a wrong one, was sent. */
+export class ServerAuthError extends ServerError {}
+
 /** Every class above, by name. */
 export const ERROR_CLASSES = Object.freeze({
   EngineError, InputError, ContextOverflowError, WebGPUUnavailableError, DeviceLostError, WorkerError, ServerError,
+  ServerAuthError,
   CapacityError, ContextError, FetchError, FormatError, GrammarError, IntegrityError, ShaderError,
 });
 

@@ -6,9 +6,10 @@
 //   for await (const chunk of await engine.chat.completions.create({messages, stream: true, signal})) ...
 //
 // The request body is OpenAI's, sent as given (minus `signal`, which aborts the fetch); the server validates it and
-// its 4xx bodies become this module's errors, with the server's own message.
+// its 4xx bodies become this module's errors, with the server's own message. A server started with a token
+// (`fieldllm serve --token`) gets it as `Authorization: Bearer`; without it, or with a wrong one, ServerAuthError.
 
-import { ContextOverflowError, InputError, ServerError, abortError } from './errors.js';
+import { ContextOverflowError, InputError, ServerAuthError, ServerError, abortError } from './errors.js';
 
 /** @typedef {import('./request-options.js').ChatRequest} ChatRequest */
 /** @typedef {import('./openai-shapes.js').ChatCompletion} ChatCompletion */
@@ -20,14 +21,16 @@ const API = 'v1/';
 export class ServerEngine {
   /**
    * Asks the server which model it serves; rejects with ServerError when there is no such API here (a static host,
-   * the server is down, or it wants a token).
-   * @param {{baseUrl: string | URL, fetch?: typeof fetch, signal?: AbortSignal}} opts
+   * the server is down), ServerAuthError when it wants a token that `token` is not.
+   * @param {{baseUrl: string | URL, fetch?: typeof fetch, signal?: AbortSignal, token?: string | null}} opts
    * @returns {Promise<ServerEngine>}
    */
   static async connect(opts) {
     const fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
     const api = new URL(API, opts.baseUrl);
-    const r = await send(fetchFn, new URL('models', api), { signal: opts.signal }, `GET ${api.pathname}models`);
+    const headers = authHeaders(opts.token);
+    const r = await send(fetchFn, new URL('models', api), { signal: opts.signal, headers },
+      `GET ${api.pathname}models`);
     /** @type {any} */
     let list;
     try {
@@ -40,17 +43,19 @@ export class ServerEngine {
       throw new ServerError(`${api.origin} has no fallback API (GET ${api.pathname}models lists no model): start ` +
         'the app with `fieldllm serve` to answer from the server');
     }
-    return new ServerEngine(api, model, fetchFn);
+    return new ServerEngine(api, model, fetchFn, opts.token);
   }
 
   /**
    * @param {URL} api  absolute URL of the API folder (…/v1/)
    * @param {string} model  the id the server lists
    * @param {typeof fetch} fetchFn
+   * @param {string | null} [token]  the server's access key, sent as a bearer token
    */
-  constructor(api, model, fetchFn) {
+  constructor(api, model, fetchFn, token = null) {
     this.api = api;
     this.fetch = fetchFn;
+    this.headers = authHeaders(token);
     /** What the app shows about the engine in use. */
     this.info = { name: model, where: 'server', origin: api.origin };
     /** OpenAI's client shape: client.chat.completions.create(request). */
@@ -81,7 +86,9 @@ export class ServerEngine {
     const { signal, ...body } = request;
     const r = await send(this.fetch, new URL('chat/completions', this.api), {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: body.stream ? 'text/event-stream' : 'application/json' },
+      headers: {
+        ...this.headers, 'content-type': 'application/json', accept: body.stream ? 'text/event-stream' : 'application/json',
+      },
       body: JSON.stringify({ model: this.info.name, ...body }),
       signal: signal ?? undefined,
     }, 'the request');
@@ -94,6 +101,14 @@ export class ServerEngine {
 
   /** Nothing to free: no worker, no GPU memory. */
   destroy() {}
+}
+
+/**
+ * @param {string | null | undefined} token
+ * @returns {Record<string, string>}
+ */
+function authHeaders(token) {
+  return token ? { authorization: `Bearer ${token}` } : {};
 }
 
 /**
@@ -184,6 +199,9 @@ async function errorOf(r, what) {
  */
 function classify(status, error) {
   if (error.code === 'context_length_exceeded') return new ContextOverflowError(error.message);
+  if (status === 401 || error.code === 'invalid_api_key') {
+    return new ServerAuthError(`the fallback server wants an access key: ${error.message}`);
+  }
   if (status === 400 || status === 422) return new InputError(error.message);
   return new ServerError(`the fallback server says: ${error.message}`);
 }

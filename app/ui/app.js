@@ -9,7 +9,8 @@ import { AnswerLock } from './answer_lock.js';
 import { ChatView } from './chat_view.js';
 import { downloadModel } from './downloader.js';
 import { connectServer, deviceAdvice, loadEngine, probeDevice, requireDevice } from './engine_host.js';
-import { DeviceUnsupportedError, ModelIndexError, StoreUnavailableError, messageOf, nameOf } from './errors.js';
+import { DeviceUnsupportedError, ModelIndexError, messageOf, nameOf } from './errors.js';
+import { answerWithoutStorage, serverHint } from './insecure.js';
 import { formatBytes, shortVersion } from './format.js';
 import { fetchModelIndex } from './model_index.js';
 import { ModelStore } from './model_store.js';
@@ -83,13 +84,12 @@ export class App {
       resume?.();
     });
     addEventListener('offline', () => this.view.network(false));
-    this.startServiceWorker();
-    if (typeof caches === 'undefined') {
-      const e = new StoreUnavailableError('This browser gives the page no offline storage (a private window, or ' +
-        'the app is not served over https). Open it in a normal window of Chrome or Edge over https.');
-      this.view.problem('no-storage', 'Offline storage is unavailable', e.message);
+    if (!globalThis.isSecureContext || typeof caches === 'undefined') {
+      // plain http from another device (no service worker, storage or WebGPU), or a private window: the server answers
+      await answerWithoutStorage(this);
       return;
     }
+    this.startServiceWorker();
     this.store = new ModelStore(caches, this.doc.baseURI);
     this.state = await this.store.readState();
     this.index = await this.readIndex();
@@ -289,14 +289,17 @@ export class App {
    * say why the device cannot and what to do.
    * @param {string} reason  the probe's, or the engine's load error
    * @param {boolean} downloaded  whether a model is on the device already
+   * @param {{server?: import('../engine/index.js').ServerEngine, notice?: string}} [given]  a server already
+   *   connected; the notice to show instead of the device's reason (insecure.js)
    */
-  async useServer(reason, downloaded) {
-    let server;
+  async useServer(reason, downloaded, given = {}) {
+    let server = given.server;
     try {
-      server = await connectServer();
+      server ??= await connectServer();
     } catch (e) {
       console.info('no fallback server:', messageOf(e));
-      this.view.problem('device-unsupported', 'This device cannot run the assistant', deviceAdvice(reason, downloaded));
+      this.view.problem('device-unsupported', 'This device cannot run the assistant',
+        deviceAdvice(reason, downloaded) + serverHint(e));
       return;
     }
     this.engine = server;
@@ -309,8 +312,8 @@ export class App {
       'against your procedures.');
     this.view.show('chat', 'ready-server');
     this.view.network(navigator.onLine);
-    this.view.notice(`This device cannot run the model itself (${reason}), so your questions go to the server at ` +
-      `${at}, which answers them. It needs the network to that server.`);
+    this.view.notice(given.notice ?? `This device cannot run the model itself (${reason}), so your questions go to ` +
+      `the server at ${at}, which answers them. It needs the network to that server.`);
     this.chat.setEngine(server);
     this.tasks.setEngine(server, { engine: 'server', where: `on the server ${at}`, model: server.info.name, packageId: null });
   }

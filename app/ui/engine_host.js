@@ -73,11 +73,44 @@ export function loadEngine(folderUrl, opts = {}) {
   });
 }
 
+/** Where this origin keeps the fallback server's access key (localStorage works on plain http too). */
+const TOKEN_KEY = 'fieldllm-server-token';
+
 /**
- * The fallback server's API at this app's own origin (`fieldllm serve` serves both); rejects with the engine's
- * ServerError where there is none (a static host, the server down, a token required).
+ * The fallback server's access key. `fieldllm serve --token` prints the app's address with the key in its fragment
+ * (`…/#token=KEY`: a fragment never reaches a server, a log or a Referer): it is kept for this origin and taken out
+ * of the address bar, so that later visits need no key in the address.
+ * @param {Location} [loc] @param {Storage | null} [storage]
+ * @returns {string | null}
+ */
+export function serverToken(loc = location, storage = safeLocalStorage()) {
+  const fragment = new URLSearchParams(loc.hash.slice(1));
+  const given = fragment.get('token');
+  if (given) {
+    storage?.setItem(TOKEN_KEY, given);
+    fragment.delete('token');
+    const rest = fragment.toString();
+    history.replaceState(history.state, '', `${loc.pathname}${loc.search}${rest ? `#${rest}` : ''}`);
+    return given;
+  }
+  return storage?.getItem(TOKEN_KEY) ?? null;
+}
+
+/** @returns {Storage | null} */
+function safeLocalStorage() {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null; // storage blocked for this site
+  }
+}
+
+/**
+ * The fallback server's API at this app's own origin (`fieldllm serve` serves both), with its access key where the
+ * page has one; rejects with the engine's ServerError where there is none (a static host, the server down), and
+ * ServerAuthError when the server wants a key that the page does not have.
  * @returns {Promise<ServerEngine>}
  */
 export function connectServer() {
-  return ServerEngine.connect({ baseUrl: document.baseURI });
+  return ServerEngine.connect({ baseUrl: document.baseURI, token: serverToken() });
 }

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { ContextOverflowError, InputError, ServerError } from '../../app/engine/errors.js';
+import { ContextOverflowError, InputError, ServerAuthError, ServerError } from '../../app/engine/errors.js';
 import { ServerEngine } from '../../app/engine/server-client.js';
 
 const MODELS = { object: 'list', data: [{ id: 'smollm2', object: 'model' }] };
@@ -113,5 +113,16 @@ describe('ServerEngine', () => {
     const down = async () => { throw new TypeError('fetch failed'); };
     await assert.rejects(ServerEngine.connect({ baseUrl: 'http://down/', fetch: down }),
       (e) => e instanceof ServerError && /cannot be reached/.test(e.message));
+  });
+
+  test('a server started with a token gets it on every request; without it, ServerAuthError', async () => {
+    const { sent, fetchFn } = scripted(() => sse(`${chunk('Paris.')}data: [DONE]\n\n`));
+    const engine = await ServerEngine.connect({ baseUrl: 'http://x/', fetch: fetchFn, token: 'k3y' });
+    await text(await engine.chat.completions.create({ messages: [], stream: true }));
+    assert.deepEqual(sent.map((r) => r.init.headers.authorization), ['Bearer k3y', 'Bearer k3y']);
+    /** @type {typeof fetch} */
+    const wantsKey = async () => json({ error: { message: 'missing or wrong API key', code: 'invalid_api_key' } }, 401);
+    await assert.rejects(ServerEngine.connect({ baseUrl: 'http://x/', fetch: wantsKey }),
+      (e) => e instanceof ServerAuthError && e.name === 'ServerAuthError' && /access key/.test(e.message));
   });
 });
