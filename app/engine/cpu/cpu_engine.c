@@ -1,0 +1,608 @@
+/* cpu_engine.c: the transformer on the CPU, read top to bottom like llama2.c's run.c: config -> weights (the
+ * package's planes, unchanged) -> run state (allocated once) -> forward(ids, pos).
+ *
+ * The math and its order are model_prep/reference/forward.py's `forward`, in f32 (greedy ids must equal the
+ * reference's): rmsnorm as (x / sqrt(mean(x^2) + eps)) * w, rope on f32 cos/sin tables, attention scores divided by
+ * sqrt(D), softmax as exp(s - max) / sum, silu as x / (1 + exp(-x)). Weights are never dequantized into memory: the
+ * matmul kernels unpack q4 / q8 groups in registers. A q4 group's contribution to a dot product is computed as
+ *   sum_i (s q_i + m) x_i  =  s * sum_i q_i x_i  +  m * sum_i x_i
+ * with sum_i x_i precomputed once per input vector and group (the same for every row), so a q4 value costs a shift,
+ * a mask, a convert and a multiply-add. Accumulation is f32 throughout (a different order than numpy's BLAS: the
+ * logits differ from the reference's by ~1e-6 relative).
+ *
+ * Built for wasm32 + SIMD128 with clang (scripts/build_wasm.sh): no libc, the few helpers (expf, f16 -> f32, a bump
+ * allocator over memory.grow) are below. Shapes: T = tokens in this call, H = query heads, KV = key/value heads,
+ * D = head_dim, G = H / KV; [a, b] is row-major.
+ */
+#include "cpu_engine.h"
+
+#include <stddef.h>
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+#define GROUP 32 /* values per quantization group (format.GROUP_SIZE) */
+#define PAGE 65536u
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * helpers: bit casts, f16 -> f32, expf, the heap
+ */
+
+typedef union { float f; uint32_t u; } Bits;
+
+static inline float f32_from_bits(uint32_t u) { Bits b; b.u = u; return b.f; }
+static inline uint32_t bits_from_f32(float f) { Bits b; b.f = f; return b.u; }
+
+/* f16 bits (low 16 bits of h) -> f32, exact for every value: the exponent and mantissa moved into an f32 and scaled
+ * by 2^112 (the exponent bias difference) handles normals and subnormals; inf and NaN are rebuilt. */
+static inline float f16_to_f32(uint32_t h) {
+  uint32_t sign = (h & 0x8000u) << 16, em = h & 0x7fffu;
+  float f = f32_from_bits(em << 13) * 0x1p112f;
+  if (em >= 0x7c00u) f = f32_from_bits(0x7f800000u | ((em & 0x3ffu) << 13));
+  return f32_from_bits(bits_from_f32(f) | sign);
+}
+
+/* e^x in f32, within ~1 ulp of numpy's (Cephes' expf: x = k ln2 + r, |r| <= ln2 / 2, a degree-6 polynomial for
+ * e^r, times 2^k). Below -87.3 it returns 0 (numpy gives subnormals there, < 1.2e-38: nothing here can tell). */
+static float fe_expf(float x) {
+  if (x != x) return x;
+  if (x > 88.72283935546875f) return f32_from_bits(0x7f800000u);
+  if (x < -87.33654022216797f) return 0.0f;
+  float kf = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+  float r = x - kf * 0.693359375f;
+  r = r - kf * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  float y = p * r * r + r + 1.0f;
+  int k = (int)kf; /* -126 .. 128 */
+  if (k > 127) return y * 2.0f * f32_from_bits((uint32_t)(127 + 127) << 23);
+  return y * f32_from_bits((uint32_t)(k + 127) << 23);
+}
+
+extern unsigned char __heap_base;
+static uint64_t heap_top; /* first free byte; 0 before the first fe_alloc */
+
+/* 64-byte aligned bytes from a bump allocator (nothing is ever freed: a model lives as long as its instance);
+ * grows the memory as needed. Returns 0 when the memory cannot grow (the host reports FE_ERR_MEMORY). */
+EXPORT(fe_alloc) void *fe_alloc(uint32_t bytes) {
+  if (!heap_top) heap_top = (uint64_t)(uintptr_t)&__heap_base;
+  uint64_t p = (heap_top + 63) & ~(uint64_t)63;
+  uint64_t end = p + bytes;
+  uint64_t have = (uint64_t)__builtin_wasm_memory_size(0) * PAGE;
+  if (end > 0xffffffffull) return 0;
+  if (end > have) {
+    uint64_t pages = (end - have + PAGE - 1) / PAGE;
+    if (__builtin_wasm_memory_grow(0, (size_t)pages) == (size_t)-1) return 0;
+  }
+  heap_top = end;
+  return (void *)(uintptr_t)p;
+}
+
+/* The end of the heap in use (bytes): what the host reports as the heap a model needs. */
+EXPORT(fe_heap_end) uint32_t fe_heap_end(void) { return (uint32_t)heap_top; }
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * config, weights, run state
+ */
+
+typedef struct {
+  int32_t vocab, hidden, intermediate, layers, heads, kv_heads, head_dim;
+  float rms_eps; /* f32(config.rms_norm_eps), as the reference's np.float32(eps) */
+  float attn_div; /* f32(sqrt(head_dim)): attention scores are divided by it */
+  int32_t rope_interleaved; /* 1: pairs (2i, 2i+1) (GGUF llama); 0: pairs (i, i + D/2) (HF) */
+  int32_t attention_bias; /* q/k/v biases present (qwen2) */
+  int32_t context; /* KV positions allocated */
+  int32_t max_tokens; /* tokens per fe_forward call (the host splits longer prompts) */
+} Config;
+
+/* One row range of a tensor, inside one shard. Rows are counted from row0 for the group numbering (FORMAT.md). */
+typedef struct {
+  int32_t row0, row1;
+  const uint8_t *q; /* q4: u32[rows, cols/8] nibbles; q8: i8[rows, cols]; f32: f32[rows, cols] */
+  const uint32_t *s; /* q4: u32 per group (f16 scale | f16 min << 16); q8: f16 per group; f32: unused */
+} Chunk;
+
+typedef struct {
+  int32_t storage, rows, cols, nchunks; /* nchunks 0: slot not set */
+  Chunk *chunks;
+} Tensor;
+
+typedef struct {
+  float *x; /* [T, hidden] the residual stream */
+  float *xb; /* [T, hidden] rmsnorm(x) * w */
+  float *q; /* [T, H*D] */
+  float *k; /* [T, KV*D] */
+  float *v; /* [T, KV*D] */
+  float *att; /* [T, H*D] attention output */
+  float *hg; /* [T, intermediate] silu(gate) * up */
+  float *hu; /* [T, intermediate] up */
+  float *xp; /* [T, max_in] a matmul input with each group's values in q4 order (see prepare) */
+  float *gsum; /* [T, max_in / 32] a matmul input's group sums */
+  float *scores; /* [context] attention weights of one head */
+  float *logits; /* [vocab] the last token's */
+  float *k_cache; /* [layers, context, KV, D] after rope */
+  float *v_cache; /* [layers, context, KV, D] */
+  float *cos, *sin; /* [context, D/2] written by the host */
+  int32_t *ids; /* [max_tokens] written by the host */
+  uint32_t *mask; /* [ceil(vocab / 32)] token bitmask, written by the host */
+} State;
+
+static Config cfg;
+static Tensor tensors[FE_SLOT_LAYER0 + FE_MAX_LAYERS * FE_PER_LAYER];
+static State st;
+static int ready;
+
+static int max_i(int a, int b) { return a > b ? a : b; }
+
+#define ALLOC(ptr, count) \
+  do { \
+    (ptr) = fe_alloc((uint32_t)((uint64_t)(count) * sizeof(*(ptr)))); \
+    if (!(ptr)) return FE_ERR_MEMORY; \
+  } while (0)
+
+/* Checks the config and allocates the run state. attn_div: f32(sqrt(head_dim)). Returns FE_OK or an error. */
+EXPORT(fe_init) int fe_init(int32_t vocab, int32_t hidden, int32_t intermediate, int32_t layers, int32_t heads,
+                            int32_t kv_heads, int32_t head_dim, float rms_eps, float attn_div,
+                            int32_t rope_interleaved, int32_t attention_bias, int32_t context, int32_t max_tokens) {
+  if (ready) return FE_ERR_STATE;
+  if (vocab < 1 || hidden < 1 || intermediate < 1 || layers < 1 || layers > FE_MAX_LAYERS || heads < 1 ||
+      kv_heads < 1 || heads % kv_heads || head_dim < 2 || head_dim % 4 || context < 1 || max_tokens < 1 ||
+      max_tokens > context)
+    return FE_ERR_CONFIG;
+  cfg = (Config){vocab, hidden, intermediate, layers, heads, kv_heads, head_dim, rms_eps, attn_div,
+                 rope_interleaved, attention_bias, context, max_tokens};
+  int T = max_tokens, hd = heads * head_dim, kvd = kv_heads * head_dim;
+  int max_in = max_i(max_i(hidden, intermediate), hd);
+  uint64_t kv = (uint64_t)layers * context * kvd;
+  ALLOC(st.x, T * hidden);
+  ALLOC(st.xb, T * hidden);
+  ALLOC(st.q, T * hd);
+  ALLOC(st.k, T * kvd);
+  ALLOC(st.v, T * kvd);
+  ALLOC(st.att, T * hd);
+  ALLOC(st.hg, T * intermediate);
+  ALLOC(st.hu, T * intermediate);
+  ALLOC(st.xp, T * max_in);
+  ALLOC(st.gsum, T * (max_in / GROUP + 1));
+  ALLOC(st.scores, context);
+  ALLOC(st.logits, vocab);
+  ALLOC(st.k_cache, kv);
+  ALLOC(st.v_cache, kv);
+  ALLOC(st.cos, context * (head_dim / 2));
+  ALLOC(st.sin, context * (head_dim / 2));
+  ALLOC(st.ids, T);
+  ALLOC(st.mask, (vocab + 31) / 32);
+  ready = 1;
+  return FE_OK;
+}
+
+EXPORT(fe_rope_cos) float *fe_rope_cos(void) { return st.cos; }
+EXPORT(fe_rope_sin) float *fe_rope_sin(void) { return st.sin; }
+EXPORT(fe_ids) int32_t *fe_ids(void) { return st.ids; }
+EXPORT(fe_logits) float *fe_logits(void) { return st.logits; }
+EXPORT(fe_mask) uint32_t *fe_mask(void) { return st.mask; }
+
+/* Declares tensor `slot`: storage (FE_F32 / FE_Q8 / FE_Q4), [rows, cols] ([1, n] for a vector), nchunks chunks. */
+EXPORT(fe_tensor) int fe_tensor(int32_t slot, int32_t storage, int32_t rows, int32_t cols, int32_t nchunks) {
+  if (!ready) return FE_ERR_STATE;
+  if (slot < 0 || slot >= FE_SLOT_LAYER0 + cfg.layers * FE_PER_LAYER || rows < 1 || cols < 1 || nchunks < 1 ||
+      storage < FE_F32 || storage > FE_Q4 || (storage != FE_F32 && cols % GROUP))
+    return FE_ERR_ARGS;
+  Tensor *t = &tensors[slot];
+  ALLOC(t->chunks, nchunks);
+  t->storage = storage, t->rows = rows, t->cols = cols, t->nchunks = nchunks;
+  for (int i = 0; i < nchunks; i++) t->chunks[i] = (Chunk){0, 0, 0, 0};
+  return FE_OK;
+}
+
+/* Points chunk `index` of tensor `slot` (rows row0 .. row1 - 1) at its planes in memory. */
+EXPORT(fe_chunk) int fe_chunk(int32_t slot, int32_t index, int32_t row0, int32_t row1, const void *qweight_or_data,
+                              const void *scales) {
+  if (slot < 0 || slot >= FE_SLOT_LAYER0 + cfg.layers * FE_PER_LAYER) return FE_ERR_ARGS;
+  Tensor *t = &tensors[slot];
+  if (index < 0 || index >= t->nchunks || row0 < 0 || row1 <= row0 || row1 > t->rows) return FE_ERR_ARGS;
+  t->chunks[index] = (Chunk){row0, row1, qweight_or_data, scales};
+  return FE_OK;
+}
+
+static const Tensor *layer_tensor(int layer, int which) {
+  return &tensors[FE_SLOT_LAYER0 + layer * FE_PER_LAYER + which];
+}
+
+/* An f32 vector tensor's values (norm weights, biases). */
+static const float *vec(const Tensor *t) { return (const float *)t->chunks[0].q; }
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * kernels
+ */
+
+static inline float hsum(v128_t v) {
+  return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
+         (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+/* The input of a matmul: x [T, cols] (row-major), and when cols % 32 == 0 its q4-ordered copy and group sums. */
+typedef struct {
+  const float *x; /* [T, cols] */
+  const float *xp; /* [T, cols]: in each group, value 4j + l is x[8l + j] (the order q4 words unpack in) */
+  const float *gsum; /* [T, cols / 32]: sum of each group's values */
+  int T, cols;
+} Input;
+
+/* A q4 group is 4 u32 words; word l holds values 8l .. 8l+7, value 8l + j in bits 4j..4j+3. Loaded as one i32x4,
+ * (words >> 4j) & 15 gives values {j, 8+j, 16+j, 24+j}: the input is permuted once to that order so that each
+ * shift lines up with four consecutive input floats. */
+static Input prepare(const float *x, int T, int cols) {
+  Input in = {x, st.xp, st.gsum, T, cols};
+  if (cols % GROUP) return in;
+  int groups = cols / GROUP;
+  for (int t = 0; t < T; t++) {
+    const float *xr = x + (size_t)t * cols;
+    float *pr = st.xp + (size_t)t * cols;
+    for (int g = 0; g < groups; g++) {
+      const float *xg = xr + g * GROUP;
+      float *pg = pr + g * GROUP;
+      float sum = 0.0f;
+      for (int l = 0; l < 4; l++)
+        for (int j = 0; j < 8; j++) pg[4 * j + l] = xg[8 * l + j];
+      for (int i = 0; i < GROUP; i++) sum += xg[i];
+      st.gsum[t * groups + g] = sum;
+    }
+  }
+  return in;
+}
+
+/* Four f16 values (bits in the low half of each u32 lane) -> f32, as f16_to_f32 (finite values: prepare checks
+ * every scale and minimum is finite, FORMAT.md). */
+static inline v128_t f16x4_to_f32x4(v128_t h) {
+  v128_t em = wasm_v128_and(h, wasm_i32x4_splat(0x7fff));
+  v128_t sign = wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16);
+  return wasm_v128_or(wasm_f32x4_mul(wasm_i32x4_shl(em, 13), wasm_f32x4_splat(0x1p112f)), sign);
+}
+
+/* The 8 q4 values of each lane of one group's 4 words, as f32: w[j] = values {j, 8+j, 16+j, 24+j}. */
+__attribute__((always_inline)) static inline void unpack_q4(v128_t wv, v128_t w[8]) {
+  const v128_t low4 = wasm_i32x4_splat(15);
+  w[0] = wasm_f32x4_convert_i32x4(wasm_v128_and(wv, low4));
+  w[1] = wasm_f32x4_convert_i32x4(wasm_v128_and(wasm_u32x4_shr(wv, 4), low4));
+  w[2] = wasm_f32x4_convert_i32x4(wasm_v128_and(wasm_u32x4_shr(wv, 8), low4));
+  w[3] = wasm_f32x4_convert_i32x4(wasm_v128_and(wasm_u32x4_shr(wv, 12), low4));
+  w[4] = wasm_f32x4_convert_i32x4(wasm_v128_and(wasm_u32x4_shr(wv, 16), low4));
+  w[5] = wasm_f32x4_convert_i32x4(wasm_v128_and(wasm_u32x4_shr(wv, 20), low4));
+  w[6] = wasm_f32x4_convert_i32x4(wasm_v128_and(wasm_u32x4_shr(wv, 24), low4));
+  w[7] = wasm_f32x4_convert_i32x4(wasm_u32x4_shr(wv, 28));
+}
+
+/* One group's 32 i8 values as f32, in value order: w[k] = values 4k .. 4k+3. */
+__attribute__((always_inline)) static inline void unpack_q8(const int8_t *g, v128_t w[8]) {
+  for (int h = 0; h < 2; h++) {
+    v128_t b = wasm_v128_load(g + 16 * h);
+    v128_t lo = wasm_i16x8_extend_low_i8x16(b), hi = wasm_i16x8_extend_high_i8x16(b);
+    w[4 * h + 0] = wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(lo));
+    w[4 * h + 1] = wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(lo));
+    w[4 * h + 2] = wasm_f32x4_convert_i32x4(wasm_i32x4_extend_low_i16x8(hi));
+    w[4 * h + 3] = wasm_f32x4_convert_i32x4(wasm_i32x4_extend_high_i16x8(hi));
+  }
+}
+
+/* sum over 32 values of w * x (four lanes of partial sums): x is the input group in the order w was unpacked in. */
+__attribute__((always_inline)) static inline v128_t dot32(const v128_t w[8], const float *x) {
+  v128_t p0 = wasm_f32x4_add(wasm_f32x4_mul(w[0], wasm_v128_load(x)), wasm_f32x4_mul(w[1], wasm_v128_load(x + 4)));
+  v128_t p1 = wasm_f32x4_add(wasm_f32x4_mul(w[2], wasm_v128_load(x + 8)), wasm_f32x4_mul(w[3], wasm_v128_load(x + 12)));
+  v128_t p2 = wasm_f32x4_add(wasm_f32x4_mul(w[4], wasm_v128_load(x + 16)), wasm_f32x4_mul(w[5], wasm_v128_load(x + 20)));
+  v128_t p3 = wasm_f32x4_add(wasm_f32x4_mul(w[6], wasm_v128_load(x + 24)), wasm_f32x4_mul(w[7], wasm_v128_load(x + 28)));
+  return wasm_f32x4_add(wasm_f32x4_add(p0, p1), wasm_f32x4_add(p2, p3));
+}
+
+#define SPLAT_LANE(v, k) wasm_i32x4_shuffle((v), (v), (k), (k), (k), (k))
+
+/* out[t] = dot(row, x[t0 + t]) for NT tokens of one q4 row. `row` is the row's first word, `sc` its first scale
+ * word. Groups go four at a time: their scales and minimums decoded in one vector each, the minimums' part
+ * (m * sum x) accumulated four groups per multiply. Inlined with NT = 4 (prefill) and NT = 1 (decode, remainders). */
+__attribute__((always_inline)) static inline void row_q4(const uint32_t *row, const uint32_t *sc, const Input *in,
+                                                        int t0, int NT, float *out) {
+  int groups = in->cols / GROUP, g = 0;
+  v128_t acc[4] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
+  v128_t macc[4] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
+  float tail[4] = {0, 0, 0, 0};
+  const float *xp[4], *gs[4];
+  for (int t = 0; t < NT; t++) {
+    xp[t] = in->xp + (size_t)(t0 + t) * in->cols;
+    gs[t] = in->gsum + (size_t)(t0 + t) * groups;
+  }
+  v128_t w[8];
+  for (; g + 4 <= groups; g += 4) {
+    v128_t sw = wasm_v128_load(sc + g);
+    v128_t s = f16x4_to_f32x4(wasm_v128_and(sw, wasm_i32x4_splat(0xffff)));
+    v128_t m = f16x4_to_f32x4(wasm_u32x4_shr(sw, 16));
+    for (int t = 0; t < NT; t++) macc[t] = wasm_f32x4_add(macc[t], wasm_f32x4_mul(m, wasm_v128_load(gs[t] + g)));
+#define Q4_GROUP(k) \
+    unpack_q4(wasm_v128_load(row + 4 * (g + k)), w); \
+    for (int t = 0; t < NT; t++) \
+      acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(dot32(w, xp[t] + (g + k) * GROUP), SPLAT_LANE(s, k)));
+    Q4_GROUP(0) Q4_GROUP(1) Q4_GROUP(2) Q4_GROUP(3)
+#undef Q4_GROUP
+  }
+  for (; g < groups; g++) {
+    uint32_t sw = sc[g];
+    v128_t s = wasm_f32x4_splat(f16_to_f32(sw & 0xffffu));
+    float m = f16_to_f32(sw >> 16);
+    unpack_q4(wasm_v128_load(row + 4 * g), w);
+    for (int t = 0; t < NT; t++) {
+      acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(dot32(w, xp[t] + g * GROUP), s));
+      tail[t] += m * gs[t][g];
+    }
+  }
+  for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]) + (hsum(macc[t]) + tail[t]);
+}
+
+/* q8: the same, a group being 32 i8 in value order and its scale one f16 of a packed sequence. */
+__attribute__((always_inline)) static inline void row_q8(const int8_t *row, const uint16_t *sc, const Input *in,
+                                                        int t0, int NT, float *out) {
+  int groups = in->cols / GROUP, g = 0;
+  v128_t acc[4] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
+  const float *x[4];
+  for (int t = 0; t < NT; t++) x[t] = in->x + (size_t)(t0 + t) * in->cols;
+  v128_t w[8];
+  for (; g + 4 <= groups; g += 4) {
+    v128_t s = f16x4_to_f32x4(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(sc + g)));
+#define Q8_GROUP(k) \
+    unpack_q8(row + (g + k) * GROUP, w); \
+    for (int t = 0; t < NT; t++) \
+      acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(dot32(w, x[t] + (g + k) * GROUP), SPLAT_LANE(s, k)));
+    Q8_GROUP(0) Q8_GROUP(1) Q8_GROUP(2) Q8_GROUP(3)
+#undef Q8_GROUP
+  }
+  for (; g < groups; g++) {
+    v128_t s = wasm_f32x4_splat(f16_to_f32(sc[g]));
+    unpack_q8(row + g * GROUP, w);
+    for (int t = 0; t < NT; t++) acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(dot32(w, x[t] + g * GROUP), s));
+  }
+  for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]);
+}
+
+/* f32: four lanes, then the tail (cols % 4) in scalar. */
+static float dot_f32(const float *a, const float *b, int n) {
+  v128_t acc = wasm_f32x4_splat(0);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(a + i), wasm_v128_load(b + i)));
+  float s = hsum(acc);
+  for (; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
+/* y[t, r] = W[r] . x[t] (accumulate: y[t, r] += it) for every row r of W [rows, cols] and token t < in->T.
+ * y: [T, ystride]. Rows outer, tokens inner in blocks of 4: a row's weights are unpacked once per 4 tokens. */
+static void matmul(const Tensor *w, const Input *in, float *y, int ystride, int accumulate) {
+  int cols = w->cols, T = in->T;
+  float out[4];
+  for (int c = 0; c < w->nchunks; c++) {
+    const Chunk *ch = &w->chunks[c];
+    for (int r = ch->row0; r < ch->row1; r++) {
+      int local = r - ch->row0;
+      for (int t0 = 0; t0 < T;) {
+        int nt = T - t0 >= 4 ? 4 : 1;
+        if (w->storage == FE_Q4) {
+          const uint32_t *row = (const uint32_t *)ch->q + (size_t)local * (cols / 8);
+          const uint32_t *sc = ch->s + (size_t)local * (cols / GROUP);
+          if (nt == 4) row_q4(row, sc, in, t0, 4, out); else row_q4(row, sc, in, t0, 1, out);
+        } else if (w->storage == FE_Q8) {
+          const int8_t *row = (const int8_t *)ch->q + (size_t)local * cols;
+          const uint16_t *sc = (const uint16_t *)ch->s + (size_t)local * (cols / GROUP);
+          if (nt == 4) row_q8(row, sc, in, t0, 4, out); else row_q8(row, sc, in, t0, 1, out);
+        } else {
+          const float *row = (const float *)ch->q + (size_t)local * cols;
+          for (int t = 0; t < nt; t++) out[t] = dot_f32(row, in->x + (size_t)(t0 + t) * cols, cols);
+        }
+        for (int t = 0; t < nt; t++) {
+          float *dst = &y[(size_t)(t0 + t) * ystride + r];
+          *dst = accumulate ? *dst + out[t] : out[t];
+        }
+        t0 += nt;
+      }
+    }
+  }
+}
+
+/* out [hidden] = row `id` of the embedding, dequantized as the reference does: f32(scale) * f32(q) + f32(min). */
+static int embed(const Tensor *w, int id, float *out) {
+  int cols = w->cols;
+  for (int c = 0; c < w->nchunks; c++) {
+    const Chunk *ch = &w->chunks[c];
+    if (id < ch->row0 || id >= ch->row1) continue;
+    int local = id - ch->row0;
+    if (w->storage == FE_Q4) {
+      const uint32_t *row = (const uint32_t *)ch->q + (size_t)local * (cols / 8);
+      const uint32_t *sc = ch->s + (size_t)local * (cols / GROUP);
+      for (int i = 0; i < cols; i++) {
+        uint32_t sw = sc[i / GROUP];
+        float q = (float)((row[i / 8] >> (4 * (i % 8))) & 15u);
+        out[i] = f16_to_f32(sw & 0xffffu) * q + f16_to_f32(sw >> 16);
+      }
+    } else if (w->storage == FE_Q8) {
+      const int8_t *row = (const int8_t *)ch->q + (size_t)local * cols;
+      const uint16_t *sc = (const uint16_t *)ch->s + (size_t)local * (cols / GROUP);
+      for (int i = 0; i < cols; i++) out[i] = f16_to_f32(sc[i / GROUP]) * (float)row[i];
+    } else {
+      const float *row = (const float *)ch->q + (size_t)local * cols;
+      for (int i = 0; i < cols; i++) out[i] = row[i];
+    }
+    return FE_OK;
+  }
+  return FE_ERR_ARGS;
+}
+
+/* out [n] = (x / sqrt(mean(x^2) + eps)) * w */
+static void rmsnorm(float *out, const float *x, const float *w, int n) {
+  v128_t acc = wasm_f32x4_splat(0);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t v = wasm_v128_load(x + i);
+    acc = wasm_f32x4_add(acc, wasm_f32x4_mul(v, v));
+  }
+  float ss = hsum(acc);
+  for (; i < n; i++) ss += x[i] * x[i];
+  float r = __builtin_sqrtf(ss / (float)n + cfg.rms_eps);
+  for (i = 0; i < n; i++) out[i] = (x[i] / r) * w[i];
+}
+
+/* Rotates each of `heads` vectors of x [heads, D] at one position: pairs (2i, 2i+1) or (i, i + D/2) by the angle
+ * whose cos and sin are c[i], s[i] (i < D/2): (a, b) -> (a c - b s, b c + a s). */
+static void rope(float *x, int heads, const float *c, const float *s) {
+  int d = cfg.head_dim, half = d / 2;
+  for (int h = 0; h < heads; h++) {
+    float *v = x + h * d;
+    for (int i = 0; i < half; i++) {
+      int ia = cfg.rope_interleaved ? 2 * i : i, ib = cfg.rope_interleaved ? 2 * i + 1 : i + half;
+      float a = v[ia], b = v[ib];
+      v[ia] = a * c[i] - b * s[i];
+      v[ib] = b * c[i] + a * s[i];
+    }
+  }
+}
+
+/* att [T, H*D] = causal GQA attention of q [T, H*D] (token t at position pos + t) over layer `l`'s cache for
+ * positions 0 .. pos + t: softmax(q . k / sqrt(D)) . v, query head h reading key/value head h / G. */
+static void attention(int l, int T, int pos) {
+  int d = cfg.head_dim, kvh = cfg.kv_heads, group = cfg.heads / cfg.kv_heads, hd = cfg.heads * d;
+  const float *kc = st.k_cache + (size_t)l * cfg.context * kvh * d;
+  const float *vc = st.v_cache + (size_t)l * cfg.context * kvh * d;
+  for (int t = 0; t < T; t++) {
+    int len = pos + t + 1;
+    for (int h = 0; h < cfg.heads; h++) {
+      const float *q = st.q + (size_t)t * hd + h * d;
+      int kh = h / group;
+      float mx = -__builtin_inff();
+      for (int s = 0; s < len; s++) {
+        float sc = dot_f32(q, kc + ((size_t)s * kvh + kh) * d, d) / cfg.attn_div;
+        st.scores[s] = sc;
+        if (sc > mx) mx = sc;
+      }
+      float sum = 0.0f;
+      for (int s = 0; s < len; s++) {
+        float e = fe_expf(st.scores[s] - mx);
+        st.scores[s] = e;
+        sum += e;
+      }
+      float *out = st.att + (size_t)t * hd + h * d;
+      for (int i = 0; i < d; i++) out[i] = 0.0f;
+      for (int s = 0; s < len; s++) {
+        v128_t p = wasm_f32x4_splat(st.scores[s] / sum);
+        const float *v = vc + ((size_t)s * kvh + kh) * d;
+        for (int i = 0; i < d; i += 4)
+          wasm_v128_store(out + i, wasm_f32x4_add(wasm_v128_load(out + i), wasm_f32x4_mul(p, wasm_v128_load(v + i))));
+      }
+    }
+  }
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * the forward pass
+ */
+
+/* Runs tokens fe_ids()[0 .. n-1] at positions pos .. pos+n-1, filling the KV cache; with `head`, the logits of the
+ * last token into fe_logits() (the host skips the head on all but a prompt's last pass). */
+EXPORT(fe_forward) int fe_forward(int32_t n, int32_t pos, int32_t head) {
+  if (!ready) return FE_ERR_STATE;
+  if (n < 1 || n > cfg.max_tokens || pos < 0 || pos + n > cfg.context) return FE_ERR_ARGS;
+  for (int i = 0; i < FE_SLOT_LAYER0 + cfg.layers * FE_PER_LAYER; i++) {
+    int w = (i - FE_SLOT_LAYER0) % FE_PER_LAYER;
+    int optional = i >= FE_SLOT_LAYER0 && !cfg.attention_bias && (w == FE_BQ || w == FE_BK || w == FE_BV);
+    if (!optional && tensors[i].nchunks == 0) return FE_ERR_STATE;
+  }
+  int T = n, hidden = cfg.hidden, d = cfg.head_dim, half = d / 2;
+  int hd = cfg.heads * d, kvd = cfg.kv_heads * d, inter = cfg.intermediate;
+
+  for (int t = 0; t < T; t++) {  //                                              x = token_embd[ids]   [T, hidden]
+    int id = st.ids[t];
+    if (id < 0 || id >= cfg.vocab || embed(&tensors[FE_SLOT_TOKEN_EMBD], id, st.x + (size_t)t * hidden)) return FE_ERR_ARGS;
+  }
+  for (int l = 0; l < cfg.layers; l++) {
+    // attention: x += Wo attention(rope(Wq xn + bq), rope(Wk xn + bk), Wv xn + bv),   xn = rmsnorm(x) * attn_norm
+    const float *attn_norm = vec(layer_tensor(l, FE_ATTN_NORM));
+    for (int t = 0; t < T; t++) rmsnorm(st.xb + (size_t)t * hidden, st.x + (size_t)t * hidden, attn_norm, hidden);
+    Input xn = prepare(st.xb, T, hidden);
+    matmul(layer_tensor(l, FE_WQ), &xn, st.q, hd, 0); //                                         q [T, H*D]
+    matmul(layer_tensor(l, FE_WK), &xn, st.k, kvd, 0); //                                        k [T, KV*D]
+    matmul(layer_tensor(l, FE_WV), &xn, st.v, kvd, 0); //                                        v [T, KV*D]
+    if (cfg.attention_bias) {
+      const float *bq = vec(layer_tensor(l, FE_BQ)), *bk = vec(layer_tensor(l, FE_BK)), *bv = vec(layer_tensor(l, FE_BV));
+      for (int t = 0; t < T; t++) {
+        for (int i = 0; i < hd; i++) st.q[(size_t)t * hd + i] += bq[i];
+        for (int i = 0; i < kvd; i++) st.k[(size_t)t * kvd + i] += bk[i];
+        for (int i = 0; i < kvd; i++) st.v[(size_t)t * kvd + i] += bv[i];
+      }
+    }
+    for (int t = 0; t < T; t++) {
+      int p = pos + t;
+      const float *c = st.cos + (size_t)p * half, *s = st.sin + (size_t)p * half;
+      rope(st.q + (size_t)t * hd, cfg.heads, c, s);
+      rope(st.k + (size_t)t * kvd, cfg.kv_heads, c, s);
+      float *kc = st.k_cache + ((size_t)l * cfg.context + p) * kvd, *vc = st.v_cache + ((size_t)l * cfg.context + p) * kvd;
+      for (int i = 0; i < kvd; i++) kc[i] = st.k[(size_t)t * kvd + i], vc[i] = st.v[(size_t)t * kvd + i];
+    }
+    attention(l, T, pos); //                                                                  att [T, H*D]
+    Input a = prepare(st.att, T, hd);
+    matmul(layer_tensor(l, FE_WO), &a, st.x, hidden, 1); //                                   x += Wo att
+    // MLP: x += Wdown (silu(Wgate xn) * (Wup xn)),   xn = rmsnorm(x) * ffn_norm
+    const float *ffn_norm = vec(layer_tensor(l, FE_FFN_NORM));
+    for (int t = 0; t < T; t++) rmsnorm(st.xb + (size_t)t * hidden, st.x + (size_t)t * hidden, ffn_norm, hidden);
+    Input xm = prepare(st.xb, T, hidden);
+    matmul(layer_tensor(l, FE_GATE), &xm, st.hg, inter, 0); //                                 [T, intermediate]
+    matmul(layer_tensor(l, FE_UP), &xm, st.hu, inter, 0);
+    for (size_t i = 0; i < (size_t)T * inter; i++) {
+      float g = st.hg[i];
+      st.hg[i] = (g / (1.0f + fe_expf(-g))) * st.hu[i];
+    }
+    Input hb = prepare(st.hg, T, inter);
+    matmul(layer_tensor(l, FE_DOWN), &hb, st.x, hidden, 1); //                                 x += Wdown hb
+  }
+  if (head) {  //                                         logits [vocab] = output (rmsnorm(x[T-1]) * output_norm)
+    rmsnorm(st.xb, st.x + (size_t)(T - 1) * hidden, vec(&tensors[FE_SLOT_OUTPUT_NORM]), hidden);
+    Input xl = prepare(st.xb, 1, hidden);
+    matmul(&tensors[FE_SLOT_OUTPUT], &xl, st.logits, cfg.vocab, 0);
+  }
+  return FE_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * the pick: argmax.wgsl's definition, on the CPU
+ */
+
+static float pick_rest;
+
+/* The largest logit among the tokens fe_mask() allows (use_mask 0: every token), the lowest id on a tie; -1 when
+ * none is allowed. fe_pick_rest() then gives r = sum of exp(l - max) over the other allowed tokens, so that the
+ * token's log-probability is -log1p(r) (an online softmax, one pass; two -inf maxima count as exp(0) = 1 each, so
+ * all -inf gives -log(allowed count), as argmax.wgsl). Logits are finite or -inf. */
+EXPORT(fe_pick) int32_t fe_pick(int32_t use_mask) {
+  const float *lg = st.logits;
+  int32_t best = -1;
+  float m = 0.0f, r = 0.0f;
+  for (int w = 0; w < (cfg.vocab + 31) / 32; w++) {
+    uint32_t bits = use_mask ? st.mask[w] : 0xffffffffu;
+    while (bits) {
+      int i = w * 32 + __builtin_ctz(bits);
+      bits &= bits - 1;
+      if (i >= cfg.vocab) break;
+      float l = lg[i];
+      if (best < 0) {
+        best = i, m = l, r = 0.0f;
+      } else if (l == m) {
+        r += 1.0f;
+      } else if (l > m) {
+        r = (1.0f + r) * fe_expf(m - l);
+        m = l, best = i;
+      } else {
+        r += fe_expf(l - m);
+      }
+    }
+  }
+  pick_rest = r;
+  return best;
+}
+
+EXPORT(fe_pick_rest) float fe_pick_rest(void) { return pick_rest; }

@@ -1,0 +1,71 @@
+/* cpu_engine.h: the CPU engine's interface (C11, no libc), the functions model.js calls on the WebAssembly build.
+ *
+ * One engine per module instance: the config, the weights and the run state are globals of this instance (as in
+ * llama2.c's run.c: config -> weights -> run state, allocated once -> forward). The host (app/engine/cpu/model.js):
+ *   1. fe_init(config, context, max_tokens)         allocates the run state; returns FE_OK or an FE_ERR_* code
+ *   2. fe_alloc(bytes) for each weight shard, copies the shard's bytes there unchanged (the planes of
+ *      docs/FORMAT.md: q4 / q8 / f32, no repacking), then fe_tensor / fe_chunk point each tensor at its planes
+ *   3. fills fe_rope_cos() / fe_rope_sin() (f32[context, head_dim / 2], cos and sin of pos * inv_freq)
+ *   4. per call: writes ids into fe_ids(), fe_forward(n, pos, head) -> logits of the last token in fe_logits(),
+ *      fe_pick(mask) -> the masked argmax (and fe_pick_rest() for its log-probability)
+ * Pointers are byte offsets in the module's memory (wasm32: u32; JS reads them with `>>> 0`).
+ */
+#ifndef FIELDLLM_CPU_ENGINE_H
+#define FIELDLLM_CPU_ENGINE_H
+
+#include <stdint.h>
+
+/* storage types (docs/FORMAT.md) */
+enum { FE_F32 = 0, FE_Q8 = 1, FE_Q4 = 2 };
+
+/* tensor slots: the model's tensors by position; layer i's start at FE_SLOT_LAYER0 + i * FE_PER_LAYER */
+enum {
+  FE_SLOT_TOKEN_EMBD = 0, /* [vocab, hidden] */
+  FE_SLOT_OUTPUT_NORM = 1, /* [hidden] f32 */
+  FE_SLOT_OUTPUT = 2, /* [vocab, hidden]; the host points it at token_embd's planes when tied */
+  FE_SLOT_LAYER0 = 3,
+};
+enum {
+  FE_ATTN_NORM = 0, /* [hidden] f32 */
+  FE_WQ = 1, /* [H*D, hidden] */
+  FE_WK = 2, /* [KV*D, hidden] */
+  FE_WV = 3, /* [KV*D, hidden] */
+  FE_BQ = 4, /* [H*D] f32 (qwen2 only) */
+  FE_BK = 5, /* [KV*D] f32 */
+  FE_BV = 6, /* [KV*D] f32 */
+  FE_WO = 7, /* [hidden, H*D] */
+  FE_FFN_NORM = 8, /* [hidden] f32 */
+  FE_GATE = 9, /* [intermediate, hidden] */
+  FE_UP = 10, /* [intermediate, hidden] */
+  FE_DOWN = 11, /* [hidden, intermediate] */
+  FE_PER_LAYER = 12,
+};
+#define FE_MAX_LAYERS 256
+
+/* return codes */
+enum {
+  FE_OK = 0,
+  FE_ERR_CONFIG = 1, /* a config value this engine cannot run (see fe_init) */
+  FE_ERR_MEMORY = 2, /* memory.grow failed: the heap cannot hold the model */
+  FE_ERR_STATE = 3, /* called out of order (no fe_init, or a tensor slot never set) */
+  FE_ERR_ARGS = 4, /* bad arguments (slot, chunk, token count, positions, token id) */
+};
+
+void *fe_alloc(uint32_t bytes);
+int fe_init(int32_t vocab, int32_t hidden, int32_t intermediate, int32_t layers, int32_t heads, int32_t kv_heads,
+            int32_t head_dim, float rms_eps, float attn_scale_div, int32_t rope_interleaved, int32_t attention_bias,
+            int32_t context, int32_t max_tokens);
+int fe_tensor(int32_t slot, int32_t storage, int32_t rows, int32_t cols, int32_t nchunks);
+int fe_chunk(int32_t slot, int32_t index, int32_t row0, int32_t row1, const void *qweight_or_data,
+             const void *scales);
+float *fe_rope_cos(void);
+float *fe_rope_sin(void);
+int32_t *fe_ids(void);
+float *fe_logits(void);
+uint32_t *fe_mask(void);
+int fe_forward(int32_t n, int32_t pos, int32_t head);
+int32_t fe_pick(int32_t use_mask);
+float fe_pick_rest(void);
+uint32_t fe_heap_end(void);
+
+#endif

@@ -1,0 +1,345 @@
+// model.js: the transformer on the CPU, in WebAssembly (cpu_engine.c built by scripts/build_wasm.sh), behind the
+// same Model interface as ../gpu/model.js: forward(ids, pos, {logits, mask}) -> {token, logprob, logits?}, manifest,
+// config, context, destroy. engine.js runs on either (Engine.fromParts({model, vendor, tokenizerJson})).
+//
+// Load: manifest.json (checked) -> the module instantiated (its own memory: one model per instance) -> fe_init
+// allocates the run state (KV cache included) -> each weight shard fetched, verified (sha256) and copied into the
+// heap as it is (the q4 / q8 / f32 planes of docs/FORMAT.md: weights stay 4-bit) -> each tensor's chunks pointed at
+// their planes -> the RoPE table written. Single-threaded; forward() blocks the thread it runs on (a worker's).
+
+import { CapacityError, ContextError, EngineError, FormatError, GrammarError } from '../gpu/errors.js';
+import { fetchManifest, fetchVerified, weightFiles } from '../gpu/package.js';
+
+/** The build output beside this module (scripts/build_wasm.sh). */
+export const WASM_FILE = 'cpu_engine.wasm';
+export const DEFAULT_CONTEXT = 2048; // KV positions, capped by the model's context_length
+export const DEFAULT_PASS_TOKENS = 128; // prompt tokens per fe_forward call; longer prompts take several
+/** wasm32 addresses 4 GiB; the heap must hold the weights, the KV cache and the activations. */
+export const MAX_HEAP_BYTES = 4 * 1024 ** 3;
+
+/** cpu_engine.h storage codes and tensor slots. */
+const STORAGE = Object.freeze({ f32: 0, q8: 1, q4: 2 });
+const SLOT = Object.freeze({ tokenEmbd: 0, outputNorm: 1, output: 2, layer0: 3, perLayer: 12 });
+/** Layer tensors in slot order (cpu_engine.h FE_ATTN_NORM .. FE_DOWN); biases only with attention_bias. */
+const LAYER_TENSORS = Object.freeze(['attn_norm.weight', 'attn_q.weight', 'attn_k.weight', 'attn_v.weight',
+  'attn_q.bias', 'attn_k.bias', 'attn_v.bias', 'attn_output.weight', 'ffn_norm.weight', 'ffn_gate.weight',
+  'ffn_up.weight', 'ffn_down.weight']);
+const ERRORS = ['ok', 'a config value this engine cannot run', 'out of memory', 'called out of order', 'bad arguments'];
+
+/** @typedef {import('../gpu/package.js').Manifest} Manifest */
+/** @typedef {import('../gpu/package.js').ModelConfig} ModelConfig */
+/**
+ * @typedef {object} Exports  cpu_engine.h; pointers are i32 (read them with >>> 0)
+ * @property {WebAssembly.Memory} memory
+ * @property {(bytes: number) => number} fe_alloc
+ * @property {(...args: number[]) => number} fe_init
+ * @property {(slot: number, storage: number, rows: number, cols: number, nchunks: number) => number} fe_tensor
+ * @property {(slot: number, index: number, row0: number, row1: number, q: number, s: number) => number} fe_chunk
+ * @property {() => number} fe_rope_cos
+ * @property {() => number} fe_rope_sin
+ * @property {() => number} fe_ids
+ * @property {() => number} fe_logits
+ * @property {() => number} fe_mask
+ * @property {() => number} fe_heap_end
+ * @property {(n: number, pos: number, head: number) => number} fe_forward
+ * @property {(useMask: number) => number} fe_pick
+ * @property {() => number} fe_pick_rest
+ */
+
+/**
+ * Why this engine cannot run a config, or null.
+ * @param {ModelConfig} c
+ * @returns {string | null}
+ */
+export function unsupported(c) {
+  if (c.architecture !== 'llama' && c.architecture !== 'qwen2') return `architecture ${c.architecture} is unknown`;
+  if (c.num_heads % c.num_kv_heads !== 0) return `num_heads ${c.num_heads} is not a multiple of num_kv_heads ${c.num_kv_heads}`;
+  if (c.head_dim % 4 !== 0) return `head_dim ${c.head_dim} is not a multiple of 4`;
+  if (c.num_layers > 256) return `${c.num_layers} layers is more than the 256 this engine holds`;
+  return null;
+}
+
+/**
+ * Heap bytes a package needs (weights as stored, the KV cache for `context` positions, the activations for
+ * `passTokens` tokens), to refuse before downloading.
+ * @param {Manifest} manifest
+ * @param {number} context
+ * @param {number} passTokens
+ */
+export function requirements(manifest, context, passTokens) {
+  const c = manifest.config;
+  const weights = weightFiles(manifest).reduce((n, f) => n + f.size, 0);
+  const kvCache = 2 * 4 * c.num_layers * context * c.num_kv_heads * c.head_dim;
+  const hd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
+  const maxIn = Math.max(c.hidden_size, c.intermediate_size, hd);
+  const perToken = 2 * c.hidden_size + 2 * hd + 2 * kvd + 2 * c.intermediate_size + maxIn + maxIn / 32 + 1;
+  const activations = 4 * (passTokens * perToken + context * (1 + c.head_dim) + c.vocab_size) + c.vocab_size / 8;
+  return { weights, kvCache, activations: Math.ceil(activations), total: weights + kvCache + Math.ceil(activations) };
+}
+
+/**
+ * The compiled module: opts.wasm if given, else fetched from `wasmUrl` (default: cpu_engine.wasm beside this file).
+ * @param {{wasm?: BufferSource | WebAssembly.Module, wasmUrl?: string | URL, fetch: typeof fetch, signal?: AbortSignal}} o
+ * @returns {Promise<WebAssembly.Module>}
+ */
+async function compileModule(o) {
+  if (o.wasm instanceof WebAssembly.Module) return o.wasm;
+  let bytes = o.wasm;
+  if (!bytes) {
+    const url = o.wasmUrl ?? new URL(WASM_FILE, import.meta.url);
+    let res;
+    try {
+      res = await o.fetch(url, { signal: o.signal });
+    } catch (e) {
+      if (o.signal?.aborted) throw o.signal.reason ?? e;
+      throw new EngineError(`could not fetch the CPU engine ${url}: ${/** @type {Error} */ (e).message}`);
+    }
+    if (!res.ok) {
+      throw new EngineError(`could not fetch the CPU engine ${url}: HTTP ${res.status}; build it with ` +
+        'scripts/build_wasm.sh (or reinstall the app)');
+    }
+    bytes = await res.arrayBuffer();
+  }
+  return WebAssembly.compile(bytes);
+}
+
+/**
+ * Fetches a package, verifies it and loads it into a new WebAssembly instance.
+ * @param {{baseUrl: string | URL, fetch?: typeof fetch, context?: number, passTokens?: number,
+ *          wasm?: BufferSource | WebAssembly.Module, wasmUrl?: string | URL,
+ *          onProgress?: (p: {loadedBytes: number, totalBytes: number, file: string}) => void,
+ *          signal?: AbortSignal}} opts
+ *   context: KV positions to allocate (default min(config.context_length, 2048));
+ *   passTokens: prompt tokens per forward call inside (default 128);
+ *   wasm: the module or its bytes (default: fetched from wasmUrl, itself defaulting to cpu_engine.wasm here).
+ * @returns {Promise<Model>}
+ */
+export async function loadModel(opts) {
+  const { signal } = opts;
+  const fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
+
+  // --- config, and whether it fits (before anything big is fetched) ---------------------------------------------
+  const manifest = await fetchManifest(opts.baseUrl, fetchFn, signal);
+  const c = manifest.config;
+  const why = unsupported(c);
+  if (why) throw new FormatError(`the CPU engine cannot run ${manifest.name}: ${why}`);
+  const context = Math.min(opts.context ?? DEFAULT_CONTEXT, c.context_length);
+  const passTokens = Math.min(opts.passTokens ?? DEFAULT_PASS_TOKENS, context);
+  if (!(Number.isInteger(context) && context >= 1 && Number.isInteger(passTokens) && passTokens >= 1)) {
+    throw new ContextError(`context ${context} and passTokens ${passTokens} must be integers >= 1`);
+  }
+  const needs = requirements(manifest, context, passTokens);
+  if (needs.total > MAX_HEAP_BYTES) {
+    throw new CapacityError(`${manifest.name} needs ${mib(needs.total)} of WebAssembly memory (weights ` +
+      `${mib(needs.weights)}, KV cache ${mib(needs.kvCache)} for ${context} positions), more than the ` +
+      `${mib(MAX_HEAP_BYTES)} a wasm32 heap holds: choose a smaller context or model`);
+  }
+
+  // --- the module and the run state --------------------------------------------------------------------------------
+  const module = await compileModule({ wasm: opts.wasm, wasmUrl: opts.wasmUrl, fetch: fetchFn, signal });
+  const instance = await WebAssembly.instantiate(module, {});
+  const ex = /** @type {Exports} */ (/** @type {unknown} */ (instance.exports));
+  check(ex.fe_init(c.vocab_size, c.hidden_size, c.intermediate_size, c.num_layers, c.num_heads, c.num_kv_heads,
+    c.head_dim, Math.fround(c.rms_norm_eps), Math.fround(Math.sqrt(c.head_dim)), c.rope_layout === 'interleaved' ? 1 : 0,
+    c.attention_bias ? 1 : 0, context, passTokens), 'allocating the run state', manifest.name);
+
+  // --- weights: each shard copied into the heap unchanged ---------------------------------------------------------
+  const files = weightFiles(manifest);
+  const totalBytes = files.reduce((n, f) => n + f.size, 0);
+  let loadedBytes = 0;
+  /** @type {Map<string, number>} shard path -> its address in the heap */
+  const shardAt = new Map();
+  for (const file of files) {
+    const bytes = await fetchVerified(opts.baseUrl, file, fetchFn, {
+      signal,
+      onBytes: (n) => {
+        loadedBytes += n;
+        opts.onProgress?.({ loadedBytes, totalBytes, file: file.path });
+      },
+    });
+    const at = ex.fe_alloc(bytes.byteLength) >>> 0;
+    if (!at) throw new CapacityError(`out of WebAssembly memory while loading ${file.path} of ${manifest.name}: close other tabs or choose a smaller model`);
+    new Uint8Array(ex.memory.buffer, at, bytes.byteLength).set(bytes);
+    shardAt.set(file.path, at);
+  }
+  bindTensors(ex, manifest, shardAt);
+  writeRopeTable(ex, c, context);
+  return new Model({ manifest, context, passTokens, exports: ex, needs });
+}
+
+/** @param {number} n */
+const mib = (n) => `${(n / 1024 ** 2).toFixed(0)} MiB`;
+
+/**
+ * @param {number} rc  a cpu_engine.h return code
+ * @param {string} what
+ * @param {string} name
+ */
+function check(rc, what, name) {
+  if (rc === 0) return;
+  if (rc === 2) throw new CapacityError(`out of WebAssembly memory while ${what} for ${name}: choose a smaller context or model`);
+  throw new FormatError(`the CPU engine refused ${name} while ${what}: ${ERRORS[rc] ?? rc}: rebuild the package`);
+}
+
+/**
+ * Points every tensor slot at its chunks' planes, checking each shape against the config.
+ * @param {Exports} ex
+ * @param {Manifest} m
+ * @param {Map<string, number>} shardAt
+ */
+function bindTensors(ex, m, shardAt) {
+  const c = m.config;
+  const hd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
+  /** @type {Record<string, [number, number]>} layer tensor -> [rows, cols] */
+  const shapes = {
+    'attn_norm.weight': [1, c.hidden_size], 'attn_q.weight': [hd, c.hidden_size], 'attn_k.weight': [kvd, c.hidden_size],
+    'attn_v.weight': [kvd, c.hidden_size], 'attn_q.bias': [1, hd], 'attn_k.bias': [1, kvd], 'attn_v.bias': [1, kvd],
+    'attn_output.weight': [c.hidden_size, hd], 'ffn_norm.weight': [1, c.hidden_size],
+    'ffn_gate.weight': [c.intermediate_size, c.hidden_size], 'ffn_up.weight': [c.intermediate_size, c.hidden_size],
+    'ffn_down.weight': [c.hidden_size, c.intermediate_size],
+  };
+  /** @param {number} slot @param {string} name @param {number} rows @param {number} cols @param {boolean} vector */
+  const bind = (slot, name, rows, cols, vector) => {
+    const t = m.tensors[name];
+    if (!t) throw new FormatError(`${m.name} has no tensor ${name}: rebuild the package`);
+    const shape = t.shape.length === 1 ? [1, t.shape[0]] : t.shape;
+    if (shape[0] !== rows || shape[1] !== cols) {
+      throw new FormatError(`${name} is [${t.shape}], the config says [${vector ? cols : [rows, cols]}]: rebuild the package`);
+    }
+    if (vector && t.storage !== 'f32') throw new FormatError(`${name} is ${t.storage}; the CPU engine reads vectors as f32`);
+    check(ex.fe_tensor(slot, STORAGE[t.storage], rows, cols, t.chunks.length), `declaring ${name}`, m.name);
+    t.chunks.forEach((ch, i) => {
+      const base = /** @type {number} */ (shardAt.get(ch.file));
+      const q = ch.planes[t.storage === 'f32' ? 'data' : 'qweight'];
+      const s = t.storage === 'f32' ? null : ch.planes.scales;
+      check(ex.fe_chunk(slot, i, ch.rows[0], ch.rows[1], base + q[0], s ? base + s[0] : 0), `binding ${name}`, m.name);
+    });
+  };
+  bind(SLOT.tokenEmbd, 'token_embd.weight', c.vocab_size, c.hidden_size, false);
+  bind(SLOT.outputNorm, 'output_norm.weight', 1, c.hidden_size, true);
+  bind(SLOT.output, c.tie_word_embeddings ? 'token_embd.weight' : 'output.weight', c.vocab_size, c.hidden_size, false);
+  for (let i = 0; i < c.num_layers; i++) {
+    LAYER_TENSORS.forEach((n, k) => {
+      if (n.endsWith('.bias') && !c.attention_bias) return;
+      const [rows, cols] = shapes[n];
+      bind(SLOT.layer0 + i * SLOT.perLayer + k, `blk.${i}.${n}`, rows, cols, rows === 1);
+    });
+  }
+}
+
+/**
+ * cos and sin of pos * inv_freq[i] for every position, as model_prep/reference/forward.py's RunState: computed in
+ * f64 (inv_freq = 1 / theta^(2i / D)), rounded to f32.
+ * @param {Exports} ex
+ * @param {ModelConfig} c
+ * @param {number} context
+ */
+function writeRopeTable(ex, c, context) {
+  const half = c.head_dim / 2;
+  const cos = new Float32Array(ex.memory.buffer, ex.fe_rope_cos() >>> 0, context * half);
+  const sin = new Float32Array(ex.memory.buffer, ex.fe_rope_sin() >>> 0, context * half);
+  const invFreq = Array.from({ length: half }, (_, i) => 1 / c.rope_theta ** ((i * 2) / c.head_dim));
+  for (let p = 0; p < context; p++) {
+    for (let i = 0; i < half; i++) {
+      const a = p * invFreq[i];
+      cos[p * half + i] = Math.cos(a);
+      sin[p * half + i] = Math.sin(a);
+    }
+  }
+}
+
+/** A loaded model: weights and run state in a WebAssembly heap. */
+export class Model {
+  /**
+   * @param {{manifest: Manifest, context: number, passTokens: number, exports: Exports,
+   *          needs: ReturnType<typeof requirements>}} parts
+   */
+  constructor(parts) {
+    this.manifest = parts.manifest;
+    /** @type {ModelConfig} */
+    this.config = parts.manifest.config;
+    /** KV positions allocated: forward() accepts positions 0 .. context - 1. */
+    this.context = parts.context;
+    /** Tokens per forward call inside the module. */
+    this.passTokens = parts.passTokens;
+    /** @type {Exports | null} null once destroyed */
+    this.ex = parts.exports;
+    /** u32 words of a token bitmask (forward's opts.mask): ceil(vocab / 32) */
+    this.maskWords = Math.ceil(this.config.vocab_size / 32);
+    /** What the engine is and the heap it took (bytes), for the UI and benchmarks. */
+    this.stats = { kind: 'cpu-wasm', threads: 1, heapBytes: parts.exports.fe_heap_end() >>> 0, needs: parts.needs };
+    /** @type {Promise<unknown>} forward calls run one at a time (they share the run state) */
+    this.queue = Promise.resolve();
+    this.destroyed = false;
+  }
+
+  /**
+   * Runs tokens `ids` at positions pos .. pos + n - 1, filling the KV cache (model_prep/reference/forward.py
+   * `forward`); prompts longer than passTokens run in several calls. Returns, for the last position: `token`, the
+   * argmax of the logits among the tokens opts.mask allows (ties to the lowest id); `logprob`, its log-probability
+   * under the softmax over the allowed tokens (nats, <= 0); with opts.logits, the raw logits f32[vocab] (unmasked).
+   * opts.mask: u32[maskWords], bit i % 32 of word i / 32 set = token i allowed; null or absent = no constraint.
+   * Throws GrammarError when the mask allows no token or has the wrong length, ContextError on bad positions or ids.
+   * @param {Int32Array | Uint32Array | number[]} ids
+   * @param {number} pos  position of ids[0]
+   * @param {{logits?: boolean, mask?: Uint32Array | null}} [opts]
+   * @returns {Promise<{token: number, logprob: number, logits?: Float32Array}>}
+   */
+  forward(ids, pos, opts = {}) {
+    const run = this.queue.then(() => this.run(ids, pos, !!opts.logits, opts.mask ?? null));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * @param {Int32Array | Uint32Array | number[]} ids
+   * @param {number} pos
+   * @param {boolean} wantLogits
+   * @param {Uint32Array | null} mask
+   * @returns {{token: number, logprob: number, logits?: Float32Array}}
+   */
+  run(ids, pos, wantLogits, mask) {
+    const ex = this.ex;
+    if (this.destroyed || !ex) throw new ContextError('this model was destroyed: load it again');
+    const n = ids.length;
+    const vocab = this.config.vocab_size;
+    if (n < 1) throw new ContextError('forward() needs at least one token id');
+    if (!Number.isInteger(pos) || pos < 0 || pos + n > this.context) {
+      throw new ContextError(`positions ${pos}..${pos + n - 1} exceed the ${this.context} KV positions allocated: ` +
+        'start a new conversation, shorten the prompt, or load the model with a larger context');
+    }
+    for (let i = 0; i < n; i++) {
+      const id = ids[i];
+      if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new ContextError(`token id ${id} is outside the vocabulary (0..${vocab - 1})`);
+    }
+    if (mask && !(mask instanceof Uint32Array && mask.length === this.maskWords)) {
+      throw new GrammarError(`the token mask must be a Uint32Array of ${this.maskWords} words (ceil(${vocab} / 32)), ` +
+        `got ${mask instanceof Uint32Array ? mask.length : typeof mask}: build it for this model's vocabulary`);
+    }
+    const P = this.passTokens;
+    for (let start = 0; start < n; start += P) {
+      const T = Math.min(P, n - start);
+      const last = start + T === n;
+      const idsView = new Int32Array(ex.memory.buffer, ex.fe_ids() >>> 0, T);
+      for (let t = 0; t < T; t++) idsView[t] = ids[start + t];
+      const rc = ex.fe_forward(T, pos + start, last ? 1 : 0);
+      if (rc !== 0) throw new EngineError(`the CPU engine's forward pass failed: ${ERRORS[rc] ?? rc}`);
+    }
+    if (mask) new Uint32Array(ex.memory.buffer, ex.fe_mask() >>> 0, this.maskWords).set(mask);
+    const token = ex.fe_pick(mask ? 1 : 0);
+    if (token < 0) {
+      throw new GrammarError('no token is allowed by the grammar at this step: the grammar cannot be continued with ' +
+        "this model's vocabulary, so the answer cannot be constrained (check the schema and the tokenizer)");
+    }
+    const logprob = -Math.log1p(ex.fe_pick_rest());
+    if (!wantLogits) return { token, logprob };
+    const logits = new Float32Array(ex.memory.buffer, ex.fe_logits() >>> 0, vocab).slice();
+    return { token, logprob, logits };
+  }
+
+  /** Drops the instance (its memory goes with it once nothing refers to it); later forward calls throw. */
+  destroy() {
+    this.destroyed = true;
+    this.queue.then(() => { this.ex = null; }, () => { this.ex = null; });
+  }
+}

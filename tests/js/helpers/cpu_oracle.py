@@ -1,0 +1,75 @@
+"""The Python side of tests/js/cpu-engine.test.js: reads one JSON request on stdin, writes the answer on stdout.
+
+The CPU engine (app/engine/cpu/) is compared with the numpy reference engine (model_prep/reference/) on the same
+packages. Commands:
+  tiny    random tiny checkpoints (tests/tiny_models.py) prepared at f32 / q8 / q4 / q4 with q8 v / GGUF Q4_1 (the
+          interleaved RoPE layout) / f32 in small shards (tensors split into several chunks), and the reference's
+          logits for a prefill, a decode step and a longer prefill, per package
+  greedy  the reference's greedy token ids (no EOS, max_tokens) for chats on a package
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+TEXT = "The pump bearing runs hot at 78 degrees; what now?"
+LONG = "Generator 2 tripped on overcurrent. " * 6
+
+
+def tiny(req: dict[str, Any]) -> dict[str, Any]:
+    from gguf import GGMLQuantizationType as QT
+    from tiny_models import hf_to_gguf, make_hf
+
+    from model_prep.plan import Options
+    from model_prep.prepare import prepare
+    from model_prep.reference import load
+
+    out = Path(req["out"])
+    hf = {arch: make_hf(out / f"hf-{arch}", arch, seed=3) for arch in ("llama", "qwen2")}
+    sources: dict[str, tuple[Path, Options]] = {
+        "llama-f32-chunked": (hf["llama"], Options(weights="f32", shard_bytes=64 * 1024)),
+        "qwen2-q8": (hf["qwen2"], Options(weights="q8")),
+        "llama-q4": (hf["llama"], Options(weights="q4")),
+        "qwen2-q4+v8": (hf["qwen2"], Options(weights="q4", keep_8bit=(r"attn_v\.",))),
+        "llama-gguf-q4_1": (hf_to_gguf(hf["llama"], out / "llama-q4_1.gguf", QT.Q4_1), Options()),
+    }
+    cases = []
+    for name, (src, opts) in sources.items():
+        pkg = prepare(src, out / name, opts)
+        ref = load(pkg)
+        prompt = ref.tokenizer.encode(TEXT, add_special_tokens=False).ids
+        long = ref.tokenizer.encode(LONG, add_special_tokens=False).ids
+        first = ref.logits(prompt, 0)
+        token = int(first.argmax())
+        steps = [{"ids": prompt, "pos": 0, "logits": first.tolist()},
+                 {"ids": [token], "pos": len(prompt), "logits": ref.logits([token], len(prompt)).tolist()},
+                 {"ids": long, "pos": 0, "logits": ref.logits(long, 0).tolist()}]
+        cases.append({"name": name, "package": str(pkg), "steps": steps})
+    return {"cases": cases}
+
+
+def greedy(req: dict[str, Any]) -> dict[str, Any]:
+    from model_prep.reference import load
+    from model_prep.reference.sampling import Sampler
+
+    ref = load(req["package"], context=req["context"])
+    prompts, expected = [], []
+    for messages in req["chats"]:
+        prompt = ref.prompt_ids(messages)
+        ref.reset_cache()
+        prompts.append(prompt)
+        expected.append(list(ref.generate_ids(prompt, req["steps"], Sampler())))
+    return {"prompts": prompts, "expected": expected}
+
+
+COMMANDS = {"tiny": tiny, "greedy": greedy}
+
+if __name__ == "__main__":
+    request = json.load(sys.stdin)
+    json.dump(COMMANDS[request.pop("command")](request), sys.stdout, default=str)
