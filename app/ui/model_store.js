@@ -21,6 +21,8 @@
 export const MODEL_CACHE_PREFIX = 'fieldllm-model:'; // the same prefix as in service_worker/sw.js
 const STATE_CACHE = 'fieldllm-model-state';
 const STATE_KEY = '__fieldllm__/model-state.json';
+const FULL_CACHE = 'fieldllm-storage-full'; // apart from STATE_CACHE, whose one record is the state
+const FULL_KEY = '__fieldllm__/storage-full.json';
 export const SHA_HEADER = 'x-fieldllm-sha256';
 
 /** @returns {StoreState} */
@@ -37,6 +39,7 @@ export class ModelStore {
     this.caches = cacheStorage;
     this.baseUrl = baseUrl;
     this.stateKey = new URL(STATE_KEY, baseUrl).href;
+    this.fullKey = new URL(FULL_KEY, baseUrl).href;
   }
 
   /** @param {{package_id: string}} entry */
@@ -111,6 +114,42 @@ export class ModelStore {
           Number(res.headers.get('content-length')) === f.size) have.add(f.path);
     }
     return have;
+  }
+
+  /**
+   * Deletes what the version's cache holds that is not a verified file of `files` (junk a failed write may leave).
+   * @param {Cache} cache @param {ModelEntry} entry @param {{path: string, size: number, sha256: string}[]} files
+   */
+  async deleteUnverified(cache, entry, files) {
+    const verified = await this.storedPaths(cache, entry, files);
+    const keep = new Set([...verified].map((p) => this.fileUrl(entry, p)));
+    for (const request of await cache.keys()) {
+      if (!keep.has(request.url)) await cache.delete(request);
+    }
+  }
+
+  /**
+   * A download stopped for want of storage: remembered, so that the next start does not download again into the
+   * same full disk. `free` is what the browser said was free at the time (null when it would not say).
+   * @param {{package_id: string, needBytes: number, free: number | null}} stop
+   */
+  async noteStorageFull(stop) {
+    const cache = await this.caches.open(FULL_CACHE);
+    await cache.put(this.fullKey, new Response(JSON.stringify(stop), { headers: { 'content-type': 'application/json' } }));
+  }
+
+  /** @returns {Promise<{package_id: string, needBytes: number, free: number | null} | null>} */
+  async storageFullStop() {
+    const res = await (await this.caches.open(FULL_CACHE)).match(this.fullKey);
+    try {
+      return res ? await res.json() : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async clearStorageFull() {
+    await (await this.caches.open(FULL_CACHE)).delete(this.fullKey);
   }
 
   /** The version's manifest.json if it is stored, else null. @param {ModelEntry} entry */

@@ -40,6 +40,20 @@ export async function requestPersistence(storage) {
 }
 
 /**
+ * Bytes the browser says this site may still store, or null when it will not say.
+ * @param {StorageManager | undefined} storage
+ * @returns {Promise<number | null>}
+ */
+export async function freeSpace(storage) {
+  try {
+    const { quota, usage } = storage?.estimate ? await storage.estimate() : {};
+    return quota === undefined ? null : Math.max(0, quota - (usage ?? 0));
+  } catch {
+    return null;
+  }
+}
+
+/**
  * What the site stores now, for the "ready offline" panel.
  * @param {StorageManager | undefined} storage
  * @returns {Promise<{usage: number | null, quota: number | null, persisted: boolean}>}

@@ -1,10 +1,13 @@
 // view.js: the page's screens (one visible at a time), the problem screen, the download progress block and the
 // notice line. `document.body.dataset.state` names what the app is doing, for styles and for the browser tests.
 
-import { formatBytes, formatDuration, formatRate } from './format.js';
+import { progressText } from './download_progress.js';
 
-/** @typedef {import('./downloader.js').DownloadProgress} DownloadProgress */
+/** @typedef {import('./download_progress.js').DownloadProgress} DownloadProgress */
 /** @typedef {'starting' | 'setup' | 'loading' | 'problem' | 'chat'} Screen */
+
+/** Shortest time between two repaints of a running download's figures (ms). */
+const PAINT_MS = 200;
 
 const SCREENS = /** @type {const} */ (['starting', 'setup', 'loading', 'problem', 'chat']);
 
@@ -84,20 +87,42 @@ export class DownloadView {
     this.rate = part('download-rate');
     this.eta = part('download-eta');
     this.lastPaint = 0;
+    this.lastFiles = -1;
+    /** @type {DownloadProgress | null} the latest figures, not painted yet */
+    this.pending = null;
+    /** @type {ReturnType<typeof setTimeout> | null} */
+    this.timer = null;
   }
 
   /** @param {DownloadProgress} p */
   update(p) {
-    // progress arrives per network chunk; repaint a few times a second, and always at the end
+    // progress arrives per network chunk: repaint a few times a second, but always when a file is stored or the
+    // download ends, and always paint the latest figures in the end (a stall never leaves old ones on screen)
+    this.pending = p;
     const now = performance.now();
-    if (now - this.lastPaint < 200 && p.bytesDone < p.bytesTotal) return;
-    this.lastPaint = now;
+    if (p.phase === 'running' && p.filesDone === this.lastFiles && now - this.lastPaint < PAINT_MS) {
+      this.timer ??= setTimeout(() => this.paint(), PAINT_MS);
+      return;
+    }
+    this.paint();
+  }
+
+  paint() {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const p = this.pending;
+    if (!p) return;
+    this.pending = null;
+    this.lastPaint = performance.now();
+    this.lastFiles = p.filesDone;
+    const t = progressText(p);
     this.root.hidden = false;
-    this.bar.value = p.bytesTotal ? p.bytesDone / p.bytesTotal : 0;
-    setText(this.bytes, `${formatBytes(p.bytesDone)} of ${formatBytes(p.bytesTotal)}`);
-    setText(this.files, `${p.filesDone} of ${p.filesTotal}`);
-    setText(this.rate, formatRate(p.rate));
-    setText(this.eta, p.bytesDone >= p.bytesTotal ? 'done' : formatDuration(p.eta));
+    this.bar.value = t.bar;
+    setText(this.bytes, t.bytes);
+    setText(this.files, t.files);
+    setText(this.rate, t.rate);
+    setText(this.eta, t.eta);
     this.root.dataset.files = `${p.filesDone}/${p.filesTotal}`;
+    this.root.dataset.phase = p.phase;
   }
 }
