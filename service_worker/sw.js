@@ -25,7 +25,10 @@ const REVISION_PARAM = '__rev';
 const APP_PAGE = 'index.html';
 const MODELS_FOLDER = 'models/';
 const MODELS_INDEX = 'models/index.json'; // always from the network: it is how the page learns of new versions
-const PRECACHE_ATTEMPTS = 2;
+// tries per shell file during one install, waiting 0.5, 1, 2 s between; an install that still fails is registered
+// again by the page (app/ui/sw_client.js), with backoff, in this session and on every start until it succeeds
+const PRECACHE_ATTEMPTS = 4;
+const PRECACHE_RETRY_MS = 500;
 
 /** @param {string} path relative to the scope */
 function scopeUrl(path) {
@@ -48,23 +51,40 @@ async function sha256Hex(data) {
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+/** Waits `ms`. @param {number} ms */
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 /**
  * One shell file from the network, checked against the build's size and sha256. `cache: 'reload'` skips the HTTP
- * cache, which may still hold the previous version of the file.
+ * cache, which may still hold the previous version of the file. A network failure, a 5xx or 408/429 answer, or
+ * bytes that do not match are tried again after a growing pause (a link that drops for a moment, a server
+ * restarting, a proxy serving a half-written file); other statuses fail at once.
  * @param {PrecacheEntry} entry
  */
 async function fetchVerified(entry) {
   for (let attempt = 1; ; attempt++) {
-    const res = await fetch(scopeUrl(entry.url), { cache: 'reload', credentials: 'same-origin' });
-    if (!res.ok) throw new Error(`precache: ${entry.url} answered HTTP ${res.status}; the installed app stays`);
-    const body = await res.arrayBuffer();
-    if (body.byteLength === entry.size && (await sha256Hex(body)) === entry.sha256) {
-      return new Response(body, { status: 200, statusText: 'OK', headers: res.headers });
+    let problem;
+    try {
+      const res = await fetch(scopeUrl(entry.url), { cache: 'reload', credentials: 'same-origin' });
+      if (!res.ok) {
+        problem = new Error(`precache: ${entry.url} answered HTTP ${res.status}; the installed app stays`);
+        if (!(res.status >= 500 || res.status === 408 || res.status === 429)) throw problem;
+      } else {
+        const body = await res.arrayBuffer();
+        if (body.byteLength === entry.size && (await sha256Hex(body)) === entry.sha256) {
+          return new Response(body, { status: 200, statusText: 'OK', headers: res.headers });
+        }
+        // a server half-way through a deploy, or a proxy rewriting files: keep the installed version, retry later
+        problem = new Error(`precache: ${entry.url} does not match this build's sha256; the installed app stays`);
+      }
+    } catch (e) {
+      if (e === problem) throw e;
+      problem = e; // the network: fetch's TypeError, or the body cut off
     }
-    if (attempt >= PRECACHE_ATTEMPTS) {
-      // a server half-way through a deploy, or a proxy rewriting files: keep the installed version, retry later
-      throw new Error(`precache: ${entry.url} does not match this build's sha256; the installed app stays`);
-    }
+    if (attempt >= PRECACHE_ATTEMPTS) throw problem;
+    await sleep(PRECACHE_RETRY_MS * 2 ** (attempt - 1));
   }
 }
 

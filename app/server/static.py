@@ -9,6 +9,10 @@ Cache rule (browsers and the service worker both follow it):
   Requiring both keeps dates (``20261123``) and hex-letter words (``deadbeef``, ``facade``) out; a real hash that
   happens to be all digits or all letters merely misses the long cache.
 - ``no-cache`` for everything else, so a rebuilt app is never half old.
+
+Byte ranges: Starlette's ``FileResponse`` answers ``Range: bytes=N-`` with 206 and ``Content-Range`` (and honours
+``If-Range`` against its ETag), which is how the app's downloader continues a model shard cut half-way
+(app/ui/file_fetch.js; tests/pwa/test_faults.py checks it against this server).
 """
 
 from __future__ import annotations

@@ -7,15 +7,17 @@
 
 import { AnswerLock } from './answer_lock.js';
 import { ChatView } from './chat_view.js';
+import { withDownloadLease } from './download_lease.js';
 import { downloadModel } from './downloader.js';
 import { connectServer, deviceAdvice, loadEngine, probeDevice, requireDevice } from './engine_host.js';
 import { DeviceUnsupportedError, ModelIndexError, messageOf, nameOf } from './errors.js';
 import { answerWithoutStorage, serverHint } from './insecure.js';
 import { formatBytes, shortVersion } from './format.js';
-import { fetchModelIndex } from './model_index.js';
+import { INDEX_URL, fetchModelIndex } from './model_index.js';
 import { ModelStore } from './model_store.js';
-import { storageUse } from './storage.js';
-import { applyUpdate, registerServiceWorker, whenControlled } from './sw_client.js';
+import { Reconnector, serverProbe } from './reconnect.js';
+import { freeSpace, storageUse } from './storage.js';
+import { applyUpdate, registerServiceWorker } from './sw_client.js';
 import { TaskScreens } from './task_screens.js';
 import { DownloadView, View, setText } from './view.js';
 
@@ -32,6 +34,13 @@ import { DownloadView, View, setText } from './view.js';
  * @property {number} maxTokens     longest answer, in tokens
  * @property {number | null} [taskMaxTokens]  a lower cap on the task screens' token limits (tasks.json's otherwise)
  * @property {number} [context]     KV positions for the engine (default: the engine's)
+ * @property {number} [reconnectBaseMs]  first wait before asking the server again after a download stopped for the
+ *   network (default 2 s, doubling up to reconnectMaxMs)
+ * @property {number} [reconnectMaxMs]   longest such wait (default 60 s)
+ * @property {number} [swRetryBaseMs]    first wait before registering the service worker again after its first
+ *   install failed (default 2 s, doubling up to a minute)
+ * @property {number} [indexCheckMs]     how often an open app asks the server for a newer model version (default 3 h;
+ *   also whenever the network comes back)
  */
 
 /** What each download failure is called on screen: body[data-state] and the title. */
@@ -43,6 +52,7 @@ const DOWNLOAD_PROBLEMS = /** @type {Record<string, [string, string]>} */ ({
 });
 /** How long the first load waits for the service worker to take control (it is still caching the app shell). */
 const SW_WAIT_MS = 60000;
+const INDEX_CHECK_MS = 3 * 3600 * 1000;
 /** Engine load failures that a fresh download of the version may fix. */
 const REINSTALLABLE = new Set(['FetchError', 'IntegrityError', 'FormatError']);
 
@@ -68,10 +78,17 @@ export class App {
     this.engine = null;
     /** @type {string} shown above the conversation once the model is ready */
     this.pendingNotice = '';
-    /** @type {Promise<ServiceWorkerRegistration | null>} */
-    this.registration = Promise.resolve(null);
-    /** @type {(() => void) | null} a download the network interrupted: run again when it returns */
-    this.resumeWhenOnline = null;
+    /** @type {string} why the app does not work offline yet (the service worker's first install failed) */
+    this.offlineNotice = '';
+    /** @type {import('./sw_client.js').ServiceWorkerSetup | null} */
+    this.sw = null;
+    /** bytes of cut transfers, by URL: a download run again in this session continues them by byte range */
+    this.partials = new Map();
+    /** asks the server, with backoff, whether it answers again after a download stopped for the network */
+    this.reconnector = new Reconnector(serverProbe(globalThis.fetch.bind(globalThis), INDEX_URL),
+      { baseMs: options.reconnectBaseMs ?? 2000, maxMs: options.reconnectMaxMs ?? 60000 });
+    /** @type {AbortController | null} the wait for the server, while one runs */
+    this.reconnecting = null;
     this.updating = false;
   }
 
@@ -79,11 +96,11 @@ export class App {
     this.view.network(navigator.onLine);
     addEventListener('online', () => {
       this.view.network(true);
-      const resume = this.resumeWhenOnline;
-      this.resumeWhenOnline = null;
-      resume?.();
+      this.reconnector.nudge();
+      this.checkForNewVersion();
     });
     addEventListener('offline', () => this.view.network(false));
+    setInterval(() => this.checkForNewVersion(), this.options.indexCheckMs ?? INDEX_CHECK_MS);
     if (!globalThis.isSecureContext || typeof caches === 'undefined') {
       // plain http from another device (no service worker, storage or WebGPU), or a private window: the server answers
       await answerWithoutStorage(this);
@@ -104,7 +121,7 @@ export class App {
 
   startServiceWorker() {
     const banner = this.view.el('app-update');
-    this.registration = registerServiceWorker({
+    this.sw = registerServiceWorker({
       onUpdateReady: (reg) => {
         banner.hidden = false;
         /** @type {HTMLButtonElement} */ (this.view.el('app-update-reload')).onclick = async () => {
@@ -115,10 +132,52 @@ export class App {
         };
       },
       onTakenOver: () => this.view.notice('The app was updated in another tab. Reload this page when convenient.'),
-    }).catch((e) => {
-      console.warn('service worker registration failed: the app will not work offline', e);
-      return null;
-    });
+      onInstallFailed: (_attempt, waitMs) => {
+        this.offlineNotice = 'Offline use is not set up yet: the app\'s own files could not all be stored on this ' +
+          `device. Trying again in ${Math.max(1, Math.round(waitMs / 1000))} s; keep this page open while online.`;
+        if (this.doc.body.dataset.state === 'ready') this.showOfflineReadiness();
+      },
+      onControlled: () => {
+        if (this.doc.body.dataset.state === 'ready') this.showOfflineReadiness();
+      },
+    }, { baseMs: this.options.swRetryBaseMs ?? 2000, maxMs: 60000 });
+  }
+
+  /** "Ready offline" only when the shell (a controlling service worker) and the model are both stored. */
+  showOfflineReadiness() {
+    const offline = !!this.sw?.controlled;
+    this.doc.body.dataset.offline = offline ? 'ready' : 'pending';
+    setText(this.view.el('ready-title'), offline ? 'Ready offline' : 'Ready (not yet offline)');
+    const notice = this.view.el('notice');
+    if (offline && notice.textContent === this.offlineNotice) this.view.notice('');
+    if (!offline && this.offlineNotice) this.view.notice(this.offlineNotice);
+  }
+
+  /**
+   * Runs `run` once the server answers again (asked with backoff, and at once when the browser reports the network
+   * back); a later call, or the user's own "Try again", replaces the wait.
+   * @param {() => void} run
+   */
+  whenServerAnswers(run) {
+    this.reconnecting?.abort();
+    const wait = new AbortController();
+    this.reconnecting = wait;
+    this.reconnector.wait(wait.signal).then(() => {
+      if (this.reconnecting !== wait) return;
+      this.reconnecting = null;
+      run();
+    }, () => {});
+  }
+
+  /** The server's model list again (the network came back, or hours passed): offer a newer version if any. */
+  async checkForNewVersion() {
+    if (!this.state.active || this.doc.body.dataset.engine !== 'device' || this.updating) return;
+    try {
+      this.index = await fetchModelIndex(globalThis.fetch.bind(globalThis));
+    } catch {
+      return; // offline or the server is away: the next check will tell
+    }
+    if (this.engine) await this.offerUpdate();
   }
 
   /** @returns {Promise<ModelIndex | null>} */
@@ -152,7 +211,7 @@ export class App {
       } else {
         this.view.problem('offline-first-run', 'Not installed yet', 'This device has no model yet. Connect once ' +
           'to the network that serves this app: the model downloads once, then the assistant works offline.', reload);
-        this.resumeWhenOnline = () => location.reload();
+        this.whenServerAnswers(() => location.reload());
       }
       return;
     }
@@ -168,10 +227,32 @@ export class App {
     button.onclick = () => this.install(entry);
     this.view.show('setup');
     if (await store.hasAny(entry)) {
-      // the user started this download before: carry on from the verified files without asking again
-      this.setupNote('A download was interrupted. It continues from the files already verified.');
-      await this.install(entry);
+      // the user started this download before: carry on from the verified files without asking again, unless it
+      // stopped for want of storage and the space has not changed since (it would only fill the disk again)
+      const full = await store.storageFullStop();
+      if (full?.package_id === entry.package_id && !(await this.spaceChanged(full))) {
+        this.showStorageFull(entry, full.needBytes);
+        return;
+      }
+      await this.install(entry, true);
     }
+  }
+
+  /**
+   * Has free space grown since a download stopped for want of it? Unknown counts as no.
+   * @param {{needBytes: number, free: number | null}} stop
+   */
+  async spaceChanged(stop) {
+    const free = await freeSpace(navigator.storage);
+    return stop.free !== null && free !== null && free - stop.free >= Math.min(stop.needBytes, 1e6) / 2;
+  }
+
+  /** @param {ModelEntry} entry @param {number} needBytes */
+  showStorageFull(entry, needBytes) {
+    this.view.problem('storage-full', 'Not enough storage', `The download stopped because the device ran out of ` +
+      `storage, and the space has not changed since. The rest of the model needs about ${formatBytes(needBytes)} ` +
+      'more. Free that much space (remove files, apps or other sites\' offline data), then press "Try again": the ' +
+      'files already verified are kept.', { label: 'Try again', run: () => this.install(entry) });
   }
 
   /** @param {string} text */
@@ -181,13 +262,27 @@ export class App {
     note.hidden = !text;
   }
 
-  /** @param {ModelEntry} entry */
-  async install(entry) {
+  /** @param {ModelEntry} entry @param {boolean} [resumed]  carrying on a download begun before */
+  async install(entry, resumed = false) {
+    this.reconnecting?.abort();
+    this.reconnecting = null;
     const button = /** @type {HTMLButtonElement} */ (this.view.el('setup-download'));
     button.disabled = true;
+    this.setupNote('');
     this.view.show('setup', 'downloading');
+    let followed = false;
     try {
-      await this.download(entry, new DownloadView(this.view.el('setup-progress')));
+      await this.download(entry, new DownloadView(this.view.el('setup-progress')), {
+        onFollow: () => {
+          followed = true;
+          this.setupNote('Another tab of this app is downloading the model. This tab follows its progress and ' +
+            'opens the assistant when it is done.');
+        },
+        onLead: () => {
+          this.setupNote(resumed && !followed ? 'A download was interrupted. It continues from the files already ' +
+            'verified.' : '');
+        },
+      });
     } catch (e) {
       button.disabled = false;
       if (e instanceof DeviceUnsupportedError) {
@@ -195,29 +290,47 @@ export class App {
         return;
       }
       const [state, title] = DOWNLOAD_PROBLEMS[nameOf(e)] ?? ['download-failed', 'The download failed'];
-      const again = () => {
-        this.setupNote('');
-        this.install(entry);
-      };
-      if (state === 'download-interrupted') this.resumeWhenOnline = again;
+      const again = () => this.install(entry);
+      await this.noteStorageFull(entry, e);
       this.view.problem(state, title, messageOf(e), { label: 'Try again', run: again });
+      if (state === 'download-interrupted') this.whenServerAnswers(again);
       return;
     }
+    await /** @type {ModelStore} */ (this.store).clearStorageFull();
     this.state = await /** @type {ModelStore} */ (this.store).activate(entry);
     await this.openActive();
   }
 
   /**
-   * @param {ModelEntry} entry @param {DownloadView} progress
+   * A download stopped for want of storage: remember how much it needed and how much was free, so that the next
+   * start waits for the space to change instead of filling the disk again.
+   * @param {ModelEntry} entry @param {unknown} e
    */
-  download(entry, progress) {
+  async noteStorageFull(entry, e) {
+    const needBytes = /** @type {any} */ (e)?.needBytes;
+    if (nameOf(e) !== 'StorageFullError' || typeof needBytes !== 'number') return;
+    const free = await freeSpace(navigator.storage);
+    await /** @type {ModelStore} */ (this.store).noteStorageFull({ package_id: entry.package_id, needBytes, free });
+  }
+
+  /**
+   * One download per origin: where another tab already downloads this version, this one follows its progress.
+   * @param {ModelEntry} entry @param {DownloadView} progress
+   * @param {{onFollow?: () => void, onLead?: () => void}} [hooks]
+   */
+  download(entry, progress, hooks = {}) {
     const o = this.options;
-    return downloadModel(/** @type {ModelStore} */ (this.store), entry, {
+    return withDownloadLease(entry.package_id, {
+      locks: navigator.locks, ...hooks, onRemoteProgress: (p) => progress.update(p),
+    }, (publish) => downloadModel(/** @type {ModelStore} */ (this.store), entry, {
       fetch: globalThis.fetch.bind(globalThis), storage: navigator.storage, concurrency: o.concurrency,
-      attempts: o.attempts, baseDelayMs: o.retryBaseMs, maxDelayMs: o.retryMaxMs,
-      onProgress: (p) => progress.update(p),
+      attempts: o.attempts, baseDelayMs: o.retryBaseMs, maxDelayMs: o.retryMaxMs, partials: this.partials,
+      onProgress: (p) => {
+        progress.update(p);
+        publish(p);
+      },
       beforeFiles: (manifest) => requireDevice(manifest), // "too small for this model" before the big download
-    });
+    }));
   }
 
   // --- load, confirm, roll back ---------------------------------------------------------------------------------
@@ -232,9 +345,9 @@ export class App {
     setText(this.view.el('loading-text'), `Loading ${entry.name} into the GPU…`);
     const bar = /** @type {HTMLProgressElement} */ (this.view.el('loading-bar'));
     bar.removeAttribute('value');
-    if (!(await whenControlled(this.registration, SW_WAIT_MS))) {
-      this.pendingNotice = 'Offline use is not set up yet (the service worker did not start). The assistant works ' +
-        'now; keep it open while online, or reload, so that it also works offline.';
+    if (!(await /** @type {import('./sw_client.js').ServiceWorkerSetup} */ (this.sw).whenControlled(SW_WAIT_MS))) {
+      this.offlineNotice ||= 'Offline use is not set up yet (the service worker did not start). The assistant ' +
+        'works now; keep it open while online so that it also works offline.';
     }
     try {
       this.engine = await loadEngine(store.folderUrl(entry), {
@@ -332,6 +445,7 @@ export class App {
     this.view.show('chat', 'ready');
     this.view.notice(this.pendingNotice);
     this.pendingNotice = '';
+    this.showOfflineReadiness();
     this.chat.setEngine(this.engine);
     this.tasks.setEngine(this.engine, {
       engine: 'webgpu', where: 'on this device (WebGPU)', model: entry.name, packageId: entry.package_id,
@@ -344,6 +458,7 @@ export class App {
     const next = this.index?.current;
     const active = this.state.active;
     const card = this.view.el('model-update');
+    if (this.updating) return; // the card already shows that download
     if (!next || !active || next.package_id === active.package_id || this.state.rejected.includes(next.package_id)) {
       card.hidden = true;
       return;
@@ -375,7 +490,7 @@ export class App {
       setText(text, messageOf(e));
       button.disabled = false;
       setText(button, 'Try again');
-      if (nameOf(e) === 'DownloadInterruptedError') this.resumeWhenOnline = () => this.update(next);
+      if (nameOf(e) === 'DownloadInterruptedError') this.whenServerAnswers(() => this.update(next));
       return;
     } finally {
       this.updating = false;

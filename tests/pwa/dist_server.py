@@ -1,5 +1,7 @@
 """A static server for dist/ that the tests control: it logs every request, and can cut the network after some
-files, serve a file damaged, hold responses back, or switch to another dist/ (publishing a new version).
+files, serve a file damaged, hold responses back, answer 500, drop connections without an answer, or switch to
+another dist/ (publishing a new version). It answers byte ranges (`Range: bytes=N-`, as `fieldllm serve` does)
+only when `ranges` is set, so that the other tests see a server that ignores them.
 
 It sends the content-security-policy `fieldllm build` recommends (build-info.json), so that the tests also show the
 page runs under `script-src 'self'` plus the import map's hash.
@@ -28,9 +30,11 @@ class Fault:
     """What to do to requests whose path matches `pattern` (fnmatch, e.g. "/models/*/weights-*")."""
 
     pattern: str
-    kind: str  # "cut": send half the body then drop the connection; "corrupt": flip a byte; "hold": wait
+    kind: str  # "cut": send half the body then drop the connection; "corrupt": flip a byte; "hold": wait;
+    #            "status": answer HTTP 500; "drop": close the connection without an answer (the server is away)
     after: int = 0  # let this many matching requests through untouched first
     times: int | None = None  # how many requests to affect (None: all)
+    linger: float = 0.0  # "cut": seconds between the half body and the drop (so that the browser reads the half)
     seen: int = 0
     done: int = 0
     release: threading.Event = field(default_factory=threading.Event)
@@ -51,6 +55,8 @@ class DistServer:
         self.log: list[str] = []  # request paths, in arrival order
         self.completed: list[str] = []  # paths whose full body was sent
         self.faults: list[Fault] = []
+        self.ranges = False  # answer Range requests with 206
+        self.range_requests: list[tuple[str, str]] = []  # (path, Range header) of requests that carried one
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -79,8 +85,8 @@ class DistServer:
         """Serve another dist/ from now on (what deploying a rebuilt app or a new model version looks like)."""
         self.root = Path(root)
 
-    def fault(self, pattern: str, kind: str, after: int = 0, times: int | None = None) -> Fault:
-        f = Fault(pattern, kind, after, times)
+    def fault(self, pattern: str, kind: str, after: int = 0, times: int | None = None, linger: float = 0.0) -> Fault:
+        f = Fault(pattern, kind, after, times, linger)
         with self.lock:
             self.faults.append(f)
         return f
@@ -129,6 +135,16 @@ class DistServer:
                     fault = next((f for f in server.faults if f.applies(path)), None)
                 if fault and fault.kind == "hold":
                     fault.release.wait(60)
+                if fault and fault.kind == "drop":
+                    self.close_connection = True
+                    return
+                if fault and fault.kind == "status":
+                    self.send_error(500)
+                    return
+                asked = self.headers.get("Range")
+                if asked:
+                    with server.lock:
+                        server.range_requests.append((path, asked))
                 rel = "index.html" if path.endswith("/") else path.lstrip("/")
                 file = (server.root / rel).resolve()
                 if server.root.resolve() not in file.parents or not file.is_file():
@@ -137,7 +153,13 @@ class DistServer:
                 data = file.read_bytes()
                 if fault and fault.kind == "corrupt" and data:
                     data = bytes([data[0] ^ 0xFF]) + data[1:]
-                self.send_response(200)
+                start = _range_start(asked) if server.ranges and asked else None
+                if start is not None and start < len(data):
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    data = data[start:]
+                else:
+                    self.send_response(200)
                 ctype = TYPES.get(file.suffix) or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
@@ -150,6 +172,7 @@ class DistServer:
                     # the network goes away half-way through the body
                     self.wfile.write(data[: len(data) // 2])
                     self.wfile.flush()
+                    time.sleep(fault.linger)
                     self.close_connection = True
                     return
                 self.wfile.write(data)
@@ -157,3 +180,10 @@ class DistServer:
                     server.completed.append(path)
 
         return Handler
+
+
+def _range_start(header: str) -> int | None:
+    """The N of "bytes=N-" (the only form the app sends), else None."""
+    unit, _, spec = header.partition("=")
+    first, dash, last = spec.strip().partition("-")
+    return int(first) if unit.strip() == "bytes" and dash and not last and first.isdigit() else None
