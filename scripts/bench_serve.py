@@ -8,6 +8,12 @@ so its aggregate throughput can at best reach the first; the ratios say what the
 Only 127.0.0.1 is contacted; the number of requests is fixed (--clients) and the whole run is bounded (--timeout).
 
     .venv/bin/python scripts/bench_serve.py [--package DIR] [--clients 16] [--max-tokens 32]
+
+``--scenario busy`` measures instead what a small request waits when the server was just made busy, against the same
+small request on the idle server in the same run (issue 15: within 1.5x): after a client hangs up 3 s into the
+prefill of a ~3,000-token prompt, and while 16 clients send ~1 MB prompts at once (all refused, 400).
+
+    .venv/bin/python scripts/bench_serve.py --scenario busy [--repeat 3]
 """
 
 from __future__ import annotations
@@ -131,6 +137,8 @@ def serve(app: object) -> tuple[uvicorn.Server, str]:
 
 def package_path(given: Path | None) -> Path:
     default = ROOT / "build/models/smollm2-135m-instruct"
+    if not (default / "manifest.json").is_file() and (ROOT / "build/models/smollm2-135m-instruct.q4_1").is_dir():
+        default = ROOT / "build/models/smollm2-135m-instruct.q4_1"
     if given is not None or (default / "manifest.json").is_file():
         return given or default
     from model_prep.plan import Options
@@ -146,6 +154,76 @@ async def run_clients(url: str, clients: int, max_tokens: int, timeout: float) -
     return list(streams), time.perf_counter() - start
 
 
+SMALL = {"messages": [{"role": "user", "content": "How do I take a patient's pulse at the wrist?"}], "max_tokens": 16,
+         "temperature": 0}
+
+
+async def small_request(http: httpx.AsyncClient, url: str, model: str) -> float:
+    """Seconds for one small whole answer."""
+    start = time.perf_counter()
+    r = await http.post(f"{url}/v1/chat/completions", json={**SMALL, "model": model})
+    r.raise_for_status()
+    return time.perf_counter() - start
+
+
+async def after_disconnect(http: httpx.AsyncClient, url: str, model: str, long_prompt: str, hang_up_after: float) \
+        -> float:
+    """A client streams a long prompt and hangs up during its prefill; then the small request."""
+    body = {"model": model, "messages": [{"role": "user", "content": long_prompt}], "max_tokens": 16, "stream": True}
+    async with http.stream("POST", f"{url}/v1/chat/completions", json=body) as r:
+        r.raise_for_status()
+        await asyncio.sleep(hang_up_after)
+    return await small_request(http, url, model)
+
+
+async def beside_oversized(http: httpx.AsyncClient, url: str, model: str, clients: int) -> float:
+    """``clients`` send ~1 MB prompts at once (each must be refused with 400); the small request goes beside them."""
+    body = {"model": model, "messages": [{"role": "user", "content": "pressure " * 110_000}], "max_tokens": 16}
+    big = [asyncio.create_task(http.post(f"{url}/v1/chat/completions", json=body)) for _ in range(clients)]
+    await asyncio.sleep(0.2)
+    waited = await small_request(http, url, model)
+    statuses = [r.status_code for r in await asyncio.gather(*big)]
+    if statuses != [400] * clients:
+        raise RuntimeError(f"oversized prompts got {statuses}")
+    return waited
+
+
+async def busy_scenarios(url: str, model: str, long_prompt: str, repeat: int) -> dict[str, list[float]]:
+    """Idle, after a disconnect during prefill, beside oversized prompts: interleaved, ``repeat`` times each."""
+    out: dict[str, list[float]] = {"idle": [], "after_disconnect": [], "beside_oversized": []}
+    async with httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=10.0)) as http:
+        await small_request(http, url, model)  # warm-up
+        for _ in range(repeat):
+            out["idle"].append(await small_request(http, url, model))
+            out["after_disconnect"].append(await after_disconnect(http, url, model, long_prompt, 3.0))
+            out["idle"].append(await small_request(http, url, model))
+            out["beside_oversized"].append(await beside_oversized(http, url, model, 16))
+    return out
+
+
+def run_busy(engine: Engine, settings: Settings, repeat: int) -> int:
+    long_prompt = " ".join(QUESTIONS * 18)  # about 3,000 tokens
+    n_long = len(engine.prompt_ids([{"role": "user", "content": long_prompt}]))
+    server, url = serve(create_app(settings, LocalBackend(engine, settings)))
+    try:
+        times = asyncio.run(busy_scenarios(url, engine.name, long_prompt, repeat))
+    finally:
+        server.should_exit = True
+    idle = statistics.median(times["idle"])
+    figures: dict[str, object] = {"long_prompt_tokens": n_long, "repeat": repeat, "blas_threads": settings.blas_threads,
+                                  "idle_s": idle}
+    print(f"small request (16 tokens) on the idle server: median {idle:.2f} s of {len(times['idle'])}")
+    for name in ("after_disconnect", "beside_oversized"):
+        median = statistics.median(times[name])
+        figures[f"{name}_s"], figures[f"{name}_over_idle"] = median, median / idle
+        figures[f"{name}_all_s"] = times[name]
+        print(f"{name.replace('_', ' ')}: median {median:.2f} s ({median / idle:.2f}x idle); all "
+              f"{', '.join(f'{t:.2f}' for t in times[name])}")
+    figures["idle_all_s"] = times["idle"]
+    print(json.dumps(figures))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--package", type=Path, help="model package (default: build/models/smollm2-135m-instruct, "
@@ -153,13 +231,24 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=16, help="concurrent streaming clients (default 16)")
     ap.add_argument("--max-tokens", type=int, default=32, help="answer length per client (default 32)")
     ap.add_argument("--timeout", type=float, default=300.0, help="bound on the whole load phase in seconds")
+    ap.add_argument("--scenario", choices=["load", "busy"], default="load",
+                    help="load: concurrent streams (default); busy: a small request after a disconnect during "
+                         "prefill and beside oversized prompts, against the idle server")
+    ap.add_argument("--repeat", type=int, default=3, help="busy: rounds of each measurement (default 3)")
+    ap.add_argument("--blas-threads", type=int, default=Settings().blas_threads,
+                    help="the server's --blas-threads (default: its default)")
     args = ap.parse_args()
+    if args.scenario == "busy":
+        engine = load(package_path(args.package), context=4096)
+        settings = replace(Settings(), queue_size=args.clients, queue_timeout=args.timeout,
+                           blas_threads=args.blas_threads, dist=Path(tempfile.mkdtemp()) / "no-app")
+        return run_busy(engine, settings, args.repeat)
 
     engine = load(package_path(args.package), context=1024)
     before = reference_decode(engine, args.max_tokens)
     serial = reference_serial(engine, args.clients, args.max_tokens)
-    settings = replace(Settings(), queue_size=args.clients, max_tokens=args.max_tokens,
-                       queue_timeout=args.timeout, dist=Path(tempfile.mkdtemp()) / "no-app")
+    settings = replace(Settings(), queue_size=args.clients, max_tokens=args.max_tokens, queue_timeout=args.timeout,
+                       blas_threads=args.blas_threads, dist=Path(tempfile.mkdtemp()) / "no-app")
     server, url = serve(create_app(settings, LocalBackend(engine, settings)))
     try:
         streams, wall = asyncio.run(run_clients(url, args.clients, args.max_tokens, args.timeout))
