@@ -78,7 +78,7 @@ class _Scripted(Engine):
         return [0]
 
     def generate_picks(self, prompt: list[int], max_tokens: int, sampler: Sampler,
-                       constraint: Any = None) -> Iterator[Pick]:
+                       constraint: Any = None, cancelled: Any = None) -> Iterator[Pick]:
         self.prefilled = 1
         self._finish = "length"
         for token in self.script[:max_tokens]:
