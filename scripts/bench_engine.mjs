@@ -5,7 +5,11 @@
 //   node scripts/bench_engine.mjs --package build/models/smollm2 [--decode 128] [--prefill 256] [--json out.json]
 //     [--profile]   also: where a decode step's time goes (round trips, GPU time, GPU time per kernel family and
 //                   per projection, the fixed cost of an empty dispatch)
-//     [--tuning JSON]  entries laid over pipelines.js TUNING (matvec and matvecLong only), e.g.
+//     [--prefill-profile]  also: where a prefill pass's time goes (GPU time of the pass, and of each kernel family
+//                   and matmul projection repeated alone, with its TFLOP/s), for a pass of min(--prefill, passTokens)
+//     [--prefill-repeats N]  time the prefill N times (after the warm-up) and report the median (all are listed)
+//     [--pass-tokens N]  prompt tokens per prefill pass (loadModel's passTokens; default the engine's)
+//     [--tuning JSON]  entries laid over pipelines.js TUNING (matvec, matvecLong, matmul, matmulWide), e.g.
 //                      '{"matvec":{"TX":16,"TY":4,"R":4}}', to compare kernel tunings in the engine
 //     [--mask]      also: decode again from the same position with a grammar's token mask (here one that allows
 //                   every token, so the ids must not change) uploaded every token, then once more without (the
@@ -36,6 +40,9 @@ const { values: args } = parseArgs({
     prefill: { type: 'string', default: '256' },
     json: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    'prefill-profile': { type: 'boolean', default: false },
+    'pass-tokens': { type: 'string' },
+    'prefill-repeats': { type: 'string', default: '1' },
     tuning: { type: 'string' },
     mask: { type: 'boolean', default: false },
   },
@@ -290,6 +297,79 @@ async function emptyDispatchUs(device, gpuMs) {
   return us;
 }
 
+/**
+ * Where a prefill pass's time goes (--prefill-profile): the recorded pass of T tokens repeated in one submit (GPU time
+ * alone), then each kernel family, and each matmul projection, repeated alone in one pass. Kernels run on whatever
+ * the buffers hold, with the Params of a T-token pass. Matmul figures carry their multiply-add rate (2 T rows cols
+ * flops per dispatch).
+ * @param {any} model @param {number} T
+ */
+async function profilePrefill(model, T) {
+  const { device, state: s } = model;
+  model.uniforms.setTokens(T);
+  /** @type {{label: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, grid: number[]}[]} */
+  const prog = model.prefillProgram.map((/** @type {any} */ d) => ({ ...d, grid: d.grid(T) }));
+  const matmulRole = (/** @type {string} */ label) => {
+    const m = /^matmul \S*?(attn_qkv|attn_q|attn_k|attn_v|attn_output|ffn_down|ffn_gate|ffn_up)\b/.exec(label);
+    return m ? { attn_qkv: 'qkv', attn_q: 'qkv', attn_k: 'qkv', attn_v: 'qkv', attn_output: 'o', ffn_down: 'down',
+      ffn_gate: 'gate_up',
+      ffn_up: 'gate_up' }[m[1]] : null;
+  };
+  const kind = (/** @type {string} */ label) => {
+    const r = matmulRole(label);
+    return r ? `matmul_${r}` : label.split(' ')[0];
+  };
+  /** GPU ms per run of p: (t(2k) - t(k)) / k with k runs in one submit, best of 3. @param {typeof prog} p */
+  const gpuMs = async (p, k = 4) => {
+    const run = async (/** @type {number} */ reps) => {
+      const enc = device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      for (let r = 0; r < reps; r++) {
+        for (const d of p) {
+          pass.setPipeline(d.pipeline);
+          pass.setBindGroup(0, d.bindGroup);
+          pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+        }
+      }
+      pass.end();
+      enc.copyBufferToBuffer(s.token, 0, s.tokenRead, 0, 8);
+      const t0 = performance.now();
+      device.queue.submit([enc.finish()]);
+      await s.tokenRead.mapAsync(GPUMapMode.READ);
+      s.tokenRead.unmap();
+      return performance.now() - t0;
+    };
+    await run(1);
+    let best = Infinity;
+    for (let trial = 0; trial < 3; trial++) best = Math.min(best, ((await run(2 * k)) - (await run(k))) / k);
+    return best;
+  };
+  /** flops of a matmul dispatch, from its weight's chunk in the manifest. @param {string} label */
+  const flops = (label) => {
+    const m = /^matmul (\S+?)(?: \(stacked\))?@(\d+)$/.exec(label);
+    if (!m) return 0;
+    if (m[1].endsWith('attn_qkv')) { // the stacked q, k, v: one chunk of all their rows
+      const b = m[1].slice(0, -'attn_qkv'.length);
+      return ['q', 'k', 'v'].reduce((n, w) => n + 2 * T * model.manifest.tensors[`${b}attn_${w}.weight`].shape[0] *
+        model.manifest.tensors[`${b}attn_${w}.weight`].shape[1], 0);
+    }
+    const t = model.manifest.tensors[m[1]];
+    const ch = t.chunks.find((/** @type {any} */ c) => c.rows[0] === Number(m[2]));
+    return 2 * T * (ch.rows[1] - ch.rows[0]) * t.shape[1];
+  };
+  const out = /** @type {Record<string, any>} */ ({ tokens: T, dispatches: prog.length });
+  out.gpu_ms = await gpuMs(prog, 2);
+  out.by_kind = {};
+  for (const k of [...new Set(prog.map((d) => kind(d.label)))]) {
+    const p = prog.filter((d) => kind(d.label) === k);
+    const ms = await gpuMs(p, 2);
+    const f = p.reduce((n, d) => n + flops(d.label), 0);
+    out.by_kind[k] = { dispatches: p.length, gpu_ms: ms, ...(f ? { TFLOPs: f / ms / 1e9 } : {}) };
+  }
+  console.log(`prefill profile: ${JSON.stringify(out)}`);
+  return out;
+}
+
 const root = pathToFileURL(`${process.cwd()}/`);
 const baseUrl = new URL(`${args.package.replace(/\/?$/, '/')}`, root);
 const shaderBaseUrl = new URL('webgpu_shaders/', root);
@@ -314,24 +394,34 @@ console.log(`streaming read of 1 GiB: ${(stream / 1e9).toFixed(0)} GB/s (the bou
 
 const tuning = args.tuning ? { ...TUNING, ...JSON.parse(args.tuning) } : undefined;
 if (tuning) result.tuning = tuning;
-const model = await loadModel({ device, baseUrl, shaderBaseUrl, fetch: /** @type {any} */ (fileFetch), context, tuning });
+const passTokens = args['pass-tokens'] ? Number(args['pass-tokens']) : undefined;
+const model = await loadModel({ device, baseUrl, shaderBaseUrl, fetch: /** @type {any} */ (fileFetch), context, tuning,
+  passTokens });
+result.pass_tokens = model.passTokens;
 result.package = model.manifest.name;
 result.model_stats = model.stats;
-if (tuning && JSON.stringify([model.stats.tuning.matvec, model.stats.tuning.matvecLong]) !==
-    JSON.stringify([tuning.matvec, tuning.matvecLong])) {
+const tuned = (/** @type {any} */ t) => JSON.stringify([t.matvec, t.matvecLong, t.matmul, t.matmulWide]);
+if (tuning && tuned(model.stats.tuning) !== tuned(tuning)) {
   // an A/B that silently ran the default tuning on both sides once went unnoticed (docs/PERFORMANCE.md)
   throw new Error(`--tuning was not applied: the pipelines use ${JSON.stringify(model.stats.tuning)}`);
 }
 
 // prefill: nPrefill tokens (passes of model.passTokens, one submit each) (ids are arbitrary but valid), after one warm-up pass
 const ids = Array.from({ length: nPrefill }, (_, i) => (i * 7919 + 13) % model.config.vocab_size);
-await model.forward(ids, 0);
-let t = performance.now();
 let out = await model.forward(ids, 0);
-const prefillS = (performance.now() - t) / 1000;
+/** @type {number[]} */
+const prefillRates = [];
+for (let r = 0; r < Number(args['prefill-repeats']); r++) {
+  const t = performance.now();
+  out = await model.forward(ids, 0);
+  prefillRates.push(nPrefill / ((performance.now() - t) / 1000));
+}
+const sortedRates = [...prefillRates].sort((a, b) => a - b);
 result.prefill_tokens = nPrefill;
-result.prefill_tokens_per_s = nPrefill / prefillS;
-console.log(`prefill ${nPrefill} tokens: ${result.prefill_tokens_per_s.toFixed(0)} tokens/s`);
+result.prefill_tokens_per_s = sortedRates[Math.floor((sortedRates.length - 1) / 2)];
+result.prefill_tokens_per_s_all = prefillRates;
+console.log(`prefill ${nPrefill} tokens: ${result.prefill_tokens_per_s.toFixed(0)} tokens/s` +
+  (prefillRates.length > 1 ? ` (median of ${prefillRates.map((v) => v.toFixed(0)).join(', ')})` : ''));
 
 // decode: greedy, one forward (one submit, 8-byte readback: token and logprob) per token, from position nPrefill
 /**
@@ -380,6 +470,7 @@ if (args.mask) {
     `(mean of the runs before and after) -> ${(100 * result.mask.masked_over_plain).toFixed(1)}%`);
 }
 if (args.profile) result.profile = await profileDecode(model, nPrefill + nDecode);
+if (args['prefill-profile']) result.prefill_profile = await profilePrefill(model, Math.min(nPrefill, model.passTokens));
 console.log(JSON.stringify(result));
 if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 1));
 model.destroy();

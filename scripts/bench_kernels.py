@@ -15,6 +15,9 @@ enough weight copies to exceed the GPU's L2 cache, and each writes its own y, so
     python scripts/bench_kernels.py --sweep --json o.json  # also a grid of (TX, TY, R, UNPACK_CVT) overrides
     python scripts/bench_kernels.py --shapes 4096x4096,49152x576xq8 --shader matvec.wgsl --shader /tmp/old.wgsl
                                                        # two kernel files, same run, same buffers
+    python scripts/bench_kernels.py --matmul 1536x1536,8960x1536,1536x8960 --tokens 128,256 \
+        --matmul-config 16,16,2,1 --matmul-shader matmul.wgsl --matmul-shader ../build/old/webgpu_shaders/matmul.wgsl
+                                                       # prefill matmul (matmul.wgsl) at real shapes: us, TFLOP/s
 """
 
 from __future__ import annotations
@@ -185,6 +188,93 @@ class MatvecCase:
                 "us": seconds * 1e6, "GBps": self.bytes / seconds / 1e9, "rel_error": error}
 
 
+MatmulTuning = dict[str, int]
+
+
+def matmul_overrides(shader: str, config: tuple[int, ...]) -> tuple[MatmulTuning, tuple[int, int, int]]:
+    """matmul.wgsl overrides from "WX,WY,RV,TV", and the grid function's tile sizes (rows, tokens) per workgroup. A
+    kernel file without RV / TV (matmul.wgsl before 2026-12-06: 4 rows x 2 tokens per thread) takes WX, WY only."""
+    text = (ROOT / "webgpu_shaders" / shader).read_text()
+    wx, wy, rv, tv = config
+    if "override RV" not in text:
+        return {"WX": wx, "WY": wy}, (4 * wx, 2 * wy, 0)
+    return {"WX": wx, "WY": wy, "RV": rv, "TV": tv}, (4 * rv * wx, 4 * tv * wy, 0)
+
+
+class MatmulCase:
+    """One prefill projection: enough copies of the weight planes to exceed L2, X [tokens, cols], a Y per copy."""
+
+    def __init__(self, gpu: Gpu, rng: np.random.Generator, storage: str, rows: int, cols: int, tokens: int) -> None:
+        self.gpu, self.storage, self.rows, self.cols, self.tokens = gpu, storage, rows, cols, tokens
+        self.planes = random_planes(rng, storage, rows, cols)
+        weight_bytes = sum(p.nbytes for p in self.planes.values())
+        copies = max(2, math.ceil(4 * L2_BYTES / weight_bytes))
+        self.weights = [(gpu.storage(self.planes["qweight"]), gpu.storage(self.planes["scales"]))
+                        for _ in range(copies)]
+        self.x_host = rng.standard_normal((tokens, cols)).astype(np.float32)
+        self.x = gpu.storage(self.x_host)
+        self.ys = [gpu.zeros(4 * rows * tokens) for _ in range(copies)]
+        self.params = gpu.uniform(params("matmul.wgsl", rows=rows, cols=cols, row_offset=0, tokens=tokens,
+                                         y_stride=rows))
+        self.flops = 2 * tokens * rows * cols
+        self.n = min(200, max(4, int(2e11 // self.flops)))  # dispatches per timed batch
+
+    def run(self, shader: str, config: tuple[int, ...]) -> dict[str, Any]:
+        overrides, (br, bt, _) = matmul_overrides(shader, config)
+        qbits = 4 if self.storage == "q4" else 8
+        pipe = self.gpu.pipeline(shader, "main", {"QBITS": qbits, **overrides})
+        groups = [self.gpu.bind(pipe, [w, s, self.x, y, self.params])
+                  for (w, s), y in zip(self.weights, self.ys, strict=True)]
+        grid = (math.ceil(self.rows / br), math.ceil(self.tokens / bt), 1)
+
+        def encode(k: int) -> Callable[[], Any]:
+            def make() -> Any:
+                enc = self.gpu.device.create_command_encoder()
+                cpass = enc.begin_compute_pass()
+                cpass.set_pipeline(pipe)
+                for i in range(k):
+                    cpass.set_bind_group(0, groups[i % len(groups)])
+                    cpass.dispatch_workgroups(*grid)
+                cpass.end()
+                return enc.finish()
+            return make
+
+        seconds = per_op_seconds(self.gpu, encode, self.n)
+        y = self.gpu.read(self.ys[0]).reshape(self.tokens, self.rows)[:4, :64]
+        chunk = quant.slice_rows(self.storage, self.planes, self.cols, 0, 64)
+        want = self.x_host[:4].astype(np.float64) @ quant.dequantize(self.storage, chunk, 64, self.cols).T
+        error = float(np.max(np.abs(y - want)) / (np.max(np.abs(want)) + 1e-30))
+        return {"shader": shader, "storage": self.storage, "rows": self.rows, "cols": self.cols, "tokens": self.tokens,
+                **overrides, "workgroups": grid[0] * grid[1], "us": seconds * 1e6,
+                "TFLOPs": self.flops / seconds / 1e12, "rel_error": error}
+
+
+def matmul_main(args: argparse.Namespace, gpu: Gpu, rng: np.random.Generator, result: dict[str, Any]) -> None:
+    configs = [tuple(int(v) for v in c.split(",")) for c in args.matmul_config] or [(16, 16, 2, 1)]
+    shaders = args.matmul_shader or ["matmul.wgsl"]
+    result["matmul"] = []
+    for shape in args.matmul.split(","):
+        rows, cols, *q = shape.split("x")
+        for tokens in (int(t) for t in args.tokens.split(",")):
+            case = MatmulCase(gpu, rng, q[0] if q else "q4", int(rows), int(cols), tokens)
+            seen = set()
+            for shader in shaders:
+                for config in configs:
+                    overrides, _ = matmul_overrides(shader, config)
+                    key = (shader, tuple(sorted(overrides.items())))
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    fig = case.run(shader, config)
+                    result["matmul"].append(fig)
+                    print(f"matmul {shader} {fig['storage']} {rows}x{cols} T={tokens} {overrides} "
+                          f"({fig['workgroups']} workgroups): {fig['us']:.1f} us, {fig['TFLOPs']:.2f} TFLOP/s "
+                          f"(rel err {fig['rel_error']:.1e})", flush=True)
+                    if args.json:
+                        args.json.write_text(json.dumps(result, indent=1))
+            del case
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sweep", action="store_true", help="also time a grid of (TX, TY, R, UNPACK_CVT) overrides")
@@ -194,6 +284,12 @@ def main() -> None:
     ap.add_argument("--shader", action="append", default=[],
                     help="kernel file(s) to time, relative to webgpu_shaders/ (repeatable; default matvec.wgsl): "
                          "compare a variant with the current kernel in the same run")
+    ap.add_argument("--matmul", default="", help="ROWSxCOLS[xq8],...: time the prefill matmul at these shapes "
+                    "instead of the matvec")
+    ap.add_argument("--tokens", default="128,256", help="tokens per matmul pass (comma-separated)")
+    ap.add_argument("--matmul-config", action="append", default=[], help="WX,WY,RV,TV of matmul.wgsl (repeatable)")
+    ap.add_argument("--matmul-shader", action="append", default=[],
+                    help="matmul kernel file(s) relative to webgpu_shaders/ (repeatable; default matmul.wgsl)")
     args = ap.parse_args()
 
     gpu = Gpu(prefer_gpu=True)
@@ -218,6 +314,10 @@ def main() -> None:
     print(f"adapter: {gpu.description}", flush=True)
     print(f"streaming read of {bound['bytes'] / 2**30:.0f} GiB: {bound['us']:.0f} us, {bound['GBps']:.0f} GB/s (the "
           f"bound); copy_buffer_to_buffer {COPY_BYTES >> 20} MiB: {copy['GBps']:.0f} GB/s read+write", flush=True)
+    if args.matmul:
+        matmul_main(args, gpu, rng, result)
+        print(json.dumps(result))
+        return
     for rows, cols, storage in cases:
         case = MatvecCase(gpu, rng, storage, rows, cols)
         for shader, tuning in [(sh, t) for t in tunings for sh in args.shader or ["matvec.wgsl"]]:

@@ -84,8 +84,9 @@ def matvec_f32_grid(rows: int, r: int) -> tuple[int, int, int]:
     return grid_1d(math.ceil(rows / r))
 
 
-def matmul_grid(rows: int, tokens: int, wx: int, wy: int) -> tuple[int, int, int]:
-    return (math.ceil(rows / (4 * wx)), math.ceil(tokens / (2 * wy)), 1)
+def matmul_grid(rows: int, tokens: int, t: dict[str, int]) -> tuple[int, int, int]:
+    """matmul.wgsl: tiles of 4 RV WX rows by 4 TV WY tokens (t: the pipeline's overrides)."""
+    return (math.ceil(rows / (4 * t["RV"] * t["WX"])), math.ceil(tokens / (4 * t["TV"] * t["WY"])), 1)
 
 
 def matmul_f32_grid(rows: int, tokens: int, tile: int) -> tuple[int, int, int]:
@@ -111,6 +112,10 @@ def rope_grid(tokens: int, num_heads: int, head_dim: int, wg: int) -> tuple[int,
 
 def attention_grid(num_heads: int, tokens: int) -> tuple[int, int, int]:
     return (num_heads, tokens, 1)
+
+
+def attention_prefill_grid(num_heads: int, tokens: int, bq: int) -> tuple[int, int, int]:
+    return (num_heads, math.ceil(tokens / bq), 1)
 
 
 def attention_split_positions(head_dim: int, wg: int) -> int:

@@ -39,11 +39,12 @@ def test_every_shader_has_a_layout() -> None:
 
 @pytest.mark.parametrize("shader", sorted(KERNELS))
 def test_tunings_set_declared_overrides(shader: str) -> None:
-    """Each tuning (gpu, and cpu / gpu_long where declared) sets only overrides of the shader, as positive integers
-    (a misspelt name would be rejected by the pipeline, or silently left at the shader's default by a grid)."""
+    """Each tuning (gpu, and cpu / gpu_long / gpu_wide where declared) sets only overrides of the shader, as positive
+    integers (a misspelt name would be rejected by the pipeline, or silently left at the shader's default by a grid)."""
     overrides = set(OVERRIDE.findall((SHADER_DIR / shader).read_text()))
     named = tunings(shader)
-    assert "gpu" in named and set(named) <= {"gpu", "cpu", "gpu_long"}, f"{shader}: tunings {sorted(named)}"
+    allowed = {"gpu", "cpu", "gpu_long", "gpu_wide"}
+    assert "gpu" in named and set(named) <= allowed, f"{shader}: tunings {sorted(named)}"
     for name, constants in named.items():
         assert constants, f"{shader} tuning {name} is empty"
         assert set(constants) <= overrides, f"{shader} tuning {name}: {sorted(set(constants) - overrides)} " \
@@ -51,6 +52,8 @@ def test_tunings_set_declared_overrides(shader: str) -> None:
         assert all(isinstance(v, int) and v > 0 for v in constants.values()), f"{shader} tuning {name}: {constants}"
     if "gpu_long" in named:
         assert set(named["gpu_long"]) == set(named["gpu"]) and KERNELS[shader]["long_min_cols"] > 0
+    if "gpu_wide" in named:
+        assert set(named["gpu_wide"]) == set(named["gpu"]) and KERNELS[shader]["wide_min_rows"] > 0
 
 
 @pytest.mark.parametrize("shader", sorted(PARAMS))

@@ -24,8 +24,12 @@ export const matvecGrid = (rows, ty, r) => grid1d(Math.ceil(rows / (ty * r)));
 /** matvec_f32.wgsl: ceil(rows / R) groups. @param {number} rows @param {number} r @returns {Grid} */
 export const matvecF32Grid = (rows, r) => grid1d(Math.ceil(rows / r));
 
-/** matmul.wgsl: tiles of 4*WX rows by 2*WY tokens. @param {number} rows @param {number} tokens @param {number} wx @param {number} wy @returns {Grid} */
-export const matmulGrid = (rows, tokens, wx, wy) => [Math.ceil(rows / (4 * wx)), Math.ceil(tokens / (2 * wy)), 1];
+/**
+ * matmul.wgsl: tiles of 4*RV*WX rows by 4*TV*WY tokens.
+ * @param {number} rows @param {number} tokens @param {{WX: number, WY: number, RV: number, TV: number}} t
+ * @returns {Grid}
+ */
+export const matmulGrid = (rows, tokens, t) => [Math.ceil(rows / (4 * t.RV * t.WX)), Math.ceil(tokens / (4 * t.TV * t.WY)), 1];
 
 /** matmul_f32.wgsl: tiles of TILE rows by TILE tokens. @param {number} rows @param {number} tokens @param {number} tile @returns {Grid} */
 export const matmulF32Grid = (rows, tokens, tile) => [Math.ceil(rows / tile), Math.ceil(tokens / tile), 1];
@@ -44,6 +48,12 @@ export const ropeGrid = (tokens, heads, headDim, wg) => grid1d(Math.ceil((tokens
 
 /** attention.wgsl: one workgroup per (query head, token). @param {number} heads @param {number} tokens @returns {Grid} */
 export const attentionGrid = (heads, tokens) => [heads, tokens, 1];
+
+/**
+ * attention_prefill.wgsl: one workgroup per (query head, block of BQ query tokens).
+ * @param {number} heads @param {number} tokens @param {number} bq @returns {Grid}
+ */
+export const attentionPrefillGrid = (heads, tokens, bq) => [heads, Math.ceil(tokens / bq), 1];
 
 /**
  * attention_split.wgsl's SPLIT (cache positions per workgroup) for a head size: enough threads per position

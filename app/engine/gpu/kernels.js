@@ -7,9 +7,11 @@ import declaration from '../../../webgpu_shaders/kernels.json' with { type: 'jso
 /**
  * @typedef {object} KernelDeclaration
  * @property {string[]} params                   Params fields in declaration order, "name:kind"
- * @property {{gpu: Constants, cpu?: Constants, gpu_long?: Constants}} tunings
- *   gpu: for GPUs; cpu: for CPU adapters (else gpu); gpu_long: matvec.wgsl rows of at least long_min_cols inputs
+ * @property {{gpu: Constants, cpu?: Constants, gpu_long?: Constants, gpu_wide?: Constants}} tunings
+ *   gpu: for GPUs; cpu: for CPU adapters (else gpu); gpu_long: matvec.wgsl rows of at least long_min_cols inputs;
+ *   gpu_wide: matmul.wgsl weights of at least wide_min_rows rows
  * @property {number} [long_min_cols]
+ * @property {number} [wide_min_rows]
  */
 
 /** Declaration by shader file name, in load order. @type {Readonly<Record<string, KernelDeclaration>>} */

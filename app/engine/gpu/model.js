@@ -63,7 +63,8 @@ const NO_TOKEN = 0xffffffff;
  *          onProgress?: (p: {loadedBytes: number, totalBytes: number, file: string}) => void,
  *          signal?: AbortSignal}} opts
  *   context: KV positions to allocate (default min(config.context_length, 2048));
- *   passTokens: prompt tokens per prefill pass (default 128); longer prompts run in several passes;
+ *   passTokens: prompt tokens per prefill pass (default probe.js DEFAULT_PASS_TOKENS); longer prompts run in several
+ *   passes;
  *   tuning: kernel override constants (default pipelines.js tuningFor(device); benchmarks try others); the run
  *   state is sized with it.
  * @returns {Promise<Model>}
@@ -131,7 +132,8 @@ export async function loadModel(opts) {
     recordHead(head, weights, state, state.xLast);
 
     const t = pipelines.tuning;
-    const used = { kind: t === CPU_TUNING ? 'cpu' : 'gpu', matvec: t.matvec, matvecLong: t.matvecLong };
+    const used = { kind: t === CPU_TUNING ? 'cpu' : 'gpu', matvec: t.matvec, matvecLong: t.matvecLong, matmul: t.matmul,
+      matmulWide: t.matmulWide };
     model = new Model({ device, manifest, context, passTokens, tuning: used, shards: store.shards, state, uniforms,
       decode: decode.dispatches, prefill: prefill.dispatches, head: head.dispatches });
   } catch (e) {
@@ -228,7 +230,7 @@ function recordLayers(ops, w, s) {
     const at = `blk.${i}`;
     // attention: x += Wo attention(rope(Wq xn + bq), rope(Wk xn + bk), Wv xn + bv),   xn = rmsnorm(x) * attn_norm
     const xn = ops.rmsnorm(s.x, lw.attnNorm, s.xb); //                          decode: folded into the matvecs
-    ops.projectQKV(xn, lw, s); //                                   q [T, H*D], k, v [T, KV*D] (decode: one qkv row)
+    ops.projectQKV(xn, lw, s, i); //                                q [T, H*D], k, v [T, KV*D] (decode: one qkv row)
     ops.attend(s, i, at); //                    rope(q + bq); cache = rope(k + bk), v + bv; att [T, H*D] = attention
     ops.linear({ x: s.att }, lw.wo, s.x, { accumulate: true }); //             x += Wo att
     // MLP: x += Wdown (silu(Wgate xn) * (Wup xn)),   xn = rmsnorm(x) * ffn_norm
@@ -255,7 +257,7 @@ function recordHead(ops, w, s, x) {
 export class Model {
   /**
    * @param {{device: GPUDevice, manifest: import('./package.js').Manifest, context: number, passTokens: number,
-   *          tuning: {kind: string, matvec: object, matvecLong: object},
+   *          tuning: {kind: string, matvec: object, matvecLong: object, matmul: object, matmulWide: object},
    *          shards: Map<string, GPUBuffer>, state: RunState, uniforms: Uniforms,
    *          decode: Dispatch[], prefill: Dispatch[], head: Dispatch[]}} parts
    */

@@ -5,8 +5,9 @@
 //   matvec main_swiglu, residual adds in matvec's epilogue; q/k/v biases, RoPE and the KV-cache write folded into
 //   attention, which is split over the cache positions (attention_split + attention_combine); every Params value
 //   fixed (tokens = 1).
-// - PrefillOps (T tokens, T <= P): rmsnorm.wgsl into xb, then matmul.wgsl per projection; Params that depend on T are
-//   rewritten per pass (Uniforms.perPass), grids are computed per pass.
+// - PrefillOps (T tokens, T <= P): rmsnorm.wgsl into xb, then matmul.wgsl per projection (q/k/v as one matmul over the
+//   stacked weights, split by qkv_split.wgsl); Params that depend on T are rewritten per pass (Uniforms.perPass),
+//   grids are computed per pass.
 // Each recorded Dispatch holds its pipeline and bind group; encoding a pass allocates no GPU object.
 
 import { PARAMS } from './params.js';
@@ -229,8 +230,9 @@ export class DecodeOps extends Ops {
    * @param {Input} input  x with the attention norm
    * @param {LayerWeights} lw
    * @param {RunState} s
+   * @param {number} _i  layer (unused: decode adds the biases in attention)
    */
-  projectQKV(input, lw, s) {
+  projectQKV(input, lw, s, _i) {
     const c = this.ctx.config;
     if (lw.wqkv) {
       this.linear(input, lw.wqkv, s.qkv); // one matvec over the stacked weights
@@ -336,7 +338,7 @@ export class PrefillOps extends Ops {
    */
   linear(input, w, y, opts = {}) {
     if (input.norm) throw new Error('prefill applies norms with rmsnorm.wgsl first');
-    const k = this.ctx.pipelines.matmul(w.storage, !!opts.accumulate);
+    const k = this.ctx.pipelines.matmul(w.storage, !!opts.accumulate, w.rows);
     for (const ch of w.chunks) {
       const p = this.params(PARAMS['matmul.wgsl'], { rows: ch.rows, cols: w.cols, row_offset: ch.rowStart, y_stride: w.rows },
         { tokens: 1 });
@@ -345,12 +347,25 @@ export class PrefillOps extends Ops {
   }
 
   /**
-   * Q, K, V = X Wq^T (+ bq), X Wk^T (+ bk), X Wv^T (+ bv) into s.q, s.k, s.v.
+   * Q, K, V = X Wq^T (+ bq), X Wk^T (+ bk), X Wv^T (+ bv) into s.q, s.k, s.v: one matmul over the stacked weights
+   * (lw.wqkv) into s.hGate (free until the MLP) as [T, (H + 2 KV) D], then qkv_split.wgsl adds the biases (s.qkvBias
+   * of the layer, zeros without) and writes q, k, v; without a stacked copy, three matmuls and bias.wgsl.
    * @param {Input} input  X f32[T, hidden] (already normed)
    * @param {LayerWeights} lw
    * @param {RunState} s
+   * @param {number} i  layer
    */
-  projectQKV(input, lw, s) {
+  projectQKV(input, lw, s, i) {
+    if (lw.wqkv) {
+      const c = this.ctx.config;
+      this.linear(input, lw.wqkv, s.hGate);
+      const qw = c.num_heads * c.head_dim, kvw = c.num_kv_heads * c.head_dim;
+      const wg = this.ctx.pipelines.tuning.qkvSplit.WG;
+      const p = this.params(PARAMS['qkv_split.wgsl'], { q_width: qw, kv_width: kvw }, { tokens: 1 });
+      this.record(`qkv split ${lw.wqkv.name}`, this.ctx.pipelines.get('qkv_split.wgsl', 'main', { WG: wg }),
+        [s.hGate, s.qkvBias[i], s.q, s.k, s.v, p], (T) => grids.elementwiseGrid(T * (qw + 2 * kvw), wg));
+      return;
+    }
     this.linear(input, lw.wq, s.q);
     this.linear(input, lw.wk, s.k);
     this.linear(input, lw.wv, s.v);
@@ -363,14 +378,26 @@ export class PrefillOps extends Ops {
 
   /**
    * Layer i's causal attention for the pass: RoPE on q and k, k and v into the cache (rope_table.wgsl), then
-   * attention.wgsl into s.att.
+   * attention_prefill.wgsl (blocks of queries against blocks of the cache) into s.att; attention.wgsl (one workgroup
+   * per query and head) for heads larger than 128.
    * @param {RunState} s
    * @param {number} i  layer
    * @param {string} label
    */
   attend(s, i, label) {
     this.rope(s.positions, s.ropeTable, s.q, s.k, s.v, s.kCache[i], s.vCache[i], label);
-    this.attention(s.positions, s.q, s.kCache[i], s.vCache[i], s.att, label);
+    const c = this.ctx.config;
+    const { BQ, BK } = this.ctx.pipelines.tuning.attentionPrefill;
+    if (c.head_dim > 128 || c.head_dim > 16 * BK) { // beyond attention_prefill.wgsl's registers and tiles
+      this.attention(s.positions, s.q, s.kCache[i], s.vCache[i], s.att, label);
+      return;
+    }
+    const p = this.params(PARAMS['attention_prefill.wgsl'], {
+      num_heads: c.num_heads, num_kv_heads: c.num_kv_heads, head_dim: c.head_dim, capacity: this.ctx.context,
+      scale: 1 / Math.sqrt(c.head_dim),
+    }, { tokens: 1 });
+    this.record(`attention prefill ${label}`, this.ctx.pipelines.get('attention_prefill.wgsl', 'main', { BQ, BK }),
+      [s.positions, s.q, s.kCache[i], s.vCache[i], s.att, p], (T) => grids.attentionPrefillGrid(c.num_heads, T, BQ));
   }
 
   /**

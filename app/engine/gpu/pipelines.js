@@ -29,27 +29,35 @@ function tuned(shader, kind) {
  * decode rate and per-projection GPU time in the engine on an H200 among 12 tunings, docs/PERFORMANCE.md). CPU
  * adapters (SwiftShader, the browser tests' adapter; llvmpipe) take matvec threads that own whole rows in fewer,
  * longer loops, for every shape (measured on SwiftShader, 2 cores: SmolLM2's q8 head 553 -> 101 ms, a 1536x576 q4
- * 16 -> 3 ms), so matvecLong never applies there.
+ * 16 -> 3 ms), so matvecLong never applies there. matmulWide: matmul.wgsl for weights of at least minRows rows (gate
+ * and up of the 1.5B and 3B shapes), on GPUs only: a larger register tile per thread (8 rows x 8 tokens) where the
+ * grid has workgroups to spare; smaller weights keep 4 x 4 per thread for more workgroups (docs/PERFORMANCE.md).
  * @param {'gpu' | 'cpu'} kind
  */
 function tuning(kind) {
   const matvec = KERNELS['matvec.wgsl'];
+  const matmul = KERNELS['matmul.wgsl'];
   return Object.freeze({
     matvec: tuned('matvec.wgsl', kind),
     matvecLong: /** @type {Readonly<Constants>} */ (Object.freeze(kind === 'gpu'
       ? { minCols: matvec.long_min_cols ?? Infinity, ...matvec.tunings.gpu_long }
       : { minCols: Infinity, ...tuned('matvec.wgsl', kind) })),
     matvecF32: tuned('matvec_f32.wgsl', kind),
-    matmul: tuned('matmul.wgsl', kind), //                 tiles of 4*WX rows x 2*WY tokens
+    matmul: tuned('matmul.wgsl', kind), //                 tiles of 4*RV*WX rows x 4*TV*WY tokens
+    matmulWide: /** @type {Readonly<Constants>} */ (Object.freeze(kind === 'gpu'
+      ? { minRows: matmul.wide_min_rows ?? Infinity, ...matmul.tunings.gpu_wide }
+      : { minRows: Infinity, ...tuned('matmul.wgsl', kind) })),
     matmulF32: tuned('matmul_f32.wgsl', kind),
     embed: tuned('embed.wgsl', kind),
     embedF32: tuned('embed_f32.wgsl', kind),
     rope: tuned('rope_table.wgsl', kind),
-    attention: tuned('attention.wgsl', kind), //           prefill
+    attention: tuned('attention.wgsl', kind), //           prefill, heads larger than 128
+    attentionPrefill: tuned('attention_prefill.wgsl', kind), // prefill: BQ queries x BK positions per block
     attentionSplit: tuned('attention_split.wgsl', kind), // decode; positions per workgroup by head size (grids.attentionSplitPositions)
     attentionCombine: tuned('attention_combine.wgsl', kind), // decode
     swiglu: tuned('swiglu.wgsl', kind),
     bias: tuned('bias.wgsl', kind),
+    qkvSplit: tuned('qkv_split.wgsl', kind),
     rmsnorm: tuned('rmsnorm.wgsl', kind),
     argmax: tuned('argmax.wgsl', kind), //                 ITEMS: logits per thread of main_blocks
   });
@@ -179,17 +187,19 @@ export class Pipelines {
    * Prefill matrix product (matmul.wgsl for q4/q8, matmul_f32.wgsl for f32).
    * @param {import('./package.js').Storage} storage
    * @param {boolean} accumulate  Y += X W^T
+   * @param {number} rows  the weight's rows: picks tuning.matmulWide from its minRows on, else tuning.matmul
    * @returns {{pipeline: GPUComputePipeline, grid: (rows: number, tokens: number) => Grid}}
    */
-  matmul(storage, accumulate) {
+  matmul(storage, accumulate, rows) {
     const acc = accumulate ? 1 : 0;
     if (storage === 'f32') {
       const t = this.tuning.matmulF32;
       return { pipeline: this.get('matmul_f32.wgsl', 'main', { ...t, ACCUMULATE: acc }), grid: (rows, T) => grids.matmulF32Grid(rows, T, t.TILE) };
     }
-    const t = this.tuning.matmul;
+    const { minRows, ...wide } = this.tuning.matmulWide;
+    const t = rows >= minRows ? wide : this.tuning.matmul;
     const pipeline = this.get('matmul.wgsl', 'main', { QBITS: qbits(storage), ...t, ACCUMULATE: acc });
-    return { pipeline, grid: (rows, T) => grids.matmulGrid(rows, T, t.WX, t.WY) };
+    return { pipeline, grid: (rows, T) => grids.matmulGrid(rows, T, /** @type {any} */ (t)) };
   }
 
   /**

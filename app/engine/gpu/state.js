@@ -34,7 +34,9 @@ export function runStateSizes(c, S, P, tuning) {
     attnPart: 16 * H * splits * (D / 4 + 1), // f32[H, splits, D+4] decode attention per split: o, then (m, l, 0, 0)
     att: 4 * P * H * D, //                       f32[P, H, D]        attention output
     hb: 4 * P * c.intermediate_size, //          f32[P, intermediate] silu(gate) * up, the input of ffn_down
-    hGate: 4 * P * c.intermediate_size, //       f32[P, intermediate] gate projection (prefill; decode fuses it)
+    hGate: 4 * P * Math.max(c.intermediate_size, (H + 2 * KV) * D), // f32[P, intermediate] gate projection
+    //                                                                 (prefill; decode fuses it); before the MLP, the
+    //                                                                 stacked q/k/v of the pass [P, H+2KV, D]
     hUp: 4 * P * c.intermediate_size, //         f32[P, intermediate] up projection (prefill; decode fuses it)
     logits: 4 * c.vocab_size, //                 f32[vocab]          last position's logits
     mask: 4 * argmaxMaskWords(c.vocab_size), //  u32[ceil(vocab/32)] tokens the argmax may pick (bit i % 32 of word
