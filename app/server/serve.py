@@ -21,7 +21,7 @@ from model_prep.errors import InputError
 from .api import Backend
 from .app import create_app
 from .lan import Lan, create_redirect_app
-from .settings import Settings, is_loopback, machine_names
+from .settings import DEFAULT_PACKAGE, Settings, is_loopback, machine_names
 
 log = logging.getLogger("fieldllm.serve")
 
@@ -36,10 +36,24 @@ def make_backend(settings: Settings) -> Backend:
         return UpstreamBackend(settings)
     from .local import LocalBackend
 
-    if not settings.package.exists():
-        raise InputError(f"no model package at {settings.package} (relative to {Path.cwd()}): pass --package DIR "
-                         "(or FIELDLLM_PACKAGE), or create one there with `fieldllm prepare`")
-    return LocalBackend.from_package(settings.package, settings)
+    return LocalBackend.from_package(package_to_serve(settings.package), settings)
+
+
+def package_to_serve(package: Path) -> Path:
+    """The package given, or for the default (build/models/smollm2-135m-instruct) when it is missing, the one package
+    under build/models/: where `fieldllm prepare` with no --out puts it (build/models/smollm2-135m-instruct.q4_1)."""
+    if package.exists():
+        return package
+    found = []
+    if package == DEFAULT_PACKAGE:
+        found = sorted(p.parent for p in DEFAULT_PACKAGE.parent.glob("*/manifest.json"))
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        raise InputError(f"several packages under {DEFAULT_PACKAGE.parent}: say which with --package DIR (or "
+                         f"FIELDLLM_PACKAGE): {', '.join(str(p) for p in found)}")
+    raise InputError(f"no model package at {package} (relative to {Path.cwd()}): pass --package DIR "
+                     "(or FIELDLLM_PACKAGE), or create one there with `fieldllm prepare`")
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -113,8 +113,8 @@ class Settings:
         "--dist", "the built app folder to serve (from `fieldllm build`); when missing, the API still works and / "
                   "says how to build the app", Path, metavar="DIR"))
     package: Path = field(default=DEFAULT_PACKAGE, metadata=_setting(
-        "--package", "model package for the numpy reference engine (from `fieldllm prepare`); loaded once at "
-                     "start-up", Path, metavar="DIR"))
+        "--package", "model package for the numpy reference engine (from `fieldllm prepare`; when the default is "
+                     "missing, the one package under build/models/); loaded once at start-up", Path, metavar="DIR"))
     upstream: str | None = field(default=None, metadata=_setting(
         "--upstream", "instead of --package, forward requests to this OpenAI-compatible server's base URL (vLLM, "
                       "llama.cpp server, Ollama), e.g. http://127.0.0.1:8080/v1", metavar="URL"))

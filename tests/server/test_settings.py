@@ -154,3 +154,22 @@ def test_missing_default_package_says_where_it_looked(tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "no model package at build/models/" in r.stderr and str(tmp_path) in r.stderr and "--package" in r.stderr
+
+
+def test_default_package_falls_back_to_the_one_prepare_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.server.serve import package_to_serve
+    from app.server.settings import DEFAULT_PACKAGE
+    from model_prep.errors import InputError
+
+    monkeypatch.chdir(tmp_path)
+    one = tmp_path / "build/models/smollm2-135m-instruct.q4_1"  # `fieldllm prepare` with no --out
+    one.mkdir(parents=True)
+    (one / "manifest.json").write_text("{}")
+    assert package_to_serve(DEFAULT_PACKAGE).resolve() == one
+    with pytest.raises(InputError, match="no model package at /nowhere"):
+        package_to_serve(Path("/nowhere"))  # a package named by the user is never replaced by a guess
+    two = tmp_path / "build/models/other"
+    two.mkdir()
+    (two / "manifest.json").write_text("{}")
+    with pytest.raises(InputError, match="several packages under build/models: say which with --package"):
+        package_to_serve(DEFAULT_PACKAGE)
