@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -25,6 +26,10 @@ class ModelConfig:
     context_length: int  # longest sequence the model was trained for, tokens
     tie_word_embeddings: bool  # output head reuses token_embd.weight
     attention_bias: bool  # q/k/v projections have biases (qwen2)
+    # one divisor per RoPE frequency (head_dim / 2 of them; model_prep/rope.py): Llama 3.x "llama3" scaling. None:
+    # plain RoPE. A package with it is format version 2 (format.FORMAT_VERSION_ROPE_FACTORS); without it the key is
+    # absent from the manifest, which stays version 1.
+    rope_freq_factors: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.num_heads % self.num_kv_heads:
@@ -33,19 +38,40 @@ class ModelConfig:
             raise ValueError(f"rope_layout {self.rope_layout!r} is not one of {fmt.ROPE_LAYOUTS}")
         if self.head_dim % 2:
             raise ValueError(f"head_dim {self.head_dim} must be even for RoPE")
+        f = self.rope_freq_factors
+        if f is not None:
+            if len(f) != self.head_dim // 2:
+                raise ValueError(f"rope_freq_factors has {len(f)} values, head_dim {self.head_dim} needs "
+                                 f"{self.head_dim // 2}")
+            if not all(math.isfinite(v) and v > 0 for v in f):
+                raise ValueError("rope_freq_factors must be finite and positive")
+
+    @property
+    def format_version(self) -> int:
+        """The package format version a package of this config is written as (the oldest that can hold it)."""
+        return fmt.FORMAT_VERSION if self.rope_freq_factors is None else fmt.FORMAT_VERSION_ROPE_FACTORS
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.rope_freq_factors is None:
+            del d["rope_freq_factors"]  # version-1 packages stay byte-identical
+        else:
+            d["rope_freq_factors"] = list(self.rope_freq_factors)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        optional = {"rope_freq_factors"}
         names = {f.name for f in fields(cls)}
-        missing = names - d.keys()
+        missing = names - optional - d.keys()
         if missing:
             raise PackageError(f"manifest config lacks {', '.join(sorted(missing))}; prepare the package again")
         try:
-            return cls(**{k: d[k] for k in names})
-        except ValueError as e:
+            values = {k: d[k] for k in names if k in d}
+            if values.get("rope_freq_factors") is not None:
+                values["rope_freq_factors"] = tuple(float(v) for v in values["rope_freq_factors"])
+            return cls(**values)
+        except (ValueError, TypeError) as e:
             raise PackageError(f"manifest config is invalid: {e}; prepare the package again") from e
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -23,8 +23,12 @@ from dataclasses import dataclass
 from typing import Final
 
 FORMAT_NAME: Final = "fieldllm-model"
-FORMAT_VERSION: Final = 1
-SUPPORTED_FORMAT_VERSIONS: Final = (1,)
+FORMAT_VERSION: Final = 1  # packages that use none of the additions below are written as version 1, unchanged
+# Version 2 = version 1 + config.rope_freq_factors (per-frequency RoPE divisors: Llama 3.x "llama3" scaling). Only
+# packages that carry it are written as version 2, so that readers of version 1 refuse them instead of rotating with
+# the wrong frequencies.
+FORMAT_VERSION_ROPE_FACTORS: Final = 2
+SUPPORTED_FORMAT_VERSIONS: Final = (1, 2)
 
 GROUP_SIZE: Final = 32  # values per quantization group, along a row
 Q4_PER_WORD: Final = 8  # 4-bit values per u32

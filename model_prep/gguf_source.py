@@ -62,13 +62,34 @@ def _need(meta: dict[str, Any], key: str) -> Any:
     return meta[key]
 
 
+ROPE_FREQS = "rope_freqs.weight"  # llama.cpp's per-frequency RoPE divisors (Llama 3.x "llama3" scaling)
+
+
+def _rope_freq_factors(arch: str, gf: GGUFFile, head_dim: int) -> tuple[float, ...] | None:
+    """The divisors of ``rope_freqs.weight`` (llama only, as llama.cpp reads it), or None where there is none."""
+    t = next((t for t in gf.tensors if t.name == ROPE_FREQS), None)
+    if t is None:
+        return None
+    if arch != "llama":
+        raise UnsupportedError(f"tensor {ROPE_FREQS} in a {arch} GGUF is not supported (only llama files use it)")
+    if tuple(t.dims) != (head_dim // 2,) or QT(t.ggml_type) not in (QT.F32, QT.F16):
+        raise UnsupportedError(f"tensor {ROPE_FREQS} has shape {list(t.dims)} and type {QT(t.ggml_type).name}; "
+                               f"expected [{head_dim // 2}] (head_dim / 2) of F32 or F16")
+    values = np.asarray(gguf.quants.dequantize(t.data, QT(t.ggml_type)), dtype=np.float32).reshape(-1)
+    return tuple(float(v) for v in values)
+
+
 def _config(meta: dict[str, Any], gf: GGUFFile) -> ModelConfig:
     arch = _need(meta, "general.architecture")
     if arch not in fmt.ARCHITECTURES:
         raise UnsupportedError(f"architecture {arch!r} is not supported (supported: {', '.join(fmt.ARCHITECTURES)})")
     scaling = meta.get(f"{arch}.rope.scaling.type", "none")
     if scaling not in ("none", ""):
-        raise UnsupportedError(f"RoPE scaling {scaling!r} is not supported (supported: none)")
+        raise UnsupportedError(f"RoPE scaling {scaling!r} is not supported (supported: none; Llama 3.x's llama3 "
+                               f"scaling comes as tensor {ROPE_FREQS})")
+    for key in (f"{arch}.rope.scaling.factor", f"{arch}.rope.scale_linear"):  # llama.cpp: linear scaling by default
+        if float(meta.get(key, 1.0)) not in (0.0, 1.0):
+            raise UnsupportedError(f"GGUF metadata {key} = {meta[key]} (linear RoPE scaling) is not supported")
     hidden = int(_need(meta, f"{arch}.embedding_length"))
     heads = int(_need(meta, f"{arch}.attention.head_count"))
     names = {t.name for t in gf.tensors}
@@ -76,7 +97,11 @@ def _config(meta: dict[str, Any], gf: GGUFFile) -> ModelConfig:
     if embd is None:
         raise InputError("GGUF file lacks tensor token_embd.weight; the file is incomplete")
     vocab = int(meta.get(f"{arch}.vocab_size", int(embd.dims[1]) if len(embd.dims) > 1 else 0))
-    head_dim = int(meta.get(f"{arch}.attention.key_length", meta.get(f"{arch}.rope.dimension_count", hidden // heads)))
+    head_dim = int(meta.get(f"{arch}.attention.key_length", hidden // heads))  # as llama.cpp's n_embd_head_k
+    rotated = int(meta.get(f"{arch}.rope.dimension_count", head_dim))
+    if rotated != head_dim:
+        raise UnsupportedError(f"GGUF metadata {arch}.rope.dimension_count = {rotated} rotates part of each head "
+                               f"(head_dim {head_dim}); partial RoPE is not supported")
     try:
         return ModelConfig(
             architecture=arch,
@@ -93,6 +118,7 @@ def _config(meta: dict[str, Any], gf: GGUFFile) -> ModelConfig:
             context_length=int(_need(meta, f"{arch}.context_length")),
             tie_word_embeddings="output.weight" not in names,
             attention_bias="blk.0.attn_q.bias" in names,
+            rope_freq_factors=_rope_freq_factors(arch, gf, head_dim),
         )
     except ValueError as e:
         raise InputError(f"GGUF metadata is inconsistent: {e}") from e
@@ -132,7 +158,8 @@ def read_gguf(path: Path) -> Checkpoint:
     gf = _open(path)
     meta = gf.metadata
     config = _config(meta, gf)
-    tensors = [_tensor(t) for t in gf.tensors]
+    # rope_freqs.weight went into the config (config.rope_freq_factors); every other tensor must be a weight
+    tensors = [_tensor(t) for t in gf.tensors if t.name != ROPE_FREQS]
     notes: list[str] = []
     template = meta.get("tokenizer.chat_template")
     if not template:

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import format as fmt
+from . import rope
 from .checkpoint import Checkpoint, SourceTensor
 from .config import ModelConfig
 from .errors import InputError, UnsupportedError
@@ -118,14 +119,37 @@ def _weight_files(folder: Path) -> list[Path]:
     return files
 
 
-def _rope_theta(cfg: dict[str, Any]) -> float:
-    # transformers 5 moved rope settings into "rope_parameters"; older configs have rope_theta / rope_scaling
+_SUPPORTED_ROPE_TYPES = ("default", "llama3")
+# keys a rope_parameters / rope_scaling dict may hold besides the type's own parameters (rope.LLAMA3_KEYS)
+_ROPE_COMMON_KEYS = {"rope_type", "type", "rope_theta"}
+
+
+def _rope(cfg: dict[str, Any], head_dim: int) -> tuple[float, tuple[float, ...] | None]:
+    """(rope_theta, rope_freq_factors or None). transformers 5 moved the rope settings into "rope_parameters";
+    older configs have rope_theta and rope_scaling at the top level."""
     params = cfg.get("rope_parameters") or {}
     scaling = cfg.get("rope_scaling") or {}
     rope_type = params.get("rope_type") or scaling.get("rope_type") or scaling.get("type") or "default"
-    if rope_type != "default":
-        raise UnsupportedError(f"RoPE scaling {rope_type!r} is not supported (supported: default)")
-    return float(params.get("rope_theta", cfg.get("rope_theta", 10000.0)))
+    if rope_type not in _SUPPORTED_ROPE_TYPES:
+        raise UnsupportedError(f"RoPE scaling {rope_type!r} is not supported (supported: "
+                               f"{', '.join(_SUPPORTED_ROPE_TYPES)})")
+    theta = float(params.get("rope_theta", cfg.get("rope_theta", 10000.0)))
+    if rope_type == "default":
+        return theta, None
+    p = params if params.get("rope_type") == "llama3" else scaling
+    unknown = sorted(set(p) - _ROPE_COMMON_KEYS - set(rope.LLAMA3_KEYS))
+    if unknown:  # e.g. partial_rotary_factor or attention_factor: they change the math
+        raise UnsupportedError(f"llama3 RoPE scaling with {', '.join(unknown)} is not supported (supported keys: "
+                               f"{', '.join(rope.LLAMA3_KEYS)})")
+    missing = [k for k in rope.LLAMA3_KEYS if p.get(k) is None]
+    if missing:
+        raise InputError(f"config.json's llama3 RoPE scaling lacks {', '.join(missing)}; the checkpoint is damaged")
+    try:
+        factors = rope.llama3_factors(theta, head_dim, float(p["factor"]), float(p["low_freq_factor"]),
+                                      float(p["high_freq_factor"]), int(p["original_max_position_embeddings"]))
+    except (TypeError, ValueError) as e:
+        raise InputError(f"config.json's llama3 RoPE scaling is invalid: {e}") from e
+    return theta, tuple(factors)
 
 
 def _config(cfg: dict[str, Any], names: set[str]) -> ModelConfig:
@@ -135,6 +159,8 @@ def _config(cfg: dict[str, Any], names: set[str]) -> ModelConfig:
                                f"{', '.join(SUPPORTED_MODEL_TYPES)}; SmolLM models are llama)")
     try:
         hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
+        head_dim = int(cfg.get("head_dim") or hidden // heads)
+        rope_theta, rope_freq_factors = _rope(cfg, head_dim)
         tied = "output.weight" not in names  # an lm_head that is present is used, tied or not
         if tied and cfg.get("tie_word_embeddings") is False:
             raise InputError("config.json says tie_word_embeddings is false but there is no lm_head.weight; "
@@ -147,13 +173,14 @@ def _config(cfg: dict[str, Any], names: set[str]) -> ModelConfig:
             num_layers=int(cfg["num_hidden_layers"]),
             num_heads=heads,
             num_kv_heads=int(cfg.get("num_key_value_heads") or heads),
-            head_dim=int(cfg.get("head_dim") or hidden // heads),
+            head_dim=head_dim,
             rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
-            rope_theta=_rope_theta(cfg),
+            rope_theta=rope_theta,
             rope_layout=fmt.ROPE_HALF,
             context_length=int(cfg.get("max_position_embeddings", 2048)),
             tie_word_embeddings=tied,
             attention_bias="blk.0.attn_q.bias" in names,
+            rope_freq_factors=rope_freq_factors,
         )
     except KeyError as e:
         raise InputError(f"config.json lacks {e.args[0]}; the checkpoint folder is damaged") from e

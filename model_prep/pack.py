@@ -179,7 +179,7 @@ def _manifest(ckpt: Checkpoint, plan: Plan, files: list[dict[str, Any]], source:
         json.dumps(sorted((f["path"], f["size"], f["sha256"]) for f in files)).encode()).hexdigest()
     return {
         "format": fmt.FORMAT_NAME,
-        "format_version": fmt.FORMAT_VERSION,
+        "format_version": ckpt.config.format_version,  # 1 unless the config needs a later version's additions
         "name": ckpt.name,
         "package_id": package_id,
         "config": ckpt.config.to_dict(),

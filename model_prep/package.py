@@ -96,4 +96,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
 def open_package(path: Path | str) -> Package:
     path = Path(path)
     manifest = read_manifest(path)
-    return Package(path, manifest, ModelConfig.from_dict(manifest["config"]))
+    config = ModelConfig.from_dict(manifest["config"])
+    if config.format_version > manifest["format_version"]:
+        raise PackageError(f"{path / fmt.MANIFEST_FILE} says format version {manifest['format_version']} but its "
+                           f"config needs version {config.format_version} (rope_freq_factors); prepare it again")
+    return Package(path, manifest, config)

@@ -46,8 +46,10 @@ def _write_tokenizer_files(folder: Path, tok: Tokenizer) -> None:
 
 
 def make_hf(folder: Path, arch: str = "llama", seed: int = 0, dtype: str = "float32", init_std: float = 0.1,
-            layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2, intermediate: int = 128) -> Path:
-    """A random Llama or Qwen2 saved by transformers (safetensors), with a tokenizer and ChatML template."""
+            layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2, intermediate: int = 128,
+            rope_parameters: dict[str, Any] | None = None) -> Path:
+    """A random Llama or Qwen2 saved by transformers (safetensors), with a tokenizer and ChatML template.
+    ``rope_parameters`` (llama): transformers 5's dict, e.g. {"rope_type": "llama3", "rope_theta": ...}."""
     import torch
     import transformers
 
@@ -62,7 +64,8 @@ def make_hf(folder: Path, arch: str = "llama", seed: int = 0, dtype: str = "floa
         bos_token_id=tok.token_to_id("<|endoftext|>"))
     torch.manual_seed(seed)
     if arch == "llama":
-        cfg = transformers.LlamaConfig(**common, tie_word_embeddings=False, rope_theta=10000.0)
+        rope: dict[str, Any] = {"rope_parameters": rope_parameters} if rope_parameters else {"rope_theta": 10000.0}
+        cfg = transformers.LlamaConfig(**common, tie_word_embeddings=False, **rope)
         model = transformers.LlamaForCausalLM(cfg)
     else:
         cfg = transformers.Qwen2Config(**common, tie_word_embeddings=True, rope_theta=1000000.0)
@@ -206,8 +209,31 @@ def hf_to_gguf(hf_dir: Path, path: Path, qtype: QT = QT.F32) -> Path:
         if arch == "llama" and name.endswith(("attn_k.weight", "attn_k.bias")):
             values = llama_cpp_permute(values, kv)
         tensors[name] = (values, qtype)
+    rope = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
+    if rope.get("rope_type") == "llama3":
+        tensors["rope_freqs.weight"] = (llama_cpp_rope_factors(cfg["hidden_size"] // heads, rope), QT.F32)
     gcfg = {"layers": cfg["num_hidden_layers"], "hidden": cfg["hidden_size"], "intermediate": cfg["intermediate_size"],
             "heads": heads, "kv_heads": kv, "eps": cfg["rms_norm_eps"],
             "rope_theta": (cfg.get("rope_parameters") or {}).get("rope_theta", cfg.get("rope_theta", 10000.0)),
             "context": cfg["max_position_embeddings"]}
     return write_gguf(path, arch, gcfg, tensors, Tokenizer.from_file(str(hf_dir / "tokenizer.json")))
+
+
+def llama_cpp_rope_factors(head_dim: int, rope: dict[str, Any]) -> np.ndarray:
+    """llama.cpp's convert_hf_to_gguf for "llama3" RoPE scaling: the divisor of each frequency, as rope_freqs.weight."""
+    import math
+
+    base = rope.get("rope_theta", 10000.0)
+    factor, low, high = rope["factor"], rope["low_freq_factor"], rope["high_freq_factor"]
+    old = rope["original_max_position_embeddings"]
+    out = []
+    for i in range(0, head_dim, 2):
+        wavelen = 2 * math.pi * base ** (i / head_dim)
+        if wavelen < old / high:
+            out.append(1.0)
+        elif wavelen > old / low:
+            out.append(factor)
+        else:
+            smooth = (old / wavelen - low) / (high - low)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from .. import format as fmt
 from ..config import ModelConfig
+from ..rope import inv_freq as rope_inv_freq
 
 F32 = npt.NDArray[np.float32]
 
@@ -70,8 +71,8 @@ class RunState:
         kv_shape = (config.num_layers, context, config.num_kv_heads, config.head_dim)
         self.k_cache = np.zeros(kv_shape, np.float32)  # [layers, context, KV, D]
         self.v_cache = np.zeros(kv_shape, np.float32)  # [layers, context, KV, D]
-        half = config.head_dim // 2
-        inv_freq = 1.0 / (config.rope_theta ** (np.arange(half, dtype=np.float64) * 2 / config.head_dim))
+        # [D/2] radians per position; divided by config.rope_freq_factors (llama3 scaling) where the package has them
+        inv_freq = rope_inv_freq(config.rope_theta, config.head_dim, config.rope_freq_factors)
         angles = np.arange(context, dtype=np.float64)[:, None] * inv_freq[None, :]  # [context, D/2], radians
         self.cos = np.cos(angles).astype(np.float32)  # [context, D/2]
         self.sin = np.sin(angles).astype(np.float32)  # [context, D/2]

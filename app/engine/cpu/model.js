@@ -9,6 +9,7 @@
 
 import { CapacityError, ContextError, EngineError, FormatError, GrammarError } from '../gpu/errors.js';
 import { fetchManifest, fetchVerified, weightFiles } from '../gpu/package.js';
+import { ropeInvFreq } from '../gpu/rope.js';
 
 /** The build output beside this module (scripts/build_wasm.sh). */
 export const WASM_FILE = 'cpu_engine.wasm';
@@ -229,7 +230,7 @@ function bindTensors(ex, m, shardAt) {
 
 /**
  * cos and sin of pos * inv_freq[i] for every position, as model_prep/reference/forward.py's RunState: computed in
- * f64 (inv_freq = 1 / theta^(2i / D)), rounded to f32.
+ * f64 (inv_freq = 1 / (theta^(2i / D) * factor[i]): ../gpu/rope.js), rounded to f32.
  * @param {Exports} ex
  * @param {ModelConfig} c
  * @param {number} context
@@ -238,7 +239,7 @@ function writeRopeTable(ex, c, context) {
   const half = c.head_dim / 2;
   const cos = new Float32Array(ex.memory.buffer, ex.fe_rope_cos() >>> 0, context * half);
   const sin = new Float32Array(ex.memory.buffer, ex.fe_rope_sin() >>> 0, context * half);
-  const invFreq = Array.from({ length: half }, (_, i) => 1 / c.rope_theta ** ((i * 2) / c.head_dim));
+  const invFreq = ropeInvFreq(c); // [D/2], divided by config.rope_freq_factors where the package has them
   for (let p = 0; p < context; p++) {
     for (let i = 0; i < half; i++) {
       const a = p * invFreq[i];

@@ -6,7 +6,8 @@ import { readVerified } from '../integrity.js';
 import { FetchError, FormatError } from './errors.js';
 
 export const FORMAT_NAME = 'fieldllm-model';
-export const SUPPORTED_FORMAT_VERSIONS = Object.freeze([1]);
+// version 2 = version 1 + config.rope_freq_factors (Llama 3.x RoPE scaling); packages without it stay version 1
+export const SUPPORTED_FORMAT_VERSIONS = Object.freeze([1, 2]);
 export const MANIFEST_FILE = 'manifest.json';
 export const PLANE_ALIGN = 256; // bytes: every plane starts at a multiple (WebGPU's storage offset alignment)
 
@@ -26,6 +27,7 @@ export const PLANE_ALIGN = 256; // bytes: every plane starts at a multiple (WebG
  * @property {number} context_length
  * @property {boolean} tie_word_embeddings
  * @property {boolean} attention_bias
+ * @property {number[]} [rope_freq_factors]  one RoPE divisor per frequency, head_dim / 2 (format version 2; ./rope.js)
  */
 /** @typedef {'q4' | 'q8' | 'f32'} Storage */
 /**
@@ -78,6 +80,12 @@ export function checkManifest(m) {
     'head_dim', 'rms_norm_eps', 'rope_theta', 'context_length'];
   const bad = c ? need.filter((k) => typeof c[k] !== 'number' || !(c[k] > 0)) : need;
   if (bad.length) throw new FormatError(`manifest.json config lacks ${bad.join(', ')}: rebuild the package`);
+  const factors = c.rope_freq_factors;
+  if (factors !== undefined && (m.format_version < 2 || !Array.isArray(factors) || factors.length !== c.head_dim / 2 ||
+      !factors.every((f) => typeof f === 'number' && Number.isFinite(f) && f > 0))) {
+    throw new FormatError(`manifest.json config.rope_freq_factors must be ${c.head_dim / 2} positive numbers in a ` +
+      'package of format_version 2: rebuild the package');
+  }
   if (c.rope_layout !== 'interleaved' && c.rope_layout !== 'half') {
     throw new FormatError(`manifest.json config.rope_layout ${JSON.stringify(c.rope_layout)} is unknown ` +
       `(expected "interleaved" or "half"): rebuild the package`);

@@ -6,6 +6,7 @@
 
 import { ACTIVATION, USAGE, createBuffer } from './buffers.js';
 import { argmaxBlocks, argmaxMaskWords, attentionSplitPositions } from './grids.js';
+import { ropeInvFreq } from './rope.js';
 
 /** @typedef {import('./pipelines.js').Tuning} Tuning */
 
@@ -150,7 +151,7 @@ export function writeRopeTable(device, s, c, S) {
   const half = c.head_dim / 2;
   const table = new Float32Array(S * half * 2); // [S, D/2, (cos, sin)]
   for (let i = 0; i < half; i++) {
-    const invFreq = 1 / c.rope_theta ** ((2 * i) / c.head_dim);
+    const invFreq = ropeInvFreq(c)[i]; // ./rope.js: 1 / theta ** (2i / D), divided by config.rope_freq_factors
     for (let p = 0; p < S; p++) {
       const angle = p * invFreq;
       table[(p * half + i) * 2] = Math.cos(angle);

@@ -1,0 +1,67 @@
+// app/engine/gpu/rope.js against model_prep/rope.py: the same RoPE inverse frequencies for the same manifest config
+// (plain RoPE and Llama 3.x "llama3" scaling, whose per-frequency divisors Python computes and the manifest carries),
+// and gpu/package.js's checks on config.rope_freq_factors (format version 2).
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { test } from 'node:test';
+
+import { FormatError } from '../../app/engine/gpu/errors.js';
+import { SUPPORTED_FORMAT_VERSIONS, checkManifest } from '../../app/engine/gpu/package.js';
+import { ropeInvFreq } from '../../app/engine/gpu/rope.js';
+import { ROOT, pythonPath } from './helpers/python.js';
+
+// [theta, head_dim, llama3 parameters or null]: SmolLM2-like plain, Llama 3.2-like (theta 500000, factor 32), tiny
+const CASES = [
+  [100000, 64, null],
+  [500000, 64, { factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 }],
+  [500000, 128, { factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 }],
+  [10000, 16, { factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 }],
+];
+
+/** Python's config (as prepare writes it into the manifest) and inverse frequencies for every case. */
+function pythonSide() {
+  const script = `
+import json, sys
+from model_prep import rope
+out = []
+for theta, d, p in json.load(sys.stdin):
+    f = rope.llama3_factors(theta, d, **p) if p else None
+    out.append({"config": {"rope_theta": float(theta), "head_dim": d, **({"rope_freq_factors": f} if f else {})},
+                "inv_freq": rope.inv_freq(theta, d, f).tolist()})
+print(json.dumps(out))`;
+  return JSON.parse(execFileSync(pythonPath(), ['-c', script], { cwd: ROOT, input: JSON.stringify(CASES) }).toString());
+}
+
+test('ropeInvFreq gives model_prep/rope.py inverse frequencies for the same config', () => {
+  for (const { config, inv_freq: want } of pythonSide()) {
+    const got = ropeInvFreq(config);
+    assert.equal(got.length, config.head_dim / 2);
+    for (let i = 0; i < want.length; i++) {
+      // same float64 operations; Math.pow and numpy's power may differ in the last bit
+      assert.ok(Math.abs(got[i] - want[i]) <= 4e-16 * want[i], `theta ${config.rope_theta} i ${i}: ${got[i]} vs ${want[i]}`);
+    }
+    if (config.rope_freq_factors) {
+      assert.notDeepEqual([...got], [...ropeInvFreq({ ...config, rope_freq_factors: undefined })]); // it is applied
+    }
+  }
+});
+
+test('package.js reads format version 2 and checks rope_freq_factors', () => {
+  assert.deepEqual([...SUPPORTED_FORMAT_VERSIONS], [1, 2]);
+  const config = {
+    architecture: 'llama', vocab_size: 8, hidden_size: 64, intermediate_size: 128, num_layers: 1, num_heads: 4,
+    num_kv_heads: 2, head_dim: 16, rms_norm_eps: 1e-5, rope_theta: 10000, rope_layout: 'half', context_length: 256,
+    tie_word_embeddings: true, attention_bias: false,
+  };
+  /** @param {number} version @param {Record<string, unknown>} extra */
+  const manifest = (version, extra) => ({ format: 'fieldllm-model', format_version: version, name: 't',
+    config: { ...config, ...extra }, tensors: {}, files: [] });
+  const factors = Array.from({ length: 8 }, (_, i) => 1 + i);
+  assert.doesNotThrow(() => checkManifest(manifest(1, {})));
+  assert.doesNotThrow(() => checkManifest(manifest(2, { rope_freq_factors: factors })));
+  assert.throws(() => checkManifest(manifest(1, { rope_freq_factors: factors })), FormatError); // v1 cannot hold them
+  assert.throws(() => checkManifest(manifest(2, { rope_freq_factors: factors.slice(1) })), FormatError);
+  assert.throws(() => checkManifest(manifest(2, { rope_freq_factors: [...factors.slice(1), 0] })), FormatError);
+  assert.throws(() => checkManifest(manifest(3, {})), FormatError);
+});
