@@ -52,7 +52,7 @@ def _greedy() -> Any:
 def test_tiny_logits_match_reference(harness: Harness, tiny: Any, site: Site, arch: str, weights: str) -> None:
     name = tiny(arch, weights)
     ref = reference_engine(site.models[name])
-    harness.call("loadEngine", name, {})
+    harness.call("loadEngine", name, {"passTokens": 128})
     prompt = ref.prompt_ids([{"role": "user", "content": "The pump bearing runs hot at 78 degrees; what now?"}])
     long = ref.prompt_ids([{"role": "user", "content": "Generator 2 tripped on overcurrent. " * 12}])
     assert len(long) > 128, "the long prompt must take more than one prefill pass (128 tokens)"

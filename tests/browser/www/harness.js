@@ -27,12 +27,13 @@ const harness = {
   /**
    * Loads a package into a main-thread Engine.
    * @param {string} name
-   * @param {{context?: number}} [opts]
+   * @param {{context?: number, passTokens?: number}} [opts]
    */
   async loadEngine(name, opts = {}) {
     engine?.destroy();
     engine = await Engine.create({
       gpu: navigator.gpu, baseUrl: packageUrl(name), shaderBaseUrl: '/webgpu_shaders/', context: opts.context,
+      passTokens: opts.passTokens,
     });
     return engine.info;
   },
