@@ -150,6 +150,29 @@ def _tensor(t: TensorInfo) -> SourceTensor:
                         carry_into if carry_storage is not None else None)
 
 
+# llama.cpp's end-of-generation token texts (llama-vocab.cpp): a token with one of these texts ends generation there
+END_TEXTS = ("<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>",
+             "<|end_of_text|>", "<EOT>")
+
+
+def end_token_ids(meta: dict[str, Any]) -> list[int]:
+    """Every id that ends generation, as llama.cpp's end-of-generation set: eos, then eot and eom where named, then
+    every token whose text is one of END_TEXTS, in id order (Qwen2's <|endoftext|>, named only as bos and padding;
+    Llama 3's <|end_of_text|> and <|eom_id|> beside the eos <|eot_id|>). One difference: the token the file names as
+    unknown is left out (SmolLM2's <|endoftext|>, which its own generation_config does not list as an end). The first
+    id is the main one (the chat template's eos_token)."""
+    ids = [int(_need(meta, "tokenizer.ggml.eos_token_id"))]
+    for key in ("tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"):
+        if meta.get(key) is not None and int(meta[key]) not in ids:
+            ids.append(int(meta[key]))
+    unknown = meta.get("tokenizer.ggml.unknown_token_id")
+    ends = set(END_TEXTS)
+    for i, text in enumerate(meta.get("tokenizer.ggml.tokens") or []):
+        if text in ends and i not in ids and i != unknown:
+            ids.append(i)
+    return ids
+
+
 def source_name(path: Path) -> str:
     return path.name.removesuffix(".gguf")
 
@@ -165,13 +188,9 @@ def read_gguf(path: Path) -> Checkpoint:
     if not template:
         template = FALLBACK_CHAT_TEMPLATE
         notes.append("the GGUF has no chat template; using plain ChatML")
-    eos = [int(_need(meta, "tokenizer.ggml.eos_token_id"))]
-    eot = meta.get("tokenizer.ggml.eot_token_id")
-    if eot is not None and int(eot) not in eos:
-        eos.append(int(eot))
     generation = {
         "bos_token_id": int(meta["tokenizer.ggml.bos_token_id"]) if "tokenizer.ggml.bos_token_id" in meta else None,
-        "eos_token_ids": eos,
+        "eos_token_ids": end_token_ids(meta),
         "add_bos_token": bool(meta.get("tokenizer.ggml.add_bos_token", False)),
     }
     ckpt = Checkpoint(
