@@ -52,6 +52,11 @@ class Checkpoint:
     files: list[Path]  # every file the checkpoint was read from (its content hash keys the cache)
     notes: list[str] = field(default_factory=list)  # anything unusual, shown by --plan and in the report
 
+    def __post_init__(self) -> None:
+        if self.config.rope_freq_factors is not None:
+            self.notes.append("RoPE frequency scaling (llama3): the package is format version 2, which fieldllm "
+                              "readers older than it refuse")
+
     def tokenizer_text(self) -> str:
         if callable(self.tokenizer_json):
             self.tokenizer_json = self.tokenizer_json()

@@ -141,6 +141,8 @@ def test_reference_logits_past_the_original_context(llama3_hf: Path, tmp_path: P
     manifest = json.loads((pkg_dir / "manifest.json").read_text())
     assert manifest["format_version"] == fmt.FORMAT_VERSION_ROPE_FACTORS == 2
     assert len(manifest["config"]["rope_freq_factors"]) == HEAD_DIM // 2
+    notes = json.loads((pkg_dir / "report.json").read_text())["notes"]
+    assert any("format version 2" in n for n in notes), notes  # --plan and the report say so
     engine = load(pkg_dir, context=256)
     ids = _long_ids(engine.tokenizer)  # positions 0..199, past original_max_position_embeddings = 64
     ours = engine.logits(ids, 0, all_logits=True)
