@@ -57,6 +57,23 @@ async function fileFetch(url) {
   return new Response(await readFile(fileURLToPath(href)));
 }
 
+/**
+ * Seconds per operation: (t(2n) - t(n)) / n, each t the best of `trials` submits of that many operations. The minima
+ * are taken before the difference: the minimum of differences let one slow t(n) give a tiny or negative time (seen
+ * 2026-12-06: -479 and 5,712 GB/s for a 1 GiB read on an H100 whose DRAM streams 2.9-3.0 TB/s).
+ * @param {(reps: number) => Promise<number>} timed  seconds for one submit of reps operations
+ * @param {number} n @param {number} [trials]
+ */
+async function perOpSeconds(timed, n, trials = 3) {
+  let t1 = Infinity;
+  let t2 = Infinity;
+  for (let trial = 0; trial < trials; trial++) {
+    t1 = Math.min(t1, await timed(n));
+    t2 = Math.min(t2, await timed(2 * n));
+  }
+  return t2 > t1 ? (t2 - t1) / n : NaN; // NaN: the work was lost in the noise (callers that bound must refuse it)
+}
+
 /** @param {GPUDevice} device @returns {Promise<number>} bytes/s of read + write traffic */
 async function copyBandwidth(device) {
   const size = 256 << 20;
@@ -73,9 +90,8 @@ async function copyBandwidth(device) {
     return (performance.now() - t) / 1000;
   };
   await timed(2); // warm up
-  let best = Infinity;
-  // (t(2n) - t(n)) / n cancels the submit and wake-up cost
-  for (let trial = 0; trial < 3; trial++) best = Math.min(best, ((await timed(16)) - (await timed(8))) / 8);
+  const best = await perOpSeconds(timed, 8); // the difference cancels the submit and wake-up cost
+  if (!(best > 0)) throw new Error('the copy could not be timed (t(16) <= t(8)): run again');
   src.destroy();
   dst.destroy();
   return (2 * size) / best;
@@ -114,8 +130,8 @@ async function streamReadBandwidth(device, total = 1 << 30) {
     return (performance.now() - t) / 1000;
   };
   await timed(1); // warm up (and first touch of the pages)
-  let best = Infinity;
-  for (let trial = 0; trial < 3; trial++) best = Math.min(best, ((await timed(8)) - (await timed(4))) / 4);
+  const best = await perOpSeconds(timed, 4);
+  if (!(best > 0)) throw new Error('the streaming read could not be timed (t(8) <= t(4)): run again');
   for (const b of buffers) b.destroy();
   sink.destroy();
   return (n * chunk) / best;
@@ -340,9 +356,7 @@ async function profilePrefill(model, T) {
       return performance.now() - t0;
     };
     await run(1);
-    let best = Infinity;
-    for (let trial = 0; trial < 3; trial++) best = Math.min(best, ((await run(2 * k)) - (await run(k))) / k);
-    return best;
+    return perOpSeconds(run, k);
   };
   /** flops of a matmul dispatch, from its weight's chunk in the manifest. @param {string} label */
   const flops = (label) => {

@@ -20,6 +20,10 @@ def test_ratios_pair_the_right_rows(tmp_path: Path) -> None:
         (tmp_path / f"fieldllm-tiny-r{n}.json").write_text(json.dumps({
             "prefill_tokens_per_s": prefill, "decode_tokens_per_s": decode, "stream_read_GBps": 3000.0,
             "fraction_of_bound": decode / 1000, "bound_by": "stream_read_1GiB"}))
+    # a mis-timed bound (far from the other processes' on the same GPU) is left out of the bound's columns
+    (tmp_path / "fieldllm-tiny-r3.json").write_text(json.dumps({
+        "prefill_tokens_per_s": 11000.0, "decode_tokens_per_s": 500.0, "stream_read_GBps": -479.0,
+        "fraction_of_bound": -1.0, "bound_by": "stream_read_1GiB"}))
     out = subprocess.run([sys.executable, str(ROOT / "scripts/peer/compare.py"), str(tmp_path)], capture_output=True,
                          text=True, check=True).stdout
     row = next(line for line in out.splitlines() if line.startswith("| tiny"))
