@@ -152,7 +152,8 @@ class ChatRequest(BaseModel):
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     # token id -> added to its logit; ids outside the vocabulary have no effect
     logit_bias: Annotated[dict[TokenIdKey, Annotated[float, Field(ge=-100, le=100)]],
-                          Field(max_length=1024)] | None = None
+                          # patternProperties alone would let other keys through in the published schema
+                          Field(max_length=1024, json_schema_extra={"additionalProperties": False})] | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20), Whole] | None = None
     # OpenAI features not implemented. The types admit only their "off" values, so the schema says exactly what
