@@ -8,6 +8,7 @@
 // their planes -> the RoPE table written. Single-threaded; forward() blocks the thread it runs on (a worker's).
 
 import { CapacityError, ContextError, EngineError, FormatError, GrammarError } from '../gpu/errors.js';
+import { checkForwardArgs } from '../gpu/forward-args.js';
 import { fetchManifest, fetchVerified, weightFiles } from '../gpu/package.js';
 import { ropeInvFreq } from '../gpu/rope.js';
 
@@ -304,19 +305,7 @@ export class Model {
     if (this.destroyed || !ex) throw new ContextError('this model was destroyed: load it again');
     const n = ids.length;
     const vocab = this.config.vocab_size;
-    if (n < 1) throw new ContextError('forward() needs at least one token id');
-    if (!Number.isInteger(pos) || pos < 0 || pos + n > this.context) {
-      throw new ContextError(`positions ${pos}..${pos + n - 1} exceed the ${this.context} KV positions allocated: ` +
-        'start a new conversation, shorten the prompt, or load the model with a larger context');
-    }
-    for (let i = 0; i < n; i++) {
-      const id = ids[i];
-      if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new ContextError(`token id ${id} is outside the vocabulary (0..${vocab - 1})`);
-    }
-    if (mask && !(mask instanceof Uint32Array && mask.length === this.maskWords)) {
-      throw new GrammarError(`the token mask must be a Uint32Array of ${this.maskWords} words (ceil(${vocab} / 32)), ` +
-        `got ${mask instanceof Uint32Array ? mask.length : typeof mask}: build it for this model's vocabulary`);
-    }
+    checkForwardArgs(ids, pos, mask, { context: this.context, vocab, maskWords: this.maskWords });
     const P = this.passTokens;
     for (let start = 0; start < n; start += P) {
       const T = Math.min(P, n - start);
