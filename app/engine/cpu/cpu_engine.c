@@ -10,21 +10,19 @@
  * a mask, a convert and a multiply-add. Accumulation is f32 throughout (a different order than numpy's BLAS: the
  * logits differ from the reference's by ~1e-6 relative).
  *
- * Built for wasm32 + SIMD128 with clang (scripts/build_wasm.sh): no libc, the few helpers (expf, f16 -> f32, a bump
- * allocator over memory.grow) are below. Shapes: T = tokens in this call, H = query heads, KV = key/value heads,
- * D = head_dim, G = H / KV; [a, b] is row-major.
+ * Built for wasm32 + SIMD128 with clang (scripts/build_wasm.sh): no libc, the few helpers (expf, f16 -> f32) are
+ * below, the allocator in platform.h. The same file builds natively (app/native/build.py: x86-64, arm64), platform.h
+ * mapping the SIMD128 intrinsics onto the compiler's vector extensions. Shapes: T = tokens in this call, H = query
+ * heads, KV = key/value heads, D = head_dim, G = H / KV; [a, b] is row-major.
  */
 #include "cpu_engine.h"
 
-#include <stddef.h>
-#include <wasm_simd128.h>
+#include "platform.h" /* EXPORT, the wasm_* SIMD128 intrinsics (natively: vector extensions), fe_alloc */
 
-#define EXPORT(name) __attribute__((export_name(#name)))
 #define GROUP 32 /* values per quantization group (format.GROUP_SIZE) */
-#define PAGE 65536u
 
 /* ---------------------------------------------------------------------------------------------------------------
- * helpers: bit casts, f16 -> f32, expf, the heap
+ * helpers: bit casts, f16 -> f32, expf
  */
 
 typedef union { float f; uint32_t u; } Bits;
@@ -61,28 +59,6 @@ static float fe_expf(float x) {
   if (k > 127) return y * 2.0f * f32_from_bits((uint32_t)(127 + 127) << 23);
   return y * f32_from_bits((uint32_t)(k + 127) << 23);
 }
-
-extern unsigned char __heap_base;
-static uint64_t heap_top; /* first free byte; 0 before the first fe_alloc */
-
-/* 64-byte aligned bytes from a bump allocator (nothing is ever freed: a model lives as long as its instance);
- * grows the memory as needed. Returns 0 when the memory cannot grow (the host reports FE_ERR_MEMORY). */
-EXPORT(fe_alloc) void *fe_alloc(uint32_t bytes) {
-  if (!heap_top) heap_top = (uint64_t)(uintptr_t)&__heap_base;
-  uint64_t p = (heap_top + 63) & ~(uint64_t)63;
-  uint64_t end = p + bytes;
-  uint64_t have = (uint64_t)__builtin_wasm_memory_size(0) * PAGE;
-  if (end > 0xffffffffull) return 0;
-  if (end > have) {
-    uint64_t pages = (end - have + PAGE - 1) / PAGE;
-    if (__builtin_wasm_memory_grow(0, (size_t)pages) == (size_t)-1) return 0;
-  }
-  heap_top = end;
-  return (void *)(uintptr_t)p;
-}
-
-/* The end of the heap in use (bytes): what the host reports as the heap a model needs. */
-EXPORT(fe_heap_end) uint32_t fe_heap_end(void) { return (uint32_t)heap_top; }
 
 /* ---------------------------------------------------------------------------------------------------------------
  * config, weights, run state

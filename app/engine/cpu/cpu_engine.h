@@ -66,6 +66,7 @@ uint32_t *fe_mask(void);
 int fe_forward(int32_t n, int32_t pos, int32_t head);
 int32_t fe_pick(int32_t use_mask);
 float fe_pick_rest(void);
-uint32_t fe_heap_end(void);
+uintptr_t fe_heap_end(void); /* wasm32: the heap's end; native: bytes allocated */
+void fe_release(void); /* native only (platform.h): frees every fe_alloc block; the last call */
 
 #endif
