@@ -1,5 +1,5 @@
 // client.js: the page's handle on the engine running in worker.js. Same API as Engine:
-//   const engine = await EngineClient.create({baseUrl, shaderBaseUrl, onProgress});
+//   const engine = await EngineClient.create({baseUrl, shaderBaseUrl, onProgress});   // engine: 'cpu' for WebAssembly
 //   for await (const chunk of await engine.chat.completions.create({messages, stream: true, signal})) ...
 // The signal is forwarded (the worker stops between tokens); breaking out of a stream aborts it too.
 
@@ -73,8 +73,10 @@ export class EngineClient {
   /**
    * Starts the worker and loads a package in it.
    * @param {object} opts
+   * @param {'webgpu' | 'cpu'} [opts.engine]   which layer runs the model (default webgpu; choice.js decides)
    * @param {string | URL} opts.baseUrl        the model package folder (relative to the page is fine)
    * @param {string | URL} opts.shaderBaseUrl  the webgpu_shaders/ folder
+   * @param {number | null} [opts.deviceMemory]  navigator.deviceMemory (the CPU probe's memory check)
    * @param {number} [opts.context]            KV positions
    * @param {number} [opts.passTokens]
    * @param {string | URL} [opts.workerUrl]    default: worker.js beside this module
@@ -98,6 +100,7 @@ export class EngineClient {
     client.post({
       type: 'load',
       options: {
+        engine: opts.engine ?? 'webgpu', deviceMemory: opts.deviceMemory ?? null,
         baseUrl: new URL(String(opts.baseUrl), here).href, shaderBaseUrl: new URL(String(opts.shaderBaseUrl), here).href,
         vendorUrls: opts.vendorUrls ?? resolveVendorUrls(), context: opts.context, passTokens: opts.passTokens,
       },

@@ -1,5 +1,6 @@
-// engine.js: an OpenAI-shaped chat API over a Model (gpu/model.js), the tokenizer, the chat template and the sampler:
-//   const engine = await Engine.create({gpu: navigator.gpu, baseUrl, shaderBaseUrl});
+// engine.js: an OpenAI-shaped chat API over a Model (gpu/model.js on WebGPU, or cpu/model.js in WebAssembly), the
+// tokenizer, the chat template and the sampler:
+//   const engine = await Engine.create({gpu: navigator.gpu, baseUrl, shaderBaseUrl});   // or {engine: 'cpu', baseUrl}
 //   const reply = await engine.chat.completions.create({messages, max_tokens: 200});
 //   for await (const chunk of await engine.chat.completions.create({messages, stream: true})) ...
 // Requests run one at a time. The KV cache outlives a request: a follow-up turn runs only its new tokens.
@@ -10,7 +11,7 @@
 
 import { ChatTemplate } from './chat-template.js';
 import {
-  DeviceLostError, EngineError, FormatError, InputError, WebGPUUnavailableError, throwIfAborted,
+  CpuUnavailableError, DeviceLostError, EngineError, FormatError, InputError, WebGPUUnavailableError, throwIfAborted,
 } from './errors.js';
 import { checkPromptFits, generateIds, generatePicks } from './generate.js';
 import { fetchManifest, fetchVerified } from './gpu/package.js';
@@ -56,6 +57,7 @@ import { importVendor } from './vendor.js';
  *            Promise<{token: number, logprob: number, logits?: Float32Array}>} forward  mask: the grammar's token
  *            bitmask (u32[ceil(vocab / 32)]); token: argmax of the allowed logits; logprob: its masked-softmax log-prob
  * @property {() => void} destroy
+ * @property {object} [stats]  what the model says of itself; cpu/model.js: {kind: "cpu-wasm", threads, ...}
  */
 /**
  * @typedef {object} LoadProgress  what Engine.create reports while it loads
@@ -66,9 +68,12 @@ import { importVendor } from './vendor.js';
  */
 /**
  * @typedef {object} CreateOptions
- * @property {GPU | null | undefined} gpu       navigator.gpu, or Dawn's GPU object under Node
+ * @property {'webgpu' | 'cpu'} [engine]       which layer runs the model (default webgpu; choice.js decides)
+ * @property {GPU | null | undefined} [gpu]     navigator.gpu, or Dawn's GPU object under Node (webgpu)
  * @property {string | URL} baseUrl            the model package folder
- * @property {string | URL} shaderBaseUrl      the webgpu_shaders/ folder
+ * @property {string | URL} [shaderBaseUrl]    the webgpu_shaders/ folder (webgpu)
+ * @property {string | URL} [wasmUrl]          cpu_engine.wasm (cpu; default: beside cpu/model.js)
+ * @property {number | null} [deviceMemory]    navigator.deviceMemory, for the CPU probe (cpu)
  * @property {typeof fetch} [fetch]
  * @property {number} [context]                KV positions to allocate (default: the GPU layer's, capped by the model)
  * @property {number} [passTokens]             prompt tokens per prefill pass (GPU layer default)
@@ -78,6 +83,8 @@ import { importVendor } from './vendor.js';
  * @property {import('./vendor.js').VendorUrls} [vendorUrls]  where to import them from otherwise
  * @property {{probe: typeof import('./gpu/probe.js').probe, loadModel: typeof import('./gpu/model.js').loadModel}}
  *           [gpuLayer]                        the GPU layer's entry points (default: ./gpu/)
+ * @property {{probe: typeof import('./cpu/probe.js').probeCpu, loadModel: typeof import('./cpu/model.js').loadModel}}
+ *           [cpuLayer]                        the CPU layer's entry points (default: ./cpu/)
  */
 
 /** Makes concurrent callers take turns: `const release = await lock.acquire()` ... `release()`. */
@@ -125,7 +132,13 @@ export class Engine {
     this.eosIds = new Set((this.generation.eos_token_ids ?? []).map(Number));
     this.session = new KvSession(model);
     this.device = device;
-    this.info = { model: this.name, packageId: this.manifest.package_id ?? null, context: model.context, adapter: adapterInfo };
+    const stats = /** @type {{kind?: string, threads?: number} | undefined} */ (model.stats);
+    const cpu = stats?.kind === 'cpu-wasm';
+    /** engine: which layer runs the model ("cpu": cpu/model.js, else "webgpu"); threads: the CPU engine's */
+    this.info = {
+      model: this.name, packageId: this.manifest.package_id ?? null, context: model.context, adapter: adapterInfo,
+      engine: /** @type {'webgpu' | 'cpu'} */ (cpu ? 'cpu' : 'webgpu'), threads: cpu ? stats?.threads ?? 1 : null,
+    };
     this.lock = new TurnLock();
     this.tokenizerJson = tokenizerJson;
     this.loadXgrammar = loadXgrammar;
@@ -166,9 +179,11 @@ export class Engine {
    * @returns {Promise<Engine>}
    */
   static async create(opts) {
+    if (opts.engine === 'cpu') return Engine.createCpu(opts);
     const { signal, onProgress } = opts;
     const fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
     const baseUrl = absoluteFolder(opts.baseUrl);
+    if (!opts.shaderBaseUrl) throw new InputError('Engine.create needs shaderBaseUrl (the webgpu_shaders/ folder) for WebGPU');
     const shaderBaseUrl = absoluteFolder(opts.shaderBaseUrl);
     const gpuLayer = opts.gpuLayer ?? {
       probe: (await import('./gpu/probe.js')).probe,
@@ -193,6 +208,45 @@ export class Engine {
       return engine;
     } catch (e) {
       device.destroy();
+      throw e;
+    }
+  }
+
+  /**
+   * The CPU engine (cpu/model.js, WebAssembly): probes the browser and the package's heap, then loads the manifest,
+   * tokenizer.json and weights (each sha256-checked) into a WebAssembly heap.
+   * @param {CreateOptions} opts
+   * @returns {Promise<Engine>}
+   */
+  static async createCpu(opts) {
+    const { signal, onProgress } = opts;
+    const fetchFn = opts.fetch ?? globalThis.fetch.bind(globalThis);
+    const baseUrl = absoluteFolder(opts.baseUrl);
+    const cpuLayer = opts.cpuLayer ?? {
+      probe: (await import('./cpu/probe.js')).probeCpu,
+      loadModel: (await import('./cpu/model.js')).loadModel,
+    };
+    onProgress?.({ stage: 'manifest' });
+    const manifest = await fetchManifest(baseUrl, fetchFn, signal);
+    const probed = cpuLayer.probe(manifest, {
+      context: opts.context, passTokens: opts.passTokens, deviceMemory: opts.deviceMemory ?? null,
+    });
+    if (!probed.ok) throw new CpuUnavailableError(probed.reason ?? 'the CPU engine cannot run here');
+    throwIfAborted(signal);
+    const vendor = opts.vendor ?? await importVendor(opts.vendorUrls);
+    onProgress?.({ stage: 'tokenizer' });
+    const tokenizerJson = await fetchTokenizerJson(baseUrl, manifest, fetchFn, signal);
+    const model = await cpuLayer.loadModel({
+      baseUrl, fetch: fetchFn, context: opts.context, passTokens: opts.passTokens, signal,
+      wasmUrl: opts.wasmUrl ? new URL(String(opts.wasmUrl), typeof location === 'undefined' ? undefined : location.href) : undefined,
+      onProgress: (p) => onProgress?.({ stage: 'weights', ...p }),
+    });
+    try {
+      const engine = Engine.fromParts({ model, vendor, tokenizerJson });
+      onProgress?.({ stage: 'ready' });
+      return engine;
+    } catch (e) {
+      model.destroy();
       throw e;
     }
   }

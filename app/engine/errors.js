@@ -17,6 +17,9 @@ export class ContextOverflowError extends InputError {}
 /** No WebGPU here, or the GPU cannot hold this package (probe() said why). */
 export class WebGPUUnavailableError extends EngineError {}
 
+/** The CPU engine cannot run here: no WebAssembly SIMD, or the package's heap cannot fit (cpu/probe.js said why). */
+export class CpuUnavailableError extends EngineError {}
+
 /** The GPU device was lost (driver reset, tab in the background too long, destroy()): load the engine again. */
 export class DeviceLostError extends EngineError {}
 
@@ -31,8 +34,8 @@ export class ServerAuthError extends ServerError {}
 
 /** Every class above, by name. */
 export const ERROR_CLASSES = Object.freeze({
-  EngineError, InputError, ContextOverflowError, WebGPUUnavailableError, DeviceLostError, WorkerError, ServerError,
-  ServerAuthError,
+  EngineError, InputError, ContextOverflowError, WebGPUUnavailableError, CpuUnavailableError, DeviceLostError,
+  WorkerError, ServerError, ServerAuthError,
   CapacityError, ContextError, FetchError, FormatError, GrammarError, IntegrityError, ShaderError,
 });
 

@@ -4,8 +4,10 @@
 
 /**
  * @typedef {object} LoadOptions  what the worker needs to load a package (URLs absolute: the worker has no page)
+ * @property {'webgpu' | 'cpu'} [engine]  which layer runs the model (default webgpu; choice.js decides)
  * @property {string} baseUrl
  * @property {string} shaderBaseUrl
+ * @property {number | null} [deviceMemory]  the page's navigator.deviceMemory (cpu: the probe's memory check)
  * @property {import('./vendor.js').VendorUrls} vendorUrls
  * @property {number} [context]
  * @property {number} [passTokens]

@@ -1,5 +1,5 @@
-// worker.js: the engine in a dedicated Web Worker, so that tokenizing, sampling and waiting on the GPU never block
-// the page. Start it as a module worker: new Worker(new URL('./worker.js', import.meta.url), {type: 'module'});
+// worker.js: the engine in a dedicated Web Worker, so that tokenizing, sampling, waiting on the GPU and the CPU
+// engine's forward passes (WebAssembly: they hold this thread) never block the page. Start it as a module worker: new Worker(new URL('./worker.js', import.meta.url), {type: 'module'});
 // client.js does that and speaks worker-protocol.js with it.
 
 import { Engine } from './engine.js';
@@ -33,7 +33,8 @@ async function load(options) {
   try {
     const vendor = await importVendor(options.vendorUrls);
     engine = await Engine.create({
-      gpu: scope.navigator.gpu, baseUrl: options.baseUrl, shaderBaseUrl: options.shaderBaseUrl, vendor,
+      engine: options.engine ?? 'webgpu', gpu: options.engine === 'cpu' ? null : scope.navigator.gpu,
+      baseUrl: options.baseUrl, shaderBaseUrl: options.shaderBaseUrl, deviceMemory: options.deviceMemory, vendor,
       context: options.context, passTokens: options.passTokens, signal: loading.signal,
       onProgress: (progress) => post({ type: 'progress', progress }),
     });

@@ -279,7 +279,10 @@ describe('Engine.create', () => {
     assert.equal(log.loadOpts.shaderBaseUrl.href, 'file:///shaders/');
     assert.deepEqual(progress.map((p) => p.stage), ['manifest', 'tokenizer', 'weights', 'ready']);
     assert.equal(progress[2].file, 'weights-00000.bin');
-    assert.deepEqual(engine.info, { model: pkg.manifest.name, packageId: pkg.manifest.package_id, context: 256, adapter: { vendor: 'fake' } });
+    assert.deepEqual(engine.info, {
+      model: pkg.manifest.name, packageId: pkg.manifest.package_id, context: 256, adapter: { vendor: 'fake' },
+      engine: 'webgpu', threads: null,
+    });
     assert.equal(engine.template.bosToken, '<|im_start|>');
     assert.equal(engine.template.eosToken, '<|im_end|>');
     engine.destroy();
