@@ -2,7 +2,8 @@
 
 dist/
   index.html, manifest.webmanifest, icons/      the page (Jinja2) and what makes it installable
-  app/ui/**, app/engine/**, webgpu_shaders/     ES modules, WGSL and kernels.json, same paths as in the repository
+  app/ui/**, app/engine/**, webgpu_shaders/     ES modules, WGSL and kernels.json, same paths as in the repository;
+                                                app/engine/cpu/cpu_engine.wasm compiled first (wasm.py)
   app/field/*.js, tasks.json, rules.json        field answers: modules and data (rules.json from --rules, checked)
   vendor/<npm name>/...                         the npm libraries the engine imports (import map in index.html)
   sw.js, precache-manifest.json                 the service worker with the shell's file list (sizes, sha256)
@@ -30,7 +31,7 @@ from model_prep.fsutil import replace_dir
 from service_worker import precache
 
 from . import field as field_data
-from . import icons, models, render, vendor
+from . import icons, models, render, vendor, wasm
 from .errors import InputError, MissingSourceError
 from .files import remove_stale_stages, sha256_bytes, walk_files, write_bytes
 
@@ -84,7 +85,8 @@ class Sources:
 
     def check(self) -> None:
         for need in (self.templates / "index.html", self.templates / "manifest.webmanifest", self.ui / "main.js",
-                     self.engine / "client.js", self.engine / "gpu" / "probe.js", self.field / "index.js",
+                     self.engine / "client.js", self.engine / "gpu" / "probe.js", self.engine / "cpu" / "model.js",
+                     self.field / "index.js",
                      self.field / "tasks.json", precache.SOURCE):
             if not need.is_file():
                 raise MissingSourceError(f"{need} is missing: the app cannot be built without it (a partial checkout?)")
@@ -173,6 +175,7 @@ def build(packages: Sequence[Path] = (), out: Path = Path("dist"), *, root: Path
     out = Path(out)
     sources = Sources(root, Path(engine_dir) if engine_dir else root / "app" / "engine")
     sources.check()
+    wasm.ensure_cpu_engine(sources.engine)  # before the shell is listed: the .wasm is one of its files
     package_dirs = resolve_packages(packages, root) if with_models else []
     rules_path = Path(rules) if rules else sources.field / "rules.json"
     rules_info = field_data.check(rules_path, sources.field / "tasks.json")

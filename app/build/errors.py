@@ -17,9 +17,13 @@ class MissingSourceError(BuildError):
     """A file the app needs (template, page script, engine, shader) is not in the source tree."""
 
 
+class WasmBuildError(BuildError):
+    """The CPU engine (cpu_engine.c) could not be compiled to WebAssembly: clang or lld missing, or a compile error."""
+
+
 class RulesFileError(BuildError):
     """The rules file (`--rules`) or the tasks file cannot be read or is not one the app can use."""
 
 
 __all__ = ["BuildError", "InputError", "MissingNodeModulesError", "MissingSourceError", "PackageError",
-           "RulesFileError"]
+           "RulesFileError", "WasmBuildError"]

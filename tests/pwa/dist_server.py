@@ -22,7 +22,8 @@ from urllib.parse import unquote, urlsplit
 
 TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".json": "application/json",
          ".webmanifest": "application/manifest+json", ".wgsl": "text/plain", ".bin": "application/octet-stream",
-         ".html": "text/html; charset=utf-8", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}
+         ".html": "text/html; charset=utf-8", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml",
+         ".wasm": "application/wasm"}
 
 
 @dataclass

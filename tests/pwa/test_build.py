@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import shutil
 import struct
@@ -15,7 +16,8 @@ import pytest
 from pwa_env import ROOT
 
 from app.build import build
-from app.build.errors import PackageError
+from app.build import wasm as wasm_build
+from app.build.errors import MissingSourceError, PackageError, WasmBuildError
 from app.cli import main
 
 
@@ -143,3 +145,45 @@ def test_cli_build(packages: dict[str, Path], tmp_path: Path, capsys: pytest.Cap
     assert main(["build", "--package", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) != 0
     assert "not a model package" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_cpu_engine_wasm_is_compiled_shipped_and_precached(dist: Path) -> None:
+    wasm = (dist / "app/engine/cpu/cpu_engine.wasm").read_bytes()
+    assert wasm[:4] == b"\0asm", "a WebAssembly module"
+    assert wasm == (ROOT / "app/engine/cpu/cpu_engine.wasm").read_bytes()
+    listed = {e["url"]: e for e in json.loads((dist / "precache-manifest.json").read_text())["files"]}
+    entry = listed["app/engine/cpu/cpu_engine.wasm"]
+    assert entry["size"] == len(wasm) and entry["sha256"] == _sha(wasm)
+    assert {"app/engine/cpu/model.js", "app/engine/cpu/probe.js", "app/engine/choice.js"} <= set(listed)
+    # the C source is the build's input, not the app's
+    assert not (dist / "app/engine/cpu/cpu_engine.c").exists() and not (dist / "app/engine/cpu/cpu_engine.h").exists()
+
+
+def test_a_stale_wasm_is_compiled_again_and_no_compiler_is_a_one_line_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = ROOT / "app" / "engine"
+    out = engine / "cpu" / "cpu_engine.wasm"
+    source = engine / "cpu" / "cpu_engine.c"
+
+    def make_stale() -> None:
+        os.utime(out, (time.time(), source.stat().st_mtime - 10))
+
+    assert wasm_build.ensure_cpu_engine(engine) == out
+    make_stale()
+    wasm_build.ensure_cpu_engine(engine)  # build_wasm.sh writes a temporary file, then renames it
+    assert out.stat().st_mtime > source.stat().st_mtime and out.read_bytes()[:4] == b"\0asm"
+    # a machine with bash but without clang and lld: the build stops with one line saying what to install
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("bash", "dirname"):
+        (tools / tool).symlink_to(shutil.which(tool) or f"/usr/bin/{tool}")
+    make_stale()
+    monkeypatch.setenv("PATH", str(tools))
+    with pytest.raises(WasmBuildError) as e:
+        wasm_build.ensure_cpu_engine(engine)
+    assert "\n" not in str(e.value) and "apt-get install -y clang lld" in str(e.value), str(e.value)
+    monkeypatch.undo()
+    wasm_build.ensure_cpu_engine(engine)  # leave a fresh module behind
+    # another engine folder must bring its own module
+    with pytest.raises(MissingSourceError, match=r"build it with scripts/build_wasm\.sh"):
+        wasm_build.ensure_cpu_engine(tmp_path / "engine")

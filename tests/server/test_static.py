@@ -19,6 +19,7 @@ FILES = {
     "ui.js": "export {};",
     "shaders/matvec.wgsl": "@compute @workgroup_size(1) fn main() {}",
     "vendor/tokenizer.3f9a1c2b.wasm": "\0asm",
+    "app/engine/cpu/cpu_engine.wasm": "\0asm",
     "assets/0c4e8d1a9b7f/logo.svg": "<svg/>",
     "models/smollm2/manifest.json": "{}",
     "style.css": "body{}",
@@ -47,6 +48,7 @@ def files(dist: Path) -> TestClient:
     ("/ui.js", "text/javascript; charset=utf-8", NO_CACHE),
     ("/shaders/matvec.wgsl", "text/wgsl; charset=utf-8", NO_CACHE),
     ("/vendor/tokenizer.3f9a1c2b.wasm", "application/wasm", IMMUTABLE),
+    ("/app/engine/cpu/cpu_engine.wasm", "application/wasm", NO_CACHE),  # the CPU engine, as fieldllm build ships it
     ("/assets/0c4e8d1a9b7f/logo.svg", "image/svg+xml", IMMUTABLE),
     ("/models/smollm2/manifest.json", "application/json", NO_CACHE),
     ("/style.css", "text/css; charset=utf-8", NO_CACHE),
