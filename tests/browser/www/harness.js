@@ -25,14 +25,15 @@ const packageUrl = (name) => `/models/${name}/`;
 
 const harness = {
   /**
-   * Loads a package into a main-thread Engine.
+   * Loads a package into a main-thread Engine (engine "cpu": the WebAssembly engine, no GPU involved).
    * @param {string} name
-   * @param {{context?: number, passTokens?: number}} [opts]
+   * @param {{context?: number, passTokens?: number, engine?: 'webgpu' | 'cpu'}} [opts]
    */
   async loadEngine(name, opts = {}) {
     engine?.destroy();
     engine = await Engine.create({
-      gpu: navigator.gpu, baseUrl: packageUrl(name), shaderBaseUrl: '/webgpu_shaders/', context: opts.context,
+      engine: opts.engine ?? 'webgpu', gpu: opts.engine === 'cpu' ? null : navigator.gpu,
+      baseUrl: packageUrl(name), shaderBaseUrl: '/webgpu_shaders/', context: opts.context,
       passTokens: opts.passTokens,
     });
     return engine.info;
