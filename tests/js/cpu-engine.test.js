@@ -10,7 +10,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 
 import { loadModel } from '../../app/engine/cpu/model.js';
 import { Engine } from '../../app/engine/engine.js';
@@ -50,13 +50,16 @@ function cpuOracle(command, request) {
 
 /** @type {Buffer} */
 let wasm;
+/** @type {Buffer} */
+let wasmThreads;
 /** @param {string} dir @param {object} [opts] */
-const load = (dir, opts = {}) => loadModel({ baseUrl: pathToFileURL(`${dir}/`), fetch: fileFetch, wasm, ...opts });
+const load = (dir, opts = {}) => loadModel({ baseUrl: pathToFileURL(`${dir}/`), fetch: fileFetch, wasm, wasmThreads, ...opts });
 
 before(() => {
   // always rebuilt: a stale .wasm must not pass for the C source beside it (about a second)
   execFileSync(join(ROOT, 'scripts/build_wasm.sh'), { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
   wasm = readFileSync(join(ROOT, 'app/engine/cpu/cpu_engine.wasm'));
+  wasmThreads = readFileSync(join(ROOT, 'app/engine/cpu/cpu_engine_mt.wasm'));
 });
 
 /** @param {Float32Array} got @param {number[]} want */
@@ -88,19 +91,21 @@ describe('tiny random models: logits within 1e-3 of the reference', () => {
     tiny = cpuOracle('tiny', { out: join(scratchDir(), 'cpu-tiny') });
   });
 
-  test('f32, q8, q4, q4+v8, GGUF q4_1 (interleaved), chunked shards; prefill, decode, several passes', async (t) => {
+  test('f32, q8, q4, q4+v8, GGUF q4_1 (interleaved), chunked shards; prefill, decode, several passes; 1 and 3 threads', async (t) => {
     const { cases } = await tiny;
     assert.equal(cases.length, 5);
-    for (const c of cases) {
-      // 16 tokens per pass: the longer prompt takes several passes, and the passes end on partial 4-token blocks
-      const model = await load(c.package, { context: 256, passTokens: 16 });
+    for (const [c, threads] of cases.flatMap((/** @type {any} */ c) => [[c, 1], [c, 3]])) {
+      // 16 tokens per pass: the longer prompt takes several passes, and the passes end on partial 4-token blocks;
+      // 3 threads: shares of unequal size (rows and heads that 3 does not divide)
+      const model = await load(c.package, { context: 256, passTokens: 16, threads });
+      assert.equal(model.stats.threads, threads);
       assert.ok(c.steps[2].ids.length > 32, 'the long prompt must take several passes');
       for (const [k, step] of c.steps.entries()) {
         const out = await model.forward(step.ids, step.pos, { logits: true });
         const logits = /** @type {Float32Array} */ (out.logits);
         const err = maxAbsError(logits, step.logits);
-        assert.ok(err <= TOLERANCE, `${c.name} step ${k}: max abs error ${err.toExponential(2)}`);
-        t.diagnostic(`${c.name} step ${k}: max abs error ${err.toExponential(2)}`);
+        assert.ok(err <= TOLERANCE, `${c.name} (${threads} threads) step ${k}: max abs error ${err.toExponential(2)}`);
+        t.diagnostic(`${c.name} (${threads} threads) step ${k}: max abs error ${err.toExponential(2)}`);
         let best = 0;
         for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
         assert.equal(out.token, best, `${c.name} step ${k}: the token is the argmax of the logits`);
@@ -137,29 +142,34 @@ describe('SmolLM2 (the default package)', () => {
   let dir;
   /** @type {import('../../app/engine/cpu/model.js').Model} */
   let model;
+  /** @type {import('../../app/engine/cpu/model.js').Model} */
+  let threaded;
   /** @type {Promise<any>} */
   let greedy;
   before(async () => {
     dir = await smollm2Package();
     greedy = cpuOracle('greedy', { package: dir, chats: CHATS, steps: STEPS, context: 512 });
-    model = await load(dir, { context: 512 });
+    model = await load(dir, { context: 512, threads: 1 });
+    threaded = await load(dir, { context: 512, threads: 2 });
+    assert.equal(threaded.stats.threads, 2);
   });
+  after(() => threaded.destroy());
 
-  test('greedy token ids equal the reference engine\'s for three chats, 24 tokens', async () => {
+  test('greedy token ids equal the reference engine\'s for three chats, 24 tokens, on 1 and 2 threads', async () => {
     const { prompts, expected } = await greedy;
     const eos = new Set(model.manifest.generation?.eos_token_ids ?? []);
-    for (const [k, prompt] of prompts.entries()) {
+    for (const [k, prompt, m] of prompts.flatMap((/** @type {number[]} */ p, /** @type {number} */ k) => [[k, p, model], [k, p, threaded]])) {
       /** @type {number[]} */
       const got = [];
       let pos = 0;
-      let r = await model.forward(prompt, pos);
+      let r = await m.forward(prompt, pos);
       pos += prompt.length;
       while (!eos.has(r.token)) {
         got.push(r.token);
         if (got.length === STEPS) break;
-        r = await model.forward([r.token], pos++);
+        r = await m.forward([r.token], pos++);
       }
-      assert.deepEqual(got, expected[k], `chat ${k}`);
+      assert.deepEqual(got, expected[k], `chat ${k}, ${m.stats.threads} thread(s)`);
     }
     // the pump and triage answers are long; "Paris." ends at EOS early, and must end there on both sides alike
     assert.deepEqual(expected.map((/** @type {number[]} */ e) => e.length).slice(0, 2), [STEPS, STEPS]);

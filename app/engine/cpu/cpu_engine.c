@@ -359,18 +359,19 @@ static float dot_f32(const float *a, const float *b, int n) {
 #define FE_TILE 16 /* tokens per tile: their inputs (16 x 1536 f32 = 96 KiB at most for SmolLM2) stay in cache */
 #endif
 
-/* y[t, r] = W[r] . x[t] (accumulate: y[t, r] += it) for every row r of W [rows, cols] and token t < in->T.
+/* y[t, r] = W[r] . x[t] (accumulate: y[t, r] += it) for rows r0 <= r < r1 of W [rows, cols] and tokens t < in->T.
  * y: [T, ystride]. Tokens in tiles of FE_TILE (outer), then rows, then the tile's tokens in blocks of 4: a row's
  * weights are unpacked once per 4 tokens and read once per tile, and the tile's inputs stay in cache whatever the
  * pass size (on SmolLM2, tiles of 4 to 32 and no tiles measured alike, within the noise of a shared machine). */
-static void matmul(const Tensor *w, const Input *in, float *y, int ystride, int accumulate) {
+static void matmul_rows(const Tensor *w, const Input *in, float *y, int ystride, int accumulate, int r0, int r1) {
   int cols = w->cols, T = in->T;
   float out[4];
   for (int tile = 0; tile < T; tile += FE_TILE) {
     int tile_end = T - tile < FE_TILE ? T : tile + FE_TILE;
     for (int c = 0; c < w->nchunks; c++) {
       const Chunk *ch = &w->chunks[c];
-      for (int r = ch->row0; r < ch->row1; r++) {
+      int first = ch->row0 > r0 ? ch->row0 : r0, end = ch->row1 < r1 ? ch->row1 : r1;
+      for (int r = first; r < end; r++) {
         int local = r - ch->row0;
         for (int t0 = tile; t0 < tile_end;) {
           int nt = tile_end - t0 >= 4 ? 4 : 1;
@@ -395,6 +396,20 @@ static void matmul(const Tensor *w, const Input *in, float *y, int ystride, int 
       }
     }
   }
+}
+
+/* Thread `tid` of `n`'s share of `count` items: [*a, *b), contiguous, in order, sizes differing by at most 1. */
+static void share(int count, int tid, int n, int *a, int *b) {
+  *a = (int)((int64_t)count * tid / n);
+  *b = (int)((int64_t)count * (tid + 1) / n);
+}
+
+/* Thread tid of n's rows of matmul_rows (all of them when n == 1). Each output element is computed by one thread
+ * with the same instructions as on one thread: the result does not depend on the thread count. */
+static void matmul(const Tensor *w, const Input *in, float *y, int ystride, int accumulate, int tid, int n) {
+  int r0, r1;
+  share(w->rows, tid, n, &r0, &r1);
+  matmul_rows(w, in, y, ystride, accumulate, r0, r1);
 }
 
 /* out [hidden] = row `id` of the embedding, dequantized as the reference does: f32(scale) * f32(q) + f32(min). */
@@ -455,38 +470,148 @@ static void rope(float *x, int heads, const float *c, const float *s) {
 }
 
 /* att [T, H*D] = causal GQA attention of q [T, H*D] (token t at position pos + t) over layer `l`'s cache for
- * positions 0 .. pos + t: softmax(q . k / sqrt(D)) . v, query head h reading key/value head h / G. */
-static void attention(int l, int T, int pos) {
+ * positions 0 .. pos + t: softmax(q . k / sqrt(D)) . v, query head h reading key/value head h / G. Thread tid of n
+ * takes its share of the (token, head) pairs, with its own scores row. */
+static void attention(int l, int T, int pos, int tid, int n) {
   int d = cfg.head_dim, kvh = cfg.kv_heads, group = cfg.heads / cfg.kv_heads, hd = cfg.heads * d;
   const float *kc = st.k_cache + (size_t)l * cfg.context * kvh * d;
   const float *vc = st.v_cache + (size_t)l * cfg.context * kvh * d;
-  for (int t = 0; t < T; t++) {
+  float *scores = st.scores + (size_t)tid * cfg.context;
+  int a, b;
+  share(T * cfg.heads, tid, n, &a, &b);
+  for (int i = a; i < b; i++) {
+    int t = i / cfg.heads, h = i % cfg.heads;
     int len = pos + t + 1;
-    for (int h = 0; h < cfg.heads; h++) {
+    {
       const float *q = st.q + (size_t)t * hd + h * d;
       int kh = h / group;
       float mx = -__builtin_inff();
       for (int s = 0; s < len; s++) {
         float sc = dot_f32(q, kc + ((size_t)s * kvh + kh) * d, d) / cfg.attn_div;
-        st.scores[s] = sc;
+        scores[s] = sc;
         if (sc > mx) mx = sc;
       }
       float sum = 0.0f;
       for (int s = 0; s < len; s++) {
-        float e = fe_expf(st.scores[s] - mx);
-        st.scores[s] = e;
+        float e = fe_expf(scores[s] - mx);
+        scores[s] = e;
         sum += e;
       }
       float *out = st.att + (size_t)t * hd + h * d;
       for (int i = 0; i < d; i++) out[i] = 0.0f;
       for (int s = 0; s < len; s++) {
-        v128_t p = wasm_f32x4_splat(st.scores[s] / sum);
+        v128_t p = wasm_f32x4_splat(scores[s] / sum);
         const float *v = vc + ((size_t)s * kvh + kh) * d;
         for (int i = 0; i < d; i += 4)
           wasm_v128_store(out + i, wasm_f32x4_add(wasm_v128_load(out + i), wasm_f32x4_mul(p, wasm_v128_load(v + i))));
       }
     }
   }
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * threads: the forward pass hands out jobs (a layer's q/k/v products, its attention, ...); every thread, the caller
+ * as thread 0 and fe_worker's as 1 .. n-1, runs its share of each, and the caller waits for all before going on.
+ * Workers spin a while for the next job (a decode step hands out about 5 a layer, microseconds apart), then sleep.
+ */
+
+enum { JOB_QKV, JOB_ATTENTION, JOB_O, JOB_GATE_UP, JOB_DOWN, JOB_HEAD };
+
+static struct {
+  int kind, layer, T, pos;
+  Input in; /* the job's matmul input, prepared by the caller */
+} job;
+static int nthreads = 1;
+static uint32_t job_gen; /* bumped once per job handed out (and by fe_stop) */
+static uint32_t job_left; /* workers still running the current job */
+static uint32_t stopping; /* fe_stop was called: workers return */
+#define FE_SPINS (1 << 16) /* loads of job_gen before a worker sleeps: about 0.1-1 ms */
+
+static void run_job(int tid, int n) {
+  int l = job.layer, hd = cfg.heads * cfg.head_dim, kvd = cfg.kv_heads * cfg.head_dim, inter = cfg.intermediate;
+  switch (job.kind) {
+    case JOB_QKV:
+      matmul(layer_tensor(l, FE_WQ), &job.in, st.q, hd, 0, tid, n); //                          q [T, H*D]
+      matmul(layer_tensor(l, FE_WK), &job.in, st.k, kvd, 0, tid, n); //                         k [T, KV*D]
+      matmul(layer_tensor(l, FE_WV), &job.in, st.v, kvd, 0, tid, n); //                         v [T, KV*D]
+      break;
+    case JOB_ATTENTION:
+      attention(l, job.T, job.pos, tid, n); //                                                att [T, H*D]
+      break;
+    case JOB_O:
+      matmul(layer_tensor(l, FE_WO), &job.in, st.x, cfg.hidden, 1, tid, n); //                  x += Wo att
+      break;
+    case JOB_GATE_UP: { //                                           hg [T, intermediate] = silu(Wgate xn) * (Wup xn)
+      matmul(layer_tensor(l, FE_GATE), &job.in, st.hg, inter, 0, tid, n);
+      matmul(layer_tensor(l, FE_UP), &job.in, st.hu, inter, 0, tid, n);
+      int a, b; /* this thread's rows of both: the same share, so its columns of hg and hu are all its own */
+      share(inter, tid, n, &a, &b);
+      for (int t = 0; t < job.T; t++) {
+        for (int i = a; i < b; i++) {
+          size_t k = (size_t)t * inter + i;
+          float g = st.hg[k];
+          st.hg[k] = (g / (1.0f + fe_expf(-g))) * st.hu[k];
+        }
+      }
+      break;
+    }
+    case JOB_DOWN:
+      matmul(layer_tensor(l, FE_DOWN), &job.in, st.x, cfg.hidden, 1, tid, n); //                x += Wdown hb
+      break;
+    case JOB_HEAD:
+      matmul(&tensors[FE_SLOT_OUTPUT], &job.in, st.logits, cfg.vocab, 0, tid, n);
+      break;
+  }
+}
+
+/* Runs job `kind` on every thread and returns when all are done. */
+static void dispatch(int kind) {
+  job.kind = kind;
+  int n = nthreads;
+  if (n > 1) {
+    fe_store(&job_left, (uint32_t)(n - 1));
+    fe_add(&job_gen, 1u);
+    fe_wake(&job_gen);
+  }
+  run_job(0, n);
+  while (n > 1 && fe_load(&job_left)) fe_pause();
+}
+
+/* Uses n threads from now on: the caller and n - 1 workers, each already inside fe_worker(1 .. n-1) (the host starts
+ * them first: a job handed to a worker that never comes never ends). Allocates a scores row per thread. */
+EXPORT(fe_threads) int fe_threads(int32_t n) {
+  if (!ready) return FE_ERR_STATE;
+#if defined(__wasm__) && !defined(FE_THREADS)
+  if (n != 1) return FE_ERR_CONFIG; /* the single-threaded build */
+#endif
+  if (n < 1 || n > 64) return FE_ERR_ARGS;
+  if (n > nthreads) ALLOC(st.scores, (size_t)n * cfg.context);
+  nthreads = n;
+  return FE_OK;
+}
+
+/* A worker's loop: runs thread `tid`'s share of each job until fe_stop. Called by the host on its own thread. */
+EXPORT(fe_worker) int fe_worker(int32_t tid) {
+  uint32_t seen = 0;
+  for (;;) {
+    uint32_t g;
+    int spins = 0;
+    while ((g = fe_load(&job_gen)) == seen) {
+      if (fe_load(&stopping)) return FE_OK;
+      if (++spins < FE_SPINS) fe_pause(); else fe_sleep(&job_gen, seen);
+    }
+    seen = g;
+    if (fe_load(&stopping)) return FE_OK;
+    run_job(tid, nthreads);
+    fe_add(&job_left, (uint32_t)-1);
+  }
+}
+
+/* Ends every worker's fe_worker (after the job in progress, if any). */
+EXPORT(fe_stop) void fe_stop(void) {
+  fe_store(&stopping, 1u);
+  fe_add(&job_gen, 1u);
+  fe_wake(&job_gen);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
@@ -514,10 +639,9 @@ EXPORT(fe_forward) int fe_forward(int32_t n, int32_t pos, int32_t head) {
     // attention: x += Wo attention(rope(Wq xn + bq), rope(Wk xn + bk), Wv xn + bv),   xn = rmsnorm(x) * attn_norm
     const float *attn_norm = vec(layer_tensor(l, FE_ATTN_NORM));
     for (int t = 0; t < T; t++) rmsnorm(st.xb + (size_t)t * hidden, st.x + (size_t)t * hidden, attn_norm, hidden);
-    Input xn = prepare(st.xb, T, hidden);
-    matmul(layer_tensor(l, FE_WQ), &xn, st.q, hd, 0); //                                         q [T, H*D]
-    matmul(layer_tensor(l, FE_WK), &xn, st.k, kvd, 0); //                                        k [T, KV*D]
-    matmul(layer_tensor(l, FE_WV), &xn, st.v, kvd, 0); //                                        v [T, KV*D]
+    job.layer = l, job.T = T, job.pos = pos;
+    job.in = prepare(st.xb, T, hidden);
+    dispatch(JOB_QKV); //                                                       q [T, H*D], k and v [T, KV*D]
     if (cfg.attention_bias) {
       const float *bq = vec(layer_tensor(l, FE_BQ)), *bk = vec(layer_tensor(l, FE_BK)), *bv = vec(layer_tensor(l, FE_BV));
       for (int t = 0; t < T; t++) {
@@ -534,26 +658,22 @@ EXPORT(fe_forward) int fe_forward(int32_t n, int32_t pos, int32_t head) {
       float *kc = st.k_cache + ((size_t)l * cfg.context + p) * kvd, *vc = st.v_cache + ((size_t)l * cfg.context + p) * kvd;
       for (int i = 0; i < kvd; i++) kc[i] = st.k[(size_t)t * kvd + i], vc[i] = st.v[(size_t)t * kvd + i];
     }
-    attention(l, T, pos); //                                                                  att [T, H*D]
-    Input a = prepare(st.att, T, hd);
-    matmul(layer_tensor(l, FE_WO), &a, st.x, hidden, 1); //                                   x += Wo att
+    dispatch(JOB_ATTENTION); //                                                               att [T, H*D]
+    job.in = prepare(st.att, T, hd);
+    dispatch(JOB_O); //                                                                       x += Wo att
     // MLP: x += Wdown (silu(Wgate xn) * (Wup xn)),   xn = rmsnorm(x) * ffn_norm
     const float *ffn_norm = vec(layer_tensor(l, FE_FFN_NORM));
     for (int t = 0; t < T; t++) rmsnorm(st.xb + (size_t)t * hidden, st.x + (size_t)t * hidden, ffn_norm, hidden);
-    Input xm = prepare(st.xb, T, hidden);
-    matmul(layer_tensor(l, FE_GATE), &xm, st.hg, inter, 0); //                                 [T, intermediate]
-    matmul(layer_tensor(l, FE_UP), &xm, st.hu, inter, 0);
-    for (size_t i = 0; i < (size_t)T * inter; i++) {
-      float g = st.hg[i];
-      st.hg[i] = (g / (1.0f + fe_expf(-g))) * st.hu[i];
-    }
-    Input hb = prepare(st.hg, T, inter);
-    matmul(layer_tensor(l, FE_DOWN), &hb, st.x, hidden, 1); //                                 x += Wdown hb
+    job.in = prepare(st.xb, T, hidden);
+    dispatch(JOB_GATE_UP); //                                         hg [T, intermediate] = silu(gate) * up
+    job.in = prepare(st.hg, T, inter);
+    dispatch(JOB_DOWN); //                                                                     x += Wdown hb
   }
   if (head) {  //                                         logits [vocab] = output (rmsnorm(x[T-1]) * output_norm)
     rmsnorm(st.xb, st.x + (size_t)(T - 1) * hidden, vec(&tensors[FE_SLOT_OUTPUT_NORM]), hidden);
-    Input xl = prepare(st.xb, 1, hidden);
-    matmul(&tensors[FE_SLOT_OUTPUT], &xl, st.logits, cfg.vocab, 0);
+    job.T = 1;
+    job.in = prepare(st.xb, 1, hidden);
+    dispatch(JOB_HEAD);
   }
   return FE_OK;
 }

@@ -5,15 +5,20 @@
 // Load: manifest.json (checked) -> the module instantiated (its own memory: one model per instance) -> fe_init
 // allocates the run state (KV cache included) -> each weight shard fetched, verified (sha256) and copied into the
 // heap as it is (the q4 / q8 / f32 planes of docs/FORMAT.md: weights stay 4-bit) -> each tensor's chunks pointed at
-// their planes -> the RoPE table written. Single-threaded; forward() blocks the thread it runs on (a worker's).
+// their planes -> the RoPE table written -> (threads > 1) the worker threads started (threads.js), each running its
+// share of every matmul and of attention. forward() blocks the thread it runs on (a worker's, in the app); with
+// threads its results are the same bits as with one (each output element is computed by one thread).
 
 import { CapacityError, ContextError, EngineError, FormatError, GrammarError } from '../gpu/errors.js';
 import { checkForwardArgs } from '../gpu/forward-args.js';
 import { fetchManifest, fetchVerified, weightFiles } from '../gpu/package.js';
 import { ropeInvFreq } from '../gpu/rope.js';
+import { WORKER_STACK_BYTES, canShareMemory, defaultThreads, sharedMemory, startWorkers } from './threads.js';
 
 /** The build output beside this module (scripts/build_wasm.sh). */
 export const WASM_FILE = 'cpu_engine.wasm';
+/** The threaded build (atomics, imported shared memory), for cross-origin isolated pages and Node. */
+export const WASM_THREADS_FILE = 'cpu_engine_mt.wasm';
 export const DEFAULT_CONTEXT = 2048; // KV positions, capped by the model's context_length
 export const DEFAULT_PASS_TOKENS = 128; // prompt tokens per fe_forward call; longer prompts take several
 /** wasm32 addresses 4 GiB; the heap must hold the weights, the KV cache and the activations. */
@@ -46,6 +51,8 @@ const ERRORS = ['ok', 'a config value this engine cannot run', 'out of memory', 
  * @property {(n: number, pos: number, head: number) => number} fe_forward
  * @property {(useMask: number) => number} fe_pick
  * @property {() => number} fe_pick_rest
+ * @property {(n: number) => number} fe_threads
+ * @property {() => void} fe_stop
  */
 
 /**
@@ -63,19 +70,21 @@ export function unsupported(c) {
 
 /**
  * Heap bytes a package needs (weights as stored, the KV cache for `context` positions, the activations for
- * `passTokens` tokens), to refuse before downloading.
+ * `passTokens` tokens, and each extra thread's stack and scores row), to refuse before downloading.
  * @param {Manifest} manifest
  * @param {number} context
  * @param {number} passTokens
+ * @param {number} [threads]
  */
-export function requirements(manifest, context, passTokens) {
+export function requirements(manifest, context, passTokens, threads = 1) {
   const c = manifest.config;
   const weights = weightFiles(manifest).reduce((n, f) => n + f.size, 0);
   const kvCache = 2 * 4 * c.num_layers * context * c.num_kv_heads * c.head_dim;
   const hd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
   const maxIn = Math.max(c.hidden_size, c.intermediate_size, hd);
   const perToken = 2 * c.hidden_size + 2 * hd + 2 * kvd + 2 * c.intermediate_size + maxIn + maxIn / 32 + 1;
-  const activations = 4 * (passTokens * perToken + context * (1 + c.head_dim) + c.vocab_size) + c.vocab_size / 8;
+  const activations = 4 * (passTokens * perToken + context * (1 + c.head_dim) + c.vocab_size) + c.vocab_size / 8 +
+    (threads - 1) * (WORKER_STACK_BYTES + 4 * context);
   return { weights, kvCache, activations: Math.ceil(activations), total: weights + kvCache + Math.ceil(activations) };
 }
 
@@ -107,13 +116,17 @@ async function compileModule(o) {
 
 /**
  * Fetches a package, verifies it and loads it into a new WebAssembly instance.
- * @param {{baseUrl: string | URL, fetch?: typeof fetch, context?: number, passTokens?: number,
+ * @param {{baseUrl: string | URL, fetch?: typeof fetch, context?: number, passTokens?: number, threads?: number,
  *          wasm?: BufferSource | WebAssembly.Module, wasmUrl?: string | URL,
+ *          wasmThreads?: BufferSource | WebAssembly.Module, wasmThreadsUrl?: string | URL,
  *          onProgress?: (p: {loadedBytes: number, totalBytes: number, file: string}) => void,
  *          signal?: AbortSignal}} opts
  *   context: KV positions to allocate (default min(config.context_length, 2048));
  *   passTokens: prompt tokens per forward call inside (default 128);
- *   wasm: the module or its bytes (default: fetched from wasmUrl, itself defaulting to cpu_engine.wasm here).
+ *   threads: threads to compute on (default: the cores, at most 4; 1 where memory cannot be shared: a page that is
+ *     not cross-origin isolated); model.stats.threads says how many it got;
+ *   wasm: the single-threaded module or its bytes (default: fetched from wasmUrl, itself defaulting to
+ *     cpu_engine.wasm here); wasmThreads / wasmThreadsUrl: the same for cpu_engine_mt.wasm (threads > 1).
  * @returns {Promise<Model>}
  */
 export async function loadModel(opts) {
@@ -130,7 +143,8 @@ export async function loadModel(opts) {
   if (!(Number.isInteger(context) && context >= 1 && Number.isInteger(passTokens) && passTokens >= 1)) {
     throw new ContextError(`context ${context} and passTokens ${passTokens} must be integers >= 1`);
   }
-  const needs = requirements(manifest, context, passTokens);
+  const threads = canShareMemory() ? Math.max(1, Math.floor(opts.threads ?? await defaultThreads())) : 1;
+  const needs = requirements(manifest, context, passTokens, threads);
   if (needs.total > MAX_HEAP_BYTES) {
     throw new CapacityError(`${manifest.name} needs ${mib(needs.total)} of WebAssembly memory (weights ` +
       `${mib(needs.weights)}, KV cache ${mib(needs.kvCache)} for ${context} positions), more than the ` +
@@ -138,9 +152,13 @@ export async function loadModel(opts) {
   }
 
   // --- the module and the run state --------------------------------------------------------------------------------
-  const module = await compileModule({ wasm: opts.wasm, wasmUrl: opts.wasmUrl, fetch: fetchFn, signal });
-  const instance = await WebAssembly.instantiate(module, {});
-  const ex = /** @type {Exports} */ (/** @type {unknown} */ (instance.exports));
+  const module = threads > 1
+    ? await compileModule({ wasm: opts.wasmThreads, wasmUrl: opts.wasmThreadsUrl ?? new URL(WASM_THREADS_FILE, import.meta.url), fetch: fetchFn, signal })
+    : await compileModule({ wasm: opts.wasm, wasmUrl: opts.wasmUrl, fetch: fetchFn, signal });
+  // the threaded build imports its memory (shared with the workers) rather than exporting it
+  const memory = threads > 1 ? sharedMemory() : null;
+  const instance = await WebAssembly.instantiate(module, memory ? { env: { memory } } : {});
+  const ex = /** @type {Exports} */ (/** @type {unknown} */ (memory ? { ...instance.exports, memory } : instance.exports));
   check(ex.fe_init(c.vocab_size, c.hidden_size, c.intermediate_size, c.num_layers, c.num_heads, c.num_kv_heads,
     c.head_dim, Math.fround(c.rms_norm_eps), Math.fround(Math.sqrt(c.head_dim)), c.rope_layout === 'interleaved' ? 1 : 0,
     c.attention_bias ? 1 : 0, context, passTokens), 'allocating the run state', manifest.name);
@@ -166,7 +184,18 @@ export async function loadModel(opts) {
   }
   bindTensors(ex, manifest, shardAt);
   writeRopeTable(ex, c, context);
-  return new Model({ manifest, context, passTokens, exports: ex, needs });
+  /** @type {{stop: () => void} | null} */
+  let pool = null;
+  if (memory) {
+    pool = await startWorkers({ module, memory, exports: ex, count: threads - 1 });
+    try {
+      check(ex.fe_threads(threads), `starting ${threads} threads`, manifest.name);
+    } catch (e) {
+      pool.stop();
+      throw e;
+    }
+  }
+  return new Model({ manifest, context, passTokens, exports: ex, needs, threads, pool });
 }
 
 /** @param {number} n */
@@ -254,7 +283,7 @@ function writeRopeTable(ex, c, context) {
 export class Model {
   /**
    * @param {{manifest: Manifest, context: number, passTokens: number, exports: Exports,
-   *          needs: ReturnType<typeof requirements>}} parts
+   *          needs: ReturnType<typeof requirements>, threads?: number, pool?: {stop: () => void} | null}} parts
    */
   constructor(parts) {
     this.manifest = parts.manifest;
@@ -269,7 +298,9 @@ export class Model {
     /** u32 words of a token bitmask (forward's opts.mask): ceil(vocab / 32) */
     this.maskWords = Math.ceil(this.config.vocab_size / 32);
     /** What the engine is and the heap it took (bytes), for the UI and benchmarks. */
-    this.stats = { kind: 'cpu-wasm', threads: 1, heapBytes: parts.exports.fe_heap_end() >>> 0, needs: parts.needs };
+    this.stats = { kind: 'cpu-wasm', threads: parts.threads ?? 1, heapBytes: parts.exports.fe_heap_end() >>> 0, needs: parts.needs };
+    /** the worker threads, stopped with the model */
+    this.pool = parts.pool ?? null;
     /** @type {Promise<unknown>} forward calls run one at a time (they share the run state) */
     this.queue = Promise.resolve();
     this.destroyed = false;
@@ -330,6 +361,11 @@ export class Model {
   /** Drops the instance (its memory goes with it once nothing refers to it); later forward calls throw. */
   destroy() {
     this.destroyed = true;
-    this.queue.then(() => { this.ex = null; }, () => { this.ex = null; });
+    const drop = () => {
+      this.ex = null;
+      this.pool?.stop();
+      this.pool = null;
+    };
+    this.queue.then(drop, drop);
   }
 }

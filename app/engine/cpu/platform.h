@@ -6,8 +6,9 @@
  *                    they are GCC / clang vector extensions (128-bit: SSE2..AVX2 encodings on x86-64, NEON on arm64,
  *                    as -march allows); every lane op is the IEEE one, so a native build computes the same bits as
  *                    the WebAssembly build (both compiled with -ffp-contract=off)
- *   fe_alloc         64-byte aligned memory that lives as long as the instance: a bump allocator over memory.grow
- *                    on wasm32; natively aligned_alloc, each block remembered so that fe_release() frees them all
+ *   fe_alloc         64-byte aligned zeroed memory that lives as long as the instance: a bump allocator over
+ *                    memory.grow on wasm32; natively aligned_alloc, each block remembered so that fe_release() frees
+ *                    them all
  *   fe_heap_end      wasm32: the end of the heap in use; natively: the bytes fe_alloc has handed out
  *
  * Adding an intrinsic: use wasm_simd128.h's name and signature, and add its native definition below (a test builds
@@ -64,7 +65,7 @@ static void **alloc_blocks; /* every block fe_alloc returned, for fe_release */
 static size_t alloc_count, alloc_cap;
 static uint64_t alloc_bytes;
 
-/* 64-byte aligned bytes (the block is rounded up to 64 bytes, as aligned_alloc asks); 0 when malloc fails. */
+/* 64-byte aligned zeroed bytes (the block is rounded up to 64 bytes, as aligned_alloc asks); 0 when it fails. */
 EXPORT(fe_alloc) void *fe_alloc(uint32_t bytes) {
   if (alloc_count == alloc_cap) {
     size_t cap = alloc_cap ? 2 * alloc_cap : 64;
@@ -75,6 +76,7 @@ EXPORT(fe_alloc) void *fe_alloc(uint32_t bytes) {
   size_t size = ((size_t)bytes + 63) & ~(size_t)63;
   void *p = aligned_alloc(64, size ? size : 64);
   if (!p) return 0;
+  __builtin_memset(p, 0, size); /* zeroed, as fresh wasm memory is */
   alloc_blocks[alloc_count++] = p;
   alloc_bytes += size;
   return p;
@@ -134,5 +136,41 @@ FE_INLINE v128_t wasm_u32x4_extend_low_u16x8(v128_t a) {
 #define wasm_i32x4_shuffle(a, b, c0, c1, c2, c3) ((v128_t)FE_SHUFFLE((v128_t)(a), (v128_t)(b), c0, c1, c2, c3))
 
 #endif /* native */
+
+/* Threads (cpu_engine.c's dispatch): the host starts the workers (Web Workers over one shared memory on wasm32,
+ * built with -DFE_THREADS; natively any thread that calls fe_worker), so all this needs is atomics and a way to
+ * sleep on a word:
+ *   fe_load(p) / fe_store(p, v) / fe_add(p, v)   sequentially consistent on a u32 (fe_add returns the new value)
+ *   fe_sleep(p, seen)                            sleep while *p == seen (may return early: callers re-check)
+ *   fe_wake(p)                                   wake every sleeper on p
+ *   fe_pause()                                   a spin-loop hint
+ * In the single-threaded wasm build (no atomics feature) clang lowers the atomic builtins to plain loads and stores,
+ * and nothing ever sleeps. */
+#define fe_load(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define fe_store(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define fe_add(p, v) __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
+
+#if defined(__wasm__) && defined(FE_THREADS)
+static inline void fe_sleep(uint32_t *p, uint32_t seen) {
+  __builtin_wasm_memory_atomic_wait32((int32_t *)p, (int32_t)seen, -1);
+}
+static inline void fe_wake(uint32_t *p) { __builtin_wasm_memory_atomic_notify((int32_t *)p, 0xffffffffu); }
+static inline void fe_pause(void) {}
+#elif defined(__wasm__)
+static inline void fe_sleep(uint32_t *p, uint32_t seen) { (void)p, (void)seen; }
+static inline void fe_wake(uint32_t *p) { (void)p; }
+static inline void fe_pause(void) {}
+#else
+int sched_yield(void); /* <sched.h>'s */
+static inline void fe_sleep(uint32_t *p, uint32_t seen) {
+  if (fe_load(p) == seen) sched_yield();
+}
+static inline void fe_wake(uint32_t *p) { (void)p; }
+#if defined(__x86_64__) || defined(__i386__)
+static inline void fe_pause(void) { __builtin_ia32_pause(); }
+#else
+static inline void fe_pause(void) {}
+#endif
+#endif
 
 #endif
