@@ -1,18 +1,23 @@
 // app.js: what the app does, in order. On start it reads which model version is active (model_store.js) and, when
 // online, which one the server calls current (model_index.js); then either the first-run screen (probe, space check,
 // download, activate), or it loads the active version, confirms it (or rolls back to the previous one) and offers a
-// newer version, which downloads while the current one keeps answering. Where this device cannot run the model
-// (no WebGPU, or a GPU too small), the same conversation is answered by the fallback server that served the app, if
-// it offers the API, and the screen says so.
+// newer version, which downloads while the current one keeps answering. The engine is chosen on the device
+// (engine_host.js, app/engine/choice.js): WebGPU on a real GPU that fits the model, else the CPU engine (WebAssembly)
+// where the browser and the device's memory can hold it, else the fallback server that served the app, if it offers
+// the API (also first, where the settings prefer it); the screen says which answers, why, and how fast it is.
 
 import { AnswerLock } from './answer_lock.js';
 import { ChatView } from './chat_view.js';
 import { withDownloadLease } from './download_lease.js';
 import { downloadModel } from './downloader.js';
-import { connectServer, deviceAdvice, loadEngine, probeDevice, requireDevice } from './engine_host.js';
+import {
+  ENGINE_LABELS, chooseDeviceEngine, connectServer, deviceAdvice, enginePreference, loadEngine, requireDevice,
+  saveEnginePreference,
+} from './engine_host.js';
 import { DeviceUnsupportedError, ModelIndexError, messageOf, nameOf } from './errors.js';
 import { answerWithoutStorage, serverHint } from './insecure.js';
 import { formatBytes, shortVersion } from './format.js';
+import { measureSpeed, speedText, storedSpeed } from './speed.js';
 import { INDEX_URL, fetchModelIndex } from './model_index.js';
 import { ModelStore } from './model_store.js';
 import { Reconnector, serverProbe } from './reconnect.js';
@@ -25,6 +30,8 @@ import { DownloadView, View, setText } from './view.js';
 /** @typedef {import('./model_index.js').ModelIndex} ModelIndex */
 /** @typedef {import('./model_store.js').StoreState} StoreState */
 /** @typedef {import('./chat_view.js').ChatEngine} ChatEngine */
+/** @typedef {import('./engine_host.js').DeviceChoice} DeviceChoice */
+/** @typedef {import('../engine/index.js').EnginePreference} EnginePreference */
 /**
  * @typedef {object} AppOptions
  * @property {number} concurrency   model files downloaded at once
@@ -41,6 +48,9 @@ import { DownloadView, View, setText } from './view.js';
  *   install failed (default 2 s, doubling up to a minute)
  * @property {number} [indexCheckMs]     how often an open app asks the server for a newer model version (default 3 h;
  *   also whenever the network comes back)
+ * @property {EnginePreference} [engine]  the site's engine preference (default "auto"); the user's, from the
+ *   settings, overrides it
+ * @property {boolean} [speedCheck]       time a few tokens on the first start of a version (default true)
  */
 
 /** What each download failure is called on screen: body[data-state] and the title. */
@@ -55,6 +65,28 @@ const SW_WAIT_MS = 60000;
 const INDEX_CHECK_MS = 3 * 3600 * 1000;
 /** Engine load failures that a fresh download of the version may fix. */
 const REINSTALLABLE = new Set(['FetchError', 'IntegrityError', 'FormatError']);
+/** Engine load failures that mean "not this engine here": the next engine of the device is tried. */
+const UNAVAILABLE = new Set(['WebGPUUnavailableError', 'CpuUnavailableError']);
+/** Where each engine of the device computes, for the task cards' provenance ("Computed on this device's CPU"). */
+const COMPUTED_ON = { webgpu: 'on this device (WebGPU)', cpu: "on this device's CPU" };
+
+/**
+ * A probe's reason without the advice it ends with (": use the local fallback server"), where the device answers
+ * anyway and the advice would mislead.
+ * @param {string | null} reason
+ */
+function withoutAdvice(reason) {
+  return String(reason).replace(/:\s*(use|choose|update|close)\b[^;]*$/, '');
+}
+
+/** @returns {Storage | null} */
+function localStore() {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null;
+  }
+}
 
 export class App {
   /** @param {Document} doc @param {AppOptions} options */
@@ -90,6 +122,22 @@ export class App {
     /** @type {AbortController | null} the wait for the server, while one runs */
     this.reconnecting = null;
     this.updating = false;
+    /** which engine the user (settings) or the site prefers */
+    this.preference = enginePreference(options.engine);
+    /** @type {'webgpu' | 'cpu' | null} the device engine in use */
+    this.kind = null;
+  }
+
+  /** The settings' "Answers from" choice: stored on this device, applied by reloading once no answer runs. */
+  wirePreference() {
+    const select = /** @type {HTMLSelectElement} */ (this.view.el('engine-preference'));
+    select.value = this.preference;
+    select.onchange = async () => {
+      saveEnginePreference(/** @type {EnginePreference} */ (select.value));
+      select.disabled = true;
+      await this.lock.whenIdle();
+      location.reload();
+    };
   }
 
   async start() {
@@ -100,6 +148,7 @@ export class App {
       this.checkForNewVersion();
     });
     addEventListener('offline', () => this.view.network(false));
+    this.wirePreference();
     setInterval(() => this.checkForNewVersion(), this.options.indexCheckMs ?? INDEX_CHECK_MS);
     if (!globalThis.isSecureContext || typeof caches === 'undefined') {
       // plain http from another device (no service worker, storage or WebGPU), or a private window: the server answers
@@ -218,11 +267,26 @@ export class App {
     setText(this.view.el('setup-name'), entry.name);
     setText(this.view.el('setup-version'), shortVersion(entry.package_id));
     setText(this.view.el('setup-size'), formatBytes(entry.size));
-    const device = await probeDevice();
-    if (!device.ok) {
-      await this.useServer(device.reason, false);
+    const choice = await chooseDeviceEngine(undefined, this.preference, { context: this.options.context });
+    if (choice.order[0] === 'server') {
+      // the settings prefer the server (the device's own engines stay the fallback), or this device has no engine
+      await this.useServer(choice.reason, false, {
+        preferred: this.preference === 'server',
+        fallback: choice.device.length ? () => this.offerSetup(entry, choice) : null,
+      });
       return;
     }
+    await this.offerSetup(entry, choice);
+  }
+
+  /**
+   * The first-run screen: what will be downloaded and where it will run, and the button (or carry on with a
+   * download begun before).
+   * @param {ModelEntry} entry @param {DeviceChoice} choice
+   */
+  async offerSetup(entry, choice) {
+    const store = /** @type {ModelStore} */ (this.store);
+    setText(this.view.el('setup-engine'), ENGINE_LABELS[choice.device[0] ?? 'server']);
     const button = /** @type {HTMLButtonElement} */ (this.view.el('setup-download'));
     button.onclick = () => this.install(entry);
     this.view.show('setup');
@@ -286,7 +350,7 @@ export class App {
     } catch (e) {
       button.disabled = false;
       if (e instanceof DeviceUnsupportedError) {
-        await this.useServer(e.reason, false); // the GPU is too small for this model: the server, where there is one
+        await this.useServer(e.reason, false); // too big for this device's engines: the server, where there is one
         return;
       }
       const [state, title] = DOWNLOAD_PROBLEMS[nameOf(e)] ?? ['download-failed', 'The download failed'];
@@ -329,34 +393,62 @@ export class App {
         progress.update(p);
         publish(p);
       },
-      beforeFiles: (manifest) => requireDevice(manifest), // "too small for this model" before the big download
+      // "too big for this device" before the big download
+      beforeFiles: (manifest) => requireDevice(manifest, this.preference, { context: o.context }),
     }));
   }
 
   // --- load, confirm, roll back ---------------------------------------------------------------------------------
 
-  async openActive() {
+  /** @param {{deviceOnly?: boolean}} [opts]  deviceOnly: the server was preferred but could not be reached */
+  async openActive(opts = {}) {
     const store = /** @type {ModelStore} */ (this.store);
     const state = this.state;
     const entry = /** @type {ModelEntry} */ (state.active);
     this.chat.setEngine(null);
     this.tasks.setEngine(null, null);
     this.view.show('loading');
-    setText(this.view.el('loading-text'), `Loading ${entry.name} into the GPU…`);
+    const manifest = await store.storedManifest(entry);
+    const choice = await chooseDeviceEngine(manifest ?? undefined, this.preference, { context: this.options.context });
+    if (!choice.device.length || (choice.order[0] === 'server' && !opts.deviceOnly)) {
+      await this.useServer(choice.reason, true, {
+        preferred: choice.device.length > 0,
+        fallback: choice.device.length ? () => this.openActive({ deviceOnly: true }) : null,
+      });
+      return;
+    }
     const bar = /** @type {HTMLProgressElement} */ (this.view.el('loading-bar'));
     bar.removeAttribute('value');
     if (!(await /** @type {import('./sw_client.js').ServiceWorkerSetup} */ (this.sw).whenControlled(SW_WAIT_MS))) {
       this.offlineNotice ||= 'Offline use is not set up yet (the service worker did not start). The assistant ' +
         'works now; keep it open while online so that it also works offline.';
     }
-    try {
-      this.engine = await loadEngine(store.folderUrl(entry), {
-        context: this.options.context,
-        onProgress: (p) => {
-          if (p.stage === 'weights' && p.totalBytes) bar.value = (p.loadedBytes ?? 0) / p.totalBytes;
-        },
-      });
-    } catch (e) {
+    /** @type {unknown} */
+    let failure = null;
+    /** @type {string[]} why the engines tried before the one that loaded could not run here */
+    const passedOver = [];
+    for (const kind of choice.device) {
+      const kindOf = /** @type {'webgpu' | 'cpu'} */ (kind);
+      setText(this.view.el('loading-text'), kindOf === 'cpu'
+        ? `Loading ${entry.name} into this device's memory (CPU engine)…` : `Loading ${entry.name} into the GPU…`);
+      try {
+        this.engine = await loadEngine(store.folderUrl(entry), {
+          engine: kindOf, context: this.options.context,
+          onProgress: (p) => {
+            if (p.stage === 'weights' && p.totalBytes) bar.value = (p.loadedBytes ?? 0) / p.totalBytes;
+          },
+        });
+        this.kind = kindOf;
+        failure = null;
+        break;
+      } catch (e) {
+        failure = e;
+        if (!UNAVAILABLE.has(nameOf(e))) break;
+        passedOver.push(messageOf(e));
+      }
+    }
+    if (failure) {
+      const e = failure;
       if (!state.confirmed && state.previous) {
         // a new version that does not load here: back to the one that did, and say so
         this.state = await store.rollback();
@@ -366,19 +458,19 @@ export class App {
         await this.openActive();
         return;
       }
-      this.showLoadProblem(e);
+      this.showLoadProblem(e, passedOver);
       return;
     }
     if (!state.confirmed) this.state = await store.confirm(); // loaded once: the previous version can go
-    await this.showReady();
+    await this.showReady(choice, passedOver);
     await this.offerUpdate();
   }
 
-  /** @param {unknown} e */
-  showLoadProblem(e) {
+  /** @param {unknown} e @param {string[]} [passedOver]  why engines tried before could not run here */
+  showLoadProblem(e, passedOver = []) {
     const name = nameOf(e);
-    if (name === 'WebGPUUnavailableError') {
-      this.useServer(messageOf(e), true);
+    if (UNAVAILABLE.has(name)) {
+      this.useServer([...passedOver, messageOf(e)].join('; '), true);
     } else if (REINSTALLABLE.has(name) && navigator.onLine) {
       this.view.problem('load-failed', 'The model could not be loaded', `${messageOf(e)}`,
         { label: 'Download the model again', run: () => this.reinstall() });
@@ -402,8 +494,10 @@ export class App {
    * say why the device cannot and what to do.
    * @param {string} reason  the probe's, or the engine's load error
    * @param {boolean} downloaded  whether a model is on the device already
-   * @param {{server?: import('../engine/index.js').ServerEngine, notice?: string}} [given]  a server already
-   *   connected; the notice to show instead of the device's reason (insecure.js)
+   * @param {{server?: import('../engine/index.js').ServerEngine, notice?: string, preferred?: boolean,
+   *          fallback?: (() => Promise<void>) | null}} [given]  a server already connected; the notice to show instead
+   *   of the device's reason (insecure.js); preferred: the settings ask for the server (the device could answer);
+   *   fallback: what to do when the server cannot be reached (the device's own engine)
    */
   async useServer(reason, downloaded, given = {}) {
     let server = given.server;
@@ -411,6 +505,12 @@ export class App {
       server ??= await connectServer();
     } catch (e) {
       console.info('no fallback server:', messageOf(e));
+      if (given.fallback) {
+        this.pendingNotice = `The settings prefer the local server, but it cannot be reached (${messageOf(e)}), so ` +
+          'this device answers itself.';
+        await given.fallback();
+        return;
+      }
       this.view.problem('device-unsupported', 'This device cannot run the assistant',
         deviceAdvice(reason, downloaded) + serverHint(e));
       return;
@@ -418,6 +518,7 @@ export class App {
     this.engine = server;
     const at = server.info.origin;
     this.doc.body.dataset.engine = 'server';
+    this.doc.body.dataset.compute = 'server';
     setText(this.view.el('ready-title'), 'Answering from the server');
     setText(this.view.el('ready-name'), server.info.name);
     setText(this.view.el('ready-where'), `the server at ${at}`);
@@ -425,16 +526,27 @@ export class App {
       'against your procedures.');
     this.view.show('chat', 'ready-server');
     this.view.network(navigator.onLine);
-    this.view.notice(given.notice ?? `This device cannot run the model itself (${reason}), so your questions go to ` +
-      `the server at ${at}, which answers them. It needs the network to that server.`);
+    this.view.notice(given.notice ?? (given.preferred
+      ? `Your questions go to the server at ${at}, as the settings ask ("Answers from"). It needs the network to ` +
+        'that server.'
+      : `This device cannot run the model itself (${reason}), so your questions go to the server at ${at}, which ` +
+        'answers them. It needs the network to that server.'));
     this.chat.setEngine(server);
     this.tasks.setEngine(server, { engine: 'server', where: `on the server ${at}`, model: server.info.name, packageId: null });
   }
 
-  async showReady() {
+  /**
+   * @param {DeviceChoice} choice  how the engine was chosen (why not WebGPU, where the CPU answers)
+   * @param {string[]} passedOver  why engines tried before this one could not load here
+   */
+  async showReady(choice, passedOver) {
     const entry = /** @type {ModelEntry} */ (this.state.active);
+    const kind = /** @type {'webgpu' | 'cpu'} */ (this.kind);
     this.doc.body.dataset.engine = 'device';
-    setText(this.view.el('ready-where'), "this device's GPU (WebGPU), offline");
+    this.doc.body.dataset.compute = kind;
+    setText(this.view.el('ready-where'), `${ENGINE_LABELS[kind]}, offline`);
+    setText(this.view.el('foot-text'), `Answers are computed on ${ENGINE_LABELS[kind]} and can be wrong. Check ` +
+      'them against your procedures.');
     setText(this.view.el('ready-name'), entry.name);
     setText(this.view.el('ready-version'), shortVersion(entry.package_id));
     setText(this.view.el('ready-size'), formatBytes(entry.size));
@@ -443,13 +555,38 @@ export class App {
     setText(this.view.el('ready-storage'), use.persisted ? used
       : `${used} (the browser may clear it if the device runs out of space)`);
     this.view.show('chat', 'ready');
-    this.view.notice(this.pendingNotice);
+    const why = kind === 'cpu' ? [choice.notGpu, ...passedOver].filter(Boolean).map(withoutAdvice).join('; ') : '';
+    this.view.notice([this.pendingNotice, why && `Answers are computed on this device's CPU: ${why}.`]
+      .filter(Boolean).join(' '));
     this.pendingNotice = '';
     this.showOfflineReadiness();
     this.chat.setEngine(this.engine);
     this.tasks.setEngine(this.engine, {
-      engine: 'webgpu', where: 'on this device (WebGPU)', model: entry.name, packageId: entry.package_id,
+      engine: kind, where: COMPUTED_ON[kind], model: entry.name, packageId: entry.package_id,
     });
+    await this.showSpeed(kind, entry);
+  }
+
+  /**
+   * "About N words per second": measured on the first start of this version on this engine, stored after.
+   * @param {'webgpu' | 'cpu'} kind @param {ModelEntry} entry
+   */
+  async showSpeed(kind, entry) {
+    const el = this.view.el('ready-speed');
+    const engine = this.engine;
+    const known = storedSpeed(localStore(), kind, entry.package_id);
+    if (known || this.options.speedCheck === false || !engine) {
+      setText(el, known ? speedText(known) : 'not measured');
+      return;
+    }
+    setText(el, 'measuring…');
+    try {
+      const speed = await measureSpeed(engine, localStore(), kind, entry.package_id);
+      if (this.engine === engine) setText(el, speedText(speed));
+    } catch (e) {
+      console.info('speed check failed:', messageOf(e));
+      if (this.engine === engine) setText(el, 'not measured');
+    }
   }
 
   // --- model updates ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ export const AUDIT_STORE = 'records';
  * @typedef {object} AuditInput
  * @property {Date} time
  * @property {string} kind
- * @property {'webgpu' | 'server'} engine
+ * @property {'webgpu' | 'cpu' | 'server'} engine
  * @property {string} where
  * @property {string} model
  * @property {string | null} packageId

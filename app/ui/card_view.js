@@ -9,7 +9,7 @@
 /** @typedef {import('../field/rules.js').Task} Task */
 /**
  * @typedef {object} CardContext
- * @property {string} where          "on this device (WebGPU)" or "on the server <origin>"
+ * @property {string} where          "on this device (WebGPU)", "on this device's CPU" or "on the server <origin>"
  * @property {string} model          the model's name
  * @property {string} content        the raw model output
  * @property {string | null} finish_reason
@@ -134,7 +134,7 @@ function el(doc, tag, cls, text) {
 
 /**
  * The card element. data-* attributes name its state for styles and tests.
- * @param {Document} doc @param {Card} card @param {CardContent} c @param {string} engine  "webgpu" or "server"
+ * @param {Document} doc @param {Card} card @param {CardContent} c @param {string} engine  "webgpu", "cpu" or "server"
  * @returns {HTMLElement}
  */
 export function renderCard(doc, card, c, engine) {

@@ -1,16 +1,26 @@
-// engine_host.js: the page's side of the engine. It asks the engine's probe whether this device can run a model
-// (before anything is downloaded), and starts the engine worker on a stored version (app/engine/client.js), passing
-// it the vendored libraries' URLs from this page's import map; or, where the probe says no, connects to the fallback
-// server that served the page (app/engine/server-client.js).
+// engine_host.js: the page's side of the engine. It asks the engine's probes which engine can answer on this device
+// (before anything is downloaded): WebGPU on a real GPU, else the CPU engine (WebAssembly), else the fallback server
+// that served the page (app/engine/choice.js decides, with the user's preference from the settings); it starts the
+// engine worker on a stored version (app/engine/client.js), passing it the vendored libraries' URLs from this page's
+// import map, or connects to the server (app/engine/server-client.js).
 
-import { EngineClient, ServerEngine, probe } from '../engine/index.js';
+import {
+  ENGINE_LABELS, EngineClient, ServerEngine, asPreference, chooseEngine, probe, probeCpu,
+} from '../engine/index.js';
 import { DeviceUnsupportedError, messageOf } from './errors.js';
 
 /** @typedef {import('../engine/index.js').Manifest} Manifest */
 /** @typedef {import('../engine/index.js').LoadProgress} LoadProgress */
 /** @typedef {import('../engine/index.js').VendorUrls} VendorUrls */
+/** @typedef {import('../engine/index.js').EngineKind} EngineKind */
+/** @typedef {import('../engine/index.js').EnginePreference} EnginePreference */
+/** @typedef {import('../engine/index.js').EngineChoice} EngineChoice */
+
+export { ENGINE_LABELS };
 
 const SHADERS = new URL('../../webgpu_shaders/', import.meta.url);
+/** Where this origin keeps the user's engine preference (the settings' "Answers from"). */
+const PREFERENCE_KEY = 'fieldllm-engine';
 
 /**
  * The npm libraries' URLs, read from the import map's text. Reading the text (rather than import.meta.resolve)
@@ -30,25 +40,68 @@ export function vendorUrlsFromImportMap(doc) {
   return { tokenizers: at('@huggingface/tokenizers'), jinja: at('@huggingface/jinja') };
 }
 
-/**
- * Can this device run the engine (and, given a manifest, that model)? Never throws.
- * @param {Manifest} [manifest]
- * @returns {Promise<{ok: boolean, reason: string}>}
- */
-export async function probeDevice(manifest) {
-  try {
-    const gpu = /** @type {GPU | undefined} */ (navigator.gpu);
-    const result = await probe(gpu, manifest);
-    return { ok: result.ok, reason: result.reason ?? '' };
-  } catch (e) {
-    return { ok: false, reason: `the GPU check failed: ${messageOf(e)}` };
-  }
+/** navigator.deviceMemory (GiB, a coarse lower bound) where the browser has it, else null. */
+function deviceMemory() {
+  const d = /** @type {{deviceMemory?: number}} */ (navigator).deviceMemory;
+  return typeof d === 'number' && d > 0 ? d : null;
 }
 
-/** @param {Manifest} [manifest] */
-export async function requireDevice(manifest) {
-  const r = await probeDevice(manifest);
-  if (!r.ok) throw new DeviceUnsupportedError(deviceAdvice(r.reason), r.reason);
+/**
+ * The engine preference: the user's (stored on this device by the settings), else the site's (AppOptions.engine),
+ * else automatic.
+ * @param {string | undefined} siteDefault @param {Storage | null} [storage]
+ * @returns {EnginePreference}
+ */
+export function enginePreference(siteDefault, storage = safeLocalStorage()) {
+  return asPreference(storage?.getItem(PREFERENCE_KEY) ?? siteDefault);
+}
+
+/** @param {EnginePreference} preference @param {Storage | null} [storage] */
+export function saveEnginePreference(preference, storage = safeLocalStorage()) {
+  storage?.setItem(PREFERENCE_KEY, preference);
+}
+
+/**
+ * @typedef {EngineChoice & {device: EngineKind[], reason: string}} DeviceChoice  device: the engines of this device
+ *   in order (none: it cannot answer itself); reason: why not, for people (empty when it can)
+ */
+
+/**
+ * Which engine answers here, and why: both probes, then choice.js. Never throws.
+ * @param {Manifest} [manifest]  without one, only the browser and the adapter are checked
+ * @param {EnginePreference} [preference]
+ * @param {{context?: number}} [opts]
+ * @returns {Promise<DeviceChoice>}
+ */
+export async function chooseDeviceEngine(manifest, preference = 'auto', opts = {}) {
+  /** @type {{ok: boolean, reason?: string, info?: any}} */
+  let gpu;
+  try {
+    gpu = await probe(/** @type {GPU | undefined} */ (navigator.gpu), manifest, { context: opts.context });
+  } catch (e) {
+    gpu = { ok: false, reason: `the GPU check failed: ${messageOf(e)}` };
+  }
+  /** @type {{ok: boolean, reason?: string}} */
+  let cpu;
+  try {
+    cpu = probeCpu(manifest, { deviceMemory: deviceMemory(), context: opts.context });
+  } catch (e) {
+    cpu = { ok: false, reason: `the CPU engine check failed: ${messageOf(e)}` };
+  }
+  const choice = chooseEngine({ gpu, cpu, preference });
+  const device = choice.order.filter((k) => k !== 'server');
+  const reason = device.length ? '' : `${choice.notGpu ?? gpu.reason ?? 'no usable WebGPU'}; and the CPU engine: ` +
+    `${choice.notCpu}`;
+  return { ...choice, device, reason };
+}
+
+/**
+ * Throws DeviceUnsupportedError when neither engine of this device can run the model (before its big files).
+ * @param {Manifest} manifest @param {EnginePreference} [preference] @param {{context?: number}} [opts]
+ */
+export async function requireDevice(manifest, preference = 'auto', opts = {}) {
+  const r = await chooseDeviceEngine(manifest, preference, opts);
+  if (!r.device.length) throw new DeviceUnsupportedError(deviceAdvice(r.reason), r.reason);
 }
 
 /**
@@ -61,13 +114,15 @@ export function deviceAdvice(reason, downloaded = false) {
 }
 
 /**
- * Starts the engine worker and loads a stored model version into the GPU.
+ * Starts the engine worker and loads a stored model version into the GPU or, with engine "cpu", into WebAssembly.
  * @param {string} folderUrl  absolute URL of the version's folder (served from the model store by sw.js)
- * @param {{onProgress?: (p: LoadProgress) => void, context?: number, signal?: AbortSignal}} [opts]
+ * @param {{engine?: 'webgpu' | 'cpu', onProgress?: (p: LoadProgress) => void, context?: number,
+ *          signal?: AbortSignal}} [opts]
  * @returns {Promise<EngineClient>}
  */
 export function loadEngine(folderUrl, opts = {}) {
   return EngineClient.create({
+    engine: opts.engine ?? 'webgpu', deviceMemory: deviceMemory(),
     baseUrl: folderUrl, shaderBaseUrl: SHADERS, vendorUrls: vendorUrlsFromImportMap(document),
     onProgress: opts.onProgress, context: opts.context, signal: opts.signal,
   });

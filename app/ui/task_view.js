@@ -14,8 +14,8 @@ import { FASTING_FOR, ONE_READING, assetChoices, fieldGroups, filledFields, note
 /** @typedef {import('./task_forms.js').FieldSpec} FieldSpec */
 /**
  * @typedef {object} EngineInfo  what answers, as the card and the audit say it
- * @property {'webgpu' | 'server'} engine
- * @property {string} where        "on this device (WebGPU)" or "on the server <origin>"
+ * @property {'webgpu' | 'cpu' | 'server'} engine
+ * @property {string} where        "on this device (WebGPU)", "on this device's CPU" or "on the server <origin>"
  * @property {string} model
  * @property {string | null} packageId
  */

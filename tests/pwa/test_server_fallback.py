@@ -1,5 +1,7 @@
-"""Devices without WebGPU: the app served by `fieldllm serve` answers through the server's OpenAI-compatible API,
-with the same chat code, and says so; with WebGPU the same app answers on the device and never calls the API."""
+"""Devices that cannot run the model themselves (no WebGPU, or a GPU too small, and no WebAssembly for the CPU
+engine), or whose user prefers the server: the app served by `fieldllm serve` answers through the server's
+OpenAI-compatible API, with the same chat code, and says so; with WebGPU the same app answers on the device and never
+calls the API."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 import uvicorn
 from app_page import AppPage
-from pwa_env import APP_OPTIONS, SMALL_GPU
+from pwa_env import APP_OPTIONS, NO_WASM, PREFER_SERVER, SMALL_GPU
 
 from app.server.app import create_app
 from app.server.local import LocalBackend
@@ -78,14 +80,16 @@ def _open(browser: Any, served: ServedApp, init_script: str | None = None) -> tu
 
 
 @pytest.mark.slow
-def test_without_webgpu_the_server_answers(browser_without_webgpu: Any, served: ServedApp, engine: Engine) -> None:
-    app, api_calls, _ = _open(browser_without_webgpu, served)
+def test_without_webgpu_or_webassembly_the_server_answers(browser_without_webgpu: Any, served: ServedApp,
+                                                           engine: Engine) -> None:
+    app, api_calls, _ = _open(browser_without_webgpu, served, NO_WASM)
     try:
         assert app.wait_problem_or("ready-server", "setup") == "ready-server", app.problem_text()
         assert app.text("#ready-title") == "Answering from the server"
         assert app.text("#ready-where") == f"the server at {served.url('')}"
         assert app.text("#ready-name") == engine.name
         assert "WebGPU" in app.text("#notice") and "your questions go to the server" in app.text("#notice")
+        assert "the CPU engine: this browser has no WebAssembly" in app.text("#notice")
         assert not app.page.is_visible("#ready-storage")  # nothing of the model is on this device
 
         app.ask("Generator 2 tripped on overcurrent. What should I check?")
@@ -118,8 +122,8 @@ def test_with_webgpu_the_same_app_answers_on_the_device(browser: Any, served: Se
 
 
 @pytest.mark.slow
-def test_gpu_too_small_for_the_model_uses_the_server(browser: Any, served: ServedApp, engine: Engine) -> None:
-    app, api_calls, paths = _open(browser, served, SMALL_GPU)
+def test_gpu_too_small_and_no_webassembly_uses_the_server(browser: Any, served: ServedApp, engine: Engine) -> None:
+    app, api_calls, paths = _open(browser, served, SMALL_GPU + NO_WASM)
     try:
         assert app.wait_problem_or("setup") == "setup", app.problem_text()
         app.page.click("#setup-download")  # the model's manifest says it needs more than this GPU allows
@@ -128,6 +132,23 @@ def test_gpu_too_small_for_the_model_uses_the_server(browser: Any, served: Serve
         assert app.ask("Generator 2 tripped on overcurrent. What should I check?").strip()
         assert [r.method for r in api_calls] == ["GET", "POST"]  # the model list, then the question
         assert not [p for p in paths if "/weights-" in p], "weights were downloaded for a GPU that cannot hold them"
+        assert app.errors == []
+    finally:
+        app.context.close()
+
+
+@pytest.mark.slow
+def test_the_user_prefers_the_server(browser_without_webgpu: Any, served: ServedApp, engine: Engine) -> None:
+    """The settings' "Answer with: the local server": the server answers although the CPU engine could, and the
+    screen says it is the user's choice; nothing of the model is downloaded."""
+    app, api_calls, paths = _open(browser_without_webgpu, served, PREFER_SERVER)
+    try:
+        assert app.wait_problem_or("ready-server", "setup") == "ready-server", app.problem_text()
+        assert "as the settings ask" in app.text("#notice")
+        assert app.page.input_value("#engine-preference") == "server"
+        assert app.ask("What is the capital of France?").strip()
+        assert [r.method for r in api_calls] == ["GET", "POST"]
+        assert not [p for p in paths if p.startswith("/models/") and p != "/models/index.json"], paths
         assert app.errors == []
     finally:
         app.context.close()

@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 from app_page import AppPage
-from pwa_env import APP_OPTIONS
+from pwa_env import APP_OPTIONS, PREFER_SERVER
 from test_server_fallback import ServedApp
 
 from app.field import evaluate, load_rules, load_tasks, readings_from_form, task_schema
@@ -245,6 +245,7 @@ def test_triage_screen_through_the_server(csp: str, browser_without_webgpu: Any,
         context = browser_without_webgpu.new_context(bypass_csp=csp == "bypassed")
         # the reference engine is fast: the tasks' own token limits, so that an answer can finish
         context.add_init_script(f"globalThis.FIELDLLM_OPTIONS = {json.dumps(APP_OPTIONS)};")
+        context.add_init_script(PREFER_SERVER)  # the CPU engine could answer: the user chose the server
         try:
             app = AppPage(context, served)  # type: ignore[arg-type]
             posts: list[Any] = []
