@@ -1,4 +1,5 @@
-"""The numpy reference engine as a backend: one model package, one generation at a time, OpenAI-shaped answers."""
+"""The local engine as a backend (native C kernels or the numpy reference): one model package, one generation at a
+time, OpenAI-shaped answers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import anyio
 from starlette.requests import Request
@@ -39,31 +41,39 @@ from .slots import Slots
 from .sse import DONE, EventStream, event
 from .worker import ChatEngine, Job, Worker
 
-FINGERPRINT = "fieldllm-numpy"
 SMALL_PROMPT = 8192  # characters of a prompt tokenized at once, beside everything else (a few milliseconds); longer
 # prompts and grammar compiles take turns, one at a time, in a bounded line of their own (Slots: 429 when it is full),
 # so that a burst of huge prompts neither runs uncounted on every core nor keeps a small request waiting
 
 
 class LocalBackend:
-    kind = "numpy"
-
-    def __init__(self, engine: ChatEngine, settings: Settings):
+    def __init__(self, engine: ChatEngine, settings: Settings, kind: Literal["native", "numpy"] = "numpy"):
         self.engine = engine
+        self.kind: str = kind  # which engine answers: in /health, the system_fingerprint and the audit log
         self.settings = settings
         self.created = int(time.time())
         self.slots = Slots(running=1, waiting=settings.queue_size, wait_timeout=settings.queue_timeout)
         self.preparing = Slots(running=1, waiting=settings.queue_size, wait_timeout=settings.queue_timeout)
         self.max_token_chars = _max_token_chars(engine)
         self.worker = Worker(engine.name, settings.blas_threads)
-        self.audit = Audit(settings.audit, "server-numpy", engine.name, getattr(engine, "package_id", None)) \
+        self.audit = Audit(settings.audit, f"server-{kind}", engine.name, getattr(engine, "package_id", None)) \
             if settings.audit else None
 
     @classmethod
     def from_package(cls, package: Path, settings: Settings) -> LocalBackend:
-        from model_prep.reference import load  # numpy and the weights: only when this backend is used
+        # numpy, the weights and the native library: only when this backend is used
+        if settings.engine == "numpy":
+            from model_prep.reference import load
 
-        return cls(load(package, context=settings.context), settings)
+            return cls(load(package, context=settings.context), settings, "numpy")
+        from app.native.build import NativeBuildError
+        from app.native.model import load as load_native
+
+        try:
+            engine = load_native(package, context=settings.context)
+        except NativeBuildError as e:
+            raise InputError(str(e)) from None
+        return cls(engine, settings, "native")
 
     async def models(self) -> list[ModelCard]:
         return [ModelCard(id=self.engine.name, created=self.created, owned_by="fieldllm")]
@@ -72,8 +82,8 @@ class LocalBackend:
         return [self.engine.name]
 
     def health(self) -> Health:
-        return Health(backend="numpy", models=[self.engine.name], busy=self.slots.busy + self.preparing.busy,
-                      capacity=self.slots.capacity)
+        return Health(backend="native" if self.kind == "native" else "numpy", models=[self.engine.name],
+                      busy=self.slots.busy + self.preparing.busy, capacity=self.slots.capacity)
 
     async def aclose(self) -> None:
         await anyio.to_thread.run_sync(self.worker.shutdown)
@@ -113,7 +123,7 @@ class LocalBackend:
             job.cancel()
             permit.release()
 
-        ids = _Ids(self.engine.name, chat.include_usage)
+        ids = _Ids(self.engine.name, chat.include_usage, f"fieldllm-{self.kind}")
         if chat.stream:
             async def on_close() -> None:
                 stop()
@@ -126,7 +136,7 @@ class LocalBackend:
         text, finished, usage, choice_logprobs, timings = answer
         content, tool_calls, finish = final_message(text, finished, chat.structure)
         body = ChatCompletion(
-            id=ids.id, created=ids.created, model=ids.model, system_fingerprint=FINGERPRINT,
+            id=ids.id, created=ids.created, model=ids.model, system_fingerprint=ids.fingerprint,
             choices=[Choice(message=AssistantMessage(content=content, tool_calls=tool_calls),
                             finish_reason=finish, logprobs=choice_logprobs)],
             usage=usage, timings=timings,
@@ -184,8 +194,9 @@ def _max_token_chars(engine: ChatEngine) -> int | None:
 class _Ids:
     """What every chunk of one answer repeats."""
 
-    def __init__(self, model: str, include_usage: bool = False):
+    def __init__(self, model: str, include_usage: bool = False, fingerprint: str = "fieldllm-numpy"):
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.fingerprint = fingerprint
         self.created = int(time.time())
         self.model = model
         self.include_usage = include_usage
@@ -194,7 +205,8 @@ class _Ids:
               choices: bool = True, logprobs: ChoiceLogprobs | None = None, timings: Timings | None = None) -> bytes:
         body = ChatCompletionChunk(id=self.id, created=self.created, model=self.model, usage=usage,
                                    choices=[ChunkChoice(delta=delta, finish_reason=finish, logprobs=logprobs)]
-                                   if choices else [], system_fingerprint=FINGERPRINT, timings=timings).model_dump()
+                                   if choices else [], system_fingerprint=self.fingerprint,
+                                   timings=timings).model_dump()
         if timings is None:
             del body["timings"]
         for choice in body["choices"]:  # as OpenAI does: a delta holds only what it carries ({} on the last one)

@@ -296,7 +296,7 @@ class ErrorResponse(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
-    backend: Literal["numpy", "upstream"]
+    backend: Literal["native", "numpy", "upstream"]
     models: list[str]
     busy: int = Field(description="requests admitted now (running or queued)")
     capacity: int = Field(description="requests admitted at most; more get 429")

@@ -73,6 +73,15 @@ def _switch(text: str) -> bool:
     raise SettingsError(f"{text!r} is not one of 1, true, yes, on, 0, false, no, off")
 
 
+ENGINES = ("native", "numpy")
+
+
+def _engine(text: str) -> str:
+    if text.strip().lower() not in ENGINES:
+        raise SettingsError(f"{text!r} is not one of {', '.join(ENGINES)}")
+    return text.strip().lower()
+
+
 def _log_level(text: str) -> str:
     if text.lower() not in ("critical", "error", "warning", "info", "debug"):
         raise SettingsError(f"{text!r} is not one of critical, error, warning, info, debug")
@@ -113,18 +122,22 @@ class Settings:
         "--dist", "the built app folder to serve (from `fieldllm build`); when missing, the API still works and / "
                   "says how to build the app", Path, metavar="DIR"))
     package: Path = field(default=DEFAULT_PACKAGE, metadata=_setting(
-        "--package", "model package for the numpy reference engine (from `fieldllm prepare`; when the default is "
+        "--package", "model package for the local engine (from `fieldllm prepare`; when the default is "
                      "missing, the one package under build/models/); loaded once at start-up", Path, metavar="DIR"))
+    engine: str = field(default="native", metadata=_setting(
+        "--engine", "the local engine: 'native' (the CPU engine's C kernels, compiled for this machine on first use "
+                    "or by scripts/setup-python; needs a C compiler) or 'numpy' (the reference engine, slower)",
+        _engine, metavar="NAME"))
     upstream: str | None = field(default=None, metadata=_setting(
         "--upstream", "instead of --package, forward requests to this OpenAI-compatible server's base URL (vLLM, "
                       "llama.cpp server, Ollama), e.g. http://127.0.0.1:8080/v1", metavar="URL"))
     upstream_token: str | None = field(default=None, metadata=_setting(
         "--upstream-token", "bearer token sent to the upstream server", metavar="TOKEN"))
     upstream_parallel: int = field(default=4, metadata=_setting(
-        "--upstream-parallel", "requests forwarded to the upstream at once (the numpy engine always runs one)",
+        "--upstream-parallel", "requests forwarded to the upstream at once (the local engine always runs one)",
         _int_in(1, 1024), metavar="N"))
     context: int | None = field(default=None, metadata=_setting(
-        "--context", "KV cache length of the numpy engine in tokens (default 4096, capped by the model's); longer "
+        "--context", "KV cache length of the local engine in tokens (default 4096, capped by the model's); longer "
                      "prompts get 400", _int_in(16), metavar="TOKENS"))
     max_tokens: int = field(default=512, metadata=_setting(
         "--max-tokens", "longest answer in tokens: the default for requests that name none, and the most a request "

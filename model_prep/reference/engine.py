@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -106,16 +106,48 @@ def _stop_overlap(text: str, stops: Sequence[str]) -> int:
     return best
 
 
-class Engine:
-    def __init__(self, config: ModelConfig, weights: Weights, tokenizer: Tokenizer, template: str,
-                 generation: dict[str, Any], context: int | None = None, name: str = "model"):
+class Model(Protocol):
+    """The transformer an Engine runs on, with its own KV cache: NumpyModel here (the ground truth); app/native runs
+    the C kernels of app/engine/cpu/cpu_engine.c behind the same two members."""
+
+    @property
+    def context(self) -> int: ...  # KV positions: forward accepts positions 0 .. context - 1
+
+    def forward(self, ids: Sequence[int], pos: int, all_logits: bool = False) -> F32:
+        """Run ``ids`` at positions pos.. filling the KV cache; logits [vocab] of the last (all: [T, vocab])."""
+        ...
+
+
+class NumpyModel:
+    """forward.py's transformer on f32 weights and a RunState of ``context`` positions."""
+
+    def __init__(self, config: ModelConfig, weights: Weights, context: int):
         self.config = config
         self.weights = weights
+        self.state = RunState(config, context)
+
+    @property
+    def context(self) -> int:
+        return self.state.context
+
+    def forward(self, ids: Sequence[int], pos: int, all_logits: bool = False) -> F32:
+        return forward(self.config, self.weights, self.state, np.asarray(ids, np.int64), pos, all_logits)
+
+
+def context_for(config: ModelConfig, context: int | None) -> int:
+    """KV positions to allocate: ``context`` (default DEFAULT_CONTEXT), capped by the model's own."""
+    return min(context or DEFAULT_CONTEXT, config.context_length)
+
+
+class Engine:
+    def __init__(self, config: ModelConfig, model: Model, tokenizer: Tokenizer, template: str,
+                 generation: dict[str, Any], name: str = "model"):
+        self.config = config
+        self.model = model
         self.tokenizer = tokenizer
         self.template = template
         self.generation = generation
         self.name = name
-        self.state = RunState(config, min(context or DEFAULT_CONTEXT, config.context_length))
         self._cached: list[int] = []  # token ids whose K/V are in the cache, positions 0..len-1
         self._finish = "length"  # why the last generate_ids ended: "stop" (EOS) or "length"
         eos = generation.get("eos_token_ids") or []
@@ -129,7 +161,7 @@ class Engine:
 
     @property
     def context(self) -> int:
-        return self.state.context
+        return self.model.context
 
     # --- text <-> tokens ------------------------------------------------------------------------------------------
 
@@ -157,7 +189,7 @@ class Engine:
 
     def logits(self, ids: Sequence[int], pos: int = 0, all_logits: bool = False) -> F32:
         """Run ``ids`` at positions pos.. and return logits (the last position's, or all). Updates the cache."""
-        out = forward(self.config, self.weights, self.state, np.asarray(ids, np.int64), pos, all_logits)
+        out = self.model.forward(ids, pos, all_logits)
         self._cached = self._cached[:pos] + list(ids)
         return out
 
@@ -282,10 +314,13 @@ class Engine:
         return Completion("".join(text), ids, last.finish_reason, last.usage)
 
 
-def engine_from_package(pkg: Package, context: int | None = None) -> Engine:
-    weights = Weights.from_tensors(pkg.config, pkg.tensor_f32)
+def engine_from_package(pkg: Package, context: int | None = None, model: Model | None = None) -> Engine:
+    """The engine of a package: on ``model`` when given (its context wins), else on the numpy transformer."""
+    if model is None:
+        weights = Weights.from_tensors(pkg.config, pkg.tensor_f32)
+        model = NumpyModel(pkg.config, weights, context_for(pkg.config, context))
     tokenizer = Tokenizer.from_file(str(pkg.tokenizer_path))
-    engine = Engine(pkg.config, weights, tokenizer, pkg.chat_template, pkg.generation, context, pkg.name)
+    engine = Engine(pkg.config, model, tokenizer, pkg.chat_template, pkg.generation, pkg.name)
     engine.package_id = pkg.manifest.get("package_id")
     return engine
 

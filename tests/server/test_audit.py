@@ -26,7 +26,7 @@ def test_a_triage_answer_is_audited_with_its_verdict(real_server: str, audit_log
     records = _records(audit_log)
     assert len(records) == before + 1
     rec = records[-1]
-    assert rec["engine"] == "server-numpy" and rec["model"] == MODEL and rec["package_id"]
+    assert rec["engine"] == "server-native" and rec["model"] == MODEL and rec["package_id"]
     assert rec["task"] == "triage" and rec["rules_version"] == load_rules().rules_version
     assert rec["output"] == answer["message"]["content"] and rec["finish_reason"] == answer["finish_reason"]
     assert rec["sampling"]["seed"] == 7 and rec["sampling"]["temperature"] == 0

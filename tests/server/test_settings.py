@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from dataclasses import fields
@@ -27,6 +28,8 @@ def test_defaults() -> None:
                                                                               None, ())
     assert s.package == Path("build/models/smollm2-135m-instruct")
     assert s.queue_size >= 1 and s.max_tokens == 512
+    assert s.engine == "native"
+    assert _parse(["--engine", "NumPy"]).engine == "numpy"
     assert s.allowed_hosts() == {"localhost", "127.0.0.1", "::1"}
 
 
@@ -48,6 +51,8 @@ def test_environment_then_flags() -> None:
     ([], {"FIELDLLM_QUEUE_TIMEOUT": "0"}, "FIELDLLM_QUEUE_TIMEOUT"),
     ([], {"FIELDLLM_ALLOW_ORIGIN": "example.org"}, "FIELDLLM_ALLOW_ORIGIN"),
     (["--log-level", "loud"], {}, "--log-level"),
+    (["--engine", "gpu"], {}, "--engine"),
+    ([], {"FIELDLLM_ENGINE": "llama"}, "FIELDLLM_ENGINE"),
 ])
 def test_bad_values_name_their_source(argv: list[str], env: dict[str, str], names: str) -> None:
     with pytest.raises(SettingsError, match=names):
@@ -109,6 +114,15 @@ def test_command_line_errors_are_one_line() -> None:
     assert r.returncode == 2 and "not an http(s) URL" in r.stderr and "Traceback" not in r.stderr
     r = _serve("--queue-size", "lots")
     assert r.returncode == 2 and "--queue-size" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_native_engine_without_a_compiler_is_one_line(smollm2_package: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "CC": "no-such-cc", "FIELDLLM_NATIVE_CACHE": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "app.cli", "serve", "--package", str(smollm2_package), "--port", "0"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("fieldllm: error:") and "--engine numpy" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_network_address_needs_a_token_or_no_auth() -> None:
