@@ -155,6 +155,8 @@ def test_the_cpu_engine_wasm_is_compiled_shipped_and_precached(dist: Path) -> No
     entry = listed["app/engine/cpu/cpu_engine.wasm"]
     assert entry["size"] == len(wasm) and entry["sha256"] == _sha(wasm)
     assert {"app/engine/cpu/model.js", "app/engine/cpu/probe.js", "app/engine/choice.js"} <= set(listed)
+    mt = (dist / "app/engine/cpu/cpu_engine_mt.wasm").read_bytes()  # the threaded build, for isolated pages
+    assert listed["app/engine/cpu/cpu_engine_mt.wasm"]["sha256"] == _sha(mt)
     # the C source is the build's input, not the app's
     assert not (dist / "app/engine/cpu/cpu_engine.c").exists() and not (dist / "app/engine/cpu/cpu_engine.h").exists()
 
