@@ -136,7 +136,8 @@ def library() -> Path:
         if error and arch_flags():  # a compiler that does not know this CPU: portable code rather than none
             error = _compile(cc, FLAGS, tmp)
         if error:
-            raise NativeBuildError(f"{cc} could not compile {SOURCE_DIR / 'cpu_engine.c'}: {error}; {FIX}")
+            raise NativeBuildError(f"{cc} could not compile {SOURCE_DIR / 'cpu_engine.c'}: {error}; fix the source "
+                                   "(or set CC to another compiler), or serve with --engine numpy")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import math
+import os
 import shutil
 import tempfile
 import threading
@@ -43,6 +44,7 @@ LAYER_TENSORS = ("attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.w
                  "ffn_up.weight", "ffn_down.weight")  # slot order (cpu_engine.h FE_ATTN_NORM .. FE_DOWN)
 ERRORS = ("ok", "a config value this engine cannot run", "out of memory", "called out of order", "bad arguments")
 MAX_LAYERS = 256
+MAX_DEFAULT_THREADS = 8
 
 
 class NativeEngineError(RuntimeError):
@@ -75,6 +77,9 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
         "fe_pick_rest": (f32, []),
         "fe_heap_end": (ctypes.c_size_t, []),
         "fe_release": (None, []),
+        "fe_threads": (i32, [i32, i32]),  # (n, the caller may sleep while it waits: yes, a Python thread)
+        "fe_worker": (i32, [i32]),
+        "fe_stop": (None, []),
     }
     for name, (res, args) in sigs.items():
         fn = getattr(lib, name)
@@ -100,7 +105,8 @@ class NativeModel:
 
     kind = "native"
 
-    def __init__(self, pkg: Package, context: int | None = None, pass_tokens: int = PASS_TOKENS):
+    def __init__(self, pkg: Package, context: int | None = None, pass_tokens: int = PASS_TOKENS, threads: int = 1,
+                 decode_threads: int | None = None):
         c = pkg.config
         why = unsupported(c)
         if why:
@@ -111,8 +117,13 @@ class NativeModel:
         self.pass_tokens = max(1, min(pass_tokens, self._context))
         self._lock = threading.Lock()
         self._lib: ctypes.CDLL | None = _private_library()
+        self._workers: list[threading.Thread] = []
+        # threads for passes of several tokens (prompts) and for one token (decoding); the workers are started once
+        self.threads = max(1, threads)
+        self.decode_threads = max(1, min(self.threads, decode_threads or self.threads))
         try:
             self._load(pkg)
+            self._start_workers()
         except BaseException:
             self.close()
             raise
@@ -145,6 +156,20 @@ class NativeModel:
         shard_at = {entry["path"]: self._read_shard(pkg, entry) for entry in _weight_files(pkg)}
         self._bind_tensors(pkg, shard_at)
         self._write_rope()
+
+    def _start_workers(self) -> None:
+        """Threads 1 .. threads-1, each inside fe_worker (ctypes lets go of the GIL) until close()."""
+        lib = self._lib
+        assert lib is not None
+        for tid in range(1, self.threads):
+            t = threading.Thread(target=lib.fe_worker, args=(tid,), name=f"fe-worker-{tid}", daemon=True)
+            t.start()
+            self._workers.append(t)
+
+    def _use_threads(self, n: int) -> None:
+        lib = self._lib
+        assert lib is not None
+        self._check(lib.fe_threads(n, 1), f"starting {n} threads")
 
     def _read_shard(self, pkg: Package, entry: dict[str, Any]) -> int:
         """Reads one weight file into fe_alloc memory, checking its size and sha256; its address."""
@@ -240,6 +265,7 @@ class NativeModel:
             lib = self._lib
             if lib is None:
                 raise NativeEngineError(f"{self.name} was closed: load it again")
+            self._use_threads(self.threads if n > 1 else self.decode_threads)
             for start in range(0, n, self.pass_tokens):
                 part = ids_arr[start:start + self.pass_tokens]
                 self._ids[:len(part)] = part
@@ -253,8 +279,12 @@ class NativeModel:
         """Frees the weights and the run state; later calls raise NativeEngineError."""
         with self._lock:
             lib, self._lib = self._lib, None
-            if lib is not None:
-                lib.fe_release()
+            if lib is None:
+                return
+            lib.fe_stop()
+            for t in self._workers:
+                t.join()
+            lib.fe_release()
 
 
 def _weight_files(pkg: Package) -> list[dict[str, Any]]:
@@ -268,7 +298,18 @@ def _weight_files(pkg: Package) -> list[dict[str, Any]]:
     return files
 
 
-def load(package: Path | str, context: int | None = None) -> Engine:
-    """The reference engine (tokenizer, template, sampling, grammar) on the native model of a package."""
+def default_threads(threads: int = 0, decode_threads: int = 0) -> tuple[int, int]:
+    """(threads for prompt passes, threads per decoded token): 0 means one per core (at most MAX_DEFAULT_THREADS)
+    and half of that, llama.cpp's split (a decode step is many short jobs, each a wait for every thread: on a busy
+    machine a thread that is not scheduled stalls them all)."""
+    t = threads or max(1, min(MAX_DEFAULT_THREADS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                  else os.cpu_count() or 1))
+    return t, min(t, decode_threads or max(1, t // 2))
+
+
+def load(package: Path | str, context: int | None = None, threads: int = 0, decode_threads: int = 0) -> Engine:
+    """The reference engine (tokenizer, template, sampling, grammar) on the native model of a package; threads as
+    ``default_threads``."""
     pkg = open_package(package)
-    return engine_from_package(pkg, model=NativeModel(pkg, context))
+    t, d = default_threads(threads, decode_threads)
+    return engine_from_package(pkg, model=NativeModel(pkg, context, threads=t, decode_threads=d))

@@ -70,7 +70,8 @@ class LocalBackend:
         from app.native.model import load as load_native
 
         try:
-            engine = load_native(package, context=settings.context)
+            engine = load_native(package, context=settings.context, threads=settings.threads,
+                                 decode_threads=settings.decode_threads)
         except NativeBuildError as e:
             raise InputError(str(e)) from None
         return cls(engine, settings, "native")

@@ -128,6 +128,13 @@ class Settings:
         "--engine", "the local engine: 'native' (the CPU engine's C kernels, compiled for this machine on first use "
                     "or by scripts/setup-python; needs a C compiler) or 'numpy' (the reference engine, slower)",
         _engine, metavar="NAME"))
+    threads: int = field(default=0, metadata=_setting(
+        "--threads", "threads of the native engine for prompts; 0: one per core, at most 8", _int_in(0, 64),
+        metavar="N"))
+    decode_threads: int = field(default=0, metadata=_setting(
+        "--decode-threads", "threads of the native engine per answer token; 0: half of --threads (as llama.cpp "
+                            "splits them). Each token is many short steps that wait for every thread: more only help "
+                            "on cores nothing else uses", _int_in(0, 64), metavar="N"))
     upstream: str | None = field(default=None, metadata=_setting(
         "--upstream", "instead of --package, forward requests to this OpenAI-compatible server's base URL (vLLM, "
                       "llama.cpp server, Ollama), e.g. http://127.0.0.1:8080/v1", metavar="URL"))

@@ -88,6 +88,22 @@ def test_tiny_logits_within_1e_3_of_the_reference(tiny_packages: dict[str, Path]
     native.close()
 
 
+@pytest.mark.parametrize("name", ["llama-q4", "qwen2-q4+v8"])
+def test_threads_give_the_same_bits(tiny_packages: dict[str, Path], name: str) -> None:
+    """Each thread computes whole rows (or heads): 1, 2 and 3 threads, prompts and decode steps, same logits."""
+    pkg = open_package(tiny_packages[name])
+    one = NativeModel(pkg, context=128, pass_tokens=16)
+    many = [NativeModel(pkg, context=128, pass_tokens=16, threads=t, decode_threads=d) for t, d in ((2, 1), (3, 3))]
+    ids = list(range(3, 60))
+    steps = [(ids, 0), ([7], len(ids)), ([9], len(ids) + 1)]
+    for ids_k, pos in steps:
+        expected = one.forward(ids_k, pos)
+        for m in many:
+            np.testing.assert_array_equal(m.forward(ids_k, pos), expected)
+    for m in [one, *many]:
+        m.close()  # stops the workers: close returns only once they have
+
+
 def test_two_models_in_one_process_keep_their_own_state(tiny_packages: dict[str, Path]) -> None:
     a = NativeModel(open_package(tiny_packages["llama-q4"]), context=64)
     b = NativeModel(open_package(tiny_packages["qwen2-q8"]), context=64)

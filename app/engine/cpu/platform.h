@@ -160,12 +160,34 @@ static inline void fe_pause(void) {}
 static inline void fe_sleep(uint32_t *p, uint32_t seen) { (void)p, (void)seen; }
 static inline void fe_wake(uint32_t *p) { (void)p; }
 static inline void fe_pause(void) {}
+#else /* native */
+#if defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__))
+/* a futex: an idle worker of the native library sleeps in the kernel instead of spinning on sched_yield (a server
+ * waits between requests for minutes); fe_wake makes the system call only while someone sleeps (seq_cst on both
+ * sides: a sleeper counted after the waker looked finds *p changed, and the futex returns at once) */
+long syscall(long number, ...); /* <unistd.h>'s */
+#if defined(__x86_64__)
+#define FE_SYS_FUTEX_NR 202L
+#else
+#define FE_SYS_FUTEX_NR 98L
+#endif
+static uint32_t fe_sleepers;
+static inline void fe_sleep(uint32_t *p, uint32_t seen) {
+  fe_add(&fe_sleepers, 1u);
+  syscall(FE_SYS_FUTEX_NR, p, 128 /* FUTEX_WAIT_PRIVATE */, seen, (void *)0, (void *)0, 0);
+  fe_add(&fe_sleepers, (uint32_t)-1);
+}
+static inline void fe_wake(uint32_t *p) {
+  if (fe_load(&fe_sleepers))
+    syscall(FE_SYS_FUTEX_NR, p, 129 /* FUTEX_WAKE_PRIVATE */, 0x7fffffff, (void *)0, (void *)0, 0);
+}
 #else
 int sched_yield(void); /* <sched.h>'s */
 static inline void fe_sleep(uint32_t *p, uint32_t seen) {
   if (fe_load(p) == seen) sched_yield();
 }
 static inline void fe_wake(uint32_t *p) { (void)p; }
+#endif
 #if defined(__x86_64__) || defined(__i386__)
 static inline void fe_pause(void) { __builtin_ia32_pause(); }
 #else
