@@ -1,11 +1,12 @@
-// Benchmark the CPU engine (app/engine/cpu: cpu_engine.c in WebAssembly + SIMD128, one thread) under Node: prefill
+// Benchmark the CPU engine (app/engine/cpu: cpu_engine.c in WebAssembly + SIMD128) under Node: prefill
 // and decode tokens/s for a package, and (--reference) the numpy reference engine on the same token ids in the same
 // run, interleaved (cpu, reference, cpu, reference, ...), with OPENBLAS_NUM_THREADS=1 (one thread each: the fair
 // comparison, and the reference's best on a shared 2-core machine, docs/EVAL.md).
 //
 // Usage:
 //   node scripts/bench_cpu_engine.mjs --package build/models/smollm2-135m-instruct.q4_1 [--prefill 128]
-//     [--decode 64] [--repeats 3] [--context 1024] [--pass-tokens 128] [--reference] [--json out.json]
+//     [--decode 64] [--repeats 3] [--context 1024] [--pass-tokens 128] [--threads 1,2] [--reference] [--json out.json]
+// --threads: one model per thread count (cpu_engine_mt.wasm for more than one), run interleaved with the others.
 // The prompt is --prefill fixed pseudo-random token ids; decode continues greedily from it (forward of one token at a
 // time, as engine.js does) and prints the greedy ids' FNV-1a hash: the reference must print the same. Figures are the
 // median over the repeats; one line a figure. Each figure is given twice: tokens per second of wall time, and per
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
     repeats: { type: 'string', default: '3' },
     context: { type: 'string', default: '1024' },
     'pass-tokens': { type: 'string', default: '128' },
+    threads: { type: 'string', default: '1' },
     reference: { type: 'boolean', default: false },
     json: { type: 'string' },
   },
@@ -57,9 +59,15 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 execFileSync(join(ROOT, 'scripts/build_wasm.sh'), { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
 const wasm = readFileSync(join(ROOT, 'app/engine/cpu/cpu_engine.wasm'));
 const t0 = performance.now();
-const model = await loadModel({ baseUrl: pathToFileURL(`${pkgDir}/`), fetch: fileFetch, wasm, context,
-  passTokens: Number(args['pass-tokens']) });
-const loadS = (performance.now() - t0) / 1000;
+const threadCounts = String(args.threads).split(',').map(Number);
+const wasmThreads = readFileSync(join(ROOT, 'app/engine/cpu/cpu_engine_mt.wasm'));
+const models = [];
+for (const threads of threadCounts) {
+  models.push(await loadModel({ baseUrl: pathToFileURL(`${pkgDir}/`), fetch: fileFetch, wasm, wasmThreads, context,
+    passTokens: Number(args['pass-tokens']), threads }));
+}
+const model = models[0];
+const loadS = (performance.now() - t0) / 1000 / models.length;
 const vocab = model.config.vocab_size;
 const prompt = Array.from({ length: prefillN }, (_, i) => (i * 7919 + 13) % vocab);
 
@@ -69,8 +77,9 @@ const cpuSeconds = (since) => {
   return (u.user + u.system) / 1e6;
 };
 
-/** One run of the CPU engine: prefill and decode tokens/s (wall and CPU time), greedy ids. */
-async function cpuRun() {
+/** One run of the CPU engine: prefill and decode tokens/s (wall and CPU time: all its threads'), greedy ids.
+ * @param {import('../app/engine/cpu/model.js').Model} model */
+async function cpuRun(model) {
   let t = performance.now(), c = process.cpuUsage();
   let r = await model.forward(prompt, 0);
   const prefill = prefillN / ((performance.now() - t) / 1000), prefillCpu = prefillN / cpuSeconds(c);
@@ -119,14 +128,20 @@ console.log(`package: ${model.manifest.name} (${pkgDir}), heap ${(model.stats.he
   `load ${loadS.toFixed(2)} s; ${cpus().length} CPUs (${cpus()[0]?.model}); Node ${process.version}; ` +
   `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 /** @typedef {{prefill: number, decode: number, prefillCpu: number, decodeCpu: number, ids: number[]}} Run */
-/** @type {{cpu: Run[], reference: Run[]}} */
-const runs = { cpu: [], reference: [] };
+/** @type {Record<string, Run[]>} engine ('cpu' for one thread, 'cpu-N' for N, 'reference') -> runs */
+const runs = Object.fromEntries([...models.map((m) => [label(m), []]), ['reference', []]]);
 /** @type {Record<string, string>} */
 const hashes = {};
+/** @param {import('../app/engine/cpu/model.js').Model} m */
+function label(m) {
+  return m.stats.threads === 1 ? 'cpu' : `cpu-${m.stats.threads}`;
+}
 for (let k = 0; k < repeats; k++) {
-  const c = await cpuRun();
-  runs.cpu.push(c);
-  hashes.cpu = fnv(c.ids);
+  for (const m of models) {
+    const c = await cpuRun(m);
+    runs[label(m)].push(c);
+    hashes[label(m)] = fnv(c.ids);
+  }
   if (args.reference) {
     const r = referenceRun();
     runs.reference.push(r);
@@ -140,18 +155,29 @@ const FIGURES = ['prefill', 'decode', 'prefillCpu', 'decodeCpu'];
 const medians = (rs) => Object.fromEntries(FIGURES.map((f) => [f, median(rs.map((r) => r[f]))]));
 const out = {
   package: model.manifest.name, prefill_tokens: prefillN, decode_tokens: decodeN, repeats, load_average: loadavg(),
-  cpu: medians(runs.cpu), reference: args.reference ? medians(runs.reference) : null, hashes,
+  ...Object.fromEntries(models.map((m) => [label(m), medians(runs[label(m)])])),
+  reference: args.reference ? medians(runs.reference) : null, hashes,
 };
 const LABEL = { prefill: `prefill (${prefillN} tokens), wall`, decode: `decode (${decodeN} tokens), wall`,
   prefillCpu: 'prefill, per CPU second', decodeCpu: 'decode, per CPU second' };
-for (const engine of /** @type {('cpu' | 'reference')[]} */ (args.reference ? ['cpu', 'reference'] : ['cpu'])) {
+for (const engine of [...models.map(label), ...(args.reference ? ['reference'] : [])]) {
   for (const f of FIGURES) console.log(`${engine} ${LABEL[f]}: ${fmt(runs[engine].map((r) => r[f]))}`);
+}
+/** @type {Record<string, Record<string, number>>} */
+const byEngine = /** @type {any} */ (out);
+for (const m of models.slice(1)) {
+  const cpu = byEngine[label(m)], one = byEngine[label(model)];
+  console.log(`${label(m)} / ${label(model)}: ${FIGURES.map((f) => `${f} ${(cpu[f] / one[f]).toFixed(2)}x`).join(', ')}`);
 }
 if (out.reference) {
   const ref = out.reference;
-  console.log(`cpu / reference: ${FIGURES.map((f) => `${f} ${(out.cpu[f] / ref[f]).toFixed(2)}x`).join(', ')}`);
+  for (const m of models) {
+    const cpu = byEngine[label(m)];
+    console.log(`${label(m)} / reference: ${FIGURES.map((f) => `${f} ${(cpu[f] / ref[f]).toFixed(2)}x`).join(', ')}`);
+  }
 }
+const equal = new Set(Object.values(hashes)).size === 1;
 console.log(`greedy ids fnv1a: ${Object.entries(hashes).map(([k, v]) => `${k} ${v}`).join(', ')}` +
-  (args.reference ? (hashes.cpu === hashes.reference ? ' (equal)' : ' (DIFFERENT)') : ''));
+  (Object.keys(hashes).length > 1 ? (equal ? ' (equal)' : ' (DIFFERENT)') : ''));
 console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 if (args.json) writeFileSync(String(args.json), JSON.stringify(out, null, 2));

@@ -378,11 +378,25 @@ static void matmul_rows(const Tensor *w, const Input *in, float *y, int ystride,
           if (w->storage == FE_Q4) {
             const uint32_t *row = (const uint32_t *)ch->q + (size_t)local * (cols / 8);
             const uint32_t *sc = ch->s + (size_t)local * (cols / GROUP);
+#ifdef FE_WIDE /* native x86-64 with AVX2 (platform.h, wide.h): the same on 8 lanes */
+            const float *xp = in->xp + (size_t)t0 * cols, *gs = in->gsum + (size_t)t0 * (cols / GROUP);
+            (void)row_q4;
+            if (nt == 4) fe_wide_q4(row, sc, xp, gs, cols / GROUP, 4, out);
+            else fe_wide_q4(row, sc, xp, gs, cols / GROUP, 1, out);
+#else
             if (nt == 4) row_q4(row, sc, in, t0, 4, out); else row_q4(row, sc, in, t0, 1, out);
+#endif
           } else if (w->storage == FE_Q8) {
             const int8_t *row = (const int8_t *)ch->q + (size_t)local * cols;
             const uint16_t *sc = (const uint16_t *)ch->s + (size_t)local * (cols / GROUP);
+#ifdef FE_WIDE
+            const float *xp = in->xp + (size_t)t0 * cols;
+            (void)row_q8;
+            if (nt == 4) fe_wide_q8(row, sc, xp, cols / GROUP, 4, out);
+            else fe_wide_q8(row, sc, xp, cols / GROUP, 1, out);
+#else
             if (nt == 4) row_q8(row, sc, in, t0, 4, out); else row_q8(row, sc, in, t0, 1, out);
+#endif
           } else {
             const float *row = (const float *)ch->q + (size_t)local * cols;
             for (int t = 0; t < nt; t++) out[t] = dot_f32(row, in->x + (size_t)(t0 + t) * cols, cols);
@@ -522,6 +536,7 @@ static struct {
   Input in; /* the job's matmul input, prepared by the caller */
 } job;
 static int nthreads = 1;
+static int caller_sleeps; /* the caller may sleep while it waits for the workers (not a page's main thread) */
 static uint32_t job_gen; /* bumped once per job handed out (and by fe_stop) */
 static uint32_t job_left; /* workers still running the current job */
 static uint32_t stopping; /* fe_stop was called: workers return */
@@ -574,12 +589,17 @@ static void dispatch(int kind) {
     fe_wake(&job_gen);
   }
   run_job(0, n);
-  while (n > 1 && fe_load(&job_left)) fe_pause();
+  if (n == 1) return;
+  uint32_t left;
+  for (int spins = 0; (left = fe_load(&job_left)) != 0;) {
+    if (++spins < FE_SPINS || !caller_sleeps) fe_pause(); else fe_sleep(&job_left, left);
+  }
 }
 
 /* Uses n threads from now on: the caller and n - 1 workers, each already inside fe_worker(1 .. n-1) (the host starts
- * them first: a job handed to a worker that never comes never ends). Allocates a scores row per thread. */
-EXPORT(fe_threads) int fe_threads(int32_t n) {
+ * them first: a job handed to a worker that never comes never ends). Allocates a scores row per thread. sleeps: the
+ * caller's thread may sleep on a wait (a worker, Node; not a browser page's main thread, where it only spins). */
+EXPORT(fe_threads) int fe_threads(int32_t n, int32_t sleeps) {
   if (!ready) return FE_ERR_STATE;
 #if defined(__wasm__) && !defined(FE_THREADS)
   if (n != 1) return FE_ERR_CONFIG; /* the single-threaded build */
@@ -587,6 +607,7 @@ EXPORT(fe_threads) int fe_threads(int32_t n) {
   if (n < 1 || n > 64) return FE_ERR_ARGS;
   if (n > nthreads) ALLOC(st.scores, (size_t)n * cfg.context);
   nthreads = n;
+  caller_sleeps = sleeps != 0;
   return FE_OK;
 }
 
@@ -603,7 +624,7 @@ EXPORT(fe_worker) int fe_worker(int32_t tid) {
     seen = g;
     if (fe_load(&stopping)) return FE_OK;
     run_job(tid, nthreads);
-    fe_add(&job_left, (uint32_t)-1);
+    if (fe_add(&job_left, (uint32_t)-1) == 0) fe_wake(&job_left);
   }
 }
 

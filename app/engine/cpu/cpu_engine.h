@@ -8,6 +8,9 @@
  *   3. fills fe_rope_cos() / fe_rope_sin() (f32[context, head_dim / 2], cos and sin of pos * inv_freq)
  *   4. per call: writes ids into fe_ids(), fe_forward(n, pos, head) -> logits of the last token in fe_logits(),
  *      fe_pick(mask) -> the masked argmax (and fe_pick_rest() for its log-probability)
+ * Threads (optional; cpu_engine_mt.wasm, or any native build): after step 3 the host starts n - 1 threads that each
+ * call fe_worker(1 .. n-1) (it returns after fe_stop), then fe_threads(n, sleeps); every fe_forward then runs on all
+ * n, with the same results as on one.
  * Pointers are byte offsets in the module's memory (wasm32: u32; JS reads them with `>>> 0`).
  */
 #ifndef FIELDLLM_CPU_ENGINE_H
@@ -66,6 +69,9 @@ uint32_t *fe_mask(void);
 int fe_forward(int32_t n, int32_t pos, int32_t head);
 int32_t fe_pick(int32_t use_mask);
 float fe_pick_rest(void);
+int fe_threads(int32_t n, int32_t sleeps); /* sleeps: the calling thread may block on a wait (0 on a page's main thread) */
+int fe_worker(int32_t tid); /* a worker thread's loop, tid 1 .. n-1 */
+void fe_stop(void); /* ends every fe_worker */
 uintptr_t fe_heap_end(void); /* wasm32: the heap's end; native: bytes allocated */
 void fe_release(void); /* native only (platform.h): frees every fe_alloc block; the last call */
 

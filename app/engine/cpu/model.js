@@ -51,7 +51,7 @@ const ERRORS = ['ok', 'a config value this engine cannot run', 'out of memory', 
  * @property {(n: number, pos: number, head: number) => number} fe_forward
  * @property {(useMask: number) => number} fe_pick
  * @property {() => number} fe_pick_rest
- * @property {(n: number) => number} fe_threads
+ * @property {(n: number, sleeps: number) => number} fe_threads
  * @property {() => void} fe_stop
  */
 
@@ -189,7 +189,9 @@ export async function loadModel(opts) {
   if (memory) {
     pool = await startWorkers({ module, memory, exports: ex, count: threads - 1 });
     try {
-      check(ex.fe_threads(threads), `starting ${threads} threads`, manifest.name);
+      // a browser page's main thread may not block (Atomics.wait throws there): it spins while the workers finish
+      const mainThread = typeof window !== 'undefined' && typeof document !== 'undefined';
+      check(ex.fe_threads(threads, mainThread ? 0 : 1), `starting ${threads} threads`, manifest.name);
     } catch (e) {
       pool.stop();
       throw e;
