@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 
 SOURCE_DIR = Path(__file__).resolve().parents[1] / "engine" / "cpu"
-SOURCES = ("cpu_engine.c", "cpu_engine.h", "platform.h")  # everything the build reads (the hash covers them)
+SOURCES = ("cpu_engine.c", "cpu_engine.h", "platform.h", "wide.h")  # everything the build reads (the hash covers them)
 COMPILERS = ("cc", "gcc", "clang")
 # -ffp-contract=off: no fused multiply-adds, as the wasm build (its bits equal the native build's); the rest changes
 # no result: -fno-math-errno lets sqrtf be one instruction, -fno-strict-aliasing keeps the planes' casts defined

@@ -135,6 +135,12 @@ FE_INLINE v128_t wasm_u32x4_extend_low_u16x8(v128_t a) {
 }
 #define wasm_i32x4_shuffle(a, b, c0, c1, c2, c3) ((v128_t)FE_SHUFFLE((v128_t)(a), (v128_t)(b), c0, c1, c2, c3))
 
+/* x86-64 with AVX2 and F16C (what -march=native gives on most x86 servers since 2013): the decode step's row
+ * products on 256-bit vectors (wide.h; FE_WIDE tells cpu_engine.c). -DFE_NO_WIDE builds the 128-bit ones only. */
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__F16C__) && !defined(FE_NO_WIDE)
+#include "wide.h"
+#endif
+
 #endif /* native */
 
 /* Threads (cpu_engine.c's dispatch): the host starts the workers (Web Workers over one shared memory on wasm32,
