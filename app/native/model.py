@@ -299,11 +299,13 @@ def _weight_files(pkg: Package) -> list[dict[str, Any]]:
 
 
 def default_threads(threads: int = 0, decode_threads: int = 0) -> tuple[int, int]:
-    """(threads for prompt passes, threads per decoded token): 0 means one per core (at most MAX_DEFAULT_THREADS)
-    and half of that, llama.cpp's split (a decode step is many short jobs, each a wait for every thread: on a busy
-    machine a thread that is not scheduled stalls them all)."""
-    t = threads or max(1, min(MAX_DEFAULT_THREADS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                  else os.cpu_count() or 1))
+    """(threads for prompt passes, threads per decoded token). 0 means: half the cores for prompts (at most
+    MAX_DEFAULT_THREADS; the other half stays for the server's event loop, tokenizing, its clients and whatever else
+    runs), and half of that per token. Every step of a pass waits for all its threads, so a thread that the OS does
+    not schedule stalls the others: on this project's shared 2-core machine, two threads for prompts made 8
+    concurrent streams 1.6x slower (scripts/bench_serve_cpu.py, docs/PERFORMANCE.md)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    t = threads or max(1, min(MAX_DEFAULT_THREADS, cores // 2))
     return t, min(t, decode_threads or max(1, t // 2))
 
 

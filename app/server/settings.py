@@ -129,8 +129,9 @@ class Settings:
                     "or by scripts/setup-python; needs a C compiler) or 'numpy' (the reference engine, slower)",
         _engine, metavar="NAME"))
     threads: int = field(default=0, metadata=_setting(
-        "--threads", "threads of the native engine for prompts; 0: one per core, at most 8", _int_in(0, 64),
-        metavar="N"))
+        "--threads", "threads of the native engine for prompts; 0: half the cores, at most 8 (the rest stays for the "
+                     "server and its clients: threads that wait for each other at every step suffer most on a busy "
+                     "machine)", _int_in(0, 64), metavar="N"))
     decode_threads: int = field(default=0, metadata=_setting(
         "--decode-threads", "threads of the native engine per answer token; 0: half of --threads (as llama.cpp "
                             "splits them). Each token is many short steps that wait for every thread: more only help "

@@ -19,7 +19,7 @@ from gguf import GGMLQuantizationType as QT
 from tiny_models import hf_to_gguf, make_hf
 
 from app.native import build
-from app.native.model import NativeEngineError, NativeModel
+from app.native.model import NativeEngineError, NativeModel, default_threads
 from app.native.model import load as load_native
 from model_prep.errors import PackageError
 from model_prep.package import open_package
@@ -102,6 +102,14 @@ def test_threads_give_the_same_bits(tiny_packages: dict[str, Path], name: str) -
             np.testing.assert_array_equal(m.forward(ids_k, pos), expected)
     for m in [one, *many]:
         m.close()  # stops the workers: close returns only once they have
+
+
+def test_default_threads_leave_half_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(2)))
+    assert default_threads() == (1, 1)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(32)))
+    assert default_threads() == (8, 4)
+    assert default_threads(3) == (3, 1) and default_threads(2, 5) == (2, 2) and default_threads(0, 3) == (8, 3)
 
 
 def test_two_models_in_one_process_keep_their_own_state(tiny_packages: dict[str, Path]) -> None:
