@@ -564,7 +564,12 @@ export class App {
     this.tasks.setEngine(this.engine, {
       engine: kind, where: COMPUTED_ON[kind], model: entry.name, packageId: entry.package_id,
     });
-    await this.showSpeed(kind, entry);
+    if (kind === 'webgpu' && choice.fallbackAdapter) {
+      // WebGPU emulated on the CPU, used only because it is preferred: a timing would hold the engine for minutes
+      setText(this.view.el('ready-speed'), 'slow: this GPU is emulated on the CPU');
+    } else {
+      this.showSpeed(kind, entry); // in the background: the update offer and the first question need not wait
+    }
   }
 
   /**

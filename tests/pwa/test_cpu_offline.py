@@ -76,6 +76,7 @@ def test_without_webgpu_the_cpu_engine_installs_and_answers_offline(browser_with
             "this Chromium has a WebGPU adapter: the test would not show the CPU path"
         assert app.wait_problem_or("setup") == "setup", app.problem_text()
         assert app.text("#setup-engine") == "this device's CPU (WebAssembly)"
+        _shot(app, "cpu-setup.png")
         app.page.click("#setup-download")
         assert app.wait_problem_or("ready", timeout=300_000) == "ready", app.problem_text()
         assert app.text("#ready-where") == "this device's CPU (WebAssembly), offline"
