@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,7 @@ FLAGS = ("-std=c11", "-O3", "-fPIC", "-shared", "-fvisibility=hidden", "-ffp-con
          "-fno-strict-aliasing", "-Wall", "-Wextra", "-Werror")
 LIBS = ("-lm",)
 CACHE_ENV = "FIELDLLM_NATIVE_CACHE"
+CFLAGS_ENV = "FIELDLLM_NATIVE_CFLAGS"  # more flags, e.g. -DFE_NO_WIDE (the 128-bit kernels on an AVX2 machine)
 FIX = "install one (apt-get install -y gcc libc6-dev) or serve with --engine numpy"
 
 
@@ -118,7 +120,7 @@ def library() -> Path:
         raise NativeBuildError(f"{SOURCE_DIR} lacks {', '.join(missing)}: the native engine builds from a checkout "
                                "(pip install -e .)")
     cc = compiler()
-    flags = (*FLAGS, *arch_flags())
+    flags = (*FLAGS, *arch_flags(), *shlex.split(os.environ.get(CFLAGS_ENV, "")))
     folder = cache_dir()
     path = folder / library_name(cc, flags)
     if path.is_file():
@@ -134,7 +136,7 @@ def library() -> Path:
     try:
         error = _compile(cc, flags, tmp)
         if error and arch_flags():  # a compiler that does not know this CPU: portable code rather than none
-            error = _compile(cc, FLAGS, tmp)
+            error = _compile(cc, tuple(f for f in flags if f not in arch_flags()), tmp)
         if error:
             raise NativeBuildError(f"{cc} could not compile {SOURCE_DIR / 'cpu_engine.c'}: {error}; fix the source "
                                    "(or set CC to another compiler), or serve with --engine numpy")

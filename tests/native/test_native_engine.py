@@ -104,6 +104,25 @@ def test_threads_give_the_same_bits(tiny_packages: dict[str, Path], name: str) -
         m.close()  # stops the workers: close returns only once they have
 
 
+def test_the_128_bit_kernels_too(tiny_packages: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """On x86-64 with AVX2 the library uses wide.h's row products; -DFE_NO_WIDE builds the 128-bit ones of the wasm
+    build, which CPUs without AVX2 (and arm64) run: both within 1e-3 of the reference."""
+    wide = build.library()
+    monkeypatch.setenv(build.CFLAGS_ENV, "-DFE_NO_WIDE")
+    build.library.cache_clear()
+    try:
+        assert build.library() != wide
+        for name in ("llama-q4", "qwen2-q8"):
+            ref = load(tiny_packages[name], context=64)
+            ids = ref.tokenizer.encode(TEXT, add_special_tokens=False).ids
+            err = _max_err(NativeModel(open_package(tiny_packages[name]), context=64).forward(ids, 0),
+                           ref.logits(ids, 0))
+            assert err <= TOLERANCE, f"{name}: max abs error {err:.2e}"
+    finally:
+        monkeypatch.delenv(build.CFLAGS_ENV)
+        build.library.cache_clear()
+
+
 def test_default_threads_leave_half_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(2)))
     assert default_threads() == (1, 1)
