@@ -11,16 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from browser_harness import Harness, Site, reference_engine
-
-CHATS = [
-    [{"role": "user", "content": "The cooling water pump on our generator is vibrating and the bearing is hot. "
-                                 "What should I check, step by step?"}],
-    [{"role": "system", "content": "You are a triage assistant in a rural clinic."},
-     {"role": "user", "content": "A 4-year-old has had fever for three days and is breathing fast. "
-                                 "What are the danger signs I should look for?"}],
-    [{"role": "user", "content": "What is the capital of France?"}],
-]
-STEPS = 24
+from chats import CHATS, STEPS
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chats import CHATS, STEPS
 from gguf import GGMLQuantizationType as QT
 from tiny_models import hf_to_gguf, make_hf
 
@@ -33,15 +34,6 @@ TEXT = "The pump bearing runs hot at 78 degrees; what now?"
 LONG = "Generator 2 tripped on overcurrent. " * 6
 LLAMA3 = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq_factor": 1.0,
           "high_freq_factor": 4.0, "original_max_position_embeddings": 16}
-CHATS = [  # the three chats of tests/js/cpu-engine.test.js
-    [{"role": "user", "content": "The cooling water pump on our generator is vibrating and the bearing is hot. "
-                                 "What should I check, step by step?"}],
-    [{"role": "system", "content": "You are a triage assistant in a rural clinic."},
-     {"role": "user", "content": "A 4-year-old has had fever for three days and is breathing fast. "
-                                 "What are the danger signs I should look for?"}],
-    [{"role": "user", "content": "What is the capital of France?"}],
-]
-STEPS = 24
 
 
 @pytest.fixture(scope="module")

@@ -11,19 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from chats import CHATS, STEPS
 
 from model_prep.reference import load
 
 MODEL = "SmolLM2-135M-Instruct.Q4_1"
-CHATS = [  # the three chats of tests/js/cpu-engine.test.js and tests/native
-    [{"role": "user", "content": "The cooling water pump on our generator is vibrating and the bearing is hot. "
-                                 "What should I check, step by step?"}],
-    [{"role": "system", "content": "You are a triage assistant in a rural clinic."},
-     {"role": "user", "content": "A 4-year-old has had fever for three days and is breathing fast. "
-                                 "What are the danger signs I should look for?"}],
-    [{"role": "user", "content": "What is the capital of France?"}],
-]
-STEPS = 24
 
 
 def test_the_default_engine_is_native(real_server: str) -> None:
