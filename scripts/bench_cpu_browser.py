@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # chromium.py
 
+from bench_common import loadavg  # noqa: E402
 from chromium import CHROMIUM  # noqa: E402
 from playwright.sync_api import ConsoleMessage, sync_playwright  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
@@ -85,10 +86,6 @@ def prompt_text(package: Path, n: int) -> str:
 def print_errors(m: ConsoleMessage) -> None:
     if m.type == "error":
         print("  page:", m.text, file=sys.stderr)
-
-
-def loadavg() -> str:
-    return Path("/proc/loadavg").read_text().split(" (")[0].strip()
 
 
 def main() -> None:

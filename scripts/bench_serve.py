@@ -36,29 +36,12 @@ import uvicorn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # app/ and model_prep/ from the checkout
 
+from bench_common import QUESTIONS  # noqa: E402
+
 from app.server.app import create_app  # noqa: E402
 from app.server.local import LocalBackend  # noqa: E402
 from app.server.settings import Settings  # noqa: E402
 from model_prep.reference import Engine, load  # noqa: E402
-
-QUESTIONS = [
-    "How do I check a centrifugal pump for cavitation?",
-    "What are the signs of dehydration in an adult?",
-    "Why would a diesel generator lose power under load?",
-    "How should a small burn be cleaned and dressed?",
-    "What causes a hydraulic system to overheat?",
-    "How do I take a patient's pulse at the wrist?",
-    "What does a high vibration reading on a motor bearing mean?",
-    "How can I tell if a wound is infected?",
-    "What are common causes of low oil pressure in an engine?",
-    "How do I treat a sprained ankle in the field?",
-    "Why does a heat exchanger lose efficiency over time?",
-    "What should I do if someone has a nosebleed that will not stop?",
-    "How do I safely isolate an electrical panel before maintenance?",
-    "What are the symptoms of heat stroke?",
-    "How often should seawater strainers be cleaned?",
-    "What is the first aid for a suspected broken arm?",
-]
 
 
 @dataclass

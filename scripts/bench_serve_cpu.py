@@ -47,16 +47,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # app/ and model_prep/ from the checkout
 
-QUESTIONS = [
-    "How do I check a centrifugal pump for cavitation?",
-    "What are the signs of dehydration in an adult?",
-    "Why would a diesel generator lose power under load?",
-    "How should a small burn be cleaned and dressed?",
-    "What causes a hydraulic system to overheat?",
-    "How do I take a patient's pulse at the wrist?",
-    "What does a high vibration reading on a motor bearing mean?",
-    "How can I tell if a wound is infected?",
-]
+from bench_common import QUESTIONS as ALL_QUESTIONS  # noqa: E402
+from bench_common import cpu_name, loadavg  # noqa: E402
+
+QUESTIONS = ALL_QUESTIONS[:8]
 
 
 @dataclass
@@ -66,23 +60,6 @@ class Stream:
     last: float | None = None  # last content chunk
     end: float | None = None  # [DONE]
     finish: str | None = None  # the finish_reason: "length" for every complete answer here
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def free_port() -> int:
