@@ -53,7 +53,10 @@ class Checkpoint:
     notes: list[str] = field(default_factory=list)  # anything unusual, shown by --plan and in the report
 
     def __post_init__(self) -> None:
-        if self.config.rope_freq_factors is not None:
+        if self.config.qk_norm:
+            self.notes.append("per-head q/k RMSNorm (qwen3): the package is format version 3, which fieldllm "
+                              "readers older than it refuse")
+        elif self.config.rope_freq_factors is not None:
             self.notes.append("RoPE frequency scaling (llama3): the package is format version 2, which fieldllm "
                               "readers older than it refuse")
 

@@ -12,7 +12,7 @@ from .errors import PackageError
 
 @dataclass(frozen=True)
 class ModelConfig:
-    architecture: str  # "llama" or "qwen2"
+    architecture: str  # format.ARCHITECTURES: "llama", "qwen2" or "qwen3"
     vocab_size: int  # rows of the embedding and the output head
     hidden_size: int  # width of the residual stream
     intermediate_size: int  # width of the SwiGLU MLP
@@ -30,6 +30,10 @@ class ModelConfig:
     # plain RoPE. A package with it is format version 2 (format.FORMAT_VERSION_ROPE_FACTORS); without it the key is
     # absent from the manifest, which stays version 1.
     rope_freq_factors: tuple[float, ...] | None = None
+    # RMSNorm (eps rms_norm_eps) on each head of q and of k, after the projection and before RoPE, weights
+    # blk.N.attn_q_norm.weight / attn_k_norm.weight [head_dim] (qwen3). A package with it is format version 3
+    # (format.FORMAT_VERSION_QK_NORM); without it the key is absent from the manifest.
+    qk_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.num_heads % self.num_kv_heads:
@@ -38,6 +42,8 @@ class ModelConfig:
             raise ValueError(f"rope_layout {self.rope_layout!r} is not one of {fmt.ROPE_LAYOUTS}")
         if self.head_dim % 2:
             raise ValueError(f"head_dim {self.head_dim} must be even for RoPE")
+        if self.qk_norm and self.attention_bias:
+            raise ValueError("qk_norm with attention_bias (a bias before the per-head norm) is not supported")
         f = self.rope_freq_factors
         if f is not None:
             if len(f) != self.head_dim // 2:
@@ -49,7 +55,15 @@ class ModelConfig:
     @property
     def format_version(self) -> int:
         """The package format version a package of this config is written as (the oldest that can hold it)."""
+        if self.qk_norm:
+            return fmt.FORMAT_VERSION_QK_NORM
         return fmt.FORMAT_VERSION if self.rope_freq_factors is None else fmt.FORMAT_VERSION_ROPE_FACTORS
+
+    @property
+    def version_features(self) -> str:
+        """The config keys that need a later format version than 1, for messages (e.g. "rope_freq_factors")."""
+        return ", ".join(k for k, on in (("rope_freq_factors", self.rope_freq_factors is not None),
+                                         ("qk_norm", self.qk_norm)) if on)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -57,17 +71,21 @@ class ModelConfig:
             del d["rope_freq_factors"]  # version-1 packages stay byte-identical
         else:
             d["rope_freq_factors"] = list(self.rope_freq_factors)
+        if not self.qk_norm:
+            del d["qk_norm"]  # likewise
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        optional = {"rope_freq_factors"}
+        optional = {"rope_freq_factors", "qk_norm"}
         names = {f.name for f in fields(cls)}
         missing = names - optional - d.keys()
         if missing:
             raise PackageError(f"manifest config lacks {', '.join(sorted(missing))}; prepare the package again")
         try:
             values = {k: d[k] for k in names if k in d}
+            if not isinstance(values.get("qk_norm", False), bool):
+                raise ValueError(f"qk_norm must be true or false, not {values['qk_norm']!r}")
             if values.get("rope_freq_factors") is not None:
                 values["rope_freq_factors"] = tuple(float(v) for v in values["rope_freq_factors"])
             return cls(**values)
@@ -95,4 +113,6 @@ class ModelConfig:
             }
             if self.attention_bias:
                 shapes |= {b + "attn_q.bias": (q,), b + "attn_k.bias": (kv,), b + "attn_v.bias": (kv,)}
+            if self.qk_norm:
+                shapes |= {b + "attn_q_norm.weight": (self.head_dim,), b + "attn_k_norm.weight": (self.head_dim,)}
         return shapes

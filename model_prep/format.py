@@ -28,7 +28,11 @@ FORMAT_VERSION: Final = 1  # packages that use none of the additions below are w
 # packages that carry it are written as version 2, so that readers of version 1 refuse them instead of rotating with
 # the wrong frequencies.
 FORMAT_VERSION_ROPE_FACTORS: Final = 2
-SUPPORTED_FORMAT_VERSIONS: Final = (1, 2)
+# Version 3 = version 2 + config.qk_norm (an RMSNorm on each head of q and of k before RoPE, weights
+# blk.N.attn_q_norm.weight / attn_k_norm.weight: Qwen3). Only packages that carry it are written as version 3: a
+# reader of version 1 or 2 would ignore the two tensors and answer wrongly.
+FORMAT_VERSION_QK_NORM: Final = 3
+SUPPORTED_FORMAT_VERSIONS: Final = (1, 2, 3)
 
 GROUP_SIZE: Final = 32  # values per quantization group, along a row
 Q4_PER_WORD: Final = 8  # 4-bit values per u32
@@ -51,10 +55,10 @@ F32: Final = "f32"
 STORAGE_TYPES: Final = (Q4, Q8, F32)
 
 ROPE_INTERLEAVED: Final = "interleaved"  # pairs (2i, 2i+1): GGUF llama (llama.cpp permutes Q/K rows)
-ROPE_HALF: Final = "half"  # pairs (i, i + d/2): Hugging Face rotate-half, GGUF qwen2
+ROPE_HALF: Final = "half"  # pairs (i, i + d/2): Hugging Face rotate-half, GGUF qwen2 and qwen3
 ROPE_LAYOUTS: Final = (ROPE_INTERLEAVED, ROPE_HALF)
 
-ARCHITECTURES: Final = ("llama", "qwen2")
+ARCHITECTURES: Final = ("llama", "qwen2", "qwen3")
 
 
 @dataclass(frozen=True)

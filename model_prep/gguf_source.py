@@ -1,5 +1,5 @@
-"""Read a GGUF checkpoint (llama, qwen2): container parsed by gguf_file.py, values dequantized by the `gguf` package
-(llama.cpp's own code)."""
+"""Read a GGUF checkpoint (llama, qwen2, qwen3): container parsed by gguf_file.py, values dequantized by the `gguf`
+package (llama.cpp's own code)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ _CARRY: dict[QT, tuple[str, Callable[[npt.NDArray[np.uint8], int, quant.Planes |
     QT.Q4_1: (fmt.Q4, quant.from_gguf_q4_1),
     QT.Q8_0: (fmt.Q8, quant.from_gguf_q8_0),
 }
-# llama.cpp's converter permutes llama's Q/K rows so that RoPE rotates adjacent pairs; qwen2 keeps rotate-half.
-_ROPE_LAYOUT = {"llama": fmt.ROPE_INTERLEAVED, "qwen2": fmt.ROPE_HALF}
+# llama.cpp's converter permutes llama's Q/K rows so that RoPE rotates adjacent pairs; qwen2 and qwen3 keep
+# rotate-half (convert_hf_to_gguf's Qwen3Model is its Qwen2Model: no permutation; llama.cpp ropes both NEOX-style).
+_ROPE_LAYOUT = {"llama": fmt.ROPE_INTERLEAVED, "qwen2": fmt.ROPE_HALF, "qwen3": fmt.ROPE_HALF}
 
 # A plain ChatML template for checkpoints that carry none (noted in the plan).
 FALLBACK_CHAT_TEMPLATE = (
@@ -98,6 +99,16 @@ def _config(meta: dict[str, Any], gf: GGUFFile) -> ModelConfig:
         raise InputError("GGUF file lacks tensor token_embd.weight; the file is incomplete")
     vocab = int(meta.get(f"{arch}.vocab_size", int(embd.dims[1]) if len(embd.dims) > 1 else 0))
     head_dim = int(meta.get(f"{arch}.attention.key_length", hidden // heads))  # as llama.cpp's n_embd_head_k
+    value_dim = int(meta.get(f"{arch}.attention.value_length", head_dim))
+    if value_dim != head_dim:
+        raise UnsupportedError(f"GGUF metadata {arch}.attention.value_length = {value_dim} differs from key_length "
+                               f"{head_dim}; value heads of another size are not supported")
+    if arch == "qwen3" and "blk.0.attn_q.bias" in names:
+        raise UnsupportedError("a qwen3 GGUF with q/k/v biases is not supported (Qwen3 has none; they would come "
+                               "before the per-head q/k norm)")
+    if meta.get(f"{arch}.attention.sliding_window"):
+        raise UnsupportedError(f"GGUF metadata {arch}.attention.sliding_window (sliding-window attention) is not "
+                               "supported")
     rotated = int(meta.get(f"{arch}.rope.dimension_count", head_dim))
     if rotated != head_dim:
         raise UnsupportedError(f"GGUF metadata {arch}.rope.dimension_count = {rotated} rotates part of each head "
@@ -119,6 +130,7 @@ def _config(meta: dict[str, Any], gf: GGUFFile) -> ModelConfig:
             tie_word_embeddings="output.weight" not in names,
             attention_bias="blk.0.attn_q.bias" in names,
             rope_freq_factors=_rope_freq_factors(arch, gf, head_dim),
+            qk_norm=arch == "qwen3",
         )
     except ValueError as e:
         raise InputError(f"GGUF metadata is inconsistent: {e}") from e

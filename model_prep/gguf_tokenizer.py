@@ -57,7 +57,7 @@ _BYTE_LEVEL_SPLITS: dict[str, str | None] = {
     "gpt2": None,
     "gpt-2": None,
     "smollm": None,
-    "qwen2": _QWEN2_SPLIT,
+    "qwen2": _QWEN2_SPLIT,  # also Qwen3's files: llama.cpp names its (unchanged) pre-tokenizer "qwen2"
     "deepseek-r1-qwen": _QWEN2_SPLIT,
     "llama3": _LLAMA3_SPLIT,
     "llama-v3": _LLAMA3_SPLIT,

@@ -1,4 +1,5 @@
-"""Read a Hugging Face checkpoint folder (config.json + *.safetensors + tokenizer.json): Llama, Qwen2, SmolLM."""
+"""Read a Hugging Face checkpoint folder (config.json + *.safetensors + tokenizer.json): Llama, Qwen2, Qwen3 (dense),
+SmolLM."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ _NAMES = {
     "model.layers.{i}.self_attn.q_proj.bias": "blk.{i}.attn_q.bias",
     "model.layers.{i}.self_attn.k_proj.bias": "blk.{i}.attn_k.bias",
     "model.layers.{i}.self_attn.v_proj.bias": "blk.{i}.attn_v.bias",
+    "model.layers.{i}.self_attn.q_norm.weight": "blk.{i}.attn_q_norm.weight",
+    "model.layers.{i}.self_attn.k_norm.weight": "blk.{i}.attn_k_norm.weight",
     "model.layers.{i}.self_attn.o_proj.weight": "blk.{i}.attn_output.weight",
     "model.layers.{i}.post_attention_layernorm.weight": "blk.{i}.ffn_norm.weight",
     "model.layers.{i}.mlp.gate_proj.weight": "blk.{i}.ffn_gate.weight",
@@ -40,7 +43,7 @@ _NAMES = {
     "model.layers.{i}.mlp.down_proj.weight": "blk.{i}.ffn_down.weight",
 }
 _LAYER = re.compile(r"\.layers\.(\d+)\.")
-SUPPORTED_MODEL_TYPES = ("llama", "qwen2")
+SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3")
 
 
 def source_name(folder: Path) -> str:
@@ -81,8 +84,8 @@ def _safetensors_tensors(path: Path) -> list[SourceTensor]:
         if name is None:
             if hf_name.endswith("rotary_emb.inv_freq"):
                 continue  # a cache some old checkpoints saved; RoPE frequencies come from the config
-            raise UnsupportedError(f"{path.name} has tensor {hf_name}, which Llama/Qwen2 do not use; this variant is "
-                                   "not supported")
+            raise UnsupportedError(f"{path.name} has tensor {hf_name}, which Llama/Qwen2/Qwen3 do not use; this "
+                                   "variant is not supported")
         dtype = info["dtype"]
         if dtype not in _DTYPES:
             raise UnsupportedError(f"tensor {hf_name} has dtype {dtype} (supported: {', '.join(_DTYPES)})")
@@ -152,11 +155,22 @@ def _rope(cfg: dict[str, Any], head_dim: int) -> tuple[float, tuple[float, ...] 
     return theta, tuple(factors)
 
 
+def _refuse_unsupported_attention(cfg: dict[str, Any], model_type: str) -> None:
+    """Sliding-window attention (qwen2/qwen3 `use_sliding_window`, or any layer typed "sliding_attention") and qwen3's
+    attention_bias (biases on q/k/v before the per-head norm, and on o) change the math: refused, never ignored."""
+    if cfg.get("use_sliding_window") or "sliding_attention" in (cfg.get("layer_types") or []):
+        raise UnsupportedError(f"{model_type} with sliding-window attention (use_sliding_window / layer_types) is "
+                               "not supported")
+    if model_type == "qwen3" and cfg.get("attention_bias"):
+        raise UnsupportedError("qwen3 with attention_bias true (q/k/v/o biases) is not supported")
+
+
 def _config(cfg: dict[str, Any], names: set[str]) -> ModelConfig:
     model_type = cfg.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise UnsupportedError(f"model_type {model_type!r} is not supported (supported: "
-                               f"{', '.join(SUPPORTED_MODEL_TYPES)}; SmolLM models are llama)")
+                               f"{', '.join(SUPPORTED_MODEL_TYPES)}; SmolLM models are llama; Qwen3 MoE is not)")
+    _refuse_unsupported_attention(cfg, model_type)
     try:
         hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
         head_dim = int(cfg.get("head_dim") or hidden // heads)
@@ -181,6 +195,7 @@ def _config(cfg: dict[str, Any], names: set[str]) -> ModelConfig:
             tie_word_embeddings=tied,
             attention_bias="blk.0.attn_q.bias" in names,
             rope_freq_factors=rope_freq_factors,
+            qk_norm=model_type == "qwen3",
         )
     except KeyError as e:
         raise InputError(f"config.json lacks {e.args[0]}; the checkpoint folder is damaged") from e

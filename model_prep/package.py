@@ -99,5 +99,6 @@ def open_package(path: Path | str) -> Package:
     config = ModelConfig.from_dict(manifest["config"])
     if config.format_version > manifest["format_version"]:
         raise PackageError(f"{path / fmt.MANIFEST_FILE} says format version {manifest['format_version']} but its "
-                           f"config needs version {config.format_version} (rope_freq_factors); prepare it again")
+                           f"config needs version {config.format_version} ({config.version_features}); prepare it "
+                           "again")
     return Package(path, manifest, config)

@@ -1,5 +1,6 @@
 """The loader + numpy reference engine against transformers (an independent implementation), on tiny random
-Llama and Qwen2 checkpoints written by transformers itself, read both as HF folders and as llama.cpp-style GGUF."""
+Llama, Qwen2 and Qwen3 checkpoints written by transformers itself, read both as HF folders and as llama.cpp-style
+GGUF."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max() / np.abs(b).max())
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3"])
 @pytest.mark.parametrize("source", ["hf", "gguf"])
 def test_unquantized_logits_match(tmp_path: Path, tiny_hf, arch: str, source: str) -> None:
     hf = tiny_hf(arch)
@@ -56,7 +57,7 @@ def _torch_with_package_weights(hf: Path, pkg_dir: Path) -> transformers.PreTrai
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3"])
 def test_4bit_package_greedy_64_steps(tmp_path: Path, tiny_hf, arch: str) -> None:
     hf = tiny_hf(arch)
     pkg_dir = prepare(hf, tmp_path / "q4", Options(weights="q4"))

@@ -1,4 +1,4 @@
-"""Tiny checkpoints made inside the tests: random Llama/Qwen2 by `transformers`, and GGUF files of them.
+"""Tiny checkpoints made inside the tests: random Llama/Qwen2/Qwen3 by `transformers`, and GGUF files of them.
 
 The GGUF writer mirrors llama.cpp's converter (Q/K rows permuted for llama) so that our reader is tested against an
 independent implementation's conventions, not our own.
@@ -47,9 +47,11 @@ def _write_tokenizer_files(folder: Path, tok: Tokenizer) -> None:
 
 def make_hf(folder: Path, arch: str = "llama", seed: int = 0, dtype: str = "float32", init_std: float = 0.1,
             layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2, intermediate: int = 128,
-            rope_parameters: dict[str, Any] | None = None) -> Path:
-    """A random Llama or Qwen2 saved by transformers (safetensors), with a tokenizer and ChatML template.
-    ``rope_parameters`` (llama): transformers 5's dict, e.g. {"rope_type": "llama3", "rope_theta": ...}."""
+            rope_parameters: dict[str, Any] | None = None, head_dim: int | None = None) -> Path:
+    """A random Llama, Qwen2 or Qwen3 saved by transformers (safetensors), with a tokenizer and ChatML template.
+    ``rope_parameters`` (llama): transformers 5's dict, e.g. {"rope_type": "llama3", "rope_theta": ...}.
+    ``head_dim`` (qwen3): values per head; default hidden / heads for llama and qwen2, 2 * hidden / heads for qwen3
+    (so that q has more rows than the hidden size, as in Qwen3-0.6B: 16 heads of 128 on a hidden size of 1024)."""
     import torch
     import transformers
 
@@ -67,9 +69,13 @@ def make_hf(folder: Path, arch: str = "llama", seed: int = 0, dtype: str = "floa
         rope: dict[str, Any] = {"rope_parameters": rope_parameters} if rope_parameters else {"rope_theta": 10000.0}
         cfg = transformers.LlamaConfig(**common, tie_word_embeddings=False, **rope)
         model = transformers.LlamaForCausalLM(cfg)
-    else:
+    elif arch == "qwen2":
         cfg = transformers.Qwen2Config(**common, tie_word_embeddings=True, rope_theta=1000000.0)
         model = transformers.Qwen2ForCausalLM(cfg)
+    else:  # qwen3: per-head q/k RMSNorm, no biases, an explicit head_dim, tied embeddings (as the small ones)
+        cfg = transformers.Qwen3Config(**common, tie_word_embeddings=True, head_dim=head_dim or 2 * hidden // heads,
+                                       rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
+        model = transformers.Qwen3ForCausalLM(cfg)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
@@ -111,6 +117,7 @@ _HF_TO_GGUF = {
     "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
     "self_attn.v_proj.weight": "attn_v.weight", "self_attn.q_proj.bias": "attn_q.bias",
     "self_attn.k_proj.bias": "attn_k.bias", "self_attn.v_proj.bias": "attn_v.bias",
+    "self_attn.q_norm.weight": "attn_q_norm.weight", "self_attn.k_norm.weight": "attn_k_norm.weight",
     "self_attn.o_proj.weight": "attn_output.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
     "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
     "mlp.down_proj.weight": "ffn_down.weight",
@@ -179,7 +186,11 @@ def write_gguf(path: Path, arch: str, cfg: dict[str, Any], tensors: dict[str, tu
     w.add_head_count_kv(cfg["kv_heads"])
     w.add_layer_norm_rms_eps(cfg.get("eps", 1e-5))
     w.add_rope_freq_base(cfg.get("rope_theta", 10000.0))
-    w.add_rope_dimension_count(cfg["hidden"] // cfg["heads"])
+    head_dim = cfg.get("head_dim", cfg["hidden"] // cfg["heads"])
+    if "head_dim" in cfg:  # as llama.cpp's converter writes an explicit head_dim (qwen3)
+        w.add_key_length(head_dim)
+        w.add_value_length(head_dim)
+    w.add_rope_dimension_count(head_dim)
     gguf_tokenizer_fields(w, tok, cfg.get("pre", "gpt2"))
     for name, (values, qtype) in tensors.items():
         w.add_tensor(name, encode_tensor(values, qtype if values.ndim == 2 else QT.F32, rng),
@@ -216,6 +227,8 @@ def hf_to_gguf(hf_dir: Path, path: Path, qtype: QT = QT.F32) -> Path:
             "heads": heads, "kv_heads": kv, "eps": cfg["rms_norm_eps"],
             "rope_theta": (cfg.get("rope_parameters") or {}).get("rope_theta", cfg.get("rope_theta", 10000.0)),
             "context": cfg["max_position_embeddings"]}
+    if cfg.get("head_dim"):
+        gcfg["head_dim"] = cfg["head_dim"]
     return write_gguf(path, arch, gcfg, tensors, Tokenizer.from_file(str(hf_dir / "tokenizer.json")))
 
 

@@ -29,6 +29,8 @@ class LayerWeights:
     bq: F32 | None  # [H*D] (qwen2) or None
     bk: F32 | None  # [KV*D]
     bv: F32 | None  # [KV*D]
+    q_norm: F32 | None  # [D] (qwen3: RMSNorm of each q head before RoPE) or None
+    k_norm: F32 | None  # [D] (each k head)
     wo: F32  # [hidden, H*D]
     ffn_norm: F32  # [hidden]
     w_gate: F32  # [intermediate, hidden]
@@ -53,9 +55,13 @@ class Weights:
             def bias(n: str, b: str = b) -> F32 | None:
                 return get(b + n) if config.attention_bias else None
 
+            def qk_norm(n: str, b: str = b) -> F32 | None:
+                return get(b + n) if config.qk_norm else None
+
             layers.append(LayerWeights(
                 attn_norm=get(b + "attn_norm.weight"), wq=get(b + "attn_q.weight"), wk=get(b + "attn_k.weight"),
                 wv=get(b + "attn_v.weight"), bq=bias("attn_q.bias"), bk=bias("attn_k.bias"), bv=bias("attn_v.bias"),
+                q_norm=qk_norm("attn_q_norm.weight"), k_norm=qk_norm("attn_k_norm.weight"),
                 wo=get(b + "attn_output.weight"), ffn_norm=get(b + "ffn_norm.weight"),
                 w_gate=get(b + "ffn_gate.weight"), w_up=get(b + "ffn_up.weight"), w_down=get(b + "ffn_down.weight")))
         embd = get("token_embd.weight")
@@ -79,7 +85,7 @@ class RunState:
 
 
 def rmsnorm(x: F32, w: F32, eps: float) -> F32:
-    """x: [T, n], w: [n] -> x / sqrt(mean(x^2) + eps) * w."""
+    """x: [..., n], w: [n] -> x / sqrt(mean(x^2) + eps) * w (over the last axis)."""
     ms = np.mean(x * x, axis=-1, keepdims=True)
     return (x / np.sqrt(ms + np.float32(eps))) * w
 
@@ -133,13 +139,16 @@ def forward(config: ModelConfig, w: Weights, state: RunState, tokens: npt.NDArra
     cos, sin = state.cos[pos: pos + t_len], state.sin[pos: pos + t_len]
     x = w.token_embd[tokens].astype(np.float32)  # [T, hidden]
     for i, lw in enumerate(w.layers):
-        # attention block
+        # attention block: x += Wo attention(rope(qnorm(Wq xn + bq)), rope(knorm(Wk xn + bk)), Wv xn + bv)
         xn = rmsnorm(x, lw.attn_norm, config.rms_norm_eps)
         q, k, v = xn @ lw.wq.T, xn @ lw.wk.T, xn @ lw.wv.T  # [T, H*D], [T, KV*D], [T, KV*D]
         if lw.bq is not None and lw.bk is not None and lw.bv is not None:
             q, k, v = q + lw.bq, k + lw.bk, v + lw.bv
-        q = rope(q.reshape(t_len, h, d), cos, sin, config.rope_layout)
-        state.k_cache[i, pos: pos + t_len] = rope(k.reshape(t_len, kv, d), cos, sin, config.rope_layout)
+        q, k = q.reshape(t_len, h, d), k.reshape(t_len, kv, d)
+        if lw.q_norm is not None and lw.k_norm is not None:  # qwen3: RMSNorm of each head, before RoPE
+            q, k = rmsnorm(q, lw.q_norm, config.rms_norm_eps), rmsnorm(k, lw.k_norm, config.rms_norm_eps)
+        q = rope(q, cos, sin, config.rope_layout)
+        state.k_cache[i, pos: pos + t_len] = rope(k, cos, sin, config.rope_layout)
         state.v_cache[i, pos: pos + t_len] = v.reshape(t_len, kv, d)
         att = attention(q, state.k_cache[i, : pos + t_len], state.v_cache[i, : pos + t_len], pos)
         x = x + att.reshape(t_len, h * d) @ lw.wo.T
