@@ -181,3 +181,5 @@ console.log(`greedy ids fnv1a: ${Object.entries(hashes).map(([k, v]) => `${k} ${
   (Object.keys(hashes).length > 1 ? (equal ? ' (equal)' : ' (DIFFERENT)') : ''));
 console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 if (args.json) writeFileSync(String(args.json), JSON.stringify(out, null, 2));
+// stops each model's worker threads (else they keep Node alive)
+for (const m of models) m.destroy();
