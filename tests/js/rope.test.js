@@ -47,8 +47,8 @@ test('ropeInvFreq gives model_prep/rope.py inverse frequencies for the same conf
   }
 });
 
-test('package.js reads format version 2 and checks rope_freq_factors', () => {
-  assert.deepEqual([...SUPPORTED_FORMAT_VERSIONS], [1, 2]);
+test('package.js reads format versions 2 and 3 and checks rope_freq_factors and qk_norm', () => {
+  assert.deepEqual([...SUPPORTED_FORMAT_VERSIONS], [1, 2, 3]);
   const config = {
     architecture: 'llama', vocab_size: 8, hidden_size: 64, intermediate_size: 128, num_layers: 1, num_heads: 4,
     num_kv_heads: 2, head_dim: 16, rms_norm_eps: 1e-5, rope_theta: 10000, rope_layout: 'half', context_length: 256,
@@ -63,5 +63,10 @@ test('package.js reads format version 2 and checks rope_freq_factors', () => {
   assert.throws(() => checkManifest(manifest(1, { rope_freq_factors: factors })), FormatError); // v1 cannot hold them
   assert.throws(() => checkManifest(manifest(2, { rope_freq_factors: factors.slice(1) })), FormatError);
   assert.throws(() => checkManifest(manifest(2, { rope_freq_factors: [...factors.slice(1), 0] })), FormatError);
-  assert.throws(() => checkManifest(manifest(3, {})), FormatError);
+  assert.throws(() => checkManifest(manifest(4, {})), FormatError);
+  // version 3: qk_norm (qwen3); a reader of 1 or 2 would ignore it, so such a manifest is refused
+  assert.doesNotThrow(() => checkManifest(manifest(3, { architecture: 'qwen3', qk_norm: true })));
+  assert.doesNotThrow(() => checkManifest(manifest(3, { qk_norm: true, rope_freq_factors: factors })));
+  assert.throws(() => checkManifest(manifest(2, { qk_norm: true })), FormatError);
+  assert.throws(() => checkManifest(manifest(3, { qk_norm: 'yes' })), FormatError);
 });

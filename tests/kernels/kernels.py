@@ -106,6 +106,10 @@ def rmsnorm_grid(tokens: int) -> tuple[int, int, int]:
     return (tokens, 1, 1)
 
 
+def qk_norm_grid(heads: int, tokens: int) -> tuple[int, int, int]:
+    return (heads, tokens, 1)
+
+
 def rope_grid(tokens: int, num_heads: int, head_dim: int, wg: int) -> tuple[int, int, int]:
     return grid_1d(math.ceil(tokens * num_heads * head_dim // 2 / wg))
 

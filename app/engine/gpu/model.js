@@ -42,6 +42,8 @@ const NO_TOKEN = 0xffffffff;
  * @property {Tensor | null} bq  [H*D] (qwen2) or null
  * @property {Tensor | null} bk  [KV*D]
  * @property {Tensor | null} bv  [KV*D]
+ * @property {Tensor | null} qNorm  [D] (qwen3: RMSNorm of each q head before RoPE) or null
+ * @property {Tensor | null} kNorm  [D] (each k head)
  * @property {Tensor} wo         [hidden, H*D]
  * @property {Tensor} ffnNorm    [hidden]
  * @property {Tensor} wGate      [intermediate, hidden]
@@ -180,6 +182,8 @@ function bindWeights(c, tensor) {
       bq: c.attention_bias ? get(`${b}attn_q.bias`, 1, hd) : null,
       bk: c.attention_bias ? get(`${b}attn_k.bias`, 1, kvd) : null,
       bv: c.attention_bias ? get(`${b}attn_v.bias`, 1, kvd) : null,
+      qNorm: c.qk_norm ? get(`${b}attn_q_norm.weight`, 1, c.head_dim) : null,
+      kNorm: c.qk_norm ? get(`${b}attn_k_norm.weight`, 1, c.head_dim) : null,
       wo: get(`${b}attn_output.weight`, c.hidden_size, hd),
       ffnNorm: get(`${b}ffn_norm.weight`, 1, c.hidden_size),
       wGate: get(`${b}ffn_gate.weight`, c.intermediate_size, c.hidden_size),
@@ -230,8 +234,9 @@ function recordLayers(ops, w, s) {
   w.layers.forEach((lw, i) => {
     const at = `blk.${i}`;
     // attention: x += Wo attention(rope(Wq xn + bq), rope(Wk xn + bk), Wv xn + bv),   xn = rmsnorm(x) * attn_norm
+    //   (qwen3: rope(qnorm(Wq xn)), rope(knorm(Wk xn)), each head of q and k RMS-normed before RoPE)
     const xn = ops.rmsnorm(s.x, lw.attnNorm, s.xb); //                          decode: folded into the matvecs
-    ops.projectQKV(xn, lw, s, i); //                                q [T, H*D], k, v [T, KV*D] (decode: one qkv row)
+    ops.projectQKV(xn, lw, s, i); //                 q [T, H*D], k, v [T, KV*D] (decode: one qkv row); qk norm
     ops.attend(s, i, at); //                    rope(q + bq); cache = rope(k + bk), v + bv; att [T, H*D] = attention
     ops.linear({ x: s.att }, lw.wo, s.x, { accumulate: true }); //             x += Wo att
     // MLP: x += Wdown (silu(Wgate xn) * (Wup xn)),   xn = rmsnorm(x) * ffn_norm

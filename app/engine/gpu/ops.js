@@ -4,7 +4,8 @@
 // - DecodeOps (one token): RMSNorm folded into the projections (matvec main_norm), gate + up + SwiGLU in one
 //   matvec main_swiglu, residual adds in matvec's epilogue; q/k/v biases, RoPE and the KV-cache write folded into
 //   attention, which is split over the cache positions (attention_split + attention_combine); every Params value
-//   fixed (tokens = 1).
+//   fixed (tokens = 1). Qwen3's per-head q/k RMSNorm (config.qk_norm) is one more dispatch, qk_norm.wgsl on the
+//   token's qkv row, in decode and prefill alike; other architectures dispatch nothing for it.
 // - PrefillOps (T tokens, T <= P): rmsnorm.wgsl into xb, then matmul.wgsl per projection (q/k/v as one matmul over the
 //   stacked weights, split by qkv_split.wgsl); Params that depend on T are rewritten per pass (Uniforms.perPass),
 //   grids are computed per pass.
@@ -102,6 +103,26 @@ class Ops {
     const p = this.params(PARAMS['bias.wgsl'], { n: b.cols }, { tokens: 1 });
     this.record(`bias ${b.name}`, this.ctx.pipelines.get('bias.wgsl', 'main', { WG: wg }), [vectorBinding(b), y, p],
       (T) => grids.elementwiseGrid(T * b.cols, wg));
+  }
+
+  /**
+   * Qwen3's per-head RMSNorm, in place (qk_norm.wgsl): in each of the T rows of x (`stride` values apart), the first
+   * qHeads heads with wq, heads qHeads .. heads - 1 with wk; the rest of the row is left alone.
+   * @param {Tensor} wq       [D] f32
+   * @param {Tensor} wk       [D] f32
+   * @param {GPUBuffer} x     f32[T, stride]
+   * @param {number} heads
+   * @param {number} qHeads
+   * @param {number} stride
+   * @param {string} label
+   */
+  qkNorm(wq, wk, x, heads, qHeads, stride, label) {
+    const c = this.ctx.config;
+    const wg = this.ctx.pipelines.tuning.qkNorm.WG;
+    const p = this.params(PARAMS['qk_norm.wgsl'],
+      { heads, q_heads: qHeads, head_dim: c.head_dim, stride, eps: c.rms_norm_eps }, { tokens: 1 });
+    this.record(`qk norm ${label}`, this.ctx.pipelines.get('qk_norm.wgsl', 'main', { WG: wg }),
+      [vectorBinding(wq), vectorBinding(wk), x, p], (T) => grids.qkNormGrid(heads, T));
   }
 
   /**
@@ -226,7 +247,7 @@ export class DecodeOps extends Ops {
 
   /**
    * The token's q, k, v projections, one after another in s.qkv [H + 2 KV, D]: one matvec over the stacked weights
-   * (lw.wqkv), else three; the biases are left to attend().
+   * (lw.wqkv), else three; the biases are left to attend(); with qk_norm, its heads of q and k normed in place.
    * @param {Input} input  x with the attention norm
    * @param {LayerWeights} lw
    * @param {RunState} s
@@ -236,11 +257,15 @@ export class DecodeOps extends Ops {
     const c = this.ctx.config;
     if (lw.wqkv) {
       this.linear(input, lw.wqkv, s.qkv); // one matvec over the stacked weights
-      return;
+    } else {
+      this.linear(input, lw.wq, s.qkv);
+      this.linear(input, lw.wk, s.qkv, { rowBase: c.num_heads * c.head_dim });
+      this.linear(input, lw.wv, s.qkv, { rowBase: (c.num_heads + c.num_kv_heads) * c.head_dim });
     }
-    this.linear(input, lw.wq, s.qkv);
-    this.linear(input, lw.wk, s.qkv, { rowBase: c.num_heads * c.head_dim });
-    this.linear(input, lw.wv, s.qkv, { rowBase: (c.num_heads + c.num_kv_heads) * c.head_dim });
+    if (lw.qNorm && lw.kNorm) {
+      this.qkNorm(lw.qNorm, lw.kNorm, s.qkv, c.num_heads + c.num_kv_heads, c.num_heads,
+        (c.num_heads + 2 * c.num_kv_heads) * c.head_dim, lw.wq.name);
+    }
   }
 
   /**
@@ -349,17 +374,21 @@ export class PrefillOps extends Ops {
   /**
    * Q, K, V = X Wq^T (+ bq), X Wk^T (+ bk), X Wv^T (+ bv) into s.q, s.k, s.v: one matmul over the stacked weights
    * (lw.wqkv) into s.hGate (free until the MLP) as [T, (H + 2 KV) D], then qkv_split.wgsl adds the biases (s.qkvBias
-   * of the layer, zeros without) and writes q, k, v; without a stacked copy, three matmuls and bias.wgsl.
+   * of the layer, zeros without) and writes q, k, v; without a stacked copy, three matmuls and bias.wgsl. With
+   * qk_norm (no biases then), qk_norm.wgsl norms the heads of q and k first: on the stacked rows, else on s.q and s.k.
    * @param {Input} input  X f32[T, hidden] (already normed)
    * @param {LayerWeights} lw
    * @param {RunState} s
    * @param {number} i  layer
    */
   projectQKV(input, lw, s, i) {
+    const c = this.ctx.config;
     if (lw.wqkv) {
-      const c = this.ctx.config;
       this.linear(input, lw.wqkv, s.hGate);
       const qw = c.num_heads * c.head_dim, kvw = c.num_kv_heads * c.head_dim;
+      if (lw.qNorm && lw.kNorm) {
+        this.qkNorm(lw.qNorm, lw.kNorm, s.hGate, c.num_heads + c.num_kv_heads, c.num_heads, qw + 2 * kvw, lw.wq.name);
+      }
       const wg = this.ctx.pipelines.tuning.qkvSplit.WG;
       const p = this.params(PARAMS['qkv_split.wgsl'], { q_width: qw, kv_width: kvw }, { tokens: 1 });
       this.record(`qkv split ${lw.wqkv.name}`, this.ctx.pipelines.get('qkv_split.wgsl', 'main', { WG: wg }),
@@ -369,6 +398,10 @@ export class PrefillOps extends Ops {
     this.linear(input, lw.wq, s.q);
     this.linear(input, lw.wk, s.k);
     this.linear(input, lw.wv, s.v);
+    if (lw.qNorm && lw.kNorm) {
+      this.qkNorm(lw.qNorm, lw.qNorm, s.q, c.num_heads, c.num_heads, c.num_heads * c.head_dim, lw.wq.name);
+      this.qkNorm(lw.kNorm, lw.kNorm, s.k, c.num_kv_heads, 0, c.num_kv_heads * c.head_dim, lw.wk.name);
+    }
     if (lw.bq && lw.bk && lw.bv) {
       this.bias(lw.bq, s.q);
       this.bias(lw.bk, s.k);

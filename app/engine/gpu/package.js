@@ -6,14 +6,15 @@ import { readVerified } from '../integrity.js';
 import { FetchError, FormatError } from './errors.js';
 
 export const FORMAT_NAME = 'fieldllm-model';
-// version 2 = version 1 + config.rope_freq_factors (Llama 3.x RoPE scaling); packages without it stay version 1
-export const SUPPORTED_FORMAT_VERSIONS = Object.freeze([1, 2]);
+// version 2 = version 1 + config.rope_freq_factors (Llama 3.x RoPE scaling); version 3 = version 2 + config.qk_norm
+// (Qwen3's per-head q/k RMSNorm); packages with neither stay version 1
+export const SUPPORTED_FORMAT_VERSIONS = Object.freeze([1, 2, 3]);
 export const MANIFEST_FILE = 'manifest.json';
 export const PLANE_ALIGN = 256; // bytes: every plane starts at a multiple (WebGPU's storage offset alignment)
 
 /**
  * @typedef {object} ModelConfig  manifest.config (docs/FORMAT.md)
- * @property {'llama' | 'qwen2'} architecture
+ * @property {'llama' | 'qwen2' | 'qwen3'} architecture
  * @property {number} vocab_size
  * @property {number} hidden_size
  * @property {number} intermediate_size
@@ -28,6 +29,8 @@ export const PLANE_ALIGN = 256; // bytes: every plane starts at a multiple (WebG
  * @property {boolean} tie_word_embeddings
  * @property {boolean} attention_bias
  * @property {number[]} [rope_freq_factors]  one RoPE divisor per frequency, head_dim / 2 (format version 2; ./rope.js)
+ * @property {boolean} [qk_norm]  RMSNorm of each q and k head before RoPE, blk.N.attn_q_norm / attn_k_norm.weight
+ *   (qwen3; format version 3)
  */
 /** @typedef {'q4' | 'q8' | 'f32'} Storage */
 /**
@@ -85,6 +88,10 @@ export function checkManifest(m) {
       !factors.every((f) => typeof f === 'number' && Number.isFinite(f) && f > 0))) {
     throw new FormatError(`manifest.json config.rope_freq_factors must be ${c.head_dim / 2} positive numbers in a ` +
       'package of format_version 2: rebuild the package');
+  }
+  if (c.qk_norm !== undefined && (m.format_version < 3 || typeof c.qk_norm !== 'boolean')) {
+    throw new FormatError('manifest.json config.qk_norm must be true or false in a package of format_version 3: ' +
+      'rebuild the package');
   }
   if (c.rope_layout !== 'interleaved' && c.rope_layout !== 'half') {
     throw new FormatError(`manifest.json config.rope_layout ${JSON.stringify(c.rope_layout)} is unknown ` +

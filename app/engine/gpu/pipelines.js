@@ -58,6 +58,7 @@ function tuning(kind) {
     swiglu: tuned('swiglu.wgsl', kind),
     bias: tuned('bias.wgsl', kind),
     qkvSplit: tuned('qkv_split.wgsl', kind),
+    qkNorm: tuned('qk_norm.wgsl', kind), //                qwen3's per-head q/k RMSNorm
     rmsnorm: tuned('rmsnorm.wgsl', kind),
     argmax: tuned('argmax.wgsl', kind), //                 ITEMS: logits per thread of main_blocks
   });
