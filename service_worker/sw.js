@@ -29,6 +29,11 @@ const MODELS_INDEX = 'models/index.json'; // always from the network: it is how 
 // again by the page (app/ui/sw_client.js), with backoff, in this session and on every start until it succeeds
 const PRECACHE_ATTEMPTS = 4;
 const PRECACHE_RETRY_MS = 500;
+// Added to the shell this worker serves: the page and its workers are then cross-origin isolated, which gives them
+// SharedArrayBuffer (the CPU engine's threads, app/engine/cpu/threads.js) even where the host sends neither (a plain
+// static host; the first visit there stays unisolated, later starts are isolated). The app loads nothing
+// cross-origin. app/server/headers.py CROSS_ORIGIN_ISOLATION sends the same from `fieldllm serve`.
+const ISOLATION_HEADERS = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
 
 /** @param {string} path relative to the scope */
 function scopeUrl(path) {
@@ -136,14 +141,27 @@ async function matchModelFile(url) {
   return undefined;
 }
 
+/**
+ * The response with ISOLATION_HEADERS set where it lacks them. A response with no readable status (opaque, or a
+ * redirect a navigation follows itself) passes as it is.
+ * @param {Response} res
+ */
+function isolated(res) {
+  const missing = Object.entries(ISOLATION_HEADERS).filter(([name]) => !res.headers.has(name));
+  if (res.status === 0 || missing.length === 0) return res;
+  const headers = new Headers(res.headers);
+  for (const [name, value] of missing) headers.set(name, value);
+  return new Response(res.body, { status: res.status, statusText: res.statusText, headers });
+}
+
 /** @param {string} url @param {Request} request */
 async function cacheFirstShell(url, request) {
-  return (await matchPrecache(url)) ?? fetch(request);
+  return isolated((await matchPrecache(url)) ?? await fetch(request));
 }
 
 /** Every navigation in scope gets the app page (the app has one page). @param {Request} request */
 async function serveNavigation(request) {
-  return (await matchPrecache(scopeUrl(APP_PAGE))) ?? fetch(request);
+  return isolated((await matchPrecache(scopeUrl(APP_PAGE))) ?? await fetch(request));
 }
 
 /** @param {Request} request */

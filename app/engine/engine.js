@@ -74,6 +74,8 @@ import { importVendor } from './vendor.js';
  * @property {string | URL} [shaderBaseUrl]    the webgpu_shaders/ folder (webgpu)
  * @property {string | URL} [wasmUrl]          cpu_engine.wasm (cpu; default: beside cpu/model.js)
  * @property {number | null} [deviceMemory]    navigator.deviceMemory, for the CPU probe (cpu)
+ * @property {number} [threads]                threads to compute on (cpu; default: the cores, at most 4, where the
+ *                                              page is cross-origin isolated, else 1)
  * @property {typeof fetch} [fetch]
  * @property {number} [context]                KV positions to allocate (default: the GPU layer's, capped by the model)
  * @property {number} [passTokens]             prompt tokens per prefill pass (GPU layer default)
@@ -237,7 +239,7 @@ export class Engine {
     onProgress?.({ stage: 'tokenizer' });
     const tokenizerJson = await fetchTokenizerJson(baseUrl, manifest, fetchFn, signal);
     const model = await cpuLayer.loadModel({
-      baseUrl, fetch: fetchFn, context: opts.context, passTokens: opts.passTokens, signal,
+      baseUrl, fetch: fetchFn, context: opts.context, passTokens: opts.passTokens, threads: opts.threads, signal,
       wasmUrl: opts.wasmUrl ? new URL(String(opts.wasmUrl), typeof location === 'undefined' ? undefined : location.href) : undefined,
       onProgress: (p) => onProgress?.({ stage: 'weights', ...p }),
     });

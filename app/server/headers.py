@@ -5,8 +5,11 @@ grammar engine) without allowing JS eval; ``worker-src 'self'`` covers the engin
 ``connect-src 'self'`` covers the fallback API and the model shards. The one inline script is the page's import map:
 its hash comes from the build (build-info.json ``script_hashes``), so that bare imports such as the field code's
 validator resolve. No other inline scripts or styles: put them in files.
-COOP/COEP (cross-origin isolation) are not sent: nothing in the app needs SharedArrayBuffer yet, and they would stop
-the page from loading anything cross-origin.
+COOP ``same-origin`` and COEP ``require-corp`` make the page cross-origin isolated, which is what gives it
+SharedArrayBuffer: the CPU engine's threads (app/engine/cpu/threads.js) share one wasm memory. The app loads nothing
+cross-origin, so they cost it nothing. Every answer carries them, since a worker script without COEP would be refused
+by an isolated page. The service worker adds the same two to the shell it serves (service_worker/sw.js), so that an
+app installed from a plain static host is isolated from its second start on.
 """
 
 from __future__ import annotations
@@ -46,11 +49,14 @@ _REST = [
     "frame-ancestors 'none'",
 ]
 CONTENT_SECURITY_POLICY = content_security_policy()  # with no build's import map
+# the two headers that make a page cross-origin isolated (sw.js's ISOLATION_HEADERS are the same)
+CROSS_ORIGIN_ISOLATION = {"cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp"}
 
 
 def security_headers(script_hashes: Sequence[str] = ()) -> dict[str, str]:
     return {"content-security-policy": content_security_policy(script_hashes), "x-content-type-options": "nosniff",
-            "referrer-policy": "no-referrer"}
+            "referrer-policy": "no-referrer", **CROSS_ORIGIN_ISOLATION}
+
 
 
 SECURITY_HEADERS = security_headers()

@@ -542,9 +542,13 @@ export class App {
   async showReady(choice, passedOver) {
     const entry = /** @type {ModelEntry} */ (this.state.active);
     const kind = /** @type {'webgpu' | 'cpu'} */ (this.kind);
+    // the CPU engine's threads: more than one only where the page is cross-origin isolated (SharedArrayBuffer)
+    const info = /** @type {{threads?: number | null} | null | undefined} */ (this.engine?.info);
+    const threads = kind === 'cpu' ? info?.threads ?? 1 : 1;
     this.doc.body.dataset.engine = 'device';
     this.doc.body.dataset.compute = kind;
-    setText(this.view.el('ready-where'), `${ENGINE_LABELS[kind]}, offline`);
+    this.doc.body.dataset.threads = String(threads);
+    setText(this.view.el('ready-where'), `${ENGINE_LABELS[kind]}${threads > 1 ? `, ${threads} threads` : ''}, offline`);
     setText(this.view.el('foot-text'), `Answers are computed on ${ENGINE_LABELS[kind]} and can be wrong. Check ` +
       'them against your procedures.');
     setText(this.view.el('ready-name'), entry.name);
@@ -568,13 +572,14 @@ export class App {
       // WebGPU emulated on the CPU, used only because it is preferred: a timing would hold the engine for minutes
       setText(this.view.el('ready-speed'), 'slow: this GPU is emulated on the CPU');
     } else {
-      this.showSpeed(kind, entry); // in the background: the update offer and the first question need not wait
+      // in the background: the update offer and the first question need not wait; a figure per thread count
+      this.showSpeed(threads > 1 ? `${kind}x${threads}` : kind, entry);
     }
   }
 
   /**
    * "About N words per second": measured on the first start of this version on this engine, stored after.
-   * @param {'webgpu' | 'cpu'} kind @param {ModelEntry} entry
+   * @param {string} kind  the engine ('webgpu', 'cpu'), and 'xN' for N threads @param {ModelEntry} entry
    */
   async showSpeed(kind, entry) {
     const el = this.view.el('ready-speed');

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import http.server
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -73,8 +74,64 @@ def reference_engine(package: Path) -> Any:
     return load(package)
 
 
-def start_server(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    """Serve `root` on 127.0.0.1 (a free port) from a daemon thread; returns the server and its base URL."""
-    server = http.server.ThreadingHTTPServer((HOST, 0), functools.partial(_Handler, directory=str(root)))
+def start_server(root: Path, headers: Mapping[str, str] | None = None) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """Serve `root` on 127.0.0.1 (a free port) from a daemon thread, with `headers` on every answer (e.g. the app's
+    security headers, or cross-origin isolation); returns the server and its base URL."""
+    extra = dict(headers or {})
+
+    class Handler(_Handler):
+        def end_headers(self) -> None:
+            for name, value in extra.items():
+                self.send_header(name, value)
+            super().end_headers()
+
+    server = http.server.ThreadingHTTPServer((HOST, 0), functools.partial(Handler, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://{HOST}:{server.server_address[1]}"
+
+
+def assert_greedy_matches_reference(harness: Harness, name: str, load: dict[str, Any]) -> dict[str, Any]:
+    """Loads package `name` in the page's engine with `load` options and checks its greedy token ids against the
+    reference engine's for the shared chats (tests/chats.py): the prompt ids, then STEPS tokens each. Returns the
+    engine's info."""
+    from chats import CHATS, STEPS
+
+    from model_prep.reference.sampling import Sampler
+
+    ref = reference_engine(harness.site.models[name])
+    info: dict[str, Any] = harness.call("loadEngine", name, load)
+    assert info["model"] == ref.name, info
+    lengths = []
+    for messages in CHATS:
+        prompt = ref.prompt_ids(messages)
+        assert harness.call("promptIds", messages) == prompt, "template + tokenizer differ from Python's"
+        expected = list(ref.generate_ids(prompt, STEPS, Sampler()))
+        got = harness.call("generateIds", prompt, STEPS)
+        assert got == expected, f"{messages[-1]['content'][:40]!r}: {ref.decode(got)!r} vs {ref.decode(expected)!r}"
+        lengths.append(len(expected))
+    # the pump and triage answers are long; "Paris." ends at EOS early, and must end there on both sides alike
+    assert lengths[:2] == [STEPS, STEPS], lengths
+    return info
+
+
+def assert_logits_match_reference(harness: Harness, name: str, load: dict[str, Any]) -> None:
+    """Loads package `name` (a tiny random model) with `load` options (passTokens 128) and checks its logits against
+    the reference engine's within 1e-3: a prefill, a decode step, and a prompt longer than one prefill pass."""
+    import numpy as np
+
+    ref = reference_engine(harness.site.models[name])
+    harness.call("loadEngine", name, load)
+    prompt = ref.prompt_ids([{"role": "user", "content": "The pump bearing runs hot at 78 degrees; what now?"}])
+    long = ref.prompt_ids([{"role": "user", "content": "Generator 2 tripped on overcurrent. " * 12}])
+    assert len(long) > 128, "the long prompt must take more than one prefill pass (128 tokens)"
+
+    def compare(ids: list[int], pos: int, what: str) -> None:
+        expected = ref.logits(ids, pos)
+        got = np.asarray(harness.call("logits", ids, pos), np.float32)
+        assert got.shape == expected.shape
+        err = float(np.abs(got - expected).max())
+        assert err <= 1e-3, f"{what}: max abs error {err:.2e} (logits scale {float(np.abs(expected).max()):.2f})"
+
+    compare(prompt, 0, "prefill")
+    compare([int(np.argmax(ref.logits(prompt, 0)))], len(prompt), "decode step")
+    compare(long, 0, "long prefill")

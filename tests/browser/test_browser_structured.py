@@ -7,15 +7,12 @@ greedy answer (model_prep.reference generate_picks under the same GrammarSpec). 
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from browser_harness import HOST, Site, _Handler, reference_engine
+from browser_harness import Site, reference_engine, start_server
 
 from app.server.headers import SECURITY_HEADERS
 
@@ -26,19 +23,10 @@ MESSAGES = [{"role": "user", "content": "The pump bearing runs hot at 78 degrees
 TOKENS = 16
 
 
-class _CspHandler(_Handler):
-    def end_headers(self) -> None:
-        for name, value in SECURITY_HEADERS.items():
-            self.send_header(name, value)
-        super().end_headers()
-
-
 @pytest.fixture
 def csp_page(browser: Any, site: Site) -> Iterator[Any]:
     """The structured harness page from a second server on the same folder that sends the app's security headers."""
-    server = http.server.ThreadingHTTPServer((HOST, 0), functools.partial(_CspHandler, directory=str(site.root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://{HOST}:{server.server_address[1]}"
+    server, url = start_server(site.root, SECURITY_HEADERS)
     context = browser.new_context()
     page = context.new_page()
     requests: list[str] = []

@@ -147,7 +147,9 @@ def test_security_headers_everywhere(client: TestClient) -> None:
         assert r.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["referrer-policy"] == "no-referrer"
-        assert "cross-origin-opener-policy" not in r.headers  # nothing needs cross-origin isolation yet
+        # cross-origin isolated: the CPU engine's threads need SharedArrayBuffer
+        assert r.headers["cross-origin-opener-policy"] == "same-origin"
+        assert r.headers["cross-origin-embedder-policy"] == "require-corp"
     for directive in ("default-src 'self'", "script-src 'self' 'wasm-unsafe-eval'", "worker-src 'self'",
                       "connect-src 'self'", "object-src 'none'", "frame-ancestors 'none'"):
         assert directive in CONTENT_SECURITY_POLICY

@@ -27,14 +27,14 @@ const harness = {
   /**
    * Loads a package into a main-thread Engine (engine "cpu": the WebAssembly engine, no GPU involved).
    * @param {string} name
-   * @param {{context?: number, passTokens?: number, engine?: 'webgpu' | 'cpu'}} [opts]
+   * @param {{context?: number, passTokens?: number, engine?: 'webgpu' | 'cpu', threads?: number}} [opts]
    */
   async loadEngine(name, opts = {}) {
     engine?.destroy();
     engine = await Engine.create({
       engine: opts.engine ?? 'webgpu', gpu: opts.engine === 'cpu' ? null : navigator.gpu,
       baseUrl: packageUrl(name), shaderBaseUrl: '/webgpu_shaders/', context: opts.context,
-      passTokens: opts.passTokens,
+      passTokens: opts.passTokens, threads: opts.threads,
     });
     return engine.info;
   },
