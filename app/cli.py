@@ -35,9 +35,20 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from model_prep.reference import load
+    if args.engine == "numpy":
+        from model_prep.reference import load
 
-    engine = load(args.package, context=args.context)
+        engine = load(args.package, context=args.context)
+        kind = "numpy reference engine"
+    else:
+        from app.native.build import NativeBuildError
+        from app.native.model import load as load_native
+
+        try:
+            engine = load_native(args.package, context=args.context)
+        except NativeBuildError as e:
+            raise InputError(f"{e} (or use --engine numpy)") from None
+        kind = "native CPU engine"
     options = {"max_tokens": args.max_tokens, "temperature": args.temperature, "top_p": args.top_p,
                "seed": args.seed}
     messages: list[dict[str, str]] = [{"role": "system", "content": args.system}] if args.system else []
@@ -57,7 +68,7 @@ def _chat(args: argparse.Namespace) -> int:
         return 0
     interactive = sys.stdin.isatty()
     if interactive:
-        print(f"{engine.name} (numpy reference engine). Empty line or Ctrl-D to quit.", file=sys.stderr)
+        print(f"{engine.name} ({kind}). Empty line or Ctrl-D to quit.", file=sys.stderr)
     while True:
         try:
             line = input("> " if interactive else "")
@@ -141,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also measure perplexity of the source and of the package on a built-in text")
     p.set_defaults(run=_prepare)
 
-    c = sub.add_parser("chat", help="talk to a package with the numpy reference engine",
+    c = sub.add_parser("chat", help="talk to a package in the terminal (native CPU engine, or the numpy reference)",
                        description="Interactive chat in the terminal, or one answer with --prompt. Greedy unless "
                                    "--temperature is above 0.")
     c.add_argument("--package", type=Path, required=True, help="model package folder (from `fieldllm prepare`)")
@@ -152,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1)")
     c.add_argument("--seed", type=int, default=None, help="seed for sampling")
     c.add_argument("--context", type=int, default=None, help="KV cache length in tokens (default 4096)")
+    c.add_argument("--engine", choices=("native", "numpy"), default="native",
+                   help="'native' (the CPU engine's C kernels, compiled for this machine on first use; default) or "
+                        "'numpy' (the reference engine: the ground truth, slower); both give the same greedy answers")
     c.set_defaults(run=_chat)
 
     b = sub.add_parser("build", help="render the offline web app (PWA) and model packages into a folder",

@@ -23,13 +23,15 @@ def engine(smollm2_package: Path) -> Engine:
 
 @pytest.mark.slow
 def test_default_model_end_to_end(tmp_path: Path) -> None:
-    """`fieldllm prepare` with no source, then a greedy one-shot chat: the exact known answer."""
+    """`fieldllm prepare` with no source, then a greedy one-shot chat on each engine (the native one by default, then
+    the numpy reference): the exact known answer."""
     out = tmp_path / "pkg"
     cli = [sys.executable, "-m", "app.cli"]
     subprocess.run([*cli, "prepare", "--out", str(out)], check=True, capture_output=True)
-    r = subprocess.run([*cli, "chat", "--package", str(out), "--prompt", "What is the capital of France?"],
-                       check=True, capture_output=True, text=True)
-    assert r.stdout == "The capital of France is Paris.\n"
+    for engine in ([], ["--engine", "numpy"]):
+        r = subprocess.run([*cli, "chat", "--package", str(out), "--prompt", "What is the capital of France?", *engine],
+                           check=True, capture_output=True, text=True)
+        assert r.stdout == "The capital of France is Paris.\n", engine
 
 
 def test_generate_and_stream_agree(engine: Engine) -> None:
