@@ -38,10 +38,12 @@ PASS_TOKENS = 128  # tokens per fe_forward call (model_prep.reference.engine.PRE
 READ_BYTES = 1 << 22  # a shard is read (and hashed) in pieces of this many bytes
 
 STORAGE = {"f32": 0, "q8": 1, "q4": 2}  # cpu_engine.h FE_F32 .. FE_Q4
-SLOT_TOKEN_EMBD, SLOT_OUTPUT_NORM, SLOT_OUTPUT, SLOT_LAYER0, PER_LAYER = 0, 1, 2, 3, 12
+SLOT_TOKEN_EMBD, SLOT_OUTPUT_NORM, SLOT_OUTPUT, SLOT_LAYER0, PER_LAYER = 0, 1, 2, 3, 14
 LAYER_TENSORS = ("attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias",
                  "attn_k.bias", "attn_v.bias", "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight",
-                 "ffn_up.weight", "ffn_down.weight")  # slot order (cpu_engine.h FE_ATTN_NORM .. FE_DOWN)
+                 "ffn_up.weight", "ffn_down.weight", "attn_q_norm.weight",
+                 "attn_k_norm.weight")  # slot order (cpu_engine.h FE_ATTN_NORM .. FE_K_NORM)
+QK_NORMS = ("attn_q_norm.weight", "attn_k_norm.weight")  # only with config.qk_norm (qwen3)
 ERRORS = ("ok", "a config value this engine cannot run", "out of memory", "called out of order", "bad arguments")
 MAX_LAYERS = 256
 MAX_DEFAULT_THREADS = 8
@@ -53,8 +55,10 @@ class NativeEngineError(RuntimeError):
 
 def unsupported(c: ModelConfig) -> str | None:
     """Why the C engine cannot run a config, or None (model.js's ``unsupported``)."""
-    if c.architecture not in ("llama", "qwen2"):
+    if c.architecture not in ("llama", "qwen2", "qwen3"):
         return f"architecture {c.architecture} is unknown"
+    if c.qk_norm and c.attention_bias:
+        return "qk_norm with attention_bias is not supported"
     if c.head_dim % 4:
         return f"head_dim {c.head_dim} is not a multiple of 4"
     if c.num_layers > MAX_LAYERS:
@@ -67,7 +71,7 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     i32, f32, ptr = ctypes.c_int32, ctypes.c_float, ctypes.c_void_p
     sigs: dict[str, tuple[Any, list[Any]]] = {
         "fe_alloc": (ptr, [ctypes.c_uint32]),
-        "fe_init": (i32, [i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32, i32, i32]),
+        "fe_init": (i32, [i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32, i32, i32, i32]),
         "fe_tensor": (i32, [i32, i32, i32, i32, i32]),
         "fe_chunk": (i32, [i32, i32, i32, i32, ptr, ptr]),
         "fe_rope_cos": (ptr, []), "fe_rope_sin": (ptr, []), "fe_ids": (ptr, []), "fe_logits": (ptr, []),
@@ -152,7 +156,7 @@ class NativeModel:
         self._check(lib.fe_init(c.vocab_size, c.hidden_size, c.intermediate_size, c.num_layers, c.num_heads,
                                 c.num_kv_heads, c.head_dim, c.rms_norm_eps, float(np.float32(math.sqrt(c.head_dim))),
                                 1 if c.rope_layout == "interleaved" else 0, 1 if c.attention_bias else 0,
-                                self._context, self.pass_tokens), "allocating the run state")
+                                1 if c.qk_norm else 0, self._context, self.pass_tokens), "allocating the run state")
         shard_at = {entry["path"]: self._read_shard(pkg, entry) for entry in _weight_files(pkg)}
         self._bind_tensors(pkg, shard_at)
         self._write_rope()
@@ -209,7 +213,8 @@ class NativeModel:
         shapes = {"attn_norm.weight": (1, h), "attn_q.weight": (hd, h), "attn_k.weight": (kvd, h),
                   "attn_v.weight": (kvd, h), "attn_q.bias": (1, hd), "attn_k.bias": (1, kvd), "attn_v.bias": (1, kvd),
                   "attn_output.weight": (h, hd), "ffn_norm.weight": (1, h), "ffn_gate.weight": (inter, h),
-                  "ffn_up.weight": (inter, h), "ffn_down.weight": (h, inter)}
+                  "ffn_up.weight": (inter, h), "ffn_down.weight": (h, inter), "attn_q_norm.weight": (1, c.head_dim),
+                  "attn_k_norm.weight": (1, c.head_dim)}
 
         def bind(slot: int, name: str, rows: int, cols: int, vector: bool) -> None:
             t = tensors.get(name)
@@ -235,7 +240,7 @@ class NativeModel:
         bind(SLOT_OUTPUT, "token_embd.weight" if c.tie_word_embeddings else "output.weight", c.vocab_size, h, False)
         for layer in range(c.num_layers):
             for k, n in enumerate(LAYER_TENSORS):
-                if n.endswith(".bias") and not c.attention_bias:
+                if (n.endswith(".bias") and not c.attention_bias) or (n in QK_NORMS and not c.qk_norm):
                     continue
                 rows, cols = shapes[n]
                 bind(SLOT_LAYER0 + layer * PER_LAYER + k, f"blk.{layer}.{n}", rows, cols, rows == 1)

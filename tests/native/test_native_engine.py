@@ -1,7 +1,8 @@
 """The native CPU engine (app/native: cpu_engine.c compiled for this machine) against the numpy reference engine.
 
 Logits of tiny random models within 1e-3 (f32 in small shards, q8, q4, q4 with q8 v, a GGUF Q4_1 source with the
-interleaved RoPE layout, Llama 3 RoPE scaling) for a prefill, a decode step and a prompt of several passes; greedy
+interleaved RoPE layout, Llama 3 RoPE scaling, Qwen3's per-head q/k norm at q4 and from a GGUF Q8_0) for a prefill,
+a decode step and a prompt of several passes; greedy
 token ids of the default model equal to the reference's for three chats x 24 tokens; a corrupted shard, a closed
 model and a missing compiler refused with one line. The library is built first (a C compiler is needed: the tests
 fail without one, they never skip).
@@ -39,7 +40,7 @@ LLAMA3 = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq
 @pytest.fixture(scope="module")
 def tiny_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("native-tiny")
-    hf = {arch: make_hf(out / f"hf-{arch}", arch, seed=3) for arch in ("llama", "qwen2")}
+    hf = {arch: make_hf(out / f"hf-{arch}", arch, seed=3) for arch in ("llama", "qwen2", "qwen3")}
     llama3 = make_hf(out / "hf-llama3", "llama", seed=5, init_std=0.05, rope_parameters=LLAMA3)
     sources: dict[str, tuple[Path, Options]] = {
         "llama-f32-chunked": (hf["llama"], Options(weights="f32", shard_bytes=64 * 1024)),
@@ -48,6 +49,8 @@ def tiny_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "qwen2-q4+v8": (hf["qwen2"], Options(weights="q4", keep_8bit=(r"attn_v\.",))),
         "llama-gguf-q4_1": (hf_to_gguf(hf["llama"], out / "llama-q4_1.gguf", QT.Q4_1), Options()),
         "llama3-rope-q4": (llama3, Options(weights="q4")),
+        "qwen3-q4": (hf["qwen3"], Options(weights="q4")),  # per-head q/k norm, head_dim 32 on hidden 64
+        "qwen3-gguf-q8_0": (hf_to_gguf(hf["qwen3"], out / "qwen3-q8_0.gguf", QT.Q8_0), Options()),
     }
     return {name: prepare(src, out / name, opts) for name, (src, opts) in sources.items()}
 
@@ -57,7 +60,7 @@ def _max_err(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("name", ["llama-f32-chunked", "qwen2-q8", "llama-q4", "qwen2-q4+v8", "llama-gguf-q4_1",
-                                  "llama3-rope-q4"])
+                                  "llama3-rope-q4", "qwen3-q4", "qwen3-gguf-q8_0"])
 def test_tiny_logits_within_1e_3_of_the_reference(tiny_packages: dict[str, Path], name: str) -> None:
     pkg = tiny_packages[name]
     ref = load(pkg, context=256)
@@ -80,14 +83,17 @@ def test_tiny_logits_within_1e_3_of_the_reference(tiny_packages: dict[str, Path]
     native.close()
 
 
-@pytest.mark.parametrize("name", ["llama-q4", "qwen2-q4+v8"])
+@pytest.mark.parametrize("name", ["llama-q4", "qwen2-q4+v8", "qwen3-q4"])
 def test_threads_give_the_same_bits(tiny_packages: dict[str, Path], name: str) -> None:
-    """Each thread computes whole rows (or heads): 1, 2 and 3 threads, prompts and decode steps, same logits."""
+    """Each part of a job computes whole rows (or heads), whichever thread claims it: 1 to 4 threads, prompts and decode
+    steps (decode on all, one, or some of the threads: the rest stay idle), same logits; prompts again after decode
+    steps, so the thread count changes back and forth."""
     pkg = open_package(tiny_packages[name])
     one = NativeModel(pkg, context=128, pass_tokens=16)
-    many = [NativeModel(pkg, context=128, pass_tokens=16, threads=t, decode_threads=d) for t, d in ((2, 1), (3, 3))]
+    many = [NativeModel(pkg, context=128, pass_tokens=16, threads=t, decode_threads=d)
+            for t, d in ((2, 1), (3, 3), (4, 2))]
     ids = list(range(3, 60))
-    steps = [(ids, 0), ([7], len(ids)), ([9], len(ids) + 1)]
+    steps = [(ids, 0), ([7], len(ids)), ([9], len(ids) + 1), (ids[:20], 0), ([11], 20), (ids[:30], 0)]
     for ids_k, pos in steps:
         expected = one.forward(ids_k, pos)
         for m in many:

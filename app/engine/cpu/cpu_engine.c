@@ -70,6 +70,7 @@ typedef struct {
   float attn_div; /* f32(sqrt(head_dim)): attention scores are divided by it */
   int32_t rope_interleaved; /* 1: pairs (2i, 2i+1) (GGUF llama); 0: pairs (i, i + D/2) (HF) */
   int32_t attention_bias; /* q/k/v biases present (qwen2) */
+  int32_t qk_norm; /* each q and k head RMS-normed before rope (qwen3; never with attention_bias) */
   int32_t context; /* KV positions allocated */
   int32_t max_tokens; /* tokens per fe_forward call (the host splits longer prompts) */
 } Config;
@@ -122,14 +123,15 @@ static int max_i(int a, int b) { return a > b ? a : b; }
 /* Checks the config and allocates the run state. attn_div: f32(sqrt(head_dim)). Returns FE_OK or an error. */
 EXPORT(fe_init) int fe_init(int32_t vocab, int32_t hidden, int32_t intermediate, int32_t layers, int32_t heads,
                             int32_t kv_heads, int32_t head_dim, float rms_eps, float attn_div,
-                            int32_t rope_interleaved, int32_t attention_bias, int32_t context, int32_t max_tokens) {
+                            int32_t rope_interleaved, int32_t attention_bias, int32_t qk_norm, int32_t context,
+                            int32_t max_tokens) {
   if (ready) return FE_ERR_STATE;
   if (vocab < 1 || hidden < 1 || intermediate < 1 || layers < 1 || layers > FE_MAX_LAYERS || heads < 1 ||
       kv_heads < 1 || heads % kv_heads || head_dim < 2 || head_dim % 4 || context < 1 || max_tokens < 1 ||
-      max_tokens > context)
+      max_tokens > context || (qk_norm && attention_bias))
     return FE_ERR_CONFIG;
   cfg = (Config){vocab, hidden, intermediate, layers, heads, kv_heads, head_dim, rms_eps, attn_div,
-                 rope_interleaved, attention_bias, context, max_tokens};
+                 rope_interleaved, attention_bias, qk_norm, context, max_tokens};
   int T = max_tokens, hd = heads * head_dim, kvd = kv_heads * head_dim;
   int max_in = max_i(max_i(hidden, intermediate), hd);
   uint64_t kv = (uint64_t)layers * context * kvd;
@@ -454,7 +456,7 @@ static int embed(const Tensor *w, int id, float *out) {
   return FE_ERR_ARGS;
 }
 
-/* out [n] = (x / sqrt(mean(x^2) + eps)) * w */
+/* out [n] = (x / sqrt(mean(x^2) + eps)) * w; out may be x (each x[i] is read before out[i] is written) */
 static void rmsnorm(float *out, const float *x, const float *w, int n) {
   v128_t acc = wasm_f32x4_splat(0);
   int i = 0;
@@ -646,7 +648,8 @@ EXPORT(fe_forward) int fe_forward(int32_t n, int32_t pos, int32_t head) {
   if (n < 1 || n > cfg.max_tokens || pos < 0 || pos + n > cfg.context) return FE_ERR_ARGS;
   for (int i = 0; i < FE_SLOT_LAYER0 + cfg.layers * FE_PER_LAYER; i++) {
     int w = (i - FE_SLOT_LAYER0) % FE_PER_LAYER;
-    int optional = i >= FE_SLOT_LAYER0 && !cfg.attention_bias && (w == FE_BQ || w == FE_BK || w == FE_BV);
+    int optional = i >= FE_SLOT_LAYER0 && ((!cfg.attention_bias && (w == FE_BQ || w == FE_BK || w == FE_BV)) ||
+                                           (!cfg.qk_norm && (w == FE_Q_NORM || w == FE_K_NORM)));
     if (!optional && tensors[i].nchunks == 0) return FE_ERR_STATE;
   }
   int T = n, hidden = cfg.hidden, d = cfg.head_dim, half = d / 2;
@@ -658,6 +661,7 @@ EXPORT(fe_forward) int fe_forward(int32_t n, int32_t pos, int32_t head) {
   }
   for (int l = 0; l < cfg.layers; l++) {
     // attention: x += Wo attention(rope(Wq xn + bq), rope(Wk xn + bk), Wv xn + bv),   xn = rmsnorm(x) * attn_norm
+    //   (qk_norm: rope(qnorm(Wq xn)), rope(knorm(Wk xn)), each head of q and k RMS-normed before rope)
     const float *attn_norm = vec(layer_tensor(l, FE_ATTN_NORM));
     for (int t = 0; t < T; t++) rmsnorm(st.xb + (size_t)t * hidden, st.x + (size_t)t * hidden, attn_norm, hidden);
     job.layer = l, job.T = T, job.pos = pos;
@@ -669,6 +673,14 @@ EXPORT(fe_forward) int fe_forward(int32_t n, int32_t pos, int32_t head) {
         for (int i = 0; i < hd; i++) st.q[(size_t)t * hd + i] += bq[i];
         for (int i = 0; i < kvd; i++) st.k[(size_t)t * kvd + i] += bk[i];
         for (int i = 0; i < kvd; i++) st.v[(size_t)t * kvd + i] += bv[i];
+      }
+    }
+    if (cfg.qk_norm) {  //                                             each head of q and k, in place (qwen3)
+      const float *qn = vec(layer_tensor(l, FE_Q_NORM)), *kn = vec(layer_tensor(l, FE_K_NORM));
+      for (int t = 0; t < T; t++) {
+        float *q = st.q + (size_t)t * hd, *k = st.k + (size_t)t * kvd;
+        for (int h = 0; h < cfg.heads; h++) rmsnorm(q + h * d, q + h * d, qn, d);
+        for (int h = 0; h < cfg.kv_heads; h++) rmsnorm(k + h * d, k + h * d, kn, d);
       }
     }
     for (int t = 0; t < T; t++) {

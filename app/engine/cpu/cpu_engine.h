@@ -41,7 +41,9 @@ enum {
   FE_GATE = 9, /* [intermediate, hidden] */
   FE_UP = 10, /* [intermediate, hidden] */
   FE_DOWN = 11, /* [hidden, intermediate] */
-  FE_PER_LAYER = 12,
+  FE_Q_NORM = 12, /* [D] f32 (qk_norm only: qwen3's RMSNorm of each q head before RoPE) */
+  FE_K_NORM = 13, /* [D] f32 (each k head) */
+  FE_PER_LAYER = 14,
 };
 #define FE_MAX_LAYERS 256
 
@@ -57,7 +59,7 @@ enum {
 void *fe_alloc(uint32_t bytes);
 int fe_init(int32_t vocab, int32_t hidden, int32_t intermediate, int32_t layers, int32_t heads, int32_t kv_heads,
             int32_t head_dim, float rms_eps, float attn_scale_div, int32_t rope_interleaved, int32_t attention_bias,
-            int32_t context, int32_t max_tokens);
+            int32_t qk_norm, int32_t context, int32_t max_tokens);
 int fe_tensor(int32_t slot, int32_t storage, int32_t rows, int32_t cols, int32_t nchunks);
 int fe_chunk(int32_t slot, int32_t index, int32_t row0, int32_t row1, const void *qweight_or_data,
              const void *scales);

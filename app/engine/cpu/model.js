@@ -26,11 +26,14 @@ export const MAX_HEAP_BYTES = 4 * 1024 ** 3;
 
 /** cpu_engine.h storage codes and tensor slots. */
 const STORAGE = Object.freeze({ f32: 0, q8: 1, q4: 2 });
-const SLOT = Object.freeze({ tokenEmbd: 0, outputNorm: 1, output: 2, layer0: 3, perLayer: 12 });
-/** Layer tensors in slot order (cpu_engine.h FE_ATTN_NORM .. FE_DOWN); biases only with attention_bias. */
+const SLOT = Object.freeze({ tokenEmbd: 0, outputNorm: 1, output: 2, layer0: 3, perLayer: 14 });
+/**
+ * Layer tensors in slot order (cpu_engine.h FE_ATTN_NORM .. FE_K_NORM); biases only with attention_bias, the q/k
+ * norms only with qk_norm.
+ */
 const LAYER_TENSORS = Object.freeze(['attn_norm.weight', 'attn_q.weight', 'attn_k.weight', 'attn_v.weight',
   'attn_q.bias', 'attn_k.bias', 'attn_v.bias', 'attn_output.weight', 'ffn_norm.weight', 'ffn_gate.weight',
-  'ffn_up.weight', 'ffn_down.weight']);
+  'ffn_up.weight', 'ffn_down.weight', 'attn_q_norm.weight', 'attn_k_norm.weight']);
 const ERRORS = ['ok', 'a config value this engine cannot run', 'out of memory', 'called out of order', 'bad arguments'];
 
 /** @typedef {import('../gpu/package.js').Manifest} Manifest */
@@ -61,7 +64,8 @@ const ERRORS = ['ok', 'a config value this engine cannot run', 'out of memory', 
  * @returns {string | null}
  */
 export function unsupported(c) {
-  if (c.architecture !== 'llama' && c.architecture !== 'qwen2') return `architecture ${c.architecture} is unknown`;
+  if (!['llama', 'qwen2', 'qwen3'].includes(c.architecture)) return `architecture ${c.architecture} is unknown`;
+  if (c.qk_norm && c.attention_bias) return 'qk_norm with attention_bias is not supported';
   if (c.num_heads % c.num_kv_heads !== 0) return `num_heads ${c.num_heads} is not a multiple of num_kv_heads ${c.num_kv_heads}`;
   if (c.head_dim % 4 !== 0) return `head_dim ${c.head_dim} is not a multiple of 4`;
   if (c.num_layers > 256) return `${c.num_layers} layers is more than the 256 this engine holds`;
@@ -161,7 +165,7 @@ export async function loadModel(opts) {
   const ex = /** @type {Exports} */ (/** @type {unknown} */ (memory ? { ...instance.exports, memory } : instance.exports));
   check(ex.fe_init(c.vocab_size, c.hidden_size, c.intermediate_size, c.num_layers, c.num_heads, c.num_kv_heads,
     c.head_dim, Math.fround(c.rms_norm_eps), Math.fround(Math.sqrt(c.head_dim)), c.rope_layout === 'interleaved' ? 1 : 0,
-    c.attention_bias ? 1 : 0, context, passTokens), 'allocating the run state', manifest.name);
+    c.attention_bias ? 1 : 0, c.qk_norm ? 1 : 0, context, passTokens), 'allocating the run state', manifest.name);
 
   // --- weights: each shard copied into the heap unchanged ---------------------------------------------------------
   const files = weightFiles(manifest);
@@ -229,7 +233,8 @@ function bindTensors(ex, m, shardAt) {
     'attn_v.weight': [kvd, c.hidden_size], 'attn_q.bias': [1, hd], 'attn_k.bias': [1, kvd], 'attn_v.bias': [1, kvd],
     'attn_output.weight': [c.hidden_size, hd], 'ffn_norm.weight': [1, c.hidden_size],
     'ffn_gate.weight': [c.intermediate_size, c.hidden_size], 'ffn_up.weight': [c.intermediate_size, c.hidden_size],
-    'ffn_down.weight': [c.hidden_size, c.intermediate_size],
+    'ffn_down.weight': [c.hidden_size, c.intermediate_size], 'attn_q_norm.weight': [1, c.head_dim],
+    'attn_k_norm.weight': [1, c.head_dim],
   };
   /** @param {number} slot @param {string} name @param {number} rows @param {number} cols @param {boolean} vector */
   const bind = (slot, name, rows, cols, vector) => {
@@ -254,6 +259,7 @@ function bindTensors(ex, m, shardAt) {
   for (let i = 0; i < c.num_layers; i++) {
     LAYER_TENSORS.forEach((n, k) => {
       if (n.endsWith('.bias') && !c.attention_bias) return;
+      if ((n === 'attn_q_norm.weight' || n === 'attn_k_norm.weight') && !c.qk_norm) return;
       const [rows, cols] = shapes[n];
       bind(SLOT.layer0 + i * SLOT.perLayer + k, `blk.${i}.${n}`, rows, cols, rows === 1);
     });
