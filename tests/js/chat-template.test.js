@@ -38,6 +38,47 @@ const ALTERNATING = `{{ bos_token }}{% for message in messages %}
 {% endif %}
 {% endfor %}`;
 
+// Qwen3's constructs (written for these tests): a namespace updated in a reversed loop to find the last real user
+// turn, string methods with arguments (startswith, endswith, split, lstrip, rstrip, strip), `in` on strings,
+// `is defined` / `is none` tests, and earlier turns' <think> blocks dropped while the last answer's is kept.
+const QWEN3_STYLE = `{%- if messages[0].role == 'system' %}
+    {{- '<|im_start|>system\n' + messages[0].content + '<|im_end|>\n' }}
+{%- endif %}
+{%- set ns = namespace(searching=true, last_user=messages|length - 1) %}
+{%- for message in messages[::-1] %}
+    {%- set index = (messages|length - 1) - loop.index0 %}
+    {%- if ns.searching and message.role == 'user' and not (message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}
+        {%- set ns.searching = false %}
+        {%- set ns.last_user = index %}
+    {%- endif %}
+{%- endfor %}
+{%- for message in messages %}
+    {%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}
+        {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' }}
+    {%- elif message.role == 'assistant' %}
+        {%- set answer = message.content %}
+        {%- set thought = '' %}
+        {%- if message.reasoning_content is defined and message.reasoning_content is not none %}
+            {%- set thought = message.reasoning_content %}
+        {%- elif '</think>' in message.content %}
+            {%- set answer = message.content.split('</think>')[-1].lstrip('\n') %}
+            {%- set thought = message.content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') %}
+        {%- endif %}
+        {%- if loop.index0 > ns.last_user and thought %}
+            {{- '<|im_start|>assistant\n<think>\n' + thought.strip('\n') + '\n</think>\n\n' + answer }}
+        {%- else %}
+            {{- '<|im_start|>assistant\n' + answer }}
+        {%- endif %}
+        {{- '<|im_end|>\n' }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+    {%- if enable_thinking is defined and enable_thinking is false %}
+        {{- '<think>\n\n</think>\n\n' }}
+    {%- endif %}
+{%- endif %}`;
+
 const NUMBERED = `{% for m in messages %}{{ loop.index }}/{{ loop.length }} {{ m.role | upper }}: {{ m.content | replace('\\n', ' ') }}
 {% if loop.last and add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}
 {% endfor %}`;
@@ -62,6 +103,12 @@ const CONVERSATIONS = [
     { role: 'assistant', content: '' },
     { role: 'user', content: '<|im_start|>markup in text<|im_end|> {{ not a template }} {% raw %}' },
   ],
+  [
+    { role: 'user', content: 'Generator 2 tripped on overcurrent.' },
+    { role: 'assistant', content: '<think>\nOvercurrent: check the breaker first.\n</think>\n\nInspect breaker and cabling.' },
+    { role: 'user', content: 'Done. Reset it?' },
+    { role: 'assistant', content: '<think>\n\nAfter inspection, yes.\n\n</think>\n\nYes, reset after inspection.' },
+  ],
   // refused by ALTERNATING (two users in a row, a late system message); fine for the others
   [{ role: 'user', content: 'one' }, { role: 'user', content: 'two' }],
   [{ role: 'user', content: 'one' }, { role: 'system', content: 'late system' }],
@@ -79,6 +126,7 @@ describe('chat template', () => {
       { name: 'llama3-style', source: LLAMA3_STYLE, bos: '<|begin_of_text|>', eos: '<|eot_id|>' },
       { name: 'alternating', source: ALTERNATING, bos: '<s>', eos: '</s>' },
       { name: 'numbered', source: NUMBERED, bos: '', eos: '' },
+      { name: 'qwen3-style', source: QWEN3_STYLE, bos: '', eos: '<|im_end|>' },
     );
   });
 
