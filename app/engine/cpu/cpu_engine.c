@@ -414,17 +414,17 @@ static void matmul_rows(const Tensor *w, const Input *in, float *y, int ystride,
   }
 }
 
-/* Thread `tid` of `n`'s share of `count` items: [*a, *b), contiguous, in order, sizes differing by at most 1. */
-static void share(int count, int tid, int n, int *a, int *b) {
-  *a = (int)((int64_t)count * tid / n);
-  *b = (int)((int64_t)count * (tid + 1) / n);
+/* Part `i` of `n` of `count` items: [*a, *b), contiguous, in order, sizes differing by at most 1. */
+static void share(int count, int i, int n, int *a, int *b) {
+  *a = (int)((int64_t)count * i / n);
+  *b = (int)((int64_t)count * (i + 1) / n);
 }
 
-/* Thread tid of n's rows of matmul_rows (all of them when n == 1). Each output element is computed by one thread
- * with the same instructions as on one thread: the result does not depend on the thread count. */
-static void matmul(const Tensor *w, const Input *in, float *y, int ystride, int accumulate, int tid, int n) {
+/* Part `part` of `parts` of matmul_rows' rows (all of them when parts == 1). Each output element is computed by one
+ * part with the same instructions as in one: the result does not depend on how the rows are cut. */
+static void matmul(const Tensor *w, const Input *in, float *y, int ystride, int accumulate, int part, int parts) {
   int r0, r1;
-  share(w->rows, tid, n, &r0, &r1);
+  share(w->rows, part, parts, &r0, &r1);
   matmul_rows(w, in, y, ystride, accumulate, r0, r1);
 }
 
@@ -486,15 +486,15 @@ static void rope(float *x, int heads, const float *c, const float *s) {
 }
 
 /* att [T, H*D] = causal GQA attention of q [T, H*D] (token t at position pos + t) over layer `l`'s cache for
- * positions 0 .. pos + t: softmax(q . k / sqrt(D)) . v, query head h reading key/value head h / G. Thread tid of n
- * takes its share of the (token, head) pairs, with its own scores row. */
-static void attention(int l, int T, int pos, int tid, int n) {
+ * positions 0 .. pos + t: softmax(q . k / sqrt(D)) . v, query head h reading key/value head h / G. Part `part` of
+ * `parts` of the (token, head) pairs, run by thread tid with its own scores row. */
+static void attention(int l, int T, int pos, int tid, int part, int parts) {
   int d = cfg.head_dim, kvh = cfg.kv_heads, group = cfg.heads / cfg.kv_heads, hd = cfg.heads * d;
   const float *kc = st.k_cache + (size_t)l * cfg.context * kvh * d;
   const float *vc = st.v_cache + (size_t)l * cfg.context * kvh * d;
   float *scores = st.scores + (size_t)tid * cfg.context;
   int a, b;
-  share(T * cfg.heads, tid, n, &a, &b);
+  share(T * cfg.heads, part, parts, &a, &b);
   for (int i = a; i < b; i++) {
     int t = i / cfg.heads, h = i % cfg.heads;
     int len = pos + t + 1;
@@ -526,9 +526,13 @@ static void attention(int l, int T, int pos, int tid, int n) {
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
- * threads: the forward pass hands out jobs (a layer's q/k/v products, its attention, ...); every thread, the caller
- * as thread 0 and fe_worker's as 1 .. n-1, runs its share of each, and the caller waits for all before going on.
- * Workers spin a while for the next job (a decode step hands out about 5 a layer, microseconds apart), then sleep.
+ * threads: the forward pass hands out jobs (a layer's q/k/v products, its attention, ...), each cut into parts
+ * (FE_PARTS_PER_THREAD per thread); every thread, the caller as thread 0 and fe_worker's as 1 .. n-1, claims parts
+ * until none is left, and the caller waits until all are done. A thread the system has put aside (a busy machine, a
+ * phone's slow cores) holds up only the part it is running: the others take the rest. Which thread runs a part
+ * changes nothing in its result (each output element is computed by one part with the same instructions), so any
+ * thread count gives the same bits. Workers spin a while for the next job (a decode step hands out about 5 a layer,
+ * microseconds apart), then sleep.
  */
 
 enum { JOB_QKV, JOB_ATTENTION, JOB_O, JOB_GATE_UP, JOB_DOWN, JOB_HEAD };
@@ -537,32 +541,40 @@ static struct {
   int kind, layer, T, pos;
   Input in; /* the job's matmul input, prepared by the caller */
 } job;
-static int nthreads = 1;
+static int nthreads = 1; /* threads that take parts: the caller and workers 1 .. nthreads-1 (others stay idle) */
+static int score_rows = 1; /* attention scores rows allocated: one per thread, for the most threads used so far */
 static int caller_sleeps; /* the caller may sleep while it waits for the workers (not a page's main thread) */
 static uint32_t job_gen; /* bumped once per job handed out (and by fe_stop) */
-static uint32_t job_left; /* workers still running the current job */
+/* the current job's parts: (gen & 0xffff) << 16 | parts << 8 | next part to claim. One word, so that a claim (a
+ * compare-and-swap) is of the job the word describes: a worker that slept through jobs cannot claim a part of the
+ * next one by a stale count. A claim that succeeds is of the current job, whose description (job) stays as it is
+ * until every part is done. */
+static uint32_t job_parts;
+static uint32_t parts_done; /* parts of the current job finished */
 static uint32_t stopping; /* fe_stop was called: workers return */
 #define FE_SPINS (1 << 16) /* loads of job_gen before a worker sleeps: about 0.1-1 ms */
+#define FE_PARTS_PER_THREAD 4
+#define FE_MAX_PARTS 255
 
-static void run_job(int tid, int n) {
+static void run_part(int tid, int part, int parts) {
   int l = job.layer, hd = cfg.heads * cfg.head_dim, kvd = cfg.kv_heads * cfg.head_dim, inter = cfg.intermediate;
   switch (job.kind) {
     case JOB_QKV:
-      matmul(layer_tensor(l, FE_WQ), &job.in, st.q, hd, 0, tid, n); //                          q [T, H*D]
-      matmul(layer_tensor(l, FE_WK), &job.in, st.k, kvd, 0, tid, n); //                         k [T, KV*D]
-      matmul(layer_tensor(l, FE_WV), &job.in, st.v, kvd, 0, tid, n); //                         v [T, KV*D]
+      matmul(layer_tensor(l, FE_WQ), &job.in, st.q, hd, 0, part, parts); //                    q [T, H*D]
+      matmul(layer_tensor(l, FE_WK), &job.in, st.k, kvd, 0, part, parts); //                   k [T, KV*D]
+      matmul(layer_tensor(l, FE_WV), &job.in, st.v, kvd, 0, part, parts); //                   v [T, KV*D]
       break;
     case JOB_ATTENTION:
-      attention(l, job.T, job.pos, tid, n); //                                                att [T, H*D]
+      attention(l, job.T, job.pos, tid, part, parts); //                                      att [T, H*D]
       break;
     case JOB_O:
-      matmul(layer_tensor(l, FE_WO), &job.in, st.x, cfg.hidden, 1, tid, n); //                  x += Wo att
+      matmul(layer_tensor(l, FE_WO), &job.in, st.x, cfg.hidden, 1, part, parts); //            x += Wo att
       break;
     case JOB_GATE_UP: { //                                           hg [T, intermediate] = silu(Wgate xn) * (Wup xn)
-      matmul(layer_tensor(l, FE_GATE), &job.in, st.hg, inter, 0, tid, n);
-      matmul(layer_tensor(l, FE_UP), &job.in, st.hu, inter, 0, tid, n);
-      int a, b; /* this thread's rows of both: the same share, so its columns of hg and hu are all its own */
-      share(inter, tid, n, &a, &b);
+      matmul(layer_tensor(l, FE_GATE), &job.in, st.hg, inter, 0, part, parts);
+      matmul(layer_tensor(l, FE_UP), &job.in, st.hu, inter, 0, part, parts);
+      int a, b; /* this part's rows of both: the same share, so its columns of hg and hu are all its own */
+      share(inter, part, parts, &a, &b);
       for (int t = 0; t < job.T; t++) {
         for (int i = a; i < b; i++) {
           size_t k = (size_t)t * inter + i;
@@ -573,49 +585,71 @@ static void run_job(int tid, int n) {
       break;
     }
     case JOB_DOWN:
-      matmul(layer_tensor(l, FE_DOWN), &job.in, st.x, cfg.hidden, 1, tid, n); //                x += Wdown hb
+      matmul(layer_tensor(l, FE_DOWN), &job.in, st.x, cfg.hidden, 1, part, parts); //          x += Wdown hb
       break;
     case JOB_HEAD:
-      matmul(&tensors[FE_SLOT_OUTPUT], &job.in, st.logits, cfg.vocab, 0, tid, n);
+      matmul(&tensors[FE_SLOT_OUTPUT], &job.in, st.logits, cfg.vocab, 0, part, parts);
       break;
   }
 }
 
-/* Runs job `kind` on every thread and returns when all are done. */
+/* Claims and runs parts of the job whose word was `w` (as read when the job was seen) until none is left; a job that
+ * has since been replaced has none left for this thread. */
+static void run_parts(int tid, uint32_t w) {
+  int parts = (int)((w >> 8) & 0xffu);
+  for (;;) {
+    uint32_t cur = fe_load(&job_parts);
+    if ((cur >> 8) != (w >> 8) || (int)(cur & 0xffu) >= parts) return; /* another job, or none left */
+    if (!fe_cas(&job_parts, cur, cur + 1)) continue;
+    run_part(tid, (int)(cur & 0xffu), parts);
+    if (fe_add(&parts_done, 1u) == (uint32_t)parts) fe_wake(&parts_done);
+  }
+}
+
+/* Runs job `kind` on every thread and returns when all its parts are done. */
 static void dispatch(int kind) {
   job.kind = kind;
   int n = nthreads;
-  if (n > 1) {
-    fe_store(&job_left, (uint32_t)(n - 1));
-    fe_add(&job_gen, 1u);
-    fe_wake(&job_gen);
+  if (n == 1) {
+    run_part(0, 0, 1);
+    return;
   }
-  run_job(0, n);
-  if (n == 1) return;
-  uint32_t left;
-  for (int spins = 0; (left = fe_load(&job_left)) != 0;) {
-    if (++spins < FE_SPINS || !caller_sleeps) fe_pause(); else fe_sleep(&job_left, left);
+  int parts = n * FE_PARTS_PER_THREAD < FE_MAX_PARTS ? n * FE_PARTS_PER_THREAD : FE_MAX_PARTS;
+  uint32_t gen = fe_load(&job_gen) + 1u; /* only this thread moves job_gen while the workers run */
+  uint32_t w = (gen & 0xffffu) << 16 | (uint32_t)parts << 8;
+  fe_store(&parts_done, 0u);
+  fe_store(&job_parts, w); /* described before the workers look: they see the new generation after this */
+  fe_store(&job_gen, gen);
+  fe_wake(&job_gen);
+  run_parts(0, w);
+  uint32_t done;
+  for (int spins = 0; (done = fe_load(&parts_done)) != (uint32_t)parts;) {
+    if (++spins < FE_SPINS || !caller_sleeps) fe_pause(); else fe_sleep(&parts_done, done);
   }
 }
 
-/* Uses n threads from now on: the caller and n - 1 workers, each already inside fe_worker(1 .. n-1) (the host starts
- * them first: a job handed to a worker that never comes never ends). Allocates a scores row per thread. sleeps: the
- * caller's thread may sleep on a wait (a worker, Node; not a browser page's main thread, where it only spins). */
+/* Uses n threads from now on (between forward passes; fewer than the workers started leaves the rest idle, e.g. a
+ * decode step on fewer threads than a prompt): the caller and workers 1 .. n-1, which the host has started inside
+ * fe_worker. Allocates a scores row per thread. sleeps: the caller's thread may sleep on a wait (a worker, Node; not
+ * a browser page's main thread, where it only spins). */
 EXPORT(fe_threads) int fe_threads(int32_t n, int32_t sleeps) {
   if (!ready) return FE_ERR_STATE;
 #if defined(__wasm__) && !defined(FE_THREADS)
   if (n != 1) return FE_ERR_CONFIG; /* the single-threaded build */
 #endif
   if (n < 1 || n > 64) return FE_ERR_ARGS;
-  if (n > nthreads) ALLOC(st.scores, (size_t)n * cfg.context);
-  nthreads = n;
+  if (n > score_rows) {
+    ALLOC(st.scores, (size_t)n * cfg.context);
+    score_rows = n;
+  }
+  fe_store(&nthreads, n);
   caller_sleeps = sleeps != 0;
   return FE_OK;
 }
 
-/* A worker's loop: runs thread `tid`'s share of each job until fe_stop. Called by the host on its own thread. */
+/* A worker's loop: claims parts of each job until fe_stop. Called by the host on its own thread. */
 EXPORT(fe_worker) int fe_worker(int32_t tid) {
-  uint32_t seen = 0;
+  uint32_t seen = fe_load(&job_gen);
   for (;;) {
     uint32_t g;
     int spins = 0;
@@ -625,12 +659,11 @@ EXPORT(fe_worker) int fe_worker(int32_t tid) {
     }
     seen = g;
     if (fe_load(&stopping)) return FE_OK;
-    run_job(tid, nthreads);
-    if (fe_add(&job_left, (uint32_t)-1) == 0) fe_wake(&job_left);
+    if (tid < fe_load(&nthreads)) run_parts(tid, fe_load(&job_parts)); /* set before this job was handed out */
   }
 }
 
-/* Ends every worker's fe_worker (after the job in progress, if any). */
+/* Ends every worker's fe_worker (after the part in progress, if any). */
 EXPORT(fe_stop) void fe_stop(void) {
   fe_store(&stopping, 1u);
   fe_add(&job_gen, 1u);

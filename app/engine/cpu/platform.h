@@ -149,6 +149,7 @@ FE_INLINE v128_t wasm_u32x4_extend_low_u16x8(v128_t a) {
  * built with -DFE_THREADS; natively any thread that calls fe_worker), so all this needs is atomics and a way to
  * sleep on a word:
  *   fe_load(p) / fe_store(p, v) / fe_add(p, v)   sequentially consistent on a u32 (fe_add returns the new value)
+ *   fe_cas(p, expected, v)                       *p = v if *p == expected; whether it was (sequentially consistent)
  *   fe_sleep(p, seen)                            sleep while *p == seen (may return early: callers re-check)
  *   fe_wake(p)                                   wake every sleeper on p
  *   fe_pause()                                   a spin-loop hint
@@ -157,6 +158,9 @@ FE_INLINE v128_t wasm_u32x4_extend_low_u16x8(v128_t a) {
 #define fe_load(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define fe_store(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 #define fe_add(p, v) __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
+static inline int fe_cas(uint32_t *p, uint32_t expected, uint32_t v) {
+  return __atomic_compare_exchange_n(p, &expected, v, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
 
 #if defined(__wasm__) && defined(FE_THREADS)
 static inline void fe_sleep(uint32_t *p, uint32_t seen) {
