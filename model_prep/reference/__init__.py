@@ -1,7 +1,8 @@
 """The numpy reference engine: the ground truth every other engine is tested against.
 
-forward.py is the transformer (plain f32 numpy), engine.py turns chat requests into tokens and back (template,
-sampling, grammar constraints, stop text), and the rest are its parts: chat_template, sampling, grammar, structured.
+forward.py is the transformer (plain f32 numpy; weights.py keeps its matrices as stored and dequantizes them when
+used), engine.py turns chat requests into tokens and back (template, sampling, grammar constraints, stop text), and
+the rest are its parts: chat_template, sampling, grammar, structured.
 The server's local backend and `fieldllm chat` use it through ``load``.
 """
 

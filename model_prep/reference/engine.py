@@ -23,6 +23,7 @@ from . import chat_template
 from .forward import F32, RunState, Weights, forward
 from .grammar import Constraint, Grammars, GrammarSpec
 from .sampling import Pick, Sampler
+from .weights import DEFAULT_CACHE_BYTES, PackageMatrices
 
 DEFAULT_CONTEXT = 4096  # KV cache positions allocated when the caller names none (capped by the model's own)
 PREFILL_CHUNK = 128  # prompt tokens per forward pass: a caller that gives up is heard between passes (about 0.5 s
@@ -119,7 +120,8 @@ class Model(Protocol):
 
 
 class NumpyModel:
-    """forward.py's transformer on f32 weights and a RunState of ``context`` positions."""
+    """forward.py's transformer on its Weights (kept as stored, dequantized when used) and a RunState of ``context``
+    positions."""
 
     def __init__(self, config: ModelConfig, weights: Weights, context: int):
         self.config = config
@@ -314,10 +316,13 @@ class Engine:
         return Completion("".join(text), ids, last.finish_reason, last.usage)
 
 
-def engine_from_package(pkg: Package, context: int | None = None, model: Model | None = None) -> Engine:
-    """The engine of a package: on ``model`` when given (its context wins), else on the numpy transformer."""
+def engine_from_package(pkg: Package, context: int | None = None, model: Model | None = None,
+                        weight_cache_bytes: int = DEFAULT_CACHE_BYTES) -> Engine:
+    """The engine of a package: on ``model`` when given (its context wins), else on the numpy transformer, which
+    keeps the weights as stored and at most ``weight_cache_bytes`` of them dequantized (reference/weights.py)."""
     if model is None:
-        weights = Weights.from_tensors(pkg.config, pkg.tensor_f32)
+        tensors = PackageMatrices(pkg)
+        weights = Weights.from_tensors(pkg.config, tensors.vector, tensors.matrix, weight_cache_bytes)
         model = NumpyModel(pkg.config, weights, context_for(pkg.config, context))
     tokenizer = Tokenizer.from_file(str(pkg.tokenizer_path))
     engine = Engine(pkg.config, model, tokenizer, pkg.chat_template, pkg.generation, pkg.name)
@@ -325,9 +330,12 @@ def engine_from_package(pkg: Package, context: int | None = None, model: Model |
     return engine
 
 
-def load(package: Path | str, context: int | None = None, verify: bool = False) -> Engine:
-    """Load a model package (``verify`` checks every file's sha256 first)."""
+def load(package: Path | str, context: int | None = None, verify: bool = False,
+         weight_cache_bytes: int = DEFAULT_CACHE_BYTES) -> Engine:
+    """Load a model package (``verify`` checks every file's sha256 first). The weights stay as stored (about the
+    package's size in memory); at most ``weight_cache_bytes`` of dequantized f32 matrices are kept between uses
+    (default 1 GiB: all of a model of about 250M parameters)."""
     pkg = open_package(package)
     if verify:
         pkg.verify()
-    return engine_from_package(pkg, context)
+    return engine_from_package(pkg, context, weight_cache_bytes=weight_cache_bytes)

@@ -1,7 +1,8 @@
 """The numpy reference transformer: the ground truth every other engine is tested against.
 
-Three plain objects, as in llama2.c: the config (config.ModelConfig), the weights (f32 arrays), and the run state
-(KV cache and RoPE tables, allocated once). ``forward(tokens, pos)`` reads top to bottom. All math is f32.
+Three plain objects, as in llama2.c: the config (config.ModelConfig), the weights (matrices as the package stores
+them, dequantized to f32 when used through a bounded cache: weights.py; vectors as f32), and the run state (KV cache
+and RoPE tables, allocated once). ``forward(tokens, pos)`` reads top to bottom. All math is f32.
 Shapes: T = tokens in this call, S = cached positions, H = query heads, KV = key/value heads, D = head_dim.
 """
 
@@ -16,6 +17,7 @@ import numpy.typing as npt
 from .. import format as fmt
 from ..config import ModelConfig
 from ..rope import inv_freq as rope_inv_freq
+from .weights import DEFAULT_CACHE_BYTES, Matrix, WeightCache
 
 F32 = npt.NDArray[np.float32]
 
@@ -23,50 +25,67 @@ F32 = npt.NDArray[np.float32]
 @dataclass
 class LayerWeights:
     attn_norm: F32  # [hidden]
-    wq: F32  # [H*D, hidden]
-    wk: F32  # [KV*D, hidden]
-    wv: F32  # [KV*D, hidden]
+    wq: Matrix  # [H*D, hidden]
+    wk: Matrix  # [KV*D, hidden]
+    wv: Matrix  # [KV*D, hidden]
     bq: F32 | None  # [H*D] (qwen2) or None
     bk: F32 | None  # [KV*D]
     bv: F32 | None  # [KV*D]
     q_norm: F32 | None  # [D] (qwen3: RMSNorm of each q head before RoPE) or None
     k_norm: F32 | None  # [D] (each k head)
-    wo: F32  # [hidden, H*D]
+    wo: Matrix  # [hidden, H*D]
     ffn_norm: F32  # [hidden]
-    w_gate: F32  # [intermediate, hidden]
-    w_up: F32  # [intermediate, hidden]
-    w_down: F32  # [hidden, intermediate]
+    w_gate: Matrix  # [intermediate, hidden]
+    w_up: Matrix  # [intermediate, hidden]
+    w_down: Matrix  # [hidden, intermediate]
 
 
 @dataclass
 class Weights:
-    token_embd: F32  # [vocab, hidden]
+    token_embd: Matrix  # [vocab, hidden]
     layers: list[LayerWeights]
     output_norm: F32  # [hidden]
-    output: F32  # [vocab, hidden]; the same array as token_embd when tied
+    output: Matrix  # [vocab, hidden]; the same object as token_embd when tied
+    cache: WeightCache  # dequantized matrices in f32, bounded: weights.py
 
     @classmethod
-    def from_tensors(cls, config: ModelConfig, get: Callable[[str], F32]) -> Weights:
-        """``get(canonical name)`` -> f32 array (from a package, or straight from a checkpoint)."""
+    def from_tensors(cls, config: ModelConfig, vector: Callable[[str], F32], matrix: Callable[[str], Matrix],
+                     cache_bytes: int = DEFAULT_CACHE_BYTES) -> Weights:
+        """``vector(canonical name)`` -> f32 array, ``matrix(name)`` -> Matrix (from a package, or straight from a
+        checkpoint); ``cache_bytes``: at most this many bytes of dequantized f32 matrices are kept."""
         layers = []
         for i in range(config.num_layers):
             b = f"blk.{i}."
 
             def bias(n: str, b: str = b) -> F32 | None:
-                return get(b + n) if config.attention_bias else None
+                return vector(b + n) if config.attention_bias else None
 
             def qk_norm(n: str, b: str = b) -> F32 | None:
-                return get(b + n) if config.qk_norm else None
+                return vector(b + n) if config.qk_norm else None
 
             layers.append(LayerWeights(
-                attn_norm=get(b + "attn_norm.weight"), wq=get(b + "attn_q.weight"), wk=get(b + "attn_k.weight"),
-                wv=get(b + "attn_v.weight"), bq=bias("attn_q.bias"), bk=bias("attn_k.bias"), bv=bias("attn_v.bias"),
-                q_norm=qk_norm("attn_q_norm.weight"), k_norm=qk_norm("attn_k_norm.weight"),
-                wo=get(b + "attn_output.weight"), ffn_norm=get(b + "ffn_norm.weight"),
-                w_gate=get(b + "ffn_gate.weight"), w_up=get(b + "ffn_up.weight"), w_down=get(b + "ffn_down.weight")))
-        embd = get("token_embd.weight")
-        output = embd if config.tie_word_embeddings else get("output.weight")
-        return cls(embd, layers, get("output_norm.weight"), output)
+                attn_norm=vector(b + "attn_norm.weight"), wq=matrix(b + "attn_q.weight"),
+                wk=matrix(b + "attn_k.weight"), wv=matrix(b + "attn_v.weight"), bq=bias("attn_q.bias"),
+                bk=bias("attn_k.bias"), bv=bias("attn_v.bias"), q_norm=qk_norm("attn_q_norm.weight"),
+                k_norm=qk_norm("attn_k_norm.weight"), wo=matrix(b + "attn_output.weight"),
+                ffn_norm=vector(b + "ffn_norm.weight"), w_gate=matrix(b + "ffn_gate.weight"),
+                w_up=matrix(b + "ffn_up.weight"), w_down=matrix(b + "ffn_down.weight")))
+        embd = matrix("token_embd.weight")
+        output = embd if config.tie_word_embeddings else matrix("output.weight")
+        return cls(embd, layers, vector("output_norm.weight"), output, WeightCache(cache_bytes))
+
+    def stored_bytes(self) -> int:
+        """Bytes of weights held in memory (planes or values, each object once; the cache not included)."""
+        seen: dict[int, int] = {}
+        vectors = [self.output_norm]
+        for lw in self.layers:
+            for m in (lw.wq, lw.wk, lw.wv, lw.wo, lw.w_gate, lw.w_up, lw.w_down):
+                seen[id(m)] = m.stored_bytes()
+            vectors += [v for v in (lw.attn_norm, lw.ffn_norm, lw.bq, lw.bk, lw.bv, lw.q_norm, lw.k_norm)
+                        if v is not None]
+        for m in (self.token_embd, self.output):
+            seen[id(m)] = m.stored_bytes()
+        return sum(seen.values()) + sum(int(v.nbytes) for v in vectors)
 
 
 class RunState:
@@ -137,11 +156,12 @@ def forward(config: ModelConfig, w: Weights, state: RunState, tokens: npt.NDArra
     h, d = config.num_heads, config.head_dim
     kv = config.num_kv_heads
     cos, sin = state.cos[pos: pos + t_len], state.sin[pos: pos + t_len]
-    x = w.token_embd[tokens].astype(np.float32)  # [T, hidden]
+    mat = w.cache.f32  # a matrix's f32 values [rows, cols], dequantized on first use (weights.py)
+    x = w.cache.rows(w.token_embd, tokens)  # [T, hidden]: only these rows are unpacked
     for i, lw in enumerate(w.layers):
         # attention block: x += Wo attention(rope(qnorm(Wq xn + bq)), rope(knorm(Wk xn + bk)), Wv xn + bv)
         xn = rmsnorm(x, lw.attn_norm, config.rms_norm_eps)
-        q, k, v = xn @ lw.wq.T, xn @ lw.wk.T, xn @ lw.wv.T  # [T, H*D], [T, KV*D], [T, KV*D]
+        q, k, v = xn @ mat(lw.wq).T, xn @ mat(lw.wk).T, xn @ mat(lw.wv).T  # [T, H*D], [T, KV*D], [T, KV*D]
         if lw.bq is not None and lw.bk is not None and lw.bv is not None:
             q, k, v = q + lw.bq, k + lw.bk, v + lw.bv
         q, k = q.reshape(t_len, h, d), k.reshape(t_len, kv, d)
@@ -151,11 +171,12 @@ def forward(config: ModelConfig, w: Weights, state: RunState, tokens: npt.NDArra
         state.k_cache[i, pos: pos + t_len] = rope(k, cos, sin, config.rope_layout)
         state.v_cache[i, pos: pos + t_len] = v.reshape(t_len, kv, d)
         att = attention(q, state.k_cache[i, : pos + t_len], state.v_cache[i, : pos + t_len], pos)
-        x = x + att.reshape(t_len, h * d) @ lw.wo.T
+        x = x + att.reshape(t_len, h * d) @ mat(lw.wo).T
         # SwiGLU MLP block
         xn = rmsnorm(x, lw.ffn_norm, config.rms_norm_eps)
-        x = x + (silu(xn @ lw.w_gate.T) * (xn @ lw.w_up.T)) @ lw.w_down.T  # type: ignore[assignment]  # [T, hidden]
+        gate, up = silu(xn @ mat(lw.w_gate).T), xn @ mat(lw.w_up).T  # [T, intermediate] each
+        x = x + (gate * up) @ mat(lw.w_down).T  # type: ignore[assignment]  # [T, hidden]
     if not all_logits:
         x = x[-1:]
-    logits = rmsnorm(x, w.output_norm, config.rms_norm_eps) @ w.output.T  # [T or 1, vocab]
+    logits = rmsnorm(x, w.output_norm, config.rms_norm_eps) @ mat(w.output).T  # [T or 1, vocab]
     return logits if all_logits else logits[0]
