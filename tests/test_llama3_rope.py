@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from test_reference_vs_transformers import _torch_with_package_weights
-from tiny_models import hf_logits, hf_to_gguf, make_hf
+from tiny_models import hf_logits, hf_to_gguf, make_hf, rel_err, transformers_logits
 
 from model_prep import format as fmt
 from model_prep import rope
@@ -43,10 +42,6 @@ def _long_ids(engine_tokenizer, n: int = 200) -> list[int]:
     ids = engine_tokenizer.encode(text).ids[:n]
     assert len(ids) == n
     return ids
-
-
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 def test_factors_match_transformers_inv_freq(llama3_hf: Path) -> None:
@@ -146,12 +141,8 @@ def test_reference_logits_past_the_original_context(llama3_hf: Path, tmp_path: P
     engine = load(pkg_dir, context=256)
     ids = _long_ids(engine.tokenizer)  # positions 0..199, past original_max_position_embeddings = 64
     ours = engine.logits(ids, 0, all_logits=True)
-    if weights == "f32":
-        want = hf_logits(llama3_hf, ids)
-    else:  # the same (dequantized) weights in transformers: only the math differs
-        with torch.no_grad():
-            want = _torch_with_package_weights(llama3_hf, pkg_dir)(torch.tensor([ids])).logits[0].numpy()
-    assert _rel(ours, want) < 1e-4
+    want = transformers_logits(llama3_hf, pkg_dir, ids, weights)
+    assert rel_err(ours, want) < 1e-4
     # without the scaling the long positions would differ: the test can see a wrong frequency
     plain = transformers.AutoModelForCausalLM.from_pretrained(llama3_hf, dtype=torch.float32,
                                                               rope_parameters={"rope_type": "default",
@@ -159,14 +150,14 @@ def test_reference_logits_past_the_original_context(llama3_hf: Path, tmp_path: P
     if weights == "f32":
         with torch.no_grad():
             unscaled = plain(torch.tensor([ids])).logits[0].numpy()
-        assert _rel(unscaled[64:], want[64:]) > 1e-2
+        assert rel_err(unscaled[64:], want[64:]) > 1e-2
 
 
 def test_gguf_package_logits_match(llama3_hf: Path, tmp_path: Path) -> None:
     engine = load(prepare(hf_to_gguf(llama3_hf, tmp_path / "m.gguf"), tmp_path / "pkg", Options(weights="f32")),
                   context=256)
     ids = _long_ids(engine.tokenizer)
-    assert _rel(engine.logits(ids, 0, all_logits=True), hf_logits(llama3_hf, ids)) < 1e-4
+    assert rel_err(engine.logits(ids, 0, all_logits=True), hf_logits(llama3_hf, ids)) < 1e-4
 
 
 def test_old_readers_refuse_and_new_readers_check(llama3_hf: Path, tmp_path: Path) -> None:

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from test_reference_vs_transformers import PROMPT, _torch_with_package_weights
-from tiny_models import hf_logits, hf_to_gguf
+from test_reference_vs_transformers import PROMPT
+from tiny_models import hf_logits, hf_to_gguf, rel_err, transformers_logits
 
 from model_prep import format as fmt
 from model_prep.errors import PackageError, UnsupportedError
@@ -23,10 +22,6 @@ from model_prep.package import open_package
 from model_prep.plan import Options
 from model_prep.prepare import prepare
 from model_prep.reference import load
-
-
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 def _edited_copy(hf: Path, tmp_path: Path, change: dict) -> Path:
@@ -65,26 +60,22 @@ def test_reference_logits_match_transformers(tiny_hf, tmp_path: Path, weights: s
     engine = load(pkg_dir)
     ids = engine.tokenizer.encode(PROMPT).ids
     ours = engine.logits(ids, 0, all_logits=True)
-    if weights == "f32":
-        want = hf_logits(hf, ids)
-    else:  # the same (dequantized) weights in transformers: only the math differs
-        with torch.no_grad():
-            want = _torch_with_package_weights(hf, pkg_dir)(torch.tensor([ids])).logits[0].numpy()
-    assert _rel(ours, want) < 1e-4
+    want = transformers_logits(hf, pkg_dir, ids, weights)
+    assert rel_err(ours, want) < 1e-4
     step = load(pkg_dir)  # decode through the KV cache gives the prefill's logits
-    assert _rel(np.stack([step.logits([t], i) for i, t in enumerate(ids)]), ours) < 1e-5
+    assert rel_err(np.stack([step.logits([t], i) for i, t in enumerate(ids)]), ours) < 1e-5
     if weights == "f32":  # the norms matter: without them the logits are far off (the test can see a missing norm)
         engine = load(pkg_dir)
         for lw in engine.model.weights.layers:  # type: ignore[attr-defined]
             lw.q_norm = lw.k_norm = None
-        assert _rel(engine.logits(ids, 0, all_logits=True), want) > 1e-2
+        assert rel_err(engine.logits(ids, 0, all_logits=True), want) > 1e-2
 
 
 def test_gguf_package_logits_match(tiny_hf, tmp_path: Path) -> None:
     hf = tiny_hf("qwen3")
     engine = load(prepare(hf_to_gguf(hf, tmp_path / "m.gguf"), tmp_path / "pkg", Options(weights="f32")))
     ids = engine.tokenizer.encode(PROMPT).ids
-    assert _rel(engine.logits(ids, 0, all_logits=True), hf_logits(hf, ids)) < 1e-4
+    assert rel_err(engine.logits(ids, 0, all_logits=True), hf_logits(hf, ids)) < 1e-4
 
 
 @pytest.mark.parametrize("change, message", [

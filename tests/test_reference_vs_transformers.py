@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from tiny_models import hf_greedy, hf_logits, hf_to_gguf
+from tiny_models import hf_greedy, hf_logits, hf_to_gguf, rel_err, torch_with_package_weights
 
 from model_prep.hf_source import canonical_name
 from model_prep.package import open_package
@@ -19,10 +19,6 @@ from model_prep.prepare import prepare
 from model_prep.reference import load
 
 PROMPT = "<|im_start|>user\nThe pump bearing runs hot<|im_end|>\n<|im_start|>assistant\n"
-
-
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3"])
@@ -35,25 +31,11 @@ def test_unquantized_logits_match(tmp_path: Path, tiny_hf, arch: str, source: st
     assert engine.config.rope_layout == ("interleaved" if (arch, source) == ("llama", "gguf") else "half")
     ids = engine.tokenizer.encode(PROMPT).ids
     ours = engine.logits(ids, 0, all_logits=True)
-    assert _rel(ours, hf_logits(hf, ids)) < 1e-4
+    assert rel_err(ours, hf_logits(hf, ids)) < 1e-4
     # decode step by step through the KV cache gives the same logits as the one-pass prefill
     step = load(tmp_path / "pkg")
     rows = [step.logits([t], i) for i, t in enumerate(ids)]
-    assert _rel(np.stack(rows), ours) < 1e-5
-
-
-def _torch_with_package_weights(hf: Path, pkg_dir: Path) -> transformers.PreTrainedModel:
-    """transformers' model with every weight replaced by the package's dequantized (4-bit) values."""
-    model = transformers.AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32).eval()
-    pkg = open_package(pkg_dir)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            canon = canonical_name(name)
-            if canon == "output.weight" and pkg.config.tie_word_embeddings:
-                canon = "token_embd.weight"
-            assert canon is not None, name
-            p.copy_(torch.from_numpy(pkg.tensor_f32(canon)))
-    return model
+    assert rel_err(np.stack(rows), ours) < 1e-5
 
 
 @pytest.mark.slow
@@ -67,7 +49,7 @@ def test_4bit_package_greedy_64_steps(tmp_path: Path, tiny_hf, arch: str) -> Non
     # (a) Same 4-bit values in both engines: 64 free-running greedy steps must agree exactly. Both compute in f32;
     # their logits differ by ~1e-6 relative, far below the top-2 margins along the path (checked, so a tie could
     # not make this flaky without the test saying so).
-    model = _torch_with_package_weights(hf, pkg_dir)
+    model = torch_with_package_weights(hf, pkg_dir)
     with torch.no_grad():
         want = model.generate(torch.tensor([ids]), max_new_tokens=64, min_new_tokens=64, do_sample=False,
                               eos_token_id=None, pad_token_id=0)[0, len(ids):].tolist()

@@ -97,6 +97,43 @@ def hf_logits(folder: Path, ids: list[int]) -> np.ndarray:
         return model(torch.tensor([ids])).logits[0].numpy()
 
 
+def rel_err(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest absolute difference relative to the largest magnitude of b (the reference side)."""
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def torch_with_package_weights(hf: Path, pkg_dir: Path) -> Any:
+    """transformers' model with every weight replaced by the package's dequantized values (q4/q8: only the
+    arithmetic then differs between the two)."""
+    import torch
+    import transformers
+
+    from model_prep.hf_source import canonical_name
+    from model_prep.package import open_package
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32).eval()
+    pkg = open_package(pkg_dir)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            canon = canonical_name(name)
+            if canon == "output.weight" and pkg.config.tie_word_embeddings:
+                canon = "token_embd.weight"
+            assert canon is not None, name
+            p.copy_(torch.from_numpy(pkg.tensor_f32(canon)))
+    return model
+
+
+def transformers_logits(hf: Path, pkg_dir: Path, ids: list[int], weights: str) -> np.ndarray:
+    """What the package's logits [T, vocab] for ids should be: transformers' own for an f32 package, else
+    transformers' with the package's dequantized weights."""
+    import torch
+
+    if weights == "f32":
+        return hf_logits(hf, ids)
+    with torch.no_grad():
+        return torch_with_package_weights(hf, pkg_dir)(torch.tensor([ids])).logits[0].numpy()
+
+
 def hf_greedy(folder: Path, ids: list[int], steps: int) -> list[int]:
     """transformers' greedy continuation (no EOS stop), `steps` tokens."""
     import torch
