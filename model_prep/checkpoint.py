@@ -97,20 +97,43 @@ class Checkpoint:
                                  "the checkpoint is inconsistent")
 
 
-def files_sha256(files: list[Path]) -> str:
-    """sha256 over every file's bytes, in a fixed order (names included)."""
-    h = hashlib.sha256()
-    for path in sorted(files):
-        h.update(path.name.encode() + b"\0")
-        h.update(file_sha256(path).encode())
-    return h.hexdigest()
+@dataclass(frozen=True)
+class SourceHashes:
+    """The sha256 of every file a checkpoint is read from, for manifest ``source`` (docs/FORMAT.md) and the cache key.
+
+    ``files``: (path relative to the source: a GGUF's file name, or a name inside the HF folder; size in bytes; hex
+    sha256 of the bytes), sorted by path. ``files_sha256``: sha256 of the lines ``sha256sum`` prints for them in this
+    order (``<hex>  <path>\n``), so that ``cd SOURCE_DIR && sha256sum FILES... | sha256sum`` gives it."""
+
+    kind: str  # "gguf" (one file) or "hf" (a folder)
+    files: tuple[tuple[str, int, str], ...]
+
+    @property
+    def listing(self) -> str:
+        return "".join(f"{digest}  {path}\n" for path, _, digest in self.files)
+
+    @property
+    def files_sha256(self) -> str:
+        return hashlib.sha256(self.listing.encode()).hexdigest()
+
+    def manifest_fields(self) -> dict[str, Any]:
+        """``sha256`` (a single-file source only: the file's own sha256), ``files_sha256`` and ``files``."""
+        out: dict[str, Any] = {"sha256": self.files[0][2]} if self.kind == "gguf" else {}
+        return out | {"files_sha256": self.files_sha256,
+                      "files": [{"path": p, "size": n, "sha256": h} for p, n, h in self.files]}
 
 
-def files_sha256_soon(files: list[Path]) -> Future[str]:
-    """``files_sha256`` on a thread of its own, so that the caller parses the checkpoint meanwhile (hashlib and file
+def source_hashes(kind: str, root: Path, files: list[Path]) -> SourceHashes:
+    """Hash ``files`` (paths under the folder ``root``)."""
+    entries = sorted((f.relative_to(root).as_posix(), f.stat().st_size, file_sha256(f)) for f in files)
+    return SourceHashes(kind, tuple(entries))
+
+
+def source_hashes_soon(kind: str, root: Path, files: list[Path]) -> Future[SourceHashes]:
+    """``source_hashes`` on a thread of its own, so that the caller parses the checkpoint meanwhile (hashlib and file
     reads release the GIL; SmolLM2's 94 MiB take about 0.07 s)."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="source-sha256")
-    future = pool.submit(files_sha256, files)
+    future = pool.submit(source_hashes, kind, root, files)
     pool.shutdown(wait=False)  # the thread still finishes the hash, then ends
     return future
 

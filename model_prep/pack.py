@@ -28,7 +28,8 @@ from .package import open_package, read_manifest
 from .plan import Options, Plan, ShardPlan, TensorPlan
 from .shard_writer import BackgroundWriter
 
-PREP_VERSION = 1  # bump when the bytes written for the same input change: it invalidates caches
+PREP_VERSION = 2  # bump when the bytes written for the same input change: it invalidates caches
+# (2: manifest source.sha256 is the GGUF file's own sha256, source.files and files_sha256 added)
 _JOURNAL = ".journal.json"
 _SPACE_MARGIN = 16 * 1024 * 1024  # tokenizer, manifest, report and filesystem slack, bytes
 
@@ -43,8 +44,10 @@ class TensorStats:
     mean_abs_error: float
 
 
-def cache_key(source_sha256: str, opts: Options, check: bool) -> str:
-    blob = json.dumps({"source": source_sha256, "options": opts.to_dict(), "check": check,
+def cache_key(source_files_sha256: str, opts: Options, check: bool) -> str:
+    """What keys prepare's cache (manifest source.cache_key): the source files' names and bytes (SourceHashes.
+    files_sha256), the options, --check, and the versions of the format and of this code."""
+    blob = json.dumps({"source": source_files_sha256, "options": opts.to_dict(), "check": check,
                        "format_version": fmt.FORMAT_VERSION, "prep_version": PREP_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -14,7 +14,7 @@ from tokenizers import Tokenizer
 
 from . import format as fmt
 from . import gguf_source, hf_source
-from .checkpoint import Checkpoint, files_sha256_soon
+from .checkpoint import Checkpoint, source_hashes_soon
 from .errors import InputError
 from .gguf_source import read_gguf
 from .hf_source import read_hf_folder
@@ -158,9 +158,10 @@ def prepare(source: Path | None, out: Path | None, opts: Options, plan_only: boo
     source = source or default_model_path()
     out = out or default_out(source)
     if not plan_only:
-        src_hash = files_sha256_soon(source_files(source))
+        src_hash = source_hashes_soon("hf" if source.is_dir() else "gguf", source if source.is_dir() else source.parent,
+                                      source_files(source))
         if (out / fmt.MANIFEST_FILE).is_file():  # maybe up to date: check before parsing anything (two hashes)
-            if is_up_to_date(out, cache_key(src_hash.result(), opts, check)):
+            if is_up_to_date(out, cache_key(src_hash.result().files_sha256, opts, check)):
                 print(f"{out} is up to date (same source and options); nothing to do", file=stream or sys.stderr)
                 return out
     ckpt = read_checkpoint(source)  # meanwhile the source is hashed
@@ -173,10 +174,10 @@ def prepare(source: Path | None, out: Path | None, opts: Options, plan_only: boo
     name = source.name
 
     def key() -> str:  # asked for when the first shard is journaled: the source is hashed by then
-        return cache_key(src_hash.result(), opts, check)
+        return cache_key(src_hash.result().files_sha256, opts, check)
 
     def source_info() -> dict[str, Any]:
-        return {"kind": ckpt.kind, "name": name, "sha256": src_hash.result(), "options": opts.to_dict(),
+        return {"kind": ckpt.kind, "name": name, **src_hash.result().manifest_fields(), "options": opts.to_dict(),
                 "cache_key": key()}
 
     report = write_package(ckpt, plan, out, key, source_info,

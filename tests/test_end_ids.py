@@ -1,11 +1,12 @@
 """End-of-generation ids (issue 12): every end token the model declares goes into manifest generation.eos_token_ids
 (GGUF: eos, eot, eom and llama.cpp's end texts; HF: generation_config's list), the reference engine stops on any of
-them, and manifest source.sha256 is what docs/FORMAT.md says it is."""
+them, and manifest source.sha256 is the GGUF file's own sha256 (docs/FORMAT.md)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import gguf
@@ -97,11 +98,13 @@ def test_reference_engine_stops_on_every_end_id(tiny_hf, tmp_path: Path) -> None
     assert (stopped.finish_reason, stopped.token_ids) == ("stop", first.token_ids[:k])
 
 
-def test_source_sha256_is_the_documented_hash(smollm2_package: Path) -> None:
-    """docs/FORMAT.md: sha256 over (file name, NUL, hex sha256 of the file) of each source file, sorted by path."""
+def test_source_sha256_is_the_gguf_files_own(smollm2_package: Path) -> None:
+    """docs/FORMAT.md: a GGUF source's sha256 is what `sha256sum file.gguf` prints; files lists it with its size;
+    files_sha256 is the sha256 of sha256sum's listing."""
     source = json.loads((smollm2_package / "manifest.json").read_text())["source"]
     path = default_model_path()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    printed = subprocess.run(["sha256sum", path.name], cwd=path.parent, check=True, capture_output=True, text=True)
     assert source["name"] == path.name
-    assert source["sha256"] == hashlib.sha256(path.name.encode() + b"\0" + digest.encode()).hexdigest()
-    assert source["sha256"] != digest  # not the file's own sha256
+    assert source["sha256"] == printed.stdout.split()[0] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert source["files"] == [{"path": path.name, "size": path.stat().st_size, "sha256": source["sha256"]}]
+    assert source["files_sha256"] == hashlib.sha256(printed.stdout.encode()).hexdigest()
