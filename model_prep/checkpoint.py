@@ -38,6 +38,52 @@ class SourceTensor:
     carry_into: Callable[[Planes], None] | None = None
 
 
+# Fused projections (phi3: Hugging Face qkv_proj / gate_up_proj, GGUF attn_qkv / ffn_up of 2 * intermediate rows),
+# named here by their short names, and the package tensors their rows split into, in row order: [q; k; v] and
+# [gate; up] (transformers' Phi3Attention slices qkv so, Phi3MLP chunks gate_up so; llama.cpp's phi3 graph views
+# attn_qkv so and its swiglu takes the first half of ffn_up as the gate). Rows are output features and quantization
+# groups run along a row, so the split is exact at any storage.
+FUSED = {"attn_qkv.weight": ("attn_q.weight", "attn_k.weight", "attn_v.weight"),
+         "ffn_gate_up.weight": ("ffn_gate.weight", "ffn_up.weight")}
+
+
+def fused_rows(config: ModelConfig, short: str) -> tuple[int, ...]:
+    """Rows of each part of fused tensor ``short`` (a key of FUSED) under ``config``."""
+    if short == "attn_qkv.weight":
+        kv = config.num_kv_heads * config.head_dim
+        return config.num_heads * config.head_dim, kv, kv
+    return config.intermediate_size, config.intermediate_size
+
+
+def _row_slice(t: SourceTensor, name: str, start: int, stop: int) -> SourceTensor:
+    def load() -> npt.NDArray[np.float32]:
+        return np.ascontiguousarray(t.load_f32()[start:stop])
+
+    return SourceTensor(name, (stop - start, *t.shape[1:]), t.source_type, load)
+
+
+def split_fused(tensors: list[SourceTensor], config: ModelConfig,
+                part: Callable[[SourceTensor, str, int, int], SourceTensor] = _row_slice) -> list[SourceTensor]:
+    """Every fused tensor (FUSED) replaced by its parts, ``part(tensor, name, first row, end row)`` each (default:
+    rows of its f32 values; a reader that can carry the encoding passes its own)."""
+    out = []
+    for t in tensors:
+        blk, layer, short = [*t.name.split(".", 2), "", ""][:3]  # "blk", "N", "attn_qkv.weight"
+        block = f"{blk}.{layer}"
+        if blk != "blk" or short not in FUSED:
+            out.append(t)
+            continue
+        rows = fused_rows(config, short)
+        if len(t.shape) != 2 or t.shape[0] != sum(rows):
+            raise InputError(f"fused tensor {t.name} has shape {t.shape}; the config implies {sum(rows)} rows "
+                             f"({' + '.join(map(str, rows))}): the checkpoint is inconsistent")
+        start = 0
+        for name, n in zip(FUSED[short], rows, strict=True):
+            out.append(part(t, f"{block}.{name}", start, start + n))
+            start += n
+    return out
+
+
 @dataclass
 class Checkpoint:
     kind: str  # "gguf" or "hf"
@@ -53,7 +99,10 @@ class Checkpoint:
     notes: list[str] = field(default_factory=list)  # anything unusual, shown by --plan and in the report
 
     def __post_init__(self) -> None:
-        if self.config.qk_norm:
+        if self.config.rope_attn_factor is not None:
+            self.notes.append(f"RoPE attention factor {self.config.rope_attn_factor:.6g} (longrope): the package is "
+                              "format version 4, which fieldllm readers older than it refuse")
+        elif self.config.qk_norm:
             self.notes.append("per-head q/k RMSNorm (qwen3): the package is format version 3, which fieldllm "
                               "readers older than it refuse")
         elif self.config.rope_freq_factors is not None:

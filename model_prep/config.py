@@ -12,7 +12,7 @@ from .errors import PackageError
 
 @dataclass(frozen=True)
 class ModelConfig:
-    architecture: str  # format.ARCHITECTURES: "llama", "qwen2" or "qwen3"
+    architecture: str  # format.ARCHITECTURES: "llama", "qwen2", "qwen3" or "phi3"
     vocab_size: int  # rows of the embedding and the output head
     hidden_size: int  # width of the residual stream
     intermediate_size: int  # width of the SwiGLU MLP
@@ -34,6 +34,10 @@ class ModelConfig:
     # blk.N.attn_q_norm.weight / attn_k_norm.weight [head_dim] (qwen3). A package with it is format version 3
     # (format.FORMAT_VERSION_QK_NORM); without it the key is absent from the manifest.
     qk_norm: bool = False
+    # cos and sin of every RoPE angle multiplied by this (Phi-3's longrope attention factor, transformers'
+    # attention_scaling; model_prep/rope.py). None: 1. A package with it is format version 4
+    # (format.FORMAT_VERSION_ROPE_ATTN_FACTOR); without it the key is absent from the manifest.
+    rope_attn_factor: float | None = None
 
     def __post_init__(self) -> None:
         if self.num_heads % self.num_kv_heads:
@@ -51,10 +55,15 @@ class ModelConfig:
                                  f"{self.head_dim // 2}")
             if not all(math.isfinite(v) and v > 0 for v in f):
                 raise ValueError("rope_freq_factors must be finite and positive")
+        a = self.rope_attn_factor
+        if a is not None and not (isinstance(a, float) and math.isfinite(a) and a > 0):
+            raise ValueError(f"rope_attn_factor must be a finite positive number, not {a!r}")
 
     @property
     def format_version(self) -> int:
         """The package format version a package of this config is written as (the oldest that can hold it)."""
+        if self.rope_attn_factor is not None:
+            return fmt.FORMAT_VERSION_ROPE_ATTN_FACTOR
         if self.qk_norm:
             return fmt.FORMAT_VERSION_QK_NORM
         return fmt.FORMAT_VERSION if self.rope_freq_factors is None else fmt.FORMAT_VERSION_ROPE_FACTORS
@@ -63,7 +72,8 @@ class ModelConfig:
     def version_features(self) -> str:
         """The config keys that need a later format version than 1, for messages (e.g. "rope_freq_factors")."""
         return ", ".join(k for k, on in (("rope_freq_factors", self.rope_freq_factors is not None),
-                                         ("qk_norm", self.qk_norm)) if on)
+                                         ("qk_norm", self.qk_norm),
+                                         ("rope_attn_factor", self.rope_attn_factor is not None)) if on)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -73,11 +83,13 @@ class ModelConfig:
             d["rope_freq_factors"] = list(self.rope_freq_factors)
         if not self.qk_norm:
             del d["qk_norm"]  # likewise
+        if self.rope_attn_factor is None:
+            del d["rope_attn_factor"]  # likewise
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        optional = {"rope_freq_factors", "qk_norm"}
+        optional = {"rope_freq_factors", "qk_norm", "rope_attn_factor"}
         names = {f.name for f in fields(cls)}
         missing = names - optional - d.keys()
         if missing:
@@ -88,6 +100,11 @@ class ModelConfig:
                 raise ValueError(f"qk_norm must be true or false, not {values['qk_norm']!r}")
             if values.get("rope_freq_factors") is not None:
                 values["rope_freq_factors"] = tuple(float(v) for v in values["rope_freq_factors"])
+            if values.get("rope_attn_factor") is not None:
+                a = values["rope_attn_factor"]
+                if isinstance(a, bool) or not isinstance(a, (int, float)):
+                    raise ValueError(f"rope_attn_factor must be a number, not {a!r}")
+                values["rope_attn_factor"] = float(a)
             return cls(**values)
         except (ValueError, TypeError) as e:
             raise PackageError(f"manifest config is invalid: {e}; prepare the package again") from e

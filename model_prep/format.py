@@ -32,7 +32,10 @@ FORMAT_VERSION_ROPE_FACTORS: Final = 2
 # blk.N.attn_q_norm.weight / attn_k_norm.weight: Qwen3). Only packages that carry it are written as version 3: a
 # reader of version 1 or 2 would ignore the two tensors and answer wrongly.
 FORMAT_VERSION_QK_NORM: Final = 3
-SUPPORTED_FORMAT_VERSIONS: Final = (1, 2, 3)
+# Version 4 = version 3 + config.rope_attn_factor (cos and sin of every RoPE angle multiplied by it: Phi-3's longrope
+# attention factor). Only packages that carry it are written as version 4: a reader of 1-3 would rotate without it.
+FORMAT_VERSION_ROPE_ATTN_FACTOR: Final = 4
+SUPPORTED_FORMAT_VERSIONS: Final = (1, 2, 3, 4)
 
 GROUP_SIZE: Final = 32  # values per quantization group, along a row
 Q4_PER_WORD: Final = 8  # 4-bit values per u32
@@ -58,7 +61,7 @@ ROPE_INTERLEAVED: Final = "interleaved"  # pairs (2i, 2i+1): GGUF llama (llama.c
 ROPE_HALF: Final = "half"  # pairs (i, i + d/2): Hugging Face rotate-half, GGUF qwen2 and qwen3
 ROPE_LAYOUTS: Final = (ROPE_INTERLEAVED, ROPE_HALF)
 
-ARCHITECTURES: Final = ("llama", "qwen2", "qwen3")
+ARCHITECTURES: Final = ("llama", "qwen2", "qwen3", "phi3")
 
 
 @dataclass(frozen=True)

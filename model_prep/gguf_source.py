@@ -1,5 +1,5 @@
-"""Read a GGUF checkpoint (llama, qwen2, qwen3): container parsed by gguf_file.py, values dequantized by the `gguf`
-package (llama.cpp's own code)."""
+"""Read a GGUF checkpoint (llama, qwen2, qwen3, phi3): container parsed by gguf_file.py, values dequantized by the
+`gguf` package (llama.cpp's own code)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy.typing as npt
 from gguf import GGMLQuantizationType as QT
 
 from . import format as fmt
-from . import quant
-from .checkpoint import Checkpoint, SourceTensor
+from . import quant, rope
+from .checkpoint import Checkpoint, SourceTensor, split_fused
 from .config import ModelConfig
 from .errors import InputError, UnsupportedError
 from .gguf_file import GGUFFile, TensorInfo, read_gguf_file
@@ -31,7 +31,8 @@ _CARRY: dict[QT, tuple[str, Callable[[npt.NDArray[np.uint8], int, quant.Planes |
 }
 # llama.cpp's converter permutes llama's Q/K rows so that RoPE rotates adjacent pairs; qwen2 and qwen3 keep
 # rotate-half (convert_hf_to_gguf's Qwen3Model is its Qwen2Model: no permutation; llama.cpp ropes both NEOX-style).
-_ROPE_LAYOUT = {"llama": fmt.ROPE_INTERLEAVED, "qwen2": fmt.ROPE_HALF, "qwen3": fmt.ROPE_HALF}
+# phi3 too (convert_hf_to_gguf's Phi3MiniModel permutes nothing; llama.cpp ropes phi3 NEOX-style).
+_ROPE_LAYOUT = {"llama": fmt.ROPE_INTERLEAVED, "qwen2": fmt.ROPE_HALF, "qwen3": fmt.ROPE_HALF, "phi3": fmt.ROPE_HALF}
 
 # A plain ChatML template for checkpoints that carry none (noted in the plan).
 FALLBACK_CHAT_TEMPLATE = (
@@ -64,23 +65,63 @@ def _need(meta: dict[str, Any], key: str) -> Any:
 
 
 ROPE_FREQS = "rope_freqs.weight"  # llama.cpp's per-frequency RoPE divisors (Llama 3.x "llama3" scaling)
+# phi3's longrope divisors (convert_hf_to_gguf's Phi3MiniModel writes rope_scaling's long_factor / short_factor)
+ROPE_LONG, ROPE_SHORT = "rope_factors_long.weight", "rope_factors_short.weight"
+ROPE_TENSORS = (ROPE_FREQS, ROPE_LONG, ROPE_SHORT)
 
 
-def _rope_freq_factors(arch: str, gf: GGUFFile, head_dim: int) -> tuple[float, ...] | None:
-    """The divisors of ``rope_freqs.weight`` (llama only, as llama.cpp reads it), or None where there is none."""
-    t = next((t for t in gf.tensors if t.name == ROPE_FREQS), None)
+def _factors(gf: GGUFFile, name: str, head_dim: int) -> tuple[float, ...] | None:
+    t = next((t for t in gf.tensors if t.name == name), None)
     if t is None:
         return None
-    if arch != "llama":
-        raise UnsupportedError(f"tensor {ROPE_FREQS} in a {arch} GGUF is not supported (only llama files use it)")
     if tuple(t.dims) != (head_dim // 2,) or QT(t.ggml_type) not in (QT.F32, QT.F16):
-        raise UnsupportedError(f"tensor {ROPE_FREQS} has shape {list(t.dims)} and type {QT(t.ggml_type).name}; "
+        raise UnsupportedError(f"tensor {name} has shape {list(t.dims)} and type {QT(t.ggml_type).name}; "
                                f"expected [{head_dim // 2}] (head_dim / 2) of F32 or F16")
     values = np.asarray(gguf.quants.dequantize(t.data, QT(t.ggml_type)), dtype=np.float32).reshape(-1)
     return tuple(float(v) for v in values)
 
 
-def _config(meta: dict[str, Any], gf: GGUFFile) -> ModelConfig:
+def _rope_freq_factors(arch: str, gf: GGUFFile, head_dim: int) -> tuple[float, ...] | None:
+    """The divisors of ``rope_freqs.weight`` (llama only, as llama.cpp reads it), or phi3's short longrope factors
+    (``rope_factors_short.weight``: see _longrope), or None where there are none."""
+    names = {t.name for t in gf.tensors}
+    if ROPE_FREQS in names and arch != "llama":
+        raise UnsupportedError(f"tensor {ROPE_FREQS} in a {arch} GGUF is not supported (only llama files use it)")
+    for name in (ROPE_LONG, ROPE_SHORT):
+        if name in names and arch != "phi3":
+            raise UnsupportedError(f"tensor {name} in a {arch} GGUF is not supported (only phi3 files use it)")
+    if (ROPE_LONG in names) != (ROPE_SHORT in names):
+        raise InputError(f"the GGUF has only one of {ROPE_LONG} and {ROPE_SHORT}; the file is incomplete")
+    if arch == "phi3":
+        _factors(gf, ROPE_LONG, head_dim)  # checked, not carried
+        return _factors(gf, ROPE_SHORT, head_dim)
+    return _factors(gf, ROPE_FREQS, head_dim)
+
+
+def _longrope(meta: dict[str, Any], arch: str, longrope: bool, context: int,
+              notes: list[str]) -> tuple[float | None, int]:
+    """(rope_attn_factor or None, context length) of a phi3 file, as transformers computes them from the config the
+    file was converted from: the short factors while the sequence is within rope.scaling.original_context_length
+    (so the package's context is capped there; past it transformers and llama.cpp switch to the long factors, which
+    the package does not carry), cos and sin times rope.scaling.attn_factor (llama.cpp's converter writes
+    transformers' attention factor; where absent, computed as transformers does). Other architectures: no attention
+    factor (a value other than 1 is refused)."""
+    key = f"{arch}.rope.scaling.attn_factor"
+    if not longrope:
+        if float(meta.get(key, 1.0)) != 1.0:
+            raise UnsupportedError(f"GGUF metadata {key} = {meta[key]} without longrope factors is not supported")
+        return None, context
+    original = int(_need(meta, f"{arch}.rope.scaling.original_context_length"))
+    attn = float(meta[key]) if key in meta else rope.longrope_attention_factor(context, original)
+    if original < context:
+        notes.append(f"context capped at {original} tokens (rope.scaling.original_context_length; the model's "
+                     f"{context} needs longrope's long factors, which the package does not carry)")
+        context = original
+    return (None if attn == 1.0 else attn), context
+
+
+def _config(meta: dict[str, Any], gf: GGUFFile, notes: list[str] | None = None) -> ModelConfig:
+    notes = [] if notes is None else notes
     arch = _need(meta, "general.architecture")
     if arch not in fmt.ARCHITECTURES:
         raise UnsupportedError(f"architecture {arch!r} is not supported (supported: {', '.join(fmt.ARCHITECTURES)})")
@@ -106,9 +147,17 @@ def _config(meta: dict[str, Any], gf: GGUFFile) -> ModelConfig:
     if arch == "qwen3" and "blk.0.attn_q.bias" in names:
         raise UnsupportedError("a qwen3 GGUF with q/k/v biases is not supported (Qwen3 has none; they would come "
                                "before the per-head q/k norm)")
-    if meta.get(f"{arch}.attention.sliding_window"):
+    context = int(_need(meta, f"{arch}.context_length"))
+    freq_factors = _rope_freq_factors(arch, gf, head_dim)
+    attn_factor, context = _longrope(meta, arch, arch == "phi3" and freq_factors is not None, context, notes)
+    window = int(meta.get(f"{arch}.attention.sliding_window") or 0)
+    if window and arch != "phi3":
         raise UnsupportedError(f"GGUF metadata {arch}.attention.sliding_window (sliding-window attention) is not "
                                "supported")
+    if 0 < window < context:  # phi3: within the window no key is masked, so the package's context stops there
+        notes.append(f"context capped at {window} tokens (attention.sliding_window: past it the oldest keys are "
+                     "masked, which our engines do not)")
+        context = window
     rotated = int(meta.get(f"{arch}.rope.dimension_count", head_dim))
     if rotated != head_dim:
         raise UnsupportedError(f"GGUF metadata {arch}.rope.dimension_count = {rotated} rotates part of each head "
@@ -126,23 +175,29 @@ def _config(meta: dict[str, Any], gf: GGUFFile) -> ModelConfig:
             rms_norm_eps=float(_need(meta, f"{arch}.attention.layer_norm_rms_epsilon")),
             rope_theta=float(meta.get(f"{arch}.rope.freq_base", 10000.0)),
             rope_layout=_ROPE_LAYOUT[arch],
-            context_length=int(_need(meta, f"{arch}.context_length")),
+            context_length=context,
             tie_word_embeddings="output.weight" not in names,
             attention_bias="blk.0.attn_q.bias" in names,
-            rope_freq_factors=_rope_freq_factors(arch, gf, head_dim),
+            rope_freq_factors=freq_factors,
             qk_norm=arch == "qwen3",
+            rope_attn_factor=attn_factor,
         )
     except ValueError as e:
         raise InputError(f"GGUF metadata is inconsistent: {e}") from e
 
 
-def _tensor(t: TensorInfo) -> SourceTensor:
+def _tensor(t: TensorInfo, name: str | None = None, rows: tuple[int, int] | None = None) -> SourceTensor:
+    """Tensor ``t`` (or rows [start, stop) of it, named ``name``: a part of a fused tensor; GGUF blocks run along
+    rows, so the part is carried as exactly as the whole)."""
     qtype = QT(t.ggml_type)
     if qtype not in SUPPORTED_TYPES:
         raise UnsupportedError(f"tensor {t.name} has type {qtype.name}, which is not supported (supported: "
                                f"{', '.join(q.name for q in SUPPORTED_TYPES)})")
     shape = tuple(reversed(t.dims))  # GGUF [ne0, ne1] -> numpy (ne1, ne0) = (rows, cols)
     data = t.data
+    if rows is not None:
+        data = np.asarray(data).reshape(shape[0], -1)[rows[0]:rows[1]]
+        shape = (rows[1] - rows[0], *shape[1:])
 
     def load_f32() -> npt.NDArray[np.float32]:
         return np.asarray(gguf.quants.dequantize(data, qtype), dtype=np.float32).reshape(shape)
@@ -158,7 +213,7 @@ def _tensor(t: TensorInfo) -> SourceTensor:
     def carry_into(out: quant.Planes) -> None:
         _CARRY[qtype][1](np.asarray(data).reshape(shape[0], -1), shape[1], out)
 
-    return SourceTensor(t.name, shape, qtype.name, load_f32, carry, carry_storage,
+    return SourceTensor(name or t.name, shape, qtype.name, load_f32, carry, carry_storage,
                         carry_into if carry_storage is not None else None)
 
 
@@ -185,6 +240,18 @@ def end_token_ids(meta: dict[str, Any]) -> list[int]:
     return ids
 
 
+def _fused_name(config: ModelConfig, t: TensorInfo) -> str | None:
+    """phi3's ffn_up of 2 * intermediate rows holds gate and up: named blk.N.ffn_gate_up.weight for split_fused."""
+    if config.architecture == "phi3" and t.name.endswith(".ffn_up.weight") and len(t.dims) == 2 \
+            and int(t.dims[1]) == 2 * config.intermediate_size:
+        return t.name.removesuffix("ffn_up.weight") + "ffn_gate_up.weight"
+    return None
+
+
+def _gguf_name(name: str) -> str:
+    return name.removesuffix("ffn_gate_up.weight") + "ffn_up.weight" if name.endswith("ffn_gate_up.weight") else name
+
+
 def source_name(path: Path) -> str:
     return path.name.removesuffix(".gguf")
 
@@ -192,10 +259,14 @@ def source_name(path: Path) -> str:
 def read_gguf(path: Path) -> Checkpoint:
     gf = _open(path)
     meta = gf.metadata
-    config = _config(meta, gf)
-    # rope_freqs.weight went into the config (config.rope_freq_factors); every other tensor must be a weight
-    tensors = [_tensor(t) for t in gf.tensors if t.name != ROPE_FREQS]
     notes: list[str] = []
+    config = _config(meta, gf, notes)
+    # rope_freqs.weight / rope_factors_short.weight went into the config (config.rope_freq_factors); every other
+    # tensor must be a weight. phi3's fused attn_qkv and ffn_up (gate and up: 2 * intermediate rows) are split
+    infos = {t.name: t for t in gf.tensors if t.name not in ROPE_TENSORS}
+    tensors = [_tensor(t, _fused_name(config, t)) for t in infos.values()]
+    tensors = split_fused(tensors, config, lambda t, name, start, stop: _tensor(infos[_gguf_name(t.name)], name,
+                                                                              (start, stop)))
     template = meta.get("tokenizer.chat_template")
     if not template:
         template = FALLBACK_CHAT_TEMPLATE

@@ -1,11 +1,12 @@
 """Read a Hugging Face checkpoint folder (config.json + *.safetensors + tokenizer.json): Llama, Qwen2, Qwen3 (dense),
-SmolLM."""
+SmolLM, Phi-3 / Phi-3.5-mini (fused qkv_proj and gate_up_proj split by rows into the package's q/k/v and gate/up)."""
 
 from __future__ import annotations
 
 import json
 import re
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy.typing as npt
 
 from . import format as fmt
 from . import rope
-from .checkpoint import Checkpoint, SourceTensor
+from .checkpoint import Checkpoint, SourceTensor, split_fused
 from .config import ModelConfig
 from .errors import InputError, UnsupportedError
 
@@ -41,9 +42,12 @@ _NAMES = {
     "model.layers.{i}.mlp.gate_proj.weight": "blk.{i}.ffn_gate.weight",
     "model.layers.{i}.mlp.up_proj.weight": "blk.{i}.ffn_up.weight",
     "model.layers.{i}.mlp.down_proj.weight": "blk.{i}.ffn_down.weight",
+    # phi3's fused projections, split by rows once the config is known (checkpoint.FUSED)
+    "model.layers.{i}.self_attn.qkv_proj.weight": "blk.{i}.attn_qkv.weight",
+    "model.layers.{i}.mlp.gate_up_proj.weight": "blk.{i}.ffn_gate_up.weight",
 }
 _LAYER = re.compile(r"\.layers\.(\d+)\.")
-SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3")
+SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3", "phi3")
 
 
 def source_name(folder: Path) -> str:
@@ -84,7 +88,7 @@ def _safetensors_tensors(path: Path) -> list[SourceTensor]:
         if name is None:
             if hf_name.endswith("rotary_emb.inv_freq"):
                 continue  # a cache some old checkpoints saved; RoPE frequencies come from the config
-            raise UnsupportedError(f"{path.name} has tensor {hf_name}, which Llama/Qwen2/Qwen3 do not use; this "
+            raise UnsupportedError(f"{path.name} has tensor {hf_name}, which Llama/Qwen2/Qwen3/Phi-3 do not use; this "
                                    "variant is not supported")
         dtype = info["dtype"]
         if dtype not in _DTYPES:
@@ -122,37 +126,81 @@ def _weight_files(folder: Path) -> list[Path]:
     return files
 
 
-_SUPPORTED_ROPE_TYPES = ("default", "llama3")
-# keys a rope_parameters / rope_scaling dict may hold besides the type's own parameters (rope.LLAMA3_KEYS)
-_ROPE_COMMON_KEYS = {"rope_type", "type", "rope_theta"}
+_SUPPORTED_ROPE_TYPES = ("default", "llama3", "longrope", "su")
+# keys a rope_parameters / rope_scaling dict may hold besides the type's own parameters (rope.LLAMA3_KEYS,
+# rope.LONGROPE_KEYS); partial_rotary_factor only as 1 (checked in _rope)
+_ROPE_COMMON_KEYS = {"rope_type", "type", "rope_theta", "partial_rotary_factor"}
 
 
-def _rope(cfg: dict[str, Any], head_dim: int) -> tuple[float, tuple[float, ...] | None]:
-    """(rope_theta, rope_freq_factors or None). transformers 5 moved the rope settings into "rope_parameters";
-    older configs have rope_theta and rope_scaling at the top level."""
+@dataclass(frozen=True)
+class _Rope:
+    theta: float
+    freq_factors: tuple[float, ...] | None = None  # config.rope_freq_factors
+    attn_factor: float | None = None  # config.rope_attn_factor
+    context_cap: int | None = None  # longrope: the positions within which the short factors are exact
+
+
+def _rope(cfg: dict[str, Any], head_dim: int, model_type: str) -> _Rope:
+    """The RoPE settings. transformers 5 moved them into "rope_parameters"; older configs have rope_theta and
+    rope_scaling at the top level."""
     params = cfg.get("rope_parameters") or {}
     scaling = cfg.get("rope_scaling") or {}
     rope_type = params.get("rope_type") or scaling.get("rope_type") or scaling.get("type") or "default"
-    if rope_type not in _SUPPORTED_ROPE_TYPES:
-        raise UnsupportedError(f"RoPE scaling {rope_type!r} is not supported (supported: "
-                               f"{', '.join(_SUPPORTED_ROPE_TYPES)})")
+    if rope_type not in _SUPPORTED_ROPE_TYPES or (rope_type in ("longrope", "su") and model_type != "phi3"):
+        raise UnsupportedError(f"RoPE scaling {rope_type!r} is not supported for {model_type} (supported: default, "
+                               "llama3; longrope / su for phi3)")
+    partial = [float(d["partial_rotary_factor"]) for d in (cfg, params, scaling)
+               if d.get("partial_rotary_factor") is not None]
+    if any(f != 1.0 for f in partial):
+        raise UnsupportedError(f"partial_rotary_factor {min(partial)} (RoPE on part of each head) is not supported")
     theta = float(params.get("rope_theta", cfg.get("rope_theta", 10000.0)))
     if rope_type == "default":
-        return theta, None
-    p = params if params.get("rope_type") == "llama3" else scaling
-    unknown = sorted(set(p) - _ROPE_COMMON_KEYS - set(rope.LLAMA3_KEYS))
-    if unknown:  # e.g. partial_rotary_factor or attention_factor: they change the math
-        raise UnsupportedError(f"llama3 RoPE scaling with {', '.join(unknown)} is not supported (supported keys: "
-                               f"{', '.join(rope.LLAMA3_KEYS)})")
-    missing = [k for k in rope.LLAMA3_KEYS if p.get(k) is None]
-    if missing:
-        raise InputError(f"config.json's llama3 RoPE scaling lacks {', '.join(missing)}; the checkpoint is damaged")
+        return _Rope(theta)
+    p = params if params.get("rope_type") == rope_type else scaling
+    known = rope.LLAMA3_KEYS if rope_type == "llama3" else rope.LONGROPE_KEYS
+    unknown = sorted(set(p) - _ROPE_COMMON_KEYS - set(known))
+    if unknown:  # e.g. attention_factor on llama3: it changes the math
+        raise UnsupportedError(f"{rope_type} RoPE scaling with {', '.join(unknown)} is not supported (supported "
+                               f"keys: {', '.join(known)})")
+    if rope_type == "llama3":
+        missing = [k for k in rope.LLAMA3_KEYS if p.get(k) is None]
+        if missing:
+            raise InputError(f"config.json's llama3 RoPE scaling lacks {', '.join(missing)}; the checkpoint is "
+                             "damaged")
+        try:
+            factors = rope.llama3_factors(theta, head_dim, float(p["factor"]), float(p["low_freq_factor"]),
+                                          float(p["high_freq_factor"]), int(p["original_max_position_embeddings"]))
+        except (TypeError, ValueError) as e:
+            raise InputError(f"config.json's llama3 RoPE scaling is invalid: {e}") from e
+        return _Rope(theta, tuple(factors))
+    return _longrope(cfg, p, theta, head_dim)
+
+
+def _longrope(cfg: dict[str, Any], p: dict[str, Any], theta: float, head_dim: int) -> _Rope:
+    """Phi-3's longrope ("su"), as transformers 5.23 computes it: divisors short_factor while the sequence is within
+    original_max_position_embeddings (long_factor past it), and cos/sin times the attention factor in both regimes.
+    Our engines build one RoPE table, so the package keeps the short factors and its context is capped at the
+    original length, where transformers uses exactly these; the long factors are not carried."""
     try:
-        factors = rope.llama3_factors(theta, head_dim, float(p["factor"]), float(p["low_freq_factor"]),
-                                      float(p["high_freq_factor"]), int(p["original_max_position_embeddings"]))
+        short = tuple(float(v) for v in p["short_factor"])
+        long = tuple(float(v) for v in p["long_factor"])
+        max_pos = int(cfg.get("max_position_embeddings", 4096))
+        # transformers' Phi3Config keeps a top-level original_max_position_embeddings (default 4096) and gives it
+        # priority over the rope dict's
+        original = int(cfg.get("original_max_position_embeddings") or p.get("original_max_position_embeddings")
+                       or 4096)
+        factor = None if p.get("factor") is None else float(p["factor"])
+        given = None if p.get("attention_factor") is None else float(p["attention_factor"])
+        attn = rope.longrope_attention_factor(max_pos, original, factor, given)
+    except KeyError as e:
+        raise InputError(f"config.json's longrope RoPE scaling lacks {e.args[0]}; the checkpoint is damaged") from e
     except (TypeError, ValueError) as e:
-        raise InputError(f"config.json's llama3 RoPE scaling is invalid: {e}") from e
-    return theta, tuple(factors)
+        raise InputError(f"config.json's longrope RoPE scaling is invalid: {e}") from e
+    for name, values in (("short_factor", short), ("long_factor", long)):
+        if len(values) != head_dim // 2:
+            raise InputError(f"config.json's longrope {name} has {len(values)} values; head_dim {head_dim} needs "
+                             f"{head_dim // 2}")
+    return _Rope(theta, short, None if attn == 1.0 else attn, original)
 
 
 def _refuse_unsupported_attention(cfg: dict[str, Any], model_type: str) -> None:
@@ -165,16 +213,35 @@ def _refuse_unsupported_attention(cfg: dict[str, Any], model_type: str) -> None:
         raise UnsupportedError("qwen3 with attention_bias true (q/k/v/o biases) is not supported")
 
 
-def _config(cfg: dict[str, Any], names: set[str]) -> ModelConfig:
+def _context(cfg: dict[str, Any], model_type: str, rope_cap: int | None, notes: list[str]) -> int:
+    """max_position_embeddings, capped where our engines would differ from transformers past a length: longrope's
+    original length (transformers switches to the long factors past it) and phi3's sliding_window (transformers
+    masks keys more than sliding_window - 1 positions back, on eager and sdpa alike). The cap is noted."""
+    context = int(cfg.get("max_position_embeddings", 2048))
+    if rope_cap is not None and rope_cap < context:
+        notes.append(f"context capped at {rope_cap} tokens (original_max_position_embeddings; the model's "
+                     f"{context} needs longrope's long factors, which the package does not carry)")
+        context = rope_cap
+    window = cfg.get("sliding_window") if model_type == "phi3" else None
+    if window is not None and int(window) < context:
+        notes.append(f"context capped at {int(window)} tokens (sliding_window: past it transformers masks the "
+                     "oldest keys, which our engines do not)")
+        context = int(window)
+    return context
+
+
+def _config(cfg: dict[str, Any], names: set[str], notes: list[str] | None = None) -> ModelConfig:
+    notes = [] if notes is None else notes
     model_type = cfg.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise UnsupportedError(f"model_type {model_type!r} is not supported (supported: "
-                               f"{', '.join(SUPPORTED_MODEL_TYPES)}; SmolLM models are llama; Qwen3 MoE is not)")
+                               f"{', '.join(SUPPORTED_MODEL_TYPES)}; SmolLM models are llama; Qwen3 MoE and "
+                               "Phi-3-small (phi3small) are not)")
     _refuse_unsupported_attention(cfg, model_type)
     try:
         hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
         head_dim = int(cfg.get("head_dim") or hidden // heads)
-        rope_theta, rope_freq_factors = _rope(cfg, head_dim)
+        rp = _rope(cfg, head_dim, model_type)
         tied = "output.weight" not in names  # an lm_head that is present is used, tied or not
         if tied and cfg.get("tie_word_embeddings") is False:
             raise InputError("config.json says tie_word_embeddings is false but there is no lm_head.weight; "
@@ -189,13 +256,14 @@ def _config(cfg: dict[str, Any], names: set[str]) -> ModelConfig:
             num_kv_heads=int(cfg.get("num_key_value_heads") or heads),
             head_dim=head_dim,
             rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
-            rope_theta=rope_theta,
+            rope_theta=rp.theta,
             rope_layout=fmt.ROPE_HALF,
-            context_length=int(cfg.get("max_position_embeddings", 2048)),
+            context_length=_context(cfg, model_type, rp.context_cap, notes),
             tie_word_embeddings=tied,
             attention_bias="blk.0.attn_q.bias" in names,
-            rope_freq_factors=rope_freq_factors,
+            rope_freq_factors=rp.freq_factors,
             qk_norm=model_type == "qwen3",
+            rope_attn_factor=rp.attn_factor,
         )
     except KeyError as e:
         raise InputError(f"config.json lacks {e.args[0]}; the checkpoint folder is damaged") from e
@@ -227,10 +295,11 @@ def read_hf_folder(folder: Path) -> Checkpoint:
     cfg = _read_json(folder / "config.json")
     weight_files = [f for f in files if f.suffix == ".safetensors"]
     tensors = [t for path in weight_files for t in _safetensors_tensors(path)]
-    config = _config(cfg, {t.name for t in tensors})
+    notes: list[str] = []
+    config = _config(cfg, {t.name for t in tensors}, notes)
+    tensors = split_fused(tensors, config)
     tok_cfg = _read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").exists() else {}
     gen_cfg = _read_json(folder / "generation_config.json") if (folder / "generation_config.json").exists() else {}
-    notes = []
     template = tok_cfg.get("chat_template")
     if (folder / "chat_template.jinja").exists():
         template = (folder / "chat_template.jinja").read_text(encoding="utf-8")

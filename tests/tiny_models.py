@@ -1,4 +1,4 @@
-"""Tiny checkpoints made inside the tests: random Llama/Qwen2/Qwen3 by `transformers`, and GGUF files of them.
+"""Tiny checkpoints made inside the tests: random Llama/Qwen2/Qwen3/Phi-3 by `transformers`, and GGUF files of them.
 
 The GGUF writer mirrors llama.cpp's converter (Q/K rows permuted for llama) so that our reader is tested against an
 independent implementation's conventions, not our own.
@@ -20,6 +20,21 @@ CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
+# Phi-3's turn markers and template (microsoft/Phi-3.5-mini-instruct's, as its tokenizer_config.json has it)
+PHI3_SPECIALS = ["<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
+PHI3_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}"
+    "{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}"
+    "{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}"
+    "{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
+)
+# longrope on head_dim 16 (8 factors each), a short original context (64) inside max_position_embeddings 256: the
+# attention factor is sqrt(1 + ln(256 / 64) / ln(64)) = 1.1547, and the package's context is capped at 64
+PHI3_ORIGINAL = 64
+PHI3_LONGROPE = {"rope_type": "longrope", "rope_theta": 10000.0,
+                 "short_factor": [1.0, 1.05, 1.2, 1.4, 1.9, 2.5, 3.3, 4.1],
+                 "long_factor": [1.0, 1.5, 3.0, 6.0, 9.0, 14.0, 20.0, 30.0]}
 _CORPUS = [
     "The pump bearing runs hot at 78 degrees; check the lube oil and the strainer.",
     "Patient: fever 39.4 C, heart rate 128 bpm, blood pressure 90/60 mmHg. Escalate now.",
@@ -28,12 +43,12 @@ _CORPUS = [
 ] * 20
 
 
-def tiny_tokenizer(vocab_size: int = 384) -> Tokenizer:
+def tiny_tokenizer(vocab_size: int = 384, specials: list[str] | None = None) -> Tokenizer:
     """A byte-level BPE trained on a few lines: every string encodes, ids are < vocab_size."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials or SPECIALS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(_CORPUS, trainer)
     return tok
@@ -48,7 +63,8 @@ def _write_tokenizer_files(folder: Path, tok: Tokenizer) -> None:
 def make_hf(folder: Path, arch: str = "llama", seed: int = 0, dtype: str = "float32", init_std: float = 0.1,
             layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2, intermediate: int = 128,
             rope_parameters: dict[str, Any] | None = None, head_dim: int | None = None) -> Path:
-    """A random Llama, Qwen2 or Qwen3 saved by transformers (safetensors), with a tokenizer and ChatML template.
+    """A random Llama, Qwen2, Qwen3 or Phi-3 saved by transformers (safetensors), with a tokenizer and ChatML template
+    (Phi-3: its own template and turn tokens, longrope ``rope_parameters`` by default: PHI3_LONGROPE).
     ``rope_parameters`` (llama): transformers 5's dict, e.g. {"rope_type": "llama3", "rope_theta": ...}.
     ``head_dim`` (qwen3): values per head; default hidden / heads for llama and qwen2, 2 * hidden / heads for qwen3
     (so that q has more rows than the hidden size, as in Qwen3-0.6B: 16 heads of 128 on a hidden size of 1024)."""
@@ -65,6 +81,8 @@ def make_hf(folder: Path, arch: str = "llama", seed: int = 0, dtype: str = "floa
         max_position_embeddings=256, rms_norm_eps=1e-5, initializer_range=init_std, eos_token_id=eos,
         bos_token_id=tok.token_to_id("<|endoftext|>"))
     torch.manual_seed(seed)
+    if arch == "phi3":  # fused qkv_proj / gate_up_proj, longrope (see PHI3_LONGROPE), untied, Phi-3's template
+        return _make_phi3(folder, common, init_std, rope_parameters)
     if arch == "llama":
         rope: dict[str, Any] = {"rope_parameters": rope_parameters} if rope_parameters else {"rope_theta": 10000.0}
         cfg = transformers.LlamaConfig(**common, tie_word_embeddings=False, **rope)
@@ -76,14 +94,42 @@ def make_hf(folder: Path, arch: str = "llama", seed: int = 0, dtype: str = "floa
         cfg = transformers.Qwen3Config(**common, tie_word_embeddings=True, head_dim=head_dim or 2 * hidden // heads,
                                        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0})
         model = transformers.Qwen3ForCausalLM(cfg)
+    _randomize(model, init_std)
+    model = model.to(getattr(torch, dtype)).eval()
+    model.save_pretrained(folder)
+    return folder
+
+
+def _randomize(model: Any, init_std: float) -> None:
+    import torch
+
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
                 p.copy_(1 + 0.1 * torch.randn_like(p))  # not all ones, so a wrong norm weight shows
             elif name.endswith(".bias"):
                 p.normal_(0, init_std)  # qwen2's q/k/v biases start at zero; make them matter
-    model = model.to(getattr(torch, dtype)).eval()
-    model.save_pretrained(folder)
+
+
+def _make_phi3(folder: Path, common: dict[str, Any], init_std: float, rope_parameters: dict[str, Any] | None,
+               sliding_window: int | None = None) -> Path:
+    import transformers
+
+    tok = tiny_tokenizer(specials=SPECIALS + PHI3_SPECIALS)
+    tok.save(str(folder / "tokenizer.json"))
+    end, eot = tok.token_to_id("<|end|>"), tok.token_to_id("<|endoftext|>")
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "chat_template": PHI3_TEMPLATE, "eos_token": "<|endoftext|>", "bos_token": None, "add_bos_token": False}))
+    rope = PHI3_LONGROPE if rope_parameters is None else rope_parameters
+    ids = {"eos_token_id": eot, "pad_token_id": eot, "bos_token_id": eot, "vocab_size": tok.get_vocab_size()}
+    cfg = transformers.Phi3Config(**(common | ids), tie_word_embeddings=False,
+                                  original_max_position_embeddings=PHI3_ORIGINAL, rope_parameters=dict(rope),
+                                  sliding_window=sliding_window)
+    model = transformers.Phi3ForCausalLM(cfg)
+    _randomize(model, init_std)
+    model.eval().save_pretrained(folder)
+    # as Phi-3.5-mini's generation_config.json: <|end|> first, then <|endoftext|>
+    (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": [end, eot], "bos_token_id": None}))
     return folder
 
 
@@ -108,6 +154,7 @@ def torch_with_package_weights(hf: Path, pkg_dir: Path) -> Any:
     import torch
     import transformers
 
+    from model_prep.checkpoint import FUSED
     from model_prep.hf_source import canonical_name
     from model_prep.package import open_package
 
@@ -119,7 +166,11 @@ def torch_with_package_weights(hf: Path, pkg_dir: Path) -> Any:
             if canon == "output.weight" and pkg.config.tie_word_embeddings:
                 canon = "token_embd.weight"
             assert canon is not None, name
-            p.copy_(torch.from_numpy(pkg.tensor_f32(canon)))
+            blk, layer, short = [*canon.split(".", 2), "", ""][:3]
+            if blk == "blk" and short in FUSED:  # phi3: the package holds the parts, in row order
+                p.copy_(torch.from_numpy(np.concatenate([pkg.tensor_f32(f"blk.{layer}.{n}") for n in FUSED[short]])))
+            else:
+                p.copy_(torch.from_numpy(pkg.tensor_f32(canon)))
     return model
 
 
@@ -158,6 +209,8 @@ _HF_TO_GGUF = {
     "self_attn.o_proj.weight": "attn_output.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
     "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
     "mlp.down_proj.weight": "ffn_down.weight",
+    # phi3, as convert_hf_to_gguf's Phi3MiniModel: fused, gate and up in one ffn_up of 2 * intermediate rows
+    "self_attn.qkv_proj.weight": "attn_qkv.weight", "mlp.gate_up_proj.weight": "ffn_up.weight",
 }
 # byte offsets of the f16 scale fields inside one block, for types gguf cannot quantize (we write random blocks)
 _K_SCALES = {QT.Q2_K: (80, 82), QT.Q3_K: (108,), QT.Q4_K: (0, 2), QT.Q5_K: (0, 2), QT.Q6_K: (208,)}
@@ -183,7 +236,8 @@ def encode_tensor(values: np.ndarray, qtype: QT, rng: np.random.Generator) -> np
     return gguf.quants.quantize(values.astype(np.float32), qtype)
 
 
-def gguf_tokenizer_fields(writer: gguf.GGUFWriter, tok: Tokenizer, pre: str = "gpt2") -> None:
+def gguf_tokenizer_fields(writer: gguf.GGUFWriter, tok: Tokenizer, pre: str = "gpt2", eos: str = "<|im_end|>",
+                          template: str = CHATML) -> None:
     data = json.loads(tok.to_str())
     vocab = data["model"]["vocab"]
     tokens = [""] * len(vocab)
@@ -197,9 +251,9 @@ def gguf_tokenizer_fields(writer: gguf.GGUFWriter, tok: Tokenizer, pre: str = "g
     writer.add_token_types([3 if i in specials else 1 for i in range(len(tokens))])
     writer.add_token_merges(merges)
     writer.add_bos_token_id(tok.token_to_id("<|endoftext|>"))
-    writer.add_eos_token_id(tok.token_to_id("<|im_end|>"))
+    writer.add_eos_token_id(tok.token_to_id(eos))
     writer.add_add_bos_token(False)
-    writer.add_chat_template(CHATML)
+    writer.add_chat_template(template)
 
 
 def finish_gguf(w: gguf.GGUFWriter) -> None:
@@ -228,7 +282,9 @@ def write_gguf(path: Path, arch: str, cfg: dict[str, Any], tensors: dict[str, tu
         w.add_key_length(head_dim)
         w.add_value_length(head_dim)
     w.add_rope_dimension_count(head_dim)
-    gguf_tokenizer_fields(w, tok, cfg.get("pre", "gpt2"))
+    for key, value in cfg.get("extra", {}).items():  # e.g. phi3's rope.scaling.* and attention.sliding_window
+        w.add_key_value(key, value[0], value[1])
+    gguf_tokenizer_fields(w, tok, cfg.get("pre", "gpt2"), cfg.get("eos", "<|im_end|>"), cfg.get("template", CHATML))
     for name, (values, qtype) in tensors.items():
         w.add_tensor(name, encode_tensor(values, qtype if values.ndim == 2 else QT.F32, rng),
                      raw_dtype=qtype if values.ndim == 2 else QT.F32)
@@ -260,10 +316,25 @@ def hf_to_gguf(hf_dir: Path, path: Path, qtype: QT = QT.F32) -> Path:
     rope = cfg.get("rope_parameters") or cfg.get("rope_scaling") or {}
     if rope.get("rope_type") == "llama3":
         tensors["rope_freqs.weight"] = (llama_cpp_rope_factors(cfg["hidden_size"] // heads, rope), QT.F32)
+    extra: dict[str, Any] = {}
+    if arch == "phi3":  # convert_hf_to_gguf's Phi3MiniModel: the longrope tensors and keys, sliding_window (0: none)
+        import math
+
+        orig = cfg["original_max_position_embeddings"]
+        extra["phi3.attention.sliding_window"] = (cfg.get("sliding_window") or 0, gguf.GGUFValueType.UINT32)
+        if rope.get("rope_type") in ("longrope", "su"):
+            scale = cfg["max_position_embeddings"] / orig
+            attn = math.sqrt(1 + math.log(scale) / math.log(orig)) if scale > 1.0 else 1.0
+            extra["phi3.rope.scaling.attn_factor"] = (attn, gguf.GGUFValueType.FLOAT32)
+            extra["phi3.rope.scaling.original_context_length"] = (orig, gguf.GGUFValueType.UINT32)
+            tensors["rope_factors_long.weight"] = (np.array(rope["long_factor"], dtype=np.float32), QT.F32)
+            tensors["rope_factors_short.weight"] = (np.array(rope["short_factor"], dtype=np.float32), QT.F32)
     gcfg = {"layers": cfg["num_hidden_layers"], "hidden": cfg["hidden_size"], "intermediate": cfg["intermediate_size"],
             "heads": heads, "kv_heads": kv, "eps": cfg["rms_norm_eps"],
             "rope_theta": (cfg.get("rope_parameters") or {}).get("rope_theta", cfg.get("rope_theta", 10000.0)),
-            "context": cfg["max_position_embeddings"]}
+            "context": cfg["max_position_embeddings"], "extra": extra}
+    if arch == "phi3":
+        gcfg |= {"eos": "<|endoftext|>", "template": PHI3_TEMPLATE}
     if cfg.get("head_dim"):
         gcfg["head_dim"] = cfg["head_dim"]
     return write_gguf(path, arch, gcfg, tensors, Tokenizer.from_file(str(hf_dir / "tokenizer.json")))

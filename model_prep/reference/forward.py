@@ -99,8 +99,9 @@ class RunState:
         # [D/2] radians per position; divided by config.rope_freq_factors (llama3 scaling) where the package has them
         inv_freq = rope_inv_freq(config.rope_theta, config.head_dim, config.rope_freq_factors)
         angles = np.arange(context, dtype=np.float64)[:, None] * inv_freq[None, :]  # [context, D/2], radians
-        self.cos = np.cos(angles).astype(np.float32)  # [context, D/2]
-        self.sin = np.sin(angles).astype(np.float32)  # [context, D/2]
+        scale = config.rope_attn_factor or 1.0  # cos and sin times longrope's attention factor (phi3), else 1
+        self.cos = (np.cos(angles) * scale).astype(np.float32)  # [context, D/2]
+        self.sin = (np.sin(angles) * scale).astype(np.float32)  # [context, D/2]
 
 
 def rmsnorm(x: F32, w: F32, eps: float) -> F32:
