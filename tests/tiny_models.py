@@ -62,9 +62,11 @@ def _write_tokenizer_files(folder: Path, tok: Tokenizer) -> None:
 
 def make_hf(folder: Path, arch: str = "llama", seed: int = 0, dtype: str = "float32", init_std: float = 0.1,
             layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int = 2, intermediate: int = 128,
-            rope_parameters: dict[str, Any] | None = None, head_dim: int | None = None) -> Path:
+            rope_parameters: dict[str, Any] | None = None, head_dim: int | None = None,
+            original: int = PHI3_ORIGINAL) -> Path:
     """A random Llama, Qwen2, Qwen3 or Phi-3 saved by transformers (safetensors), with a tokenizer and ChatML template
-    (Phi-3: its own template and turn tokens, longrope ``rope_parameters`` by default: PHI3_LONGROPE).
+    (Phi-3: its own template and turn tokens, longrope ``rope_parameters`` by default: PHI3_LONGROPE, with
+    ``original`` as original_max_position_embeddings).
     ``rope_parameters`` (llama): transformers 5's dict, e.g. {"rope_type": "llama3", "rope_theta": ...}.
     ``head_dim`` (qwen3): values per head; default hidden / heads for llama and qwen2, 2 * hidden / heads for qwen3
     (so that q has more rows than the hidden size, as in Qwen3-0.6B: 16 heads of 128 on a hidden size of 1024)."""
@@ -82,7 +84,7 @@ def make_hf(folder: Path, arch: str = "llama", seed: int = 0, dtype: str = "floa
         bos_token_id=tok.token_to_id("<|endoftext|>"))
     torch.manual_seed(seed)
     if arch == "phi3":  # fused qkv_proj / gate_up_proj, longrope (see PHI3_LONGROPE), untied, Phi-3's template
-        return _make_phi3(folder, common, init_std, rope_parameters)
+        return _make_phi3(folder, common, init_std, rope_parameters, original)
     if arch == "llama":
         rope: dict[str, Any] = {"rope_parameters": rope_parameters} if rope_parameters else {"rope_theta": 10000.0}
         cfg = transformers.LlamaConfig(**common, tie_word_embeddings=False, **rope)
@@ -112,7 +114,7 @@ def _randomize(model: Any, init_std: float) -> None:
 
 
 def _make_phi3(folder: Path, common: dict[str, Any], init_std: float, rope_parameters: dict[str, Any] | None,
-               sliding_window: int | None = None) -> Path:
+               original: int, sliding_window: int | None = None) -> Path:
     import transformers
 
     tok = tiny_tokenizer(specials=SPECIALS + PHI3_SPECIALS)
@@ -123,7 +125,7 @@ def _make_phi3(folder: Path, common: dict[str, Any], init_std: float, rope_param
     rope = PHI3_LONGROPE if rope_parameters is None else rope_parameters
     ids = {"eos_token_id": eot, "pad_token_id": eot, "bos_token_id": eot, "vocab_size": tok.get_vocab_size()}
     cfg = transformers.Phi3Config(**(common | ids), tie_word_embeddings=False,
-                                  original_max_position_embeddings=PHI3_ORIGINAL, rope_parameters=dict(rope),
+                                  original_max_position_embeddings=original, rope_parameters=dict(rope),
                                   sliding_window=sliding_window)
     model = transformers.Phi3ForCausalLM(cfg)
     _randomize(model, init_std)

@@ -55,7 +55,7 @@ class NativeEngineError(RuntimeError):
 
 def unsupported(c: ModelConfig) -> str | None:
     """Why the C engine cannot run a config, or None (model.js's ``unsupported``)."""
-    if c.architecture not in ("llama", "qwen2", "qwen3"):
+    if c.architecture not in ("llama", "qwen2", "qwen3", "phi3"):
         return f"architecture {c.architecture} is unknown"
     if c.qk_norm and c.attention_bias:
         return "qk_norm with attention_bias is not supported"
@@ -251,7 +251,8 @@ class NativeModel:
         half = c.head_dim // 2
         angles = np.arange(self._context, dtype=np.float64)[:, None] * \
             inv_freq(c.rope_theta, c.head_dim, c.rope_freq_factors)[None, :]  # [context, D/2], radians
-        for fn, values in ((lib.fe_rope_cos, np.cos(angles)), (lib.fe_rope_sin, np.sin(angles))):
+        scale = c.rope_attn_factor or 1.0  # cos and sin times longrope's attention factor (phi3), else 1
+        for fn, values in ((lib.fe_rope_cos, np.cos(angles) * scale), (lib.fe_rope_sin, np.sin(angles) * scale)):
             table = np.ctypeslib.as_array(ctypes.cast(fn(), ctypes.POINTER(ctypes.c_float)), (self._context * half,))
             table[:] = values.astype(np.float32).reshape(-1)
 

@@ -1,7 +1,8 @@
 """The native CPU engine (app/native: cpu_engine.c compiled for this machine) against the numpy reference engine.
 
 Logits of tiny random models within 1e-3 (f32 in small shards, q8, q4, q4 with q8 v, a GGUF Q4_1 source with the
-interleaved RoPE layout, Llama 3 RoPE scaling, Qwen3's per-head q/k norm at q4 and from a GGUF Q8_0) for a prefill,
+interleaved RoPE layout, Llama 3 RoPE scaling, Qwen3's per-head q/k norm at q4 and from a GGUF Q8_0, Phi-3's longrope
+at q4 and from a GGUF Q8_0) for a prefill,
 a decode step and a prompt of several passes; greedy
 token ids of the default model equal to the reference's for three chats x 24 tokens; a corrupted shard, a closed
 model and a missing compiler refused with one line. The library is built first (a C compiler is needed: the tests
@@ -41,6 +42,7 @@ LLAMA3 = {"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0, "low_freq
 def tiny_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("native-tiny")
     hf = {arch: make_hf(out / f"hf-{arch}", arch, seed=3) for arch in ("llama", "qwen2", "qwen3")}
+    hf["phi3"] = make_hf(out / "hf-phi3", "phi3", seed=3, original=128)  # context 128: the long prompts fit
     llama3 = make_hf(out / "hf-llama3", "llama", seed=5, init_std=0.05, rope_parameters=LLAMA3)
     sources: dict[str, tuple[Path, Options]] = {
         "llama-f32-chunked": (hf["llama"], Options(weights="f32", shard_bytes=64 * 1024)),
@@ -51,6 +53,9 @@ def tiny_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "llama3-rope-q4": (llama3, Options(weights="q4")),
         "qwen3-q4": (hf["qwen3"], Options(weights="q4")),  # per-head q/k norm, head_dim 32 on hidden 64
         "qwen3-gguf-q8_0": (hf_to_gguf(hf["qwen3"], out / "qwen3-q8_0.gguf", QT.Q8_0), Options()),
+        # fused qkv / gate_up split at prepare; longrope short factors + attention factor; context capped at 128
+        "phi3-q4": (hf["phi3"], Options(weights="q4")),
+        "phi3-gguf-q8_0": (hf_to_gguf(hf["phi3"], out / "phi3-q8_0.gguf", QT.Q8_0), Options()),
     }
     return {name: prepare(src, out / name, opts) for name, (src, opts) in sources.items()}
 
@@ -60,7 +65,7 @@ def _max_err(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("name", ["llama-f32-chunked", "qwen2-q8", "llama-q4", "qwen2-q4+v8", "llama-gguf-q4_1",
-                                  "llama3-rope-q4", "qwen3-q4", "qwen3-gguf-q8_0"])
+                                  "llama3-rope-q4", "qwen3-q4", "qwen3-gguf-q8_0", "phi3-q4", "phi3-gguf-q8_0"])
 def test_tiny_logits_within_1e_3_of_the_reference(tiny_packages: dict[str, Path], name: str) -> None:
     pkg = tiny_packages[name]
     ref = load(pkg, context=256)
@@ -71,7 +76,8 @@ def test_tiny_logits_within_1e_3_of_the_reference(tiny_packages: dict[str, Path]
     assert len(long) > 32, "the long prompt must take several passes"
     first = ref.logits(prompt, 0)
     token = int(first.argmax())
-    far = (long * 8)[:220]  # past the llama3 package's original context of 16, where its scaled frequencies matter
+    # past the llama3 package's original context of 16, where its scaled frequencies matter; phi3's whole context (128)
+    far = (long * 8)[:min(220, ref.config.context_length)]
     steps = [(prompt, 0, first), ([token], len(prompt), ref.logits([token], len(prompt))),
              (long, 0, ref.logits(long, 0)), (far, 0, ref.logits(far, 0))]
     for k, (ids, pos, expected) in enumerate(steps):

@@ -12,7 +12,7 @@
 import { CapacityError, ContextError, EngineError, FormatError, GrammarError } from '../gpu/errors.js';
 import { checkForwardArgs } from '../gpu/forward-args.js';
 import { fetchManifest, fetchVerified, weightFiles } from '../gpu/package.js';
-import { ropeInvFreq } from '../gpu/rope.js';
+import { ropeInvFreq, ropeScale } from '../gpu/rope.js';
 import { WORKER_STACK_BYTES, canShareMemory, defaultThreads, sharedMemory, startWorkers } from './threads.js';
 
 /** The build output beside this module (scripts/build_wasm.sh). */
@@ -64,7 +64,7 @@ const ERRORS = ['ok', 'a config value this engine cannot run', 'out of memory', 
  * @returns {string | null}
  */
 export function unsupported(c) {
-  if (!['llama', 'qwen2', 'qwen3'].includes(c.architecture)) return `architecture ${c.architecture} is unknown`;
+  if (!['llama', 'qwen2', 'qwen3', 'phi3'].includes(c.architecture)) return `architecture ${c.architecture} is unknown`;
   if (c.qk_norm && c.attention_bias) return 'qk_norm with attention_bias is not supported';
   if (c.num_heads % c.num_kv_heads !== 0) return `num_heads ${c.num_heads} is not a multiple of num_kv_heads ${c.num_kv_heads}`;
   if (c.head_dim % 4 !== 0) return `head_dim ${c.head_dim} is not a multiple of 4`;
@@ -268,7 +268,7 @@ function bindTensors(ex, m, shardAt) {
 
 /**
  * cos and sin of pos * inv_freq[i] for every position, as model_prep/reference/forward.py's RunState: computed in
- * f64 (inv_freq = 1 / (theta^(2i / D) * factor[i]): ../gpu/rope.js), rounded to f32.
+ * f64 (inv_freq = 1 / (theta^(2i / D) * factor[i]), times config.rope_attn_factor: ../gpu/rope.js), rounded to f32.
  * @param {Exports} ex
  * @param {ModelConfig} c
  * @param {number} context
@@ -278,11 +278,12 @@ function writeRopeTable(ex, c, context) {
   const cos = new Float32Array(ex.memory.buffer, ex.fe_rope_cos() >>> 0, context * half);
   const sin = new Float32Array(ex.memory.buffer, ex.fe_rope_sin() >>> 0, context * half);
   const invFreq = ropeInvFreq(c); // [D/2], divided by config.rope_freq_factors where the package has them
+  const scale = ropeScale(c); // config.rope_attn_factor (phi3's longrope) or 1
   for (let p = 0; p < context; p++) {
     for (let i = 0; i < half; i++) {
       const a = p * invFreq[i];
-      cos[p * half + i] = Math.cos(a);
-      sin[p * half + i] = Math.sin(a);
+      cos[p * half + i] = Math.cos(a) * scale;
+      sin[p * half + i] = Math.sin(a) * scale;
     }
   }
 }

@@ -7,14 +7,15 @@ import { FetchError, FormatError } from './errors.js';
 
 export const FORMAT_NAME = 'fieldllm-model';
 // version 2 = version 1 + config.rope_freq_factors (Llama 3.x RoPE scaling); version 3 = version 2 + config.qk_norm
-// (Qwen3's per-head q/k RMSNorm); packages with neither stay version 1
-export const SUPPORTED_FORMAT_VERSIONS = Object.freeze([1, 2, 3]);
+// (Qwen3's per-head q/k RMSNorm); version 4 = version 3 + config.rope_attn_factor (Phi-3's longrope attention factor
+// on cos and sin); packages with none of them stay version 1
+export const SUPPORTED_FORMAT_VERSIONS = Object.freeze([1, 2, 3, 4]);
 export const MANIFEST_FILE = 'manifest.json';
 export const PLANE_ALIGN = 256; // bytes: every plane starts at a multiple (WebGPU's storage offset alignment)
 
 /**
  * @typedef {object} ModelConfig  manifest.config (docs/FORMAT.md)
- * @property {'llama' | 'qwen2' | 'qwen3'} architecture
+ * @property {'llama' | 'qwen2' | 'qwen3' | 'phi3'} architecture
  * @property {number} vocab_size
  * @property {number} hidden_size
  * @property {number} intermediate_size
@@ -31,6 +32,8 @@ export const PLANE_ALIGN = 256; // bytes: every plane starts at a multiple (WebG
  * @property {number[]} [rope_freq_factors]  one RoPE divisor per frequency, head_dim / 2 (format version 2; ./rope.js)
  * @property {boolean} [qk_norm]  RMSNorm of each q and k head before RoPE, blk.N.attn_q_norm / attn_k_norm.weight
  *   (qwen3; format version 3)
+ * @property {number} [rope_attn_factor]  cos and sin of every RoPE angle times it (phi3's longrope; format version 4;
+ *   ./rope.js ropeScale)
  */
 /** @typedef {'q4' | 'q8' | 'f32'} Storage */
 /**
@@ -92,6 +95,12 @@ export function checkManifest(m) {
   if (c.qk_norm !== undefined && (m.format_version < 3 || typeof c.qk_norm !== 'boolean')) {
     throw new FormatError('manifest.json config.qk_norm must be true or false in a package of format_version 3: ' +
       'rebuild the package');
+  }
+  const scale = c.rope_attn_factor;
+  if (scale !== undefined && (m.format_version < 4 || typeof scale !== 'number' || !Number.isFinite(scale) ||
+      !(scale > 0))) {
+    throw new FormatError('manifest.json config.rope_attn_factor must be a positive number in a package of ' +
+      'format_version 4: rebuild the package');
   }
   if (c.rope_layout !== 'interleaved' && c.rope_layout !== 'half') {
     throw new FormatError(`manifest.json config.rope_layout ${JSON.stringify(c.rope_layout)} is unknown ` +

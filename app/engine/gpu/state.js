@@ -6,7 +6,7 @@
 
 import { ACTIVATION, USAGE, createBuffer } from './buffers.js';
 import { argmaxBlocks, argmaxMaskWords, attentionSplitPositions } from './grids.js';
-import { ropeInvFreq } from './rope.js';
+import { ropeInvFreq, ropeScale } from './rope.js';
 
 /** @typedef {import('./pipelines.js').Tuning} Tuning */
 
@@ -150,12 +150,13 @@ export function allocRunState(device, c, S, P, tuning) {
 export function writeRopeTable(device, s, c, S) {
   const half = c.head_dim / 2;
   const table = new Float32Array(S * half * 2); // [S, D/2, (cos, sin)]
+  const scale = ropeScale(c); // config.rope_attn_factor (phi3's longrope) or 1
   for (let i = 0; i < half; i++) {
     const invFreq = ropeInvFreq(c)[i]; // ./rope.js: 1 / theta ** (2i / D), divided by config.rope_freq_factors
     for (let p = 0; p < S; p++) {
       const angle = p * invFreq;
-      table[(p * half + i) * 2] = Math.cos(angle);
-      table[(p * half + i) * 2 + 1] = Math.sin(angle);
+      table[(p * half + i) * 2] = Math.cos(angle) * scale;
+      table[(p * half + i) * 2 + 1] = Math.sin(angle) * scale;
     }
   }
   device.queue.writeBuffer(s.ropeTable, 0, table);

@@ -4,8 +4,8 @@ The CPU engine (app/engine/cpu/) is compared with the numpy reference engine (mo
 packages. Commands:
   tiny    random tiny checkpoints (tests/tiny_models.py) prepared at f32 / q8 / q4 / q4 with q8 v / GGUF Q4_1 (the
           interleaved RoPE layout) / f32 in small shards (tensors split into several chunks), and Qwen3 (per-head q/k
-          norm, head_dim 32 on hidden 64) at q4 and from a GGUF Q8_0, and the reference's logits for a prefill, a
-          decode step and a longer prefill, per package
+          norm, head_dim 32 on hidden 64) at q4 and from a GGUF Q8_0, Phi-3 (longrope, context 128) at q4, and the
+          reference's logits for a prefill, a decode step and a longer prefill, per package
   greedy  the reference's greedy token ids (no EOS, max_tokens) for chats on a package
 """
 
@@ -33,6 +33,7 @@ def tiny(req: dict[str, Any]) -> dict[str, Any]:
 
     out = Path(req["out"])
     hf = {arch: make_hf(out / f"hf-{arch}", arch, seed=3) for arch in ("llama", "qwen2", "qwen3")}
+    hf["phi3"] = make_hf(out / "hf-phi3", "phi3", seed=3, original=128)  # context 128: the long prompts fit
     sources: dict[str, tuple[Path, Options]] = {
         "llama-f32-chunked": (hf["llama"], Options(weights="f32", shard_bytes=64 * 1024)),
         "qwen2-q8": (hf["qwen2"], Options(weights="q8")),
@@ -41,6 +42,8 @@ def tiny(req: dict[str, Any]) -> dict[str, Any]:
         "llama-gguf-q4_1": (hf_to_gguf(hf["llama"], out / "llama-q4_1.gguf", QT.Q4_1), Options()),
         "qwen3-q4": (hf["qwen3"], Options(weights="q4")),
         "qwen3-gguf-q8_0": (hf_to_gguf(hf["qwen3"], out / "qwen3-q8_0.gguf", QT.Q8_0), Options()),
+        # fused qkv / gate_up split at prepare, longrope short factors + attention factor, context capped at 128
+        "phi3-q4": (hf["phi3"], Options(weights="q4")),
     }
     cases = []
     for name, (src, opts) in sources.items():
