@@ -41,6 +41,13 @@ const ALTERNATING = `{{ bos_token }}{% for message in messages %}
 // Qwen3's constructs (written for these tests): a namespace updated in a reversed loop to find the last real user
 // turn, string methods with arguments (startswith, endswith, split, lstrip, rstrip, strip), `in` on strings,
 // `is defined` / `is none` tests, and earlier turns' <think> blocks dropped while the last answer's is kept.
+// Phi-3.5-mini's own template (its tokenizer_config.json): <|system|> / <|user|> / <|assistant|> turns closed by
+// <|end|>, an empty system message skipped, and eos_token where no generation prompt is asked for
+const PHI3_STYLE = "{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}" +
+  "{{'<|system|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'user' %}" +
+  "{{'<|user|>\\n' + message['content'] + '<|end|>\\n'}}{% elif message['role'] == 'assistant' %}" +
+  "{{'<|assistant|>\\n' + message['content'] + '<|end|>\\n'}}{% endif %}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}{{ eos_token }}{% endif %}";
 const QWEN3_STYLE = `{%- if messages[0].role == 'system' %}
     {{- '<|im_start|>system\n' + messages[0].content + '<|im_end|>\n' }}
 {%- endif %}
@@ -127,6 +134,7 @@ describe('chat template', () => {
       { name: 'alternating', source: ALTERNATING, bos: '<s>', eos: '</s>' },
       { name: 'numbered', source: NUMBERED, bos: '', eos: '' },
       { name: 'qwen3-style', source: QWEN3_STYLE, bos: '', eos: '<|im_end|>' },
+      { name: 'phi3-style', source: PHI3_STYLE, bos: '', eos: '<|endoftext|>' },
     );
   });
 
