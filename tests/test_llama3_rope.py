@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from tiny_models import hf_logits, hf_to_gguf, make_hf, rel_err, transformers_logits
+from tiny_models import edited_hf_copy, hf_logits, hf_to_gguf, make_hf, rel_err, transformers_logits
 
 from model_prep import format as fmt
 from model_prep import rope
@@ -77,14 +77,7 @@ def test_hf_rope_parameters_and_legacy_rope_scaling_read_alike(llama3_hf: Path, 
     ({"high_freq_factor": 0.5}, InputError),  # high <= low
 ])
 def test_hf_refuses_what_it_cannot_represent(llama3_hf: Path, tmp_path: Path, change: dict, error: type) -> None:
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    for f in llama3_hf.iterdir():
-        if f.name != "config.json":
-            (bad / f.name).symlink_to(f)
-    raw = json.loads((llama3_hf / "config.json").read_text())
-    raw["rope_parameters"] |= change
-    (bad / "config.json").write_text(json.dumps(raw))
+    bad = edited_hf_copy(llama3_hf, tmp_path / "bad", {"rope_parameters": change})
     with pytest.raises(error):
         read_hf_folder(bad)
 

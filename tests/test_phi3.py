@@ -16,7 +16,16 @@ import pytest
 import torch
 import transformers
 from gguf import GGMLQuantizationType as QT
-from tiny_models import PHI3_LONGROPE, PHI3_ORIGINAL, hf_logits, hf_to_gguf, make_hf, rel_err, transformers_logits
+from tiny_models import (
+    PHI3_LONGROPE,
+    PHI3_ORIGINAL,
+    edited_hf_copy,
+    hf_logits,
+    hf_to_gguf,
+    make_hf,
+    rel_err,
+    transformers_logits,
+)
 
 from model_prep import format as fmt
 from model_prep import rope
@@ -35,22 +44,6 @@ TEXT = "The pump bearing runs hot at 78 degrees; check the lube oil and the stra
 @pytest.fixture(scope="module")
 def phi3_hf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_hf(tmp_path_factory.mktemp("phi3"), "phi3", init_std=0.05)
-
-
-def _edited_copy(hf: Path, tmp_path: Path, change: dict) -> Path:
-    out = tmp_path / "edited"
-    out.mkdir()
-    for f in hf.iterdir():
-        if f.name != "config.json":
-            (out / f.name).symlink_to(f)
-    raw = json.loads((hf / "config.json").read_text())
-    for k, v in change.items():
-        if isinstance(v, dict):
-            raw[k] = raw[k] | v
-        else:
-            raw[k] = v
-    (out / "config.json").write_text(json.dumps(raw))
-    return out
 
 
 def _ids(engine, n: int = PHI3_ORIGINAL) -> list[int]:
@@ -159,15 +152,15 @@ def test_end_ids_and_template(phi3_hf: Path, tmp_path: Path) -> None:
 def test_hf_refuses_what_it_does_not_implement(phi3_hf: Path, tmp_path: Path, change: dict, error: type,
                                                message: str) -> None:
     with pytest.raises(error, match=message):
-        read_hf_folder(_edited_copy(phi3_hf, tmp_path, change))
+        read_hf_folder(edited_hf_copy(phi3_hf, tmp_path / "edited", change))
 
 
 def test_context_capped_below_sliding_window_and_without_scaling(phi3_hf: Path, tmp_path: Path) -> None:
-    ckpt = read_hf_folder(_edited_copy(phi3_hf, tmp_path, {"sliding_window": 47}))
+    ckpt = read_hf_folder(edited_hf_copy(phi3_hf, tmp_path / "edited", {"sliding_window": 47}))
     assert ckpt.config.context_length == 47 and any("sliding_window" in n for n in ckpt.notes)
     plain = tmp_path / "plain"
     plain.mkdir()
-    ckpt = read_hf_folder(_edited_copy(phi3_hf, plain, {"rope_parameters": None, "rope_scaling": None}))
+    ckpt = read_hf_folder(edited_hf_copy(phi3_hf, plain / "edited", {"rope_parameters": None, "rope_scaling": None}))
     # Phi-3-mini-4k: no scaling, no attention factor: a version-1 package of architecture phi3
     assert ckpt.config.rope_freq_factors is None and ckpt.config.rope_attn_factor is None
     assert ckpt.config.context_length == 256 and ckpt.config.format_version == 1

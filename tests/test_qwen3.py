@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_reference_vs_transformers import PROMPT
-from tiny_models import hf_logits, hf_to_gguf, rel_err, transformers_logits
+from tiny_models import edited_hf_copy, hf_logits, hf_to_gguf, rel_err, transformers_logits
 
 from model_prep import format as fmt
 from model_prep.errors import PackageError, UnsupportedError
@@ -22,17 +22,6 @@ from model_prep.package import open_package
 from model_prep.plan import Options
 from model_prep.prepare import prepare
 from model_prep.reference import load
-
-
-def _edited_copy(hf: Path, tmp_path: Path, change: dict) -> Path:
-    out = tmp_path / "edited"
-    out.mkdir()
-    for f in hf.iterdir():
-        if f.name != "config.json":
-            (out / f.name).symlink_to(f)
-    raw = json.loads((hf / "config.json").read_text()) | change
-    (out / "config.json").write_text(json.dumps(raw))
-    return out
 
 
 def test_config_from_hf_and_gguf(tiny_hf, tmp_path: Path) -> None:
@@ -86,7 +75,7 @@ def test_gguf_package_logits_match(tiny_hf, tmp_path: Path) -> None:
 ])
 def test_hf_refuses_what_it_does_not_implement(tiny_hf, tmp_path: Path, change: dict, message: str) -> None:
     with pytest.raises(UnsupportedError, match=message):
-        read_hf_folder(_edited_copy(tiny_hf("qwen3"), tmp_path, change))
+        read_hf_folder(edited_hf_copy(tiny_hf("qwen3"), tmp_path / "edited", change))
 
 
 def test_gguf_refuses_moe_and_sliding_window(tiny_hf, tmp_path: Path) -> None:

@@ -145,6 +145,21 @@ def hf_logits(folder: Path, ids: list[int]) -> np.ndarray:
         return model(torch.tensor([ids])).logits[0].numpy()
 
 
+def edited_hf_copy(hf: Path, out: Path, change: dict[str, Any]) -> Path:
+    """A copy of an HF checkpoint folder at `out` (its files linked, not copied) whose config.json has `change`
+    applied: a dict value is merged into the dict already there (e.g. some keys of rope_parameters), None or any
+    other value replaces it."""
+    out.mkdir()
+    for f in hf.iterdir():
+        if f.name != "config.json":
+            (out / f.name).symlink_to(f)
+    raw = json.loads((hf / "config.json").read_text())
+    for k, v in change.items():
+        raw[k] = raw[k] | v if isinstance(v, dict) and isinstance(raw.get(k), dict) else v
+    (out / "config.json").write_text(json.dumps(raw))
+    return out
+
+
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:
     """Largest absolute difference relative to the largest magnitude of b (the reference side)."""
     return float(np.abs(a - b).max() / np.abs(b).max())
