@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
-from browser_harness import Harness, assert_greedy_matches_reference, assert_logits_match_reference
+from browser_harness import Harness, assert_greedy_matches_reference, assert_logits_match_reference, reference_engine
 
 
 @pytest.mark.slow
@@ -24,3 +25,25 @@ def test_smollm2_greedy_ids_match_reference(harness: Harness, smollm2: str) -> N
                                                ("qwen3", "q4"), ("phi3", "q4")])
 def test_tiny_logits_match_reference(harness: Harness, tiny: Any, arch: str, weights: str) -> None:
     assert_logits_match_reference(harness, tiny(arch, weights), {"passTokens": 128})
+
+
+@pytest.mark.slow
+def test_a_conversation_comes_back_from_a_kv_slot(harness: Harness, tiny: Any) -> None:
+    """Two conversations in turns on the WebGPU engine: the one left is kept in a KV slot (buffer copies) and comes
+    back for its next request, which then runs only its last token; its logits equal the reference's for the whole
+    prompt (wrong or missing positions would not)."""
+    name = tiny("llama", "q4")
+    ref = reference_engine(harness.site.models[name])
+    harness.call("loadEngine", name, {"passTokens": 128})
+    first = ref.prompt_ids([{"role": "user", "content": "The pump bearing runs hot at 78 degrees; what now? " * 3}])
+    other = ref.prompt_ids([{"role": "system", "content": "Triage."},
+                            {"role": "user", "content": "Fever 39.4 C and a fast pulse in a child. " * 3}])
+    assert len(first) >= 40 and len(other) >= 40
+    ran = []
+    for ids in (first, other, first, other):
+        got = harness.call("prefill", ids)
+        err = float(np.abs(np.asarray(got["logits"], np.float32) - ref.logits(ids, 0)).max())
+        assert err <= 1e-3, f"max abs error {err:.2e} after {len(ran)} requests"
+        ran.append(got["prefilled"])
+    assert ran[0] == len(first) and ran[1] > len(other) - 8, ran  # the second shares a few tokens at most
+    assert ran[2:] == [1, 1], ran  # from the slots: only the last prompt token ran

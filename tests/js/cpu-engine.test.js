@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { loadModel } from '../../app/engine/cpu/model.js';
 import { Engine } from '../../app/engine/engine.js';
+import { KvSession, MIN_KEPT } from '../../app/engine/kv-session.js';
 import { ContextError, GrammarError } from '../../app/engine/gpu/errors.js';
 import { fileFetch } from './helpers/file-fetch.js';
 import { ROOT, pythonPath, scratchDir, smollm2Package } from './helpers/python.js';
@@ -174,6 +175,37 @@ describe('SmolLM2 (the default package)', () => {
     }
     // the pump and triage answers are long; "Paris." ends at EOS early, and must end there on both sides alike
     assert.deepEqual(expected.map((/** @type {number[]} */ e) => e.length).slice(0, 2), [STEPS, STEPS]);
+  });
+
+  test('a conversation left for another comes back from a KV slot: the same greedy ids, only the last prompt token runs', async () => {
+    const { prompts, expected } = await greedy;
+    const eos = new Set(model.manifest.generation?.eos_token_ids ?? []);
+    const session = new KvSession(model);
+    /** @param {number[]} prompt */
+    const answer = async (prompt) => {
+      /** @type {number[]} */
+      const got = [];
+      let pos = prompt.length;
+      let r = await session.prefill(prompt, false);
+      while (!eos.has(r.token) && got.length < STEPS) {
+        got.push(r.token);
+        if (got.length < STEPS) r = await session.run([r.token], pos++, false);
+      }
+      return got;
+    };
+    const [pump, triage] = [prompts[0], prompts[1]]; // different system prompts: they share a few tokens only
+    assert.ok(pump.length >= MIN_KEPT && triage.length >= MIN_KEPT);
+    assert.deepEqual(await answer(pump), expected[0]);
+    assert.equal(session.prefilled, pump.length);
+    assert.deepEqual(await answer(triage), expected[1], 'the triage chat, after the pump chat was kept aside');
+    assert.ok(session.kept && session.kept.ids.length >= pump.length, 'the pump chat is kept in a slot');
+    assert.ok(session.prefilled > triage.length - 8, 'the triage prompt ran whole (a few shared tokens at most)');
+    // back to the pump chat: its KV comes back from the slot; wrong or missing positions would change the answer
+    assert.deepEqual(await answer(pump), expected[0], 'the pump chat again, from its slot');
+    assert.equal(session.prefilled, 1);
+    assert.deepEqual(await answer(triage), expected[1], 'the triage chat again, from the other slot');
+    assert.equal(session.prefilled, 1);
+    assert.equal(model.kvSlotPositions, 512);
   });
 
   test('engine.js answers on it unchanged (Engine.fromParts)', async () => {

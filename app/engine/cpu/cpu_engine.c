@@ -674,6 +674,41 @@ EXPORT(fe_stop) void fe_stop(void) {
  * the forward pass
  */
 
+/* ---------------------------------------------------------------------------------------------------------------
+ * KV slots: two copies of the cache's first positions kept aside, so that a conversation the next request leaves can
+ * come back without its prompt running again (app/engine/kv-session.js decides when). Allocated on first use.
+ */
+
+static float *kv_slots[2]; /* each [layers, 2 (k, v), slot_positions, KV*D] */
+static int slot_positions;
+
+/* Makes the two slots of `positions` positions each (once; later calls must ask for the same). */
+EXPORT(fe_kv_slots) int fe_kv_slots(int32_t positions) {
+  if (!ready) return FE_ERR_STATE;
+  if (positions < 1 || positions > cfg.context) return FE_ERR_ARGS;
+  if (slot_positions) return positions == slot_positions ? FE_OK : FE_ERR_ARGS;
+  size_t n = (size_t)cfg.layers * 2 * positions * cfg.kv_heads * cfg.head_dim;
+  ALLOC(kv_slots[0], n);
+  ALLOC(kv_slots[1], n);
+  slot_positions = positions;
+  return FE_OK;
+}
+
+/* Copies KV cache positions 0 .. n-1 of every layer into slot `slot` (save) or from it back into the cache. */
+EXPORT(fe_kv_copy) int fe_kv_copy(int32_t save, int32_t slot, int32_t n) {
+  if (!slot_positions) return FE_ERR_STATE;
+  if (slot < 0 || slot > 1 || n < 0 || n > slot_positions) return FE_ERR_ARGS;
+  size_t kvd = (size_t)cfg.kv_heads * cfg.head_dim, bytes = (size_t)n * kvd * sizeof(float);
+  for (int l = 0; l < cfg.layers; l++) {
+    float *cache[2] = {st.k_cache + (size_t)l * cfg.context * kvd, st.v_cache + (size_t)l * cfg.context * kvd};
+    for (int kv = 0; kv < 2; kv++) {
+      float *kept = kv_slots[slot] + ((size_t)l * 2 + kv) * slot_positions * kvd;
+      if (save) __builtin_memcpy(kept, cache[kv], bytes); else __builtin_memcpy(cache[kv], kept, bytes);
+    }
+  }
+  return FE_OK;
+}
+
 /* Runs tokens fe_ids()[0 .. n-1] at positions pos .. pos+n-1, filling the KV cache; with `head`, the logits of the
  * last token into fe_logits() (the host skips the head on all but a prompt's last pass). */
 EXPORT(fe_forward) int fe_forward(int32_t n, int32_t pos, int32_t head) {

@@ -69,6 +69,8 @@ int32_t *fe_ids(void);
 float *fe_logits(void);
 uint32_t *fe_mask(void);
 int fe_forward(int32_t n, int32_t pos, int32_t head);
+int fe_kv_slots(int32_t positions); /* two slots of KV positions kept aside (allocated once) */
+int fe_kv_copy(int32_t save, int32_t slot, int32_t n); /* cache positions 0..n-1 into slot (save) or back */
 int32_t fe_pick(int32_t use_mask);
 float fe_pick_rest(void);
 int fe_threads(int32_t n, int32_t sleeps); /* sleeps: the calling thread may block on a wait (0 on a page's main thread) */

@@ -13,6 +13,7 @@ import { CapacityError, ContextError, EngineError, FormatError, GrammarError } f
 import { checkForwardArgs } from '../gpu/forward-args.js';
 import { fetchManifest, fetchVerified, weightFiles } from '../gpu/package.js';
 import { ropeInvFreq, ropeScale } from '../gpu/rope.js';
+import { KV_SLOT_POSITIONS } from '../gpu/state.js';
 import { WORKER_STACK_BYTES, canShareMemory, defaultThreads, sharedMemory, startWorkers } from './threads.js';
 
 /** The build output beside this module (scripts/build_wasm.sh). */
@@ -56,6 +57,8 @@ const ERRORS = ['ok', 'a config value this engine cannot run', 'out of memory', 
  * @property {() => number} fe_pick_rest
  * @property {(n: number, sleeps: number) => number} fe_threads
  * @property {() => void} fe_stop
+ * @property {(positions: number) => number} fe_kv_slots
+ * @property {(save: number, slot: number, n: number) => number} fe_kv_copy
  */
 
 /**
@@ -313,6 +316,51 @@ export class Model {
     /** @type {Promise<unknown>} forward calls run one at a time (they share the run state) */
     this.queue = Promise.resolve();
     this.destroyed = false;
+    /**
+     * KV positions each of two slots holds aside (kv-session.js keeps a conversation there); their memory
+     * (2 x layers x 2 x positions x KV*D f32) is taken on the first save; 0 once that failed (no slots then).
+     */
+    this.kvSlotPositions = Math.min(this.context, KV_SLOT_POSITIONS);
+    this.slotsMade = false;
+  }
+
+  /**
+   * Copies KV cache positions 0 .. n-1 into slot 0 or 1 (after every forward call made before).
+   * @param {number} slot @param {number} n
+   */
+  saveKv(slot, n) {
+    return this.enqueue(() => this.copyKv(1, slot, n));
+  }
+
+  /**
+   * Copies slot 0 or 1's positions 0 .. n-1 back into the KV cache (before any forward call made after).
+   * @param {number} slot @param {number} n
+   */
+  restoreKv(slot, n) {
+    return this.enqueue(() => this.copyKv(0, slot, n));
+  }
+
+  /** @template T @param {() => T} f @returns {Promise<T>} */
+  enqueue(f) {
+    const run = this.queue.then(f);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** @param {number} save @param {number} slot @param {number} n */
+  copyKv(save, slot, n) {
+    const ex = this.ex;
+    if (this.destroyed || !ex) throw new ContextError('this model was destroyed: load it again');
+    if (!this.slotsMade) {
+      const rc = ex.fe_kv_slots(this.kvSlotPositions);
+      if (rc !== 0) {
+        this.kvSlotPositions = 0; // out of memory: the session goes on without slots
+        throw new EngineError(`the CPU engine could not keep KV slots: ${ERRORS[rc] ?? rc}`);
+      }
+      this.slotsMade = true;
+    }
+    const rc = ex.fe_kv_copy(save, slot, n);
+    if (rc !== 0) throw new EngineError(`the CPU engine could not copy KV positions: ${ERRORS[rc] ?? rc}`);
   }
 
   /**

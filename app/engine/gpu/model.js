@@ -10,7 +10,7 @@
 // chained from the previous argmax on the GPU: the host layer may sample (temperature) instead of taking the
 // argmax, and it reads each token back anyway to detokenize and stop.
 
-import { MAP_READ_MODE, Uniforms } from './buffers.js';
+import { MAP_READ_MODE, USAGE, Uniforms } from './buffers.js';
 import { CapacityError, ContextError, FormatError, GrammarError, ShaderError } from './errors.js';
 import { checkForwardArgs } from './forward-args.js';
 import { argmaxMaskWords } from './grids.js';
@@ -18,7 +18,7 @@ import { DecodeOps, PrefillOps } from './ops.js';
 import { fetchManifest } from './package.js';
 import { CPU_TUNING, Pipelines, tuningFor } from './pipelines.js';
 import { DEFAULT_PASS_TOKENS, contextFor, requirements, unsupported } from './probe.js';
-import { allocRunState, destroyRunState, writeRopeTable } from './state.js';
+import { KV_SLOT_POSITIONS, allocRunState, destroyRunState, writeRopeTable } from './state.js';
 import { loadWeights, stackRows, vectorBinding } from './weights.js';
 
 /** argmax.wgsl's output: u32 token id, f32 logprob. */
@@ -309,6 +309,76 @@ export class Model {
     /** @type {GPUCommandBuffer | null} the next decode step's commands, encoded ahead (a step encodes the next) */
     this.nextDecode = null;
     this.destroyed = false;
+    /**
+     * KV positions each of two slots holds aside (kv-session.js keeps a conversation there): at most
+     * KV_SLOT_POSITIONS, and what one buffer may hold. The slots' buffers (each [layers, 2 (k, v), KV, positions, D]
+     * f32) are made on the first save; 0 once that failed (no slots then).
+     */
+    const c = this.config;
+    const perPosition = 4 * c.num_layers * 2 * c.num_kv_heads * c.head_dim;
+    this.kvSlotPositions = Math.min(this.context, KV_SLOT_POSITIONS,
+      Math.floor((this.device.limits?.maxBufferSize ?? 2 ** 28) / perPosition));
+    /** @type {GPUBuffer[] | null} */
+    this.kvSlots = null;
+  }
+
+  /**
+   * Copies KV cache positions 0 .. n-1 into slot 0 or 1 (after every forward call made before: queue order).
+   * @param {number} slot @param {number} n
+   */
+  saveKv(slot, n) {
+    return this.enqueue(() => this.copyKv(true, slot, n));
+  }
+
+  /**
+   * Copies slot 0 or 1's positions 0 .. n-1 back into the KV cache (before any forward call made after).
+   * @param {number} slot @param {number} n
+   */
+  restoreKv(slot, n) {
+    return this.enqueue(() => this.copyKv(false, slot, n));
+  }
+
+  /** @template T @param {() => T | Promise<T>} f @returns {Promise<T>} */
+  enqueue(f) {
+    const run = this.queue.then(f);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** One submit of layers x 2 x KV-heads buffer copies. @param {boolean} save @param {number} slot @param {number} n */
+  async copyKv(save, slot, n) {
+    if (this.destroyed) throw new ContextError('this model was destroyed: load it again');
+    if (!Number.isInteger(n) || n < 0 || n > this.kvSlotPositions || (slot !== 0 && slot !== 1)) {
+      throw new ContextError(`KV slot ${slot}: ${n} positions is outside 0 .. ${this.kvSlotPositions}`);
+    }
+    const { device, state: s } = this;
+    const c = this.config;
+    const P = this.kvSlotPositions, S = this.context, D = c.head_dim, KV = c.num_kv_heads;
+    if (!this.kvSlots) {
+      device.pushErrorScope('out-of-memory');
+      const bytes = 4 * c.num_layers * 2 * KV * P * D;
+      const slots = [0, 1].map((i) => device.createBuffer({ label: `kv_slot.${i}`, size: bytes,
+        usage: USAGE.COPY_SRC | USAGE.COPY_DST }));
+      const error = await device.popErrorScope();
+      if (error) {
+        for (const b of slots) b.destroy();
+        this.kvSlotPositions = 0;
+        throw new CapacityError(`no GPU memory for the KV slots (${2 * bytes} bytes): ${error.message}`);
+      }
+      this.kvSlots = slots;
+    }
+    const kept = this.kvSlots[slot];
+    const enc = device.createCommandEncoder();
+    for (let l = 0; l < c.num_layers; l++) {
+      [s.kCache[l], s.vCache[l]].forEach((cache, kv) => {
+        for (let h = 0; h < KV; h++) {
+          const at = 4 * h * S * D, atKept = 4 * (((l * 2 + kv) * KV + h) * P) * D;
+          if (save) enc.copyBufferToBuffer(cache, at, kept, atKept, 4 * n * D);
+          else enc.copyBufferToBuffer(kept, atKept, cache, at, 4 * n * D);
+        }
+      });
+    }
+    device.queue.submit([enc.finish()]);
   }
 
   /**
@@ -436,6 +506,7 @@ export class Model {
     this.destroyed = true;
     this.nextDecode = null;
     const free = () => {
+      for (const b of this.kvSlots ?? []) b.destroy();
       for (const b of this.shards.values()) b.destroy();
       destroyRunState(this.state);
       this.uniforms.destroy();

@@ -8,6 +8,10 @@ import { ACTIVATION, USAGE, createBuffer } from './buffers.js';
 import { argmaxBlocks, argmaxMaskWords, attentionSplitPositions } from './grids.js';
 import { ropeInvFreq, ropeScale } from './rope.js';
 
+/** KV positions each of a model's two KV slots keeps aside, at most (../kv-session.js; gpu/model.js, cpu/model.js):
+ * a long system prompt with a schema. */
+export const KV_SLOT_POSITIONS = 1024;
+
 /** @typedef {import('./pipelines.js').Tuning} Tuning */
 
 /**

@@ -56,6 +56,17 @@ const harness = {
   },
 
   /**
+   * A whole prompt through the engine's KV session (reusing the cache, or a conversation kept in a KV slot): the
+   * last position's logits and how many prompt tokens ran.
+   * @param {number[]} ids
+   */
+  async prefill(ids) {
+    const session = /** @type {Engine} */ (engine).session;
+    const step = await session.prefill(ids, { logits: true });
+    return { logits: Array.from(/** @type {Float32Array} */ (step.logits)), prefilled: session.prefilled };
+  },
+
+  /**
    * Logits of the last id after running ids at positions pos..
    * @param {number[]} ids
    * @param {number} pos
