@@ -8,6 +8,7 @@
 //   short    a --new-token prompt on an empty cache;
 //   repeat   --prefix shared tokens + --new new ones, after a request with the same prefix and then another
 //            conversation (a chat between two structured requests): its prefix comes back from a KV slot;
+//   still in cache  the repeat with no chat in between (the prefix still in the cache: no copies), for scale;
 //   no slots the same sequence with the model's KV slots turned off: the whole prompt runs again.
 // Prints repeat / short (target <= 1.5) and no-slots / short. Token ids are fixed pseudo-random ids (the timing does
 // not depend on what they say). --engine webgpu needs a GPU and Dawn (npm `webgpu`; on the GPU machine after
@@ -43,6 +44,9 @@ async function fileFetch(url) {
   return new Response(await readFile(fileURLToPath(href)));
 }
 
+/** @type {any} Dawn's GPU object (--engine webgpu) */
+let gpu = null;
+
 /** @returns {Promise<any>} a loaded model of the chosen engine */
 async function load() {
   if (args.engine === 'cpu') {
@@ -56,7 +60,8 @@ async function load() {
   const { loadModel } = await import('../app/engine/gpu/model.js');
   const { probe } = await import('../app/engine/gpu/probe.js');
   const manifest = JSON.parse(await readFile(new URL('manifest.json', baseUrl), 'utf8'));
-  const pr = await probe(create([]), manifest, { context });
+  gpu = create([]); // kept for the whole run: Dawn's GPU object must outlive its devices
+  const pr = await probe(gpu, manifest, { context });
   if (!pr.ok || !pr.adapter) throw new Error(pr.reason ?? 'no adapter');
   console.log(`adapter: ${JSON.stringify(pr.info)}`);
   const device = await pr.adapter.requestDevice({ requiredLimits: pr.limits });
@@ -85,12 +90,15 @@ async function ttft(session, prompt) {
 const slotPositions = model.kvSlotPositions;
 const prefix = ids(prefixN);
 /** @type {Record<string, number[]>} */
-const runs = { short: [], repeat: [], noSlots: [] };
+const runs = { short: [], repeat: [], noSlots: [], cached: [] };
 const prefilled = { repeat: 0, noSlots: 0 };
 await ttft(new KvSession(model), ids(newN)); // warm-up: pipelines, first-touch memory
 for (let r = 0; r < repeats; r++) {
   const fresh = new KvSession(model);
   runs.short.push(await ttft(fresh, ids(newN)));
+  const direct = new KvSession(model); // no chat in between: the prefix is still in the cache (no copies)
+  await ttft(direct, [...prefix, ...ids(newN)]);
+  runs.cached.push(await ttft(direct, [...prefix, ...ids(newN)]));
   for (const slots of [true, false]) {
     model.kvSlotPositions = slots ? slotPositions : 0;
     const session = new KvSession(model);
@@ -102,15 +110,19 @@ for (let r = 0; r < repeats; r++) {
   }
 }
 model.kvSlotPositions = slotPositions;
-const [short, repeat, noSlots] = [median(runs.short), median(runs.repeat), median(runs.noSlots)];
+const [short, repeat, noSlots, cached] = [median(runs.short), median(runs.repeat), median(runs.noSlots),
+  median(runs.cached)];
 const ms = (/** @type {number[]} */ xs) => xs.map((x) => (1000 * x).toFixed(1)).join(', ');
 console.log(`engine ${args.engine}, package ${model.manifest.name}, prefix ${prefixN} + ${newN} new tokens, ` +
   `KV slots of ${slotPositions} positions`);
 console.log(`short (${newN} tokens):       median ${(1000 * short).toFixed(1)} ms  (${ms(runs.short)})`);
 console.log(`repeat, from a slot:     median ${(1000 * repeat).toFixed(1)} ms  (${ms(runs.repeat)}), ` +
   `${prefilled.repeat} tokens ran`);
+console.log(`repeat, still in cache:  median ${(1000 * cached).toFixed(1)} ms  (${ms(runs.cached)}), ` +
+  'no chat in between');
 console.log(`repeat, no slots:        median ${(1000 * noSlots).toFixed(1)} ms  (${ms(runs.noSlots)}), ` +
   `${prefilled.noSlots} tokens ran`);
 console.log(`repeat / short: ${(repeat / short).toFixed(2)}x (target <= 1.5)   no slots / short: ` +
   `${(noSlots / short).toFixed(2)}x`);
 model.destroy();
+if (gpu) process.exit(0); // Dawn's threads would keep Node alive
