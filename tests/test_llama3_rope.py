@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 import transformers
-from tiny_models import edited_hf_copy, hf_logits, hf_to_gguf, make_hf, rel_err, transformers_logits
+from tiny_models import edited_hf_copy, hf_logits, hf_to_gguf, make_hf, rel_err, rewrite_gguf, transformers_logits
 
 from model_prep import format as fmt
 from model_prep import rope
@@ -92,33 +93,14 @@ def test_gguf_rope_freqs_read_to_the_same_frequencies(llama3_hf: Path, tmp_path:
 
 
 def test_gguf_refuses_linear_scaling_and_partial_rope(llama3_hf: Path, tmp_path: Path) -> None:
-    import gguf
-    from tiny_models import finish_gguf
-
-    src = gguf.GGUFReader(hf_to_gguf(llama3_hf, tmp_path / "m.gguf"))
+    src = hf_to_gguf(llama3_hf, tmp_path / "m.gguf")
     for key, value, message in [("llama.rope.scaling.factor", 4.0, "linear RoPE scaling"),
                                 ("llama.rope.dimension_count", 8, "partial RoPE")]:
-        out = tmp_path / f"{key}.gguf"
-        w = gguf.GGUFWriter(str(out), "llama")
-        for name, field in src.fields.items():
-            if name.startswith("GGUF.") or name == "general.architecture":
-                continue
-            v = field.contents()
-            if name == key:
-                continue
-            vtype = field.types[0]
-            if vtype == gguf.GGUFValueType.ARRAY:
-                w.add_array(name, v)
-            else:
-                w.add_key_value(name, v, vtype)
-        if key.endswith("factor"):
-            w.add_float32(key, value)
-        else:
-            w.add_uint32(key, value)
-        for t in src.tensors:
-            w.add_tensor(t.name, np.asarray(t.data), raw_shape=list(reversed([int(d) for d in t.shape])),
-                         raw_dtype=t.tensor_type)
-        finish_gguf(w)
+
+        def add(w: Any, key: str = key, value: float = value) -> None:
+            (w.add_float32 if key.endswith("factor") else w.add_uint32)(key, value)
+
+        out = rewrite_gguf(src, tmp_path / f"{key}.gguf", drop=key, add=add)
         with pytest.raises(UnsupportedError, match=message):
             read_gguf(out)
 

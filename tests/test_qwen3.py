@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_reference_vs_transformers import PROMPT
-from tiny_models import edited_hf_copy, hf_logits, hf_to_gguf, rel_err, transformers_logits
+from tiny_models import edited_hf_copy, hf_logits, hf_to_gguf, rel_err, rewrite_gguf, transformers_logits
 
 from model_prep import format as fmt
 from model_prep.errors import PackageError, UnsupportedError
@@ -79,28 +79,11 @@ def test_hf_refuses_what_it_does_not_implement(tiny_hf, tmp_path: Path, change: 
 
 
 def test_gguf_refuses_moe_and_sliding_window(tiny_hf, tmp_path: Path) -> None:
-    import gguf
-    from tiny_models import finish_gguf
-
-    src = gguf.GGUFReader(hf_to_gguf(tiny_hf("qwen3"), tmp_path / "m.gguf"))
+    src = hf_to_gguf(tiny_hf("qwen3"), tmp_path / "m.gguf")
     for arch, extra, message in [("qwen3moe", None, "architecture 'qwen3moe' is not supported"),
                                  ("qwen3", ("qwen3.attention.sliding_window", 64), "sliding_window")]:
-        out = tmp_path / f"{arch}-{bool(extra)}.gguf"
-        w = gguf.GGUFWriter(str(out), arch)
-        for name, field in src.fields.items():
-            if name.startswith("GGUF.") or name == "general.architecture":
-                continue
-            key = name.replace("qwen3.", f"{arch}.", 1)
-            if field.types[0] == gguf.GGUFValueType.ARRAY:
-                w.add_array(key, field.contents())
-            else:
-                w.add_key_value(key, field.contents(), field.types[0])
-        if extra:
-            w.add_uint32(*extra)
-        for t in src.tensors:
-            w.add_tensor(t.name, np.asarray(t.data), raw_shape=list(reversed([int(d) for d in t.shape])),
-                         raw_dtype=t.tensor_type)
-        finish_gguf(w)
+        out = rewrite_gguf(src, tmp_path / f"{arch}-{bool(extra)}.gguf", arch,
+                           add=(lambda w, e=extra: w.add_uint32(*e)) if extra else None)
         with pytest.raises(UnsupportedError, match=message):
             read_gguf(out)
 

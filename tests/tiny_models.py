@@ -7,6 +7,7 @@ independent implementation's conventions, not our own.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +280,31 @@ def finish_gguf(w: gguf.GGUFWriter) -> None:
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+
+
+def rewrite_gguf(src: Path, out: Path, arch: str | None = None,
+                 add: Callable[[gguf.GGUFWriter], None] | None = None, drop: str | None = None) -> Path:
+    """A copy of GGUF file `src` at `out`: its metadata (minus key `drop`; keys renamed from the source's architecture
+    prefix to `arch`), then whatever `add` writes, then the same tensors bytes for bytes."""
+    reader = gguf.GGUFReader(str(src))
+    old = str(reader.fields["general.architecture"].contents())
+    arch = arch or old
+    w = gguf.GGUFWriter(str(out), arch)
+    for name, field in reader.fields.items():
+        if name.startswith("GGUF.") or name == "general.architecture" or name == drop:
+            continue
+        key = name.replace(f"{old}.", f"{arch}.", 1)
+        if field.types[0] == gguf.GGUFValueType.ARRAY:
+            w.add_array(key, field.contents())
+        else:
+            w.add_key_value(key, field.contents(), field.types[0])
+    if add:
+        add(w)
+    for t in reader.tensors:
+        w.add_tensor(t.name, np.asarray(t.data), raw_shape=list(reversed([int(d) for d in t.shape])),
+                     raw_dtype=t.tensor_type)
+    finish_gguf(w)
+    return out
 
 
 def write_gguf(path: Path, arch: str, cfg: dict[str, Any], tensors: dict[str, tuple[np.ndarray, QT]],
