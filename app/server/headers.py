@@ -58,7 +58,6 @@ def security_headers(script_hashes: Sequence[str] = ()) -> dict[str, str]:
             "referrer-policy": "no-referrer", **CROSS_ORIGIN_ISOLATION}
 
 
-
 SECURITY_HEADERS = security_headers()
 
 

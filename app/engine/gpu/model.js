@@ -338,7 +338,8 @@ export class Model {
     return this.enqueue(() => this.copyKv(false, slot, n));
   }
 
-  /** @template T @param {() => T | Promise<T>} f @returns {Promise<T>} */
+  /** Runs f after every call queued before (forward, KV copies): they share the run state.
+   * @template T @param {() => T | Promise<T>} f @returns {Promise<T>} */
   enqueue(f) {
     const run = this.queue.then(f);
     this.queue = run.catch(() => undefined);
@@ -397,9 +398,7 @@ export class Model {
    * @returns {Promise<{token: number, logprob: number, logits?: Float32Array}>}
    */
   forward(ids, pos, opts = {}) {
-    const run = this.queue.then(() => this.run(ids, pos, !!opts.logits, opts.mask ?? null));
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.enqueue(() => this.run(ids, pos, !!opts.logits, opts.mask ?? null));
   }
 
   /**
