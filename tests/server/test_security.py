@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.server.auth import token_matches
-from app.server.headers import CONTENT_SECURITY_POLICY
+from app.server.headers import CONTENT_SECURITY_POLICY, CROSS_ORIGIN_ISOLATION
 from app.server.hosts import host_name
 from app.server.settings import Settings
 
@@ -154,6 +154,16 @@ def test_security_headers_everywhere(client: TestClient) -> None:
                       "connect-src 'self'", "object-src 'none'", "frame-ancestors 'none'"):
         assert directive in CONTENT_SECURITY_POLICY
     assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
+
+
+def test_the_service_worker_isolates_as_the_server_does() -> None:
+    """sw.js adds the same two isolation headers to the shell it serves from its cache (an app installed from a
+    plain static host is isolated from its second start on): its ISOLATION_HEADERS must equal the server's."""
+    text = (Path(__file__).parents[2] / "service_worker/sw.js").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("const ISOLATION_HEADERS = "))
+    literal = line.removeprefix("const ISOLATION_HEADERS = ").removesuffix(";").replace("'", '"')
+    sw_headers = {name.lower(): value for name, value in json.loads(literal).items()}
+    assert sw_headers == CROSS_ORIGIN_ISOLATION
 
 
 def test_the_built_pages_import_map_is_allowed(tmp_path: Path) -> None:
