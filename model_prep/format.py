@@ -13,6 +13,10 @@ Storage types (all little-endian, rows = output features, values along a row gro
     plane ``scales``:  u32[ceil(rows * cols / 32 / 2)]; scale of group g is the f16 in word g // 2,
                        low half when g is even, high half when odd (``unpack2x16float(word)[g % 2]``).
 - ``f32``: plane ``data``: f32[rows, cols] (or f32[n] for vectors).
+- ``q4k``, ``q5k``, ``q6k``: llama.cpp's Q4_K / Q5_K / Q6_K carried exactly, in super-blocks of 256 values of a row;
+    planes ``qweight`` (low 4 bits of each code, as q4), ``qhigh`` (q5k: 1 bit a value, q6k: 2 bits), ``super``
+    (5 u32 per super-block: f16 d (and dmin), the sub-block scales (and mins) as bytes). Exact layout and
+    arithmetic: model_prep/kquants.py and docs/FORMAT.md.
 
 Dequantized values are computed in f32 as ``f32(scale) * f32(q) + f32(min)`` (q8: ``f32(scale) * f32(q)``).
 """
@@ -35,7 +39,10 @@ FORMAT_VERSION_QK_NORM: Final = 3
 # Version 4 = version 3 + config.rope_attn_factor (cos and sin of every RoPE angle multiplied by it: Phi-3's longrope
 # attention factor). Only packages that carry it are written as version 4: a reader of 1-3 would rotate without it.
 FORMAT_VERSION_ROPE_ATTN_FACTOR: Final = 4
-SUPPORTED_FORMAT_VERSIONS: Final = (1, 2, 3, 4)
+# Version 5 = version 4 + the storages q4k / q5k / q6k (GGUF K-quants carried exactly). Only packages that store a
+# tensor in one of them are written as version 5: a reader of 1-4 would not know how to read its planes.
+FORMAT_VERSION_K_QUANTS: Final = 5
+SUPPORTED_FORMAT_VERSIONS: Final = (1, 2, 3, 4, 5)
 
 GROUP_SIZE: Final = 32  # values per quantization group, along a row
 Q4_PER_WORD: Final = 8  # 4-bit values per u32
@@ -55,7 +62,13 @@ SHARD_PATTERN: Final = "weights-{:05d}.bin"
 Q4: Final = "q4"
 Q8: Final = "q8"
 F32: Final = "f32"
-STORAGE_TYPES: Final = (Q4, Q8, F32)
+STORAGE_TYPES: Final = (Q4, Q8, F32)  # what prepare quantizes into (--weights)
+Q4K: Final = "q4k"
+Q5K: Final = "q5k"
+Q6K: Final = "q6k"
+K_STORAGE_TYPES: Final = (Q4K, Q5K, Q6K)  # carried from GGUF only, never quantized into (format version 5)
+ALL_STORAGE_TYPES: Final = STORAGE_TYPES + K_STORAGE_TYPES
+K_SUPER: Final = 256  # values per K-quant super-block, along a row
 
 ROPE_INTERLEAVED: Final = "interleaved"  # pairs (2i, 2i+1): GGUF llama (llama.cpp permutes Q/K rows)
 ROPE_HALF: Final = "half"  # pairs (i, i + d/2): Hugging Face rotate-half, GGUF qwen2 and qwen3
@@ -85,6 +98,13 @@ def plane_shapes(storage: str, rows: int, cols: int) -> list[PlaneShape]:
     """Planes (in file order) for ``rows`` rows of a ``cols``-wide tensor stored as ``storage``."""
     if storage == F32:
         return [PlaneShape("data", rows * cols * 4)]
+    if storage in K_STORAGE_TYPES:
+        if cols % K_SUPER:
+            raise ValueError(f"{storage} needs a row length divisible by {K_SUPER}, got {cols}")
+        qhigh = {Q4K: [], Q5K: [PlaneShape("qhigh", rows * cols // 8)], Q6K: [PlaneShape("qhigh", rows * cols // 4)]}
+        # qweight: 4 bits a value; qhigh: 1 (q5k) or 2 (q6k) bits a value; super: 5 u32 per super-block
+        return [PlaneShape("qweight", rows * cols // 2), *qhigh[storage],
+                PlaneShape("super", rows * (cols // K_SUPER) * 5 * 4)]
     if not quantizable(cols):
         raise ValueError(f"{storage} needs a row length divisible by {GROUP_SIZE}, got {cols}")
     groups = rows * groups_per_row(cols)
@@ -94,7 +114,7 @@ def plane_shapes(storage: str, rows: int, cols: int) -> list[PlaneShape]:
     if storage == Q8:
         # f16 scales, two per u32; an odd count is padded with a zero half
         return [PlaneShape("qweight", rows * cols), PlaneShape("scales", (groups + 1) // 2 * 4)]
-    raise ValueError(f"unknown storage type {storage!r}; known: {', '.join(STORAGE_TYPES)}")
+    raise ValueError(f"unknown storage type {storage!r}; known: {', '.join(ALL_STORAGE_TYPES)}")
 
 
 def row_bytes(storage: str, cols: int) -> int:
@@ -105,6 +125,8 @@ def row_bytes(storage: str, cols: int) -> int:
         return cols // 2 + groups_per_row(cols) * 4
     if storage == Q8:
         return cols + groups_per_row(cols) * 2
+    if storage in K_STORAGE_TYPES:
+        return sum(p.nbytes for p in plane_shapes(storage, 1, cols))
     raise ValueError(f"unknown storage type {storage!r}")
 
 
