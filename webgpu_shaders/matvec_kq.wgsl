@@ -1,0 +1,300 @@
+// matvec_kq.wgsl: decode matrix-vector products over one row chunk of a K-quant weight (q4k, q5k, q6k: llama.cpp's
+// Q4_K, Q5_K, Q6_K carried exactly, docs/FORMAT.md), unpacked in registers. The entry points are matvec.wgsl's:
+//   main         y[row_offset + r] = dot(W[r, :], x)                   (y += ... when ACCUMULATE: residual add)
+//   main_norm    y[row_offset + r] = dot(W[r, :], rmsnorm(x) * norm_w)  (RMSNorm folded in)
+//   main_swiglu  y[row_offset + r] = silu(dot(Wg[r, :], x')) * dot(Wu[r, :], x'),  x' = rmsnorm(x) * norm_w
+//                (q4k gate and up only: with qhigh planes the entry point would bind 9 storage buffers, over
+//                WebGPU's default 8 per stage; the engine runs other storages unfused)
+// The engine picks the pipeline by the tensor's storage through KTYPE (4: q4k, 5: q5k, 6: q6k).
+//
+// Value of element c of a row (super-block of 256 columns, sub-block j of 32 (q4k, q5k) or 16 (q6k) columns):
+//   q4k, q5k  (d sc[j]) q - dmin m[j]    q = 4-bit code (q4k), low 4 bits + 16 * qhigh bit (q5k)
+//   q6k       (d sc[j]) (q - 32)         q = low 4 bits + 16 * two qhigh bits; sc[j] signed
+// A qweight word (8 columns) lies in one sub-block, so its dot product is scale * dot(codes, x) - offset * sum(x).
+//
+// Bindings, in order (a "word" is one u32 of qweight = 8 weights):
+//   main:        0 qweight u32[rows * cols / 8]           plane "qweight" of the chunk (low 4 bits, natural order)
+//                1 qhigh   u32[...]                       plane "qhigh" (q5k: rows * cols / 32, q6k: rows * cols / 16);
+//                                                         q4k has none: bind any buffer (qweight), it is not read
+//                2 supers  u32[rows * cols / 256 * 5]     plane "super": 5 words per super-block
+//                3 x       vec4<f32>[cols / 4]            input vector
+//                4 y       f32[>= row_offset + rows]      output (read when ACCUMULATE)
+//                5 params  Params
+//   main_norm:   0 qweight, 1 qhigh, 2 supers, 3 x, 4 norm_w f32[cols], 5 y, 6 params
+//   main_swiglu: 0 qweight, 2 supers (gate), 3 x, 4 norm_w, 5 up_qweight, 7 up_supers (up), 8 y, 9 params
+//                (bindings 1 and 6 unused)
+//
+// Dispatch as matvec.wgsl: groups = ceil(rows / (TY * R)) workgroups of TX x TY threads, folded as
+// (min(groups, 65535), ceil(groups / 65535)). Thread (tx, ty) owns rows ty*R .. ty*R+R-1 of its workgroup's block
+// and walks words tx, tx+TX, ... of each row. Needs cols % 256 == 0 and rows >= 1.
+
+override KTYPE: u32 = 4u;           // 4: q4k, 5: q5k, 6: q6k
+override TX: u32 = 32u;             // threads along a row
+override TY: u32 = 4u;              // row groups per workgroup
+override R: u32 = 2u;               // rows per thread, 1..MAX_R, and R <= TX
+override ACCUMULATE: bool = false;  // main: y[i] += W x instead of y[i] = W x
+
+override LANES: u32 = 2u * TY * R + 1u;   // partial-sum lanes: gate/plain rows, up rows, then sum(x^2)
+override SUMSQ_LANE: u32 = 2u * TY * R;
+const MAX_R: u32 = 8u;
+
+struct Params {
+  rows: u32,        // rows of this chunk (outputs written), >= 1
+  cols: u32,        // input features: elements of x, a multiple of 256
+  row_offset: u32,  // element index in y of the chunk's first row
+  eps: f32,         // RMSNorm epsilon added to mean(x^2) (main_norm, main_swiglu; unused by main)
+}
+
+@group(0) @binding(0) var<storage, read> qweight: array<u32>;
+@group(0) @binding(1) var<storage, read> qhigh: array<u32>;
+@group(0) @binding(2) var<storage, read> supers: array<u32>;
+@group(0) @binding(3) var<storage, read> x: array<vec4<f32>>;
+// main
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
+// main_norm and main_swiglu
+@group(0) @binding(4) var<storage, read> norm_w: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> y_norm: array<f32>;
+@group(0) @binding(6) var<uniform> params_norm: Params;
+@group(0) @binding(5) var<storage, read> up_qweight: array<u32>;
+@group(0) @binding(7) var<storage, read> up_supers: array<u32>;
+@group(0) @binding(8) var<storage, read_write> y_swiglu: array<f32>;
+@group(0) @binding(9) var<uniform> params_swiglu: Params;
+
+var<workgroup> partials: array<f32, LANES * (TX + 1u)>;
+
+// The x values of one word: a holds elements 0..3, b elements 4..7; their sum and sum of squares (before the RMSNorm
+// weight).
+struct XWord {
+  a: vec4<f32>,
+  b: vec4<f32>,
+  sum: f32,
+  sumsq: f32,
+}
+
+struct Codes {
+  a: vec4<f32>,  // codes of elements 0..3 of the word (q6k: q - 32)
+  b: vec4<f32>,  // elements 4..7
+}
+
+// The codes of qweight word gw (its value w) and qh, the qhigh word holding its high bits (q5k: word gw / 4, q6k:
+// word gw / 2; unused by q4k). Exact small integers in f32.
+fn k_codes(w: u32, qh: u32, gw: u32) -> Codes {
+  let s4 = vec4<u32>(0u, 4u, 8u, 12u);
+  var a = (vec4<u32>(w) >> s4) & vec4<u32>(0xFu);
+  var b = (vec4<u32>(w >> 16u) >> s4) & vec4<u32>(0xFu);
+  if (KTYPE == 5u) {
+    let bits = vec4<u32>(qh >> (8u * (gw & 3u)));  // bit k: element k's bit 4
+    a |= ((bits >> vec4<u32>(0u, 1u, 2u, 3u)) & vec4<u32>(1u)) << vec4<u32>(4u);
+    b |= ((bits >> vec4<u32>(4u, 5u, 6u, 7u)) & vec4<u32>(1u)) << vec4<u32>(4u);
+  } else if (KTYPE == 6u) {
+    let bits = vec4<u32>(qh >> (16u * (gw & 1u)));  // bits 2k, 2k + 1: element k's bits 4, 5
+    a |= ((bits >> vec4<u32>(0u, 2u, 4u, 6u)) & vec4<u32>(3u)) << vec4<u32>(4u);
+    b |= ((bits >> vec4<u32>(8u, 10u, 12u, 14u)) & vec4<u32>(3u)) << vec4<u32>(4u);
+  }
+  var c: Codes;
+  c.a = vec4<f32>(a);
+  c.b = vec4<f32>(b);
+  if (KTYPE == 6u) {
+    c.a -= 32.0;
+    c.b -= 32.0;
+  }
+  return c;
+}
+
+// The f16 in the low 16 bits of h as f32, subnormals included (Q6_K's d is often one; unpack2x16float may flush
+// them to zero on some GPUs).
+fn f16_value(h: u32) -> f32 {
+  let e = (h >> 10u) & 0x1Fu;
+  let sign = (h & 0x8000u) << 16u;
+  if (e == 0u) {
+    let v = f32(h & 0x3FFu) * 5.9604644775390625e-8;  // mantissa * 2^-24, exact
+    return bitcast<f32>(bitcast<u32>(v) | sign);
+  }
+  return bitcast<f32>(sign | ((e + 112u) << 23u) | ((h & 0x3FFu) << 13u));  // no inf / NaN in valid blocks
+}
+
+// (scale, offset) of word gw's sub-block: value = scale * code - offset. h0, hs, hm: the super-block's header word 0
+// (f16 d, dmin), the word holding the sub-block's scale byte, and (q4k, q5k) the word holding its min byte.
+fn k_affine(h0: u32, hs: u32, hm: u32, gw: u32) -> vec2<f32> {
+  if (KTYPE == 6u) {
+    let j = (gw >> 1u) & 15u;
+    let sc = f32(extractBits(bitcast<i32>(hs), 8u * (j & 3u), 8u));  // signed byte
+    return vec2<f32>(f16_value(h0) * sc, 0.0);
+  }
+  let j = (gw >> 2u) & 7u;
+  let dm = vec2<f32>(f16_value(h0), f16_value(h0 >> 16u));
+  let sc = f32(extractBits(hs, 8u * (j & 3u), 8u));
+  let m = f32(extractBits(hm, 8u * (j & 3u), 8u));
+  return vec2<f32>(dm.x * sc, dm.y * m);
+}
+
+// Header word indices of word gw's super-block (5 words each; the super-block is gw / 32 since a row has cols / 8 =
+// 32 * (cols / 256) words): word 0, the scale word, the min word.
+fn k_header(gw: u32) -> vec3<u32> {
+  let h = 5u * (gw >> 5u);
+  if (KTYPE == 6u) {
+    return vec3<u32>(h, h + 1u + (((gw >> 1u) & 15u) >> 2u), h);
+  }
+  let j = (gw >> 2u) & 7u;
+  return vec3<u32>(h, h + 1u + (j >> 2u), h + 3u + (j >> 2u));
+}
+
+fn qhigh_index(gw: u32) -> u32 {
+  return select(gw >> 1u, gw >> 2u, KTYPE == 5u);
+}
+
+fn dot_codes(c: Codes, xw: XWord) -> f32 {
+  return dot(c.a, xw.a) + dot(c.b, xw.b);
+}
+
+// dot(weights of word gw of the bound weight, x).
+fn w_dot(gw: u32, xw: XWord) -> f32 {
+  var qh = 0u;
+  if (KTYPE != 4u) {
+    qh = qhigh[qhigh_index(gw)];
+  }
+  let h = k_header(gw);
+  let sm = k_affine(supers[h.x], supers[h.y], supers[h.z], gw);
+  return sm.x * dot_codes(k_codes(qweight[gw], qh, gw), xw) - sm.y * xw.sum;
+}
+
+// main_swiglu (q4k): the gate's word gw (qhigh never read) and the up weight's.
+fn gate_dot(gw: u32, xw: XWord) -> f32 {
+  let h = k_header(gw);
+  let sm = k_affine(supers[h.x], supers[h.y], supers[h.z], gw);
+  return sm.x * dot_codes(k_codes(qweight[gw], 0u, gw), xw) - sm.y * xw.sum;
+}
+
+fn up_dot(gw: u32, xw: XWord) -> f32 {
+  let h = k_header(gw);
+  let sm = k_affine(up_supers[h.x], up_supers[h.y], up_supers[h.z], gw);
+  return sm.x * dot_codes(k_codes(up_qweight[gw], 0u, gw), xw) - sm.y * xw.sum;
+}
+
+fn x_word(j: u32) -> XWord {
+  var r: XWord;
+  r.a = x[2u * j];
+  r.b = x[2u * j + 1u];
+  r.sum = dot(r.a + r.b, vec4<f32>(1.0));
+  return r;
+}
+
+// As x_word, of rmsnorm's numerator x * norm_w (the 1 / rms factor is applied to the row's total), with sum(x^2).
+fn x_word_normed(j: u32) -> XWord {
+  let a = x[2u * j];
+  let b = x[2u * j + 1u];
+  var r: XWord;
+  r.a = a * norm_w[2u * j];
+  r.b = b * norm_w[2u * j + 1u];
+  r.sum = dot(r.a + r.b, vec4<f32>(1.0));
+  r.sumsq = dot(a, a) + dot(b, b);
+  return r;
+}
+
+fn lane_total(lane: u32) -> f32 {
+  var s = 0.0;
+  for (var k = 0u; k < TX; k++) {
+    s += partials[lane * (TX + 1u) + k];
+  }
+  return s;
+}
+
+fn block_row0(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return (wid.x + wid.y * nwg.x) * TY * R;
+}
+
+fn silu(g: f32) -> f32 {
+  return g / (1.0 + exp(-g));
+}
+
+@compute @workgroup_size(TX, TY)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32,
+        @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row0 = block_row0(wid, nwg);
+  let words = params.cols / 8u;
+  var acc: array<f32, MAX_R>;
+  for (var j = lid.x; j < words; j += TX) {
+    let xw = x_word(j);
+    for (var i = 0u; i < R; i++) {
+      let r = min(row0 + lid.y * R + i, params.rows - 1u);  // past the end: recompute the last row, store nothing
+      acc[i] += w_dot(r * words + j, xw);
+    }
+  }
+  for (var i = 0u; i < R; i++) {
+    partials[(lid.y * R + i) * (TX + 1u) + lid.x] = acc[i];
+  }
+  workgroupBarrier();
+  let r = row0 + li;
+  if (li < TY * R && r < params.rows) {
+    let o = params.row_offset + r;
+    var v = lane_total(li);
+    if (ACCUMULATE) {
+      v += y[o];
+    }
+    y[o] = v;
+  }
+}
+
+@compute @workgroup_size(TX, TY)
+fn main_norm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32,
+             @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row0 = block_row0(wid, nwg);
+  let words = params_norm.cols / 8u;
+  var acc: array<f32, MAX_R>;
+  var sumsq = 0.0;
+  for (var j = lid.x; j < words; j += TX) {
+    let xw = x_word_normed(j);
+    sumsq += xw.sumsq;
+    for (var i = 0u; i < R; i++) {
+      let r = min(row0 + lid.y * R + i, params_norm.rows - 1u);
+      acc[i] += w_dot(r * words + j, xw);
+    }
+  }
+  for (var i = 0u; i < R; i++) {
+    partials[(lid.y * R + i) * (TX + 1u) + lid.x] = acc[i];
+  }
+  if (lid.y == 0u) {
+    partials[SUMSQ_LANE * (TX + 1u) + lid.x] = sumsq;  // every thread row saw all of x; take row 0's sums
+  }
+  workgroupBarrier();
+  let r = row0 + li;
+  if (li < TY * R && r < params_norm.rows) {
+    let inv_rms = inverseSqrt(lane_total(SUMSQ_LANE) / f32(params_norm.cols) + params_norm.eps);
+    y_norm[params_norm.row_offset + r] = lane_total(li) * inv_rms;
+  }
+}
+
+@compute @workgroup_size(TX, TY)
+fn main_swiglu(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32,
+               @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row0 = block_row0(wid, nwg);
+  let words = params_swiglu.cols / 8u;
+  var gate: array<f32, MAX_R>;
+  var up: array<f32, MAX_R>;
+  var sumsq = 0.0;
+  for (var j = lid.x; j < words; j += TX) {
+    let xw = x_word_normed(j);
+    sumsq += xw.sumsq;
+    for (var i = 0u; i < R; i++) {
+      let r = min(row0 + lid.y * R + i, params_swiglu.rows - 1u);
+      gate[i] += gate_dot(r * words + j, xw);
+      up[i] += up_dot(r * words + j, xw);
+    }
+  }
+  for (var i = 0u; i < R; i++) {
+    partials[(lid.y * R + i) * (TX + 1u) + lid.x] = gate[i];
+    partials[(TY * R + lid.y * R + i) * (TX + 1u) + lid.x] = up[i];
+  }
+  if (lid.y == 0u) {
+    partials[SUMSQ_LANE * (TX + 1u) + lid.x] = sumsq;
+  }
+  workgroupBarrier();
+  let r = row0 + li;
+  if (li < TY * R && r < params_swiglu.rows) {
+    let inv_rms = inverseSqrt(lane_total(SUMSQ_LANE) / f32(params_swiglu.cols) + params_swiglu.eps);
+    let g = lane_total(li) * inv_rms;
+    let v = lane_total(TY * R + li) * inv_rms;
+    y_swiglu[params_swiglu.row_offset + r] = silu(g) * v;
+  }
+}
