@@ -37,7 +37,8 @@ F32 = npt.NDArray[np.float32]
 PASS_TOKENS = 128  # tokens per fe_forward call (model_prep.reference.engine.PREFILL_CHUNK: prefill passes fit one)
 READ_BYTES = 1 << 22  # a shard is read (and hashed) in pieces of this many bytes
 
-STORAGE = {"f32": 0, "q8": 1, "q4": 2}  # cpu_engine.h FE_F32 .. FE_Q4
+STORAGE = {"f32": 0, "q8": 1, "q4": 2, "q4k": 3, "q5k": 4, "q6k": 5}  # cpu_engine.h FE_F32 .. FE_Q6K
+K_STORAGES = ("q4k", "q5k", "q6k")  # planes qweight, (qhigh,) super
 SLOT_TOKEN_EMBD, SLOT_OUTPUT_NORM, SLOT_OUTPUT, SLOT_LAYER0, PER_LAYER = 0, 1, 2, 3, 14
 LAYER_TENSORS = ("attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias",
                  "attn_k.bias", "attn_v.bias", "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight",
@@ -73,7 +74,8 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
         "fe_alloc": (ptr, [ctypes.c_uint32]),
         "fe_init": (i32, [i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32, i32, i32, i32]),
         "fe_tensor": (i32, [i32, i32, i32, i32, i32]),
-        "fe_chunk": (i32, [i32, i32, i32, i32, ptr, ptr]),
+        "fe_chunk": (i32, [i32, i32, i32, i32, ptr, ptr, ptr]),
+        "fe_matmul": (i32, [i32, i32, ptr, ptr]),
         "fe_rope_cos": (ptr, []), "fe_rope_sin": (ptr, []), "fe_ids": (ptr, []), "fe_logits": (ptr, []),
         "fe_mask": (ptr, []),
         "fe_forward": (i32, [i32, i32, i32]),
@@ -231,9 +233,11 @@ class NativeModel:
             self._check(lib.fe_tensor(slot, STORAGE[storage], rows, cols, len(t["chunks"])), f"declaring {name}")
             for i, ch in enumerate(t["chunks"]):
                 base = shard_at[ch["file"]]
-                q = ch["planes"]["data" if storage == "f32" else "qweight"][0]
-                s = None if storage == "f32" else base + ch["planes"]["scales"][0]
-                self._check(lib.fe_chunk(slot, i, ch["rows"][0], ch["rows"][1], base + q, s), f"binding {name}")
+                planes = ch["planes"]
+                q = planes["data" if storage == "f32" else "qweight"][0]
+                s = None if storage == "f32" else base + planes["super" if storage in K_STORAGES else "scales"][0]
+                hi = base + planes["qhigh"][0] if "qhigh" in planes else None
+                self._check(lib.fe_chunk(slot, i, ch["rows"][0], ch["rows"][1], base + q, s, hi), f"binding {name}")
 
         bind(SLOT_TOKEN_EMBD, "token_embd.weight", c.vocab_size, h, False)
         bind(SLOT_OUTPUT_NORM, "output_norm.weight", 1, h, True)

@@ -20,6 +20,7 @@
 #include "platform.h" /* EXPORT, the wasm_* SIMD128 intrinsics (natively: vector extensions), fe_alloc */
 
 #define GROUP 32 /* values per quantization group (format.GROUP_SIZE) */
+#define SUPER 256 /* values per K-quant super-block (format.K_SUPER): 8 groups */
 
 /* ---------------------------------------------------------------------------------------------------------------
  * helpers: bit casts, f16 -> f32, expf
@@ -78,8 +79,10 @@ typedef struct {
 /* One row range of a tensor, inside one shard. Rows are counted from row0 for the group numbering (FORMAT.md). */
 typedef struct {
   int32_t row0, row1;
-  const uint8_t *q; /* q4: u32[rows, cols/8] nibbles; q8: i8[rows, cols]; f32: f32[rows, cols] */
-  const uint32_t *s; /* q4: u32 per group (f16 scale | f16 min << 16); q8: f16 per group; f32: unused */
+  const uint8_t *q; /* q4, q4k, q5k, q6k: u32[rows, cols/8] nibbles; q8: i8[rows, cols]; f32: f32[rows, cols] */
+  const uint32_t *s; /* q4: u32 per group (f16 scale | f16 min << 16); q8: f16 per group; q4k / q5k / q6k: 5 u32
+                      * per super-block (FORMAT.md); f32: unused */
+  const uint32_t *h; /* q5k: u32[rows, cols/32] bit 4 of each code; q6k: u32[rows, cols/16] bits 4-5; else unused */
 } Chunk;
 
 typedef struct {
@@ -167,22 +170,26 @@ EXPORT(fe_mask) uint32_t *fe_mask(void) { return st.mask; }
 EXPORT(fe_tensor) int fe_tensor(int32_t slot, int32_t storage, int32_t rows, int32_t cols, int32_t nchunks) {
   if (!ready) return FE_ERR_STATE;
   if (slot < 0 || slot >= FE_SLOT_LAYER0 + cfg.layers * FE_PER_LAYER || rows < 1 || cols < 1 || nchunks < 1 ||
-      storage < FE_F32 || storage > FE_Q4 || (storage != FE_F32 && cols % GROUP))
+      storage < FE_F32 || storage > FE_Q6K || (storage != FE_F32 && cols % GROUP) || (storage >= FE_Q4K && cols % SUPER))
     return FE_ERR_ARGS;
   Tensor *t = &tensors[slot];
   ALLOC(t->chunks, nchunks);
   t->storage = storage, t->rows = rows, t->cols = cols, t->nchunks = nchunks;
-  for (int i = 0; i < nchunks; i++) t->chunks[i] = (Chunk){0, 0, 0, 0};
+  for (int i = 0; i < nchunks; i++) t->chunks[i] = (Chunk){0, 0, 0, 0, 0};
   return FE_OK;
 }
 
-/* Points chunk `index` of tensor `slot` (rows row0 .. row1 - 1) at its planes in memory. */
+/* Points chunk `index` of tensor `slot` (rows row0 .. row1 - 1) at its planes in memory: qweight (or f32 data),
+ * scales (q4k / q5k / q6k: super), qhigh (q5k / q6k; 0 for the others). */
 EXPORT(fe_chunk) int fe_chunk(int32_t slot, int32_t index, int32_t row0, int32_t row1, const void *qweight_or_data,
-                              const void *scales) {
+                              const void *scales_or_super, const void *qhigh) {
   if (slot < 0 || slot >= FE_SLOT_LAYER0 + cfg.layers * FE_PER_LAYER) return FE_ERR_ARGS;
   Tensor *t = &tensors[slot];
   if (index < 0 || index >= t->nchunks || row0 < 0 || row1 <= row0 || row1 > t->rows) return FE_ERR_ARGS;
-  t->chunks[index] = (Chunk){row0, row1, qweight_or_data, scales};
+  if (!qweight_or_data || (t->storage != FE_F32 && !scales_or_super) ||
+      ((t->storage == FE_Q5K || t->storage == FE_Q6K) && !qhigh))
+    return FE_ERR_ARGS;
+  t->chunks[index] = (Chunk){row0, row1, qweight_or_data, scales_or_super, qhigh};
   return FE_OK;
 }
 
@@ -347,6 +354,97 @@ __attribute__((always_inline)) static inline void row_q8(const int8_t *row, cons
   for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]);
 }
 
+/* K-quants (q4k / q5k / q6k, llama.cpp's Q4_K / Q5_K / Q6_K carried exactly): the codes' low 4 bits are a q4
+ * qweight (the same 4-word groups, unpacked as unpack_q4 does, reading the same permuted input); a super-block of 256
+ * values (8 groups) has 5 super words: f16 d (and q4k / q5k: f16 dmin), then its sub-blocks' scales (and mins) as
+ * bytes. Each super-block's scales and minimums are decoded once, for its 8 groups.
+ * q5k: the 4 lanes of w[j] (values j, 8+j, 16+j, 24+j of the group) take bit 4 of their codes from bits j, 8+j,
+ * 16+j, 24+j of the group's qhigh word: the word shifted by 4, -4, -12, -20 per lane (hb) puts bit 8l + j of it at
+ * bit 4 of (hb >> j) in lane l. */
+__attribute__((always_inline)) static inline void unpack_q5(v128_t wv, uint32_t h, v128_t w[8]) {
+  const v128_t low4 = wasm_i32x4_splat(15), bit4 = wasm_i32x4_splat(16);
+  v128_t hb = wasm_i32x4_make((int32_t)(h << 4), (int32_t)(h >> 4), (int32_t)(h >> 12), (int32_t)(h >> 20));
+  for (int j = 0; j < 8; j++)
+    w[j] = wasm_f32x4_convert_i32x4(wasm_v128_or(wasm_v128_and(wasm_u32x4_shr(wv, 4 * j), low4),
+                                                 wasm_v128_and(wasm_u32x4_shr(hb, j), bit4)));
+}
+
+/* q6k: bits 4-5 of value c are bits 2(c%16)..+1 of qhigh word c/16, so a group's values j, 8+j (word h0) and 16+j,
+ * 24+j (word h1) read bits 2j and 16 + 2j of their word: hb's lanes put them at bits 4-5 of (hb >> 2j). The codes
+ * are 0..63 and the value is scale * (q - 32): the 32 is taken off the integers. */
+__attribute__((always_inline)) static inline void unpack_q6(v128_t wv, uint32_t h0, uint32_t h1, v128_t w[8]) {
+  const v128_t low4 = wasm_i32x4_splat(15), bits45 = wasm_i32x4_splat(0x30), off = wasm_i32x4_splat(32);
+  v128_t hb = wasm_i32x4_make((int32_t)(h0 << 4), (int32_t)(h0 >> 12), (int32_t)(h1 << 4), (int32_t)(h1 >> 12));
+  for (int j = 0; j < 8; j++)
+    w[j] = wasm_f32x4_convert_i32x4(wasm_i32x4_sub(
+        wasm_v128_or(wasm_v128_and(wasm_u32x4_shr(wv, 4 * j), low4), wasm_v128_and(wasm_u32x4_shr(hb, 2 * j), bits45)),
+        off));
+}
+
+/* q4k / q5k (q5 = 1: with qhigh `high`, one word per group): the value is (d sc[j]) q - (dmin m[j]) for group j of
+ * a super-block, so a group adds (d sc[j]) * sum q x - (dmin m[j]) * sum x, as row_q4 with a scale and minimum per
+ * group (the minimums' part over a super-block's 8 groups in two multiplies per token). */
+__attribute__((always_inline)) static inline void row_k45(const uint32_t *row, const uint32_t *sup,
+                                                         const uint32_t *high, const Input *in, int t0, int NT,
+                                                         int q5, float *out) {
+  int supers = in->cols / SUPER, groups = in->cols / GROUP;
+  v128_t acc[4] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
+  v128_t macc[4] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
+  const float *xp[4], *gs[4];
+  for (int t = 0; t < NT; t++) {
+    xp[t] = in->xp + (size_t)(t0 + t) * in->cols;
+    gs[t] = in->gsum + (size_t)(t0 + t) * groups;
+  }
+  v128_t w[8];
+  for (int s = 0; s < supers; s++) {
+    const uint32_t *hd = sup + 5 * s;
+    float d = f16_to_f32(hd[0] & 0xffffu), dmin = f16_to_f32(hd[0] >> 16);
+    float scale[8], mins[8];
+    for (int j = 0; j < 8; j++) {
+      scale[j] = d * (float)((hd[1 + j / 4] >> (8 * (j % 4))) & 255u);
+      mins[j] = dmin * (float)((hd[3 + j / 4] >> (8 * (j % 4))) & 255u);
+    }
+    v128_t m0 = wasm_v128_load(mins), m1 = wasm_v128_load(mins + 4);
+    for (int t = 0; t < NT; t++)
+      macc[t] = wasm_f32x4_add(macc[t], wasm_f32x4_add(wasm_f32x4_mul(m0, wasm_v128_load(gs[t] + 8 * s)),
+                                                       wasm_f32x4_mul(m1, wasm_v128_load(gs[t] + 8 * s + 4))));
+    for (int k = 0; k < 8; k++) {
+      int g = 8 * s + k;
+      if (q5) unpack_q5(wasm_v128_load(row + 4 * g), high[g], w); else unpack_q4(wasm_v128_load(row + 4 * g), w);
+      v128_t sk = wasm_f32x4_splat(scale[k]);
+      for (int t = 0; t < NT; t++) acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(dot32(w, xp[t] + g * GROUP), sk));
+    }
+  }
+  for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]) - hsum(macc[t]);
+}
+
+/* q6k: 16 sub-blocks of 16 values, value (d sc[j]) (q - 32) with sc[j] a signed byte. A group of 32 spans two
+ * sub-blocks: lanes 0-1 of dot32's partial sums are values 0..15 of the group, lanes 2-3 values 16..31, so the
+ * group's two scales multiply them as one vector (s0, s0, s1, s1). */
+__attribute__((always_inline)) static inline void row_q6k(const uint32_t *row, const uint32_t *sup,
+                                                         const uint32_t *high, const Input *in, int t0, int NT,
+                                                         float *out) {
+  int supers = in->cols / SUPER;
+  v128_t acc[4] = {wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0), wasm_f32x4_splat(0)};
+  const float *xp[4];
+  for (int t = 0; t < NT; t++) xp[t] = in->xp + (size_t)(t0 + t) * in->cols;
+  v128_t w[8];
+  for (int s = 0; s < supers; s++) {
+    const uint32_t *hd = sup + 5 * s;
+    float d = f16_to_f32(hd[0] & 0xffffu);
+    float scale[16];
+    for (int j = 0; j < 16; j++) scale[j] = d * (float)(int8_t)(uint8_t)(hd[1 + j / 4] >> (8 * (j % 4)));
+    for (int k = 0; k < 8; k++) {
+      int g = 8 * s + k;
+      unpack_q6(wasm_v128_load(row + 4 * g), high[2 * g], high[2 * g + 1], w);
+      v128_t pair = wasm_v128_load64_zero(scale + 2 * k);
+      v128_t sk = wasm_i32x4_shuffle(pair, pair, 0, 0, 1, 1);
+      for (int t = 0; t < NT; t++) acc[t] = wasm_f32x4_add(acc[t], wasm_f32x4_mul(dot32(w, xp[t] + g * GROUP), sk));
+    }
+  }
+  for (int t = 0; t < NT; t++) out[t] = hsum(acc[t]);
+}
+
 /* f32: four lanes, then the tail (cols % 4) in scalar. */
 static float dot_f32(const float *a, const float *b, int n) {
   v128_t acc = wasm_f32x4_splat(0);
@@ -399,6 +497,20 @@ static void matmul_rows(const Tensor *w, const Input *in, float *y, int ystride,
 #else
             if (nt == 4) row_q8(row, sc, in, t0, 4, out); else row_q8(row, sc, in, t0, 1, out);
 #endif
+          } else if (w->storage == FE_Q4K || w->storage == FE_Q5K) {
+            const uint32_t *row = (const uint32_t *)ch->q + (size_t)local * (cols / 8);
+            const uint32_t *sup = ch->s + (size_t)local * (cols / SUPER) * 5;
+            if (w->storage == FE_Q5K) {
+              const uint32_t *hi = ch->h + (size_t)local * (cols / 32);
+              if (nt == 4) row_k45(row, sup, hi, in, t0, 4, 1, out); else row_k45(row, sup, hi, in, t0, 1, 1, out);
+            } else {
+              if (nt == 4) row_k45(row, sup, 0, in, t0, 4, 0, out); else row_k45(row, sup, 0, in, t0, 1, 0, out);
+            }
+          } else if (w->storage == FE_Q6K) {
+            const uint32_t *row = (const uint32_t *)ch->q + (size_t)local * (cols / 8);
+            const uint32_t *sup = ch->s + (size_t)local * (cols / SUPER) * 5;
+            const uint32_t *hi = ch->h + (size_t)local * (cols / 16);
+            if (nt == 4) row_q6k(row, sup, hi, in, t0, 4, out); else row_q6k(row, sup, hi, in, t0, 1, out);
           } else {
             const float *row = (const float *)ch->q + (size_t)local * cols;
             for (int t = 0; t < nt; t++) out[t] = dot_f32(row, in->x + (size_t)(t0 + t) * cols, cols);
@@ -428,7 +540,23 @@ static void matmul(const Tensor *w, const Input *in, float *y, int ystride, int 
   matmul_rows(w, in, y, ystride, accumulate, r0, r1);
 }
 
-/* out [hidden] = row `id` of the embedding, dequantized as the reference does: f32(scale) * f32(q) + f32(min). */
+/* y [T, rows] = x [T, cols] W^T for tensor `slot`, cut into 3 parts as threads would (the matmul kernels on their
+ * own, for tests: x and y in fe_alloc memory, T <= max_tokens, cols <= the widest matmul input of the config). */
+EXPORT(fe_matmul) int fe_matmul(int32_t slot, int32_t T, const float *x, float *y) {
+  if (!ready) return FE_ERR_STATE;
+  if (slot < 0 || slot >= FE_SLOT_LAYER0 + cfg.layers * FE_PER_LAYER || !tensors[slot].nchunks) return FE_ERR_ARGS;
+  const Tensor *w = &tensors[slot];
+  int max_in = max_i(max_i(cfg.hidden, cfg.intermediate), cfg.heads * cfg.head_dim);
+  if (T < 1 || T > cfg.max_tokens || w->cols > max_in) return FE_ERR_ARGS;
+  for (int c = 0; c < w->nchunks; c++)
+    if (!w->chunks[c].q) return FE_ERR_STATE;
+  Input in = prepare(x, T, w->cols);
+  for (int part = 0; part < 3; part++) matmul(w, &in, y, w->rows, 0, part, 3);
+  return FE_OK;
+}
+
+/* out [hidden] = row `id` of the embedding, dequantized as the reference does: f32(scale) * f32(q) + f32(min)
+ * (q4k / q5k: (f32(d) * f32(sc)) * f32(q) - f32(dmin) * f32(m); q6k: (f32(d) * f32(sc)) * f32(q - 32)). */
 static int embed(const Tensor *w, int id, float *out) {
   int cols = w->cols;
   for (int c = 0; c < w->nchunks; c++) {
@@ -447,6 +575,25 @@ static int embed(const Tensor *w, int id, float *out) {
       const int8_t *row = (const int8_t *)ch->q + (size_t)local * cols;
       const uint16_t *sc = (const uint16_t *)ch->s + (size_t)local * (cols / GROUP);
       for (int i = 0; i < cols; i++) out[i] = f16_to_f32(sc[i / GROUP]) * (float)row[i];
+    } else if (w->storage >= FE_Q4K) {
+      const uint32_t *row = (const uint32_t *)ch->q + (size_t)local * (cols / 8);
+      const uint32_t *sup = ch->s + (size_t)local * (cols / SUPER) * 5;
+      for (int i = 0; i < cols; i++) {
+        const uint32_t *hd = sup + 5 * (i / SUPER);
+        uint32_t q = (row[i / 8] >> (4 * (i % 8))) & 15u;
+        float d = f16_to_f32(hd[0] & 0xffffu);
+        if (w->storage == FE_Q6K) {
+          q |= ((ch->h[(size_t)local * (cols / 16) + i / 16] >> (2 * (i % 16))) & 3u) << 4;
+          int j = (i % SUPER) / 16;
+          float sc = (float)(int8_t)(uint8_t)(hd[1 + j / 4] >> (8 * (j % 4)));
+          out[i] = (d * sc) * (float)((int)q - 32);
+        } else {
+          if (w->storage == FE_Q5K) q |= ((ch->h[(size_t)local * (cols / 32) + i / 32] >> (i % 32)) & 1u) << 4;
+          int j = (i % SUPER) / 32;
+          float sc = (float)((hd[1 + j / 4] >> (8 * (j % 4))) & 255u), m = (float)((hd[3 + j / 4] >> (8 * (j % 4))) & 255u);
+          out[i] = (d * sc) * (float)q - f16_to_f32(hd[0] >> 16) * m;
+        }
+      }
     } else {
       const float *row = (const float *)ch->q + (size_t)local * cols;
       for (int i = 0; i < cols; i++) out[i] = row[i];

@@ -4,7 +4,8 @@
  * llama2.c's run.c: config -> weights -> run state, allocated once -> forward). The host (app/engine/cpu/model.js):
  *   1. fe_init(config, context, max_tokens)         allocates the run state; returns FE_OK or an FE_ERR_* code
  *   2. fe_alloc(bytes) for each weight shard, copies the shard's bytes there unchanged (the planes of
- *      docs/FORMAT.md: q4 / q8 / f32, no repacking), then fe_tensor / fe_chunk point each tensor at its planes
+ *      docs/FORMAT.md: q4 / q8 / f32 / q4k / q5k / q6k, no repacking), then fe_tensor / fe_chunk point each tensor
+ *      at its planes
  *   3. fills fe_rope_cos() / fe_rope_sin() (f32[context, head_dim / 2], cos and sin of pos * inv_freq)
  *   4. per call: writes ids into fe_ids(), fe_forward(n, pos, head) -> logits of the last token in fe_logits(),
  *      fe_pick(mask) -> the masked argmax (and fe_pick_rest() for its log-probability)
@@ -18,8 +19,8 @@
 
 #include <stdint.h>
 
-/* storage types (docs/FORMAT.md) */
-enum { FE_F32 = 0, FE_Q8 = 1, FE_Q4 = 2 };
+/* storage types (docs/FORMAT.md); q4k / q5k / q6k: llama.cpp's K-quants, in super-blocks of 256 values of a row */
+enum { FE_F32 = 0, FE_Q8 = 1, FE_Q4 = 2, FE_Q4K = 3, FE_Q5K = 4, FE_Q6K = 5 };
 
 /* tensor slots: the model's tensors by position; layer i's start at FE_SLOT_LAYER0 + i * FE_PER_LAYER */
 enum {
@@ -62,7 +63,8 @@ int fe_init(int32_t vocab, int32_t hidden, int32_t intermediate, int32_t layers,
             int32_t qk_norm, int32_t context, int32_t max_tokens);
 int fe_tensor(int32_t slot, int32_t storage, int32_t rows, int32_t cols, int32_t nchunks);
 int fe_chunk(int32_t slot, int32_t index, int32_t row0, int32_t row1, const void *qweight_or_data,
-             const void *scales);
+             const void *scales_or_super, const void *qhigh); /* qhigh: q5k / q6k only, else 0 */
+int fe_matmul(int32_t slot, int32_t T, const float *x, float *y); /* y [T, rows] = x [T, cols] W^T (tests) */
 float *fe_rope_cos(void);
 float *fe_rope_sin(void);
 int32_t *fe_ids(void);

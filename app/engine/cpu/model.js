@@ -26,7 +26,7 @@ export const DEFAULT_PASS_TOKENS = 128; // prompt tokens per fe_forward call; lo
 export const MAX_HEAP_BYTES = 4 * 1024 ** 3;
 
 /** cpu_engine.h storage codes and tensor slots. */
-const STORAGE = Object.freeze({ f32: 0, q8: 1, q4: 2 });
+const STORAGE = Object.freeze({ f32: 0, q8: 1, q4: 2, q4k: 3, q5k: 4, q6k: 5 });
 const SLOT = Object.freeze({ tokenEmbd: 0, outputNorm: 1, output: 2, layer0: 3, perLayer: 14 });
 /**
  * Layer tensors in slot order (cpu_engine.h FE_ATTN_NORM .. FE_K_NORM); biases only with attention_bias, the q/k
@@ -45,7 +45,7 @@ const ERRORS = ['ok', 'a config value this engine cannot run', 'out of memory', 
  * @property {(bytes: number) => number} fe_alloc
  * @property {(...args: number[]) => number} fe_init
  * @property {(slot: number, storage: number, rows: number, cols: number, nchunks: number) => number} fe_tensor
- * @property {(slot: number, index: number, row0: number, row1: number, q: number, s: number) => number} fe_chunk
+ * @property {(slot: number, index: number, row0: number, row1: number, q: number, s: number, h: number) => number} fe_chunk
  * @property {() => number} fe_rope_cos
  * @property {() => number} fe_rope_sin
  * @property {() => number} fe_ids
@@ -248,12 +248,19 @@ function bindTensors(ex, m, shardAt) {
       throw new FormatError(`${name} is [${t.shape}], the config says [${vector ? cols : [rows, cols]}]: rebuild the package`);
     }
     if (vector && t.storage !== 'f32') throw new FormatError(`${name} is ${t.storage}; the CPU engine reads vectors as f32`);
-    check(ex.fe_tensor(slot, STORAGE[t.storage], rows, cols, t.chunks.length), `declaring ${name}`, m.name);
+    const storage = STORAGE[/** @type {keyof typeof STORAGE} */ (t.storage)];
+    if (storage === undefined) throw new FormatError(`${name} is stored as ${t.storage}, which the CPU engine cannot read: rebuild the package`);
+    check(ex.fe_tensor(slot, storage, rows, cols, t.chunks.length), `declaring ${name}`, m.name);
     t.chunks.forEach((ch, i) => {
       const base = /** @type {number} */ (shardAt.get(ch.file));
-      const q = ch.planes[t.storage === 'f32' ? 'data' : 'qweight'];
-      const s = t.storage === 'f32' ? null : ch.planes.scales;
-      check(ex.fe_chunk(slot, i, ch.rows[0], ch.rows[1], base + q[0], s ? base + s[0] : 0), `binding ${name}`, m.name);
+      /** @type {Record<string, [number, number] | undefined>} plane -> [offset, bytes] */
+      const planes = ch.planes;
+      const q = planes[t.storage === 'f32' ? 'data' : 'qweight'];
+      const s = t.storage === 'f32' ? undefined : planes[storage >= STORAGE.q4k ? 'super' : 'scales'];
+      const h = planes.qhigh;
+      if (!q || (t.storage !== 'f32' && !s)) throw new FormatError(`${name} lacks a plane of ${t.storage}: rebuild the package`);
+      check(ex.fe_chunk(slot, i, ch.rows[0], ch.rows[1], base + q[0], s ? base + s[0] : 0, h ? base + h[0] : 0),
+        `binding ${name}`, m.name);
     });
   };
   bind(SLOT.tokenEmbd, 'token_embd.weight', c.vocab_size, c.hidden_size, false);

@@ -121,6 +121,8 @@ FE_INLINE v128_t wasm_v128_load64_zero(const void *p) {
 FE_INLINE v128_t wasm_v128_and(v128_t a, v128_t b) { return a & b; }
 FE_INLINE v128_t wasm_v128_or(v128_t a, v128_t b) { return a | b; }
 FE_INLINE v128_t wasm_i32x4_splat(int32_t x) { return (v128_t){x, x, x, x}; }
+FE_INLINE v128_t wasm_i32x4_make(int32_t a, int32_t b, int32_t c, int32_t d) { return (v128_t){a, b, c, d}; }
+FE_INLINE v128_t wasm_i32x4_sub(v128_t a, v128_t b) { return (v128_t)((fe_u32x4)a - (fe_u32x4)b); }
 FE_INLINE v128_t wasm_f32x4_splat(float x) { return (v128_t)(fe_f32x4){x, x, x, x}; }
 FE_INLINE float wasm_f32x4_extract_lane_(v128_t v, int i) { return ((fe_f32x4)v)[i]; }
 #define wasm_f32x4_extract_lane(v, i) wasm_f32x4_extract_lane_((v), (i))

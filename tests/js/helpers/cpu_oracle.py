@@ -7,6 +7,8 @@ packages. Commands:
           norm, head_dim 32 on hidden 64) at q4 and from a GGUF Q8_0, Phi-3 (longrope, context 128) at q4, and the
           reference's logits for a prefill, a decode step and a longer prefill, per package
   greedy  the reference's greedy token ids (no EOS, max_tokens) for chats on a package
+  kquant_kernels  random GGUF Q4_K / Q5_K / Q6_K blocks packed as q4k / q5k / q6k (model_prep.kquants), in two row
+          chunks, inputs of 1, 3 and 6 tokens, and numpy's products with kquants.dequantize's weights
 """
 
 from __future__ import annotations
@@ -74,7 +76,33 @@ def greedy(req: dict[str, Any]) -> dict[str, Any]:
     return {"prompts": prompts, "expected": expected}
 
 
-COMMANDS = {"tiny": tiny, "greedy": greedy}
+def kquant_kernels(req: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from model_prep import kquants
+
+    rows, split, cases = 37, 20, []
+    for ggml_type in ("Q4_K", "Q5_K", "Q6_K"):
+        for cols in (512, 768):
+            rng = np.random.default_rng(cols + ord(ggml_type[1]))
+            storage = kquants.STORAGE[ggml_type]
+            planes = kquants.pack(ggml_type, kquants.random_blocks(ggml_type, rows, cols, rng), rows, cols)
+            w = kquants.dequantize(storage, planes, rows, cols).astype(np.float64)
+            chunks = [{"rows": [a, b], "planes": {k: v.tolist() for k, v in
+                                                  kquants.slice_rows(storage, planes, cols, a, b).items()}}
+                      for a, b in ((0, split), (split, rows))]
+            inputs = []
+            for T in (1, 3, 6):
+                x = rng.standard_normal((T, cols)).astype(np.float32)
+                x64 = x.astype(np.float64)
+                inputs.append({"T": T, "x": x.reshape(-1).tolist(), "expected": (x64 @ w.T).reshape(-1).tolist(),
+                               "bound": (np.abs(x64) @ np.abs(w).T).reshape(-1).tolist()})
+            cases.append({"name": f"{storage} cols {cols}", "storage": storage, "rows": rows, "cols": cols,
+                          "chunks": chunks, "inputs": inputs})
+    return {"cases": cases}
+
+
+COMMANDS = {"tiny": tiny, "greedy": greedy, "kquant_kernels": kquant_kernels}
 
 if __name__ == "__main__":
     request = json.load(sys.stdin)

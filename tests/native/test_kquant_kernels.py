@@ -1,0 +1,66 @@
+"""The CPU engine's K-quant matmul kernels (q4k / q5k / q6k, cpu_engine.c row_k45 / row_q6k) on their own, in the
+native build: ``fe_matmul`` of random GGUF blocks (model_prep.kquants.random_blocks, packed by kquants.pack) against
+numpy's product with ``kquants.dequantize``'s weights, for 1 token (decode), 3 and 6 (the 4-token blocks of a prompt
+and their remainder), the tensor split into two row chunks and the rows cut into 3 parts as threads would cut them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from app.native.model import STORAGE, _private_library
+from model_prep import kquants
+
+SLOT = 3 + 9  # layer 0's ffn_gate (any slot: fe_matmul reads only the tensor)
+HIDDEN, INTER = 512, 768  # cols up to the widest input of the config
+
+
+def _put(lib: ctypes.CDLL, arr: np.ndarray) -> int:
+    at = lib.fe_alloc(arr.nbytes)
+    assert at
+    ctypes.memmove(at, arr.ctypes.data, arr.nbytes)
+    return int(at)
+
+
+@pytest.fixture(scope="module")
+def lib() -> Iterator[ctypes.CDLL]:
+    lib = _private_library()
+    assert lib.fe_init(16, HIDDEN, INTER, 1, 2, 1, 256, 1e-6, 16.0, 0, 0, 0, 8, 8) == 0
+    yield lib
+    lib.fe_release()
+
+
+@pytest.mark.parametrize("ggml_type", ["Q4_K", "Q5_K", "Q6_K"])
+@pytest.mark.parametrize("cols", [HIDDEN, INTER])
+def test_kquant_matmul_matches_numpy(lib: ctypes.CDLL, ggml_type: str, cols: int) -> None:
+    rows, split = 37, 20
+    rng = np.random.default_rng(cols + len(ggml_type) * 7 + ord(ggml_type[1]))
+    storage = kquants.STORAGE[ggml_type]
+    planes = kquants.pack(ggml_type, kquants.random_blocks(ggml_type, rows, cols, rng), rows, cols)
+    weights = kquants.dequantize(storage, planes, rows, cols).astype(np.float64)
+    assert lib.fe_tensor(SLOT, STORAGE[storage], rows, cols, 2) == 0
+    for i, (a, b) in enumerate(((0, split), (split, rows))):
+        chunk = kquants.slice_rows(storage, planes, cols, a, b)
+        part = {k: _put(lib, np.ascontiguousarray(v)) for k, v in chunk.items()}
+        assert lib.fe_chunk(SLOT, i, a, b, part["qweight"], part["super"], part.get("qhigh")) == 0
+    for T in (1, 3, 6):
+        x = rng.standard_normal((T, cols)).astype(np.float32)
+        xa = _put(lib, x)
+        ya = lib.fe_alloc(T * rows * 4)
+        assert lib.fe_matmul(SLOT, T, xa, ya) == 0
+        got = np.ctypeslib.as_array(ctypes.cast(ya, ctypes.POINTER(ctypes.c_float)), (T, rows)).astype(np.float64)
+        expected = x.astype(np.float64) @ weights.T
+        bound = np.abs(x.astype(np.float64)) @ np.abs(weights).T  # the sum of the terms' magnitudes
+        err = np.abs(got - expected) / bound
+        assert err.max() <= 1e-5, f"{ggml_type} cols {cols} T {T}: relative error {err.max():.2e}"
+        assert np.abs(expected).max() > 1e-2  # not a comparison of near-zero outputs
+
+
+def test_kquant_tensors_need_whole_super_blocks(lib: ctypes.CDLL) -> None:
+    assert lib.fe_tensor(SLOT, STORAGE["q4k"], 4, 288, 1) == 4  # 288 % 256: refused (FE_ERR_ARGS)
+    assert lib.fe_tensor(SLOT, STORAGE["q6k"], 4, 256, 1) == 0
+    assert lib.fe_chunk(SLOT, 0, 0, 4, 64, 64, None) == 4  # q6k without its qhigh plane
