@@ -13,7 +13,7 @@
 
 import { PARAMS } from './params.js';
 import * as grids from './grids.js';
-import { vectorBinding } from './weights.js';
+import { kernelPlanes, vectorBinding } from './weights.js';
 
 /** @typedef {import('./weights.js').Tensor} Tensor */
 /** @typedef {import('./model.js').LayerWeights} LayerWeights */
@@ -89,7 +89,8 @@ class Ops {
     const k = this.ctx.pipelines.embed(table.storage);
     for (const ch of table.chunks) {
       const p = this.params(PARAMS[k.shader], { row_start: ch.rowStart, rows: ch.rows, cols: table.cols }, { tokens: 1 });
-      this.record(`embed ${table.name}@${ch.rowStart}`, k.pipeline, [ids, ...ch.planes, out, p], (T) => k.grid(table.cols, T));
+      this.record(`embed ${table.name}@${ch.rowStart}`, k.pipeline, [ids, ...kernelPlanes(table.storage, ch.planes), out, p],
+        (T) => k.grid(table.cols, T));
     }
   }
 
@@ -241,7 +242,8 @@ export class DecodeOps extends Ops {
       const p = this.params(PARAMS['matvec.wgsl'],
         { rows: ch.rows, cols: w.cols, row_offset: base + ch.rowStart, eps: c.rms_norm_eps }, {});
       const grid = k.grid(ch.rows);
-      this.record(`matvec ${w.name}@${ch.rowStart}`, k.pipeline, [...ch.planes, input.x, ...normW, y, p], () => grid);
+      this.record(`matvec ${w.name}@${ch.rowStart}`, k.pipeline,
+        [...kernelPlanes(w.storage, ch.planes), input.x, ...normW, y, p], () => grid);
     }
   }
 
@@ -301,7 +303,8 @@ export class DecodeOps extends Ops {
 
   /**
    * y = silu(Wg x') * (Wu x'), x' = rmsnorm(x) * norm: one fused matvec main_swiglu per chunk when gate and up share
-   * storage and row chunks (every package fieldllm writes today); otherwise two matvecs and swiglu.wgsl.
+   * storage (q4, q8 or q4k: q5k and q6k would bind more storage buffers than WebGPU's default 8) and row chunks;
+   * otherwise two matvecs and swiglu.wgsl.
    * @param {Input} input     with its norm
    * @param {Tensor} gate     [intermediate, hidden]
    * @param {Tensor} up       [intermediate, hidden]
@@ -311,7 +314,8 @@ export class DecodeOps extends Ops {
    */
   ffnGateUp(input, gate, up, y, gateOut, upOut) {
     const c = this.ctx.config;
-    const same = gate.storage === up.storage && gate.chunks.length === up.chunks.length &&
+    const same = gate.storage === up.storage && ['q4', 'q8', 'q4k'].includes(gate.storage) &&
+      gate.chunks.length === up.chunks.length &&
       gate.chunks.every((ch, i) => ch.rowStart === up.chunks[i].rowStart && ch.rows === up.chunks[i].rows);
     if (!input.norm || !same) {
       this.linear(input, gate, gateOut);
@@ -324,8 +328,10 @@ export class DecodeOps extends Ops {
       const p = this.params(PARAMS['matvec.wgsl'], { rows: ch.rows, cols: gate.cols, row_offset: ch.rowStart, eps: c.rms_norm_eps }, {});
       const grid = k.grid(ch.rows);
       const norm = /** @type {Tensor} */ (input.norm);
+      // q4k: matvec_kq.wgsl's bindings 1 and 6 (qhigh) are unused by main_swiglu
+      const [gp, upp] = [ch.planes, up.chunks[i].planes].map((pl) => (gate.storage === 'q4k' ? [pl[0], null, pl[1]] : pl));
       this.record(`matvec swiglu ${gate.name}@${ch.rowStart}`, k.pipeline,
-        [...ch.planes, input.x, vectorBinding(norm), ...up.chunks[i].planes, y, p], () => grid);
+        [...gp, input.x, vectorBinding(norm), ...upp, y, p], () => grid);
     });
   }
 }
@@ -367,7 +373,8 @@ export class PrefillOps extends Ops {
     for (const ch of w.chunks) {
       const p = this.params(PARAMS['matmul.wgsl'], { rows: ch.rows, cols: w.cols, row_offset: ch.rowStart, y_stride: w.rows },
         { tokens: 1 });
-      this.record(`matmul ${w.name}@${ch.rowStart}`, k.pipeline, [...ch.planes, input.x, y, p], (T) => k.grid(ch.rows, T));
+      this.record(`matmul ${w.name}@${ch.rowStart}`, k.pipeline, [...kernelPlanes(w.storage, ch.planes), input.x, y, p],
+        (T) => k.grid(ch.rows, T));
     }
   }
 

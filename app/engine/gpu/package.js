@@ -8,8 +8,9 @@ import { FetchError, FormatError } from './errors.js';
 export const FORMAT_NAME = 'fieldllm-model';
 // version 2 = version 1 + config.rope_freq_factors (Llama 3.x RoPE scaling); version 3 = version 2 + config.qk_norm
 // (Qwen3's per-head q/k RMSNorm); version 4 = version 3 + config.rope_attn_factor (Phi-3's longrope attention factor
-// on cos and sin); packages with none of them stay version 1
-export const SUPPORTED_FORMAT_VERSIONS = Object.freeze([1, 2, 3, 4]);
+// on cos and sin); version 5 = version 4 + the K-quant storages q4k, q5k, q6k (llama.cpp's Q4_K, Q5_K, Q6_K carried
+// exactly); packages with none of them stay version 1
+export const SUPPORTED_FORMAT_VERSIONS = Object.freeze([1, 2, 3, 4, 5]);
 export const MANIFEST_FILE = 'manifest.json';
 export const PLANE_ALIGN = 256; // bytes: every plane starts at a multiple (WebGPU's storage offset alignment)
 
@@ -35,7 +36,7 @@ export const PLANE_ALIGN = 256; // bytes: every plane starts at a multiple (WebG
  * @property {number} [rope_attn_factor]  cos and sin of every RoPE angle times it (phi3's longrope; format version 4;
  *   ./rope.js ropeScale)
  */
-/** @typedef {'q4' | 'q8' | 'f32'} Storage */
+/** @typedef {'q4' | 'q8' | 'f32' | 'q4k' | 'q5k' | 'q6k'} Storage */
 /**
  * @typedef {object} ChunkEntry  one row range of a tensor, inside one shard
  * @property {string} file
@@ -64,7 +65,12 @@ export const PLANE_ALIGN = 256; // bytes: every plane starts at a multiple (WebG
  */
 
 /** Planes of each storage type, in file order. */
-export const PLANES = Object.freeze({ q4: ['qweight', 'scales'], q8: ['qweight', 'scales'], f32: ['data'] });
+export const PLANES = Object.freeze({
+  q4: ['qweight', 'scales'], q8: ['qweight', 'scales'], f32: ['data'],
+  q4k: ['qweight', 'super'], q5k: ['qweight', 'qhigh', 'super'], q6k: ['qweight', 'qhigh', 'super'],
+});
+/** The K-quant storages (format version 5): 256-value super-blocks, kernels *_kq.wgsl. */
+export const K_STORAGES = Object.freeze(['q4k', 'q5k', 'q6k']);
 
 /**
  * Throws FormatError unless `m` is a package this engine can read.
@@ -109,8 +115,12 @@ export function checkManifest(m) {
   if (!m.tensors || !Array.isArray(m.files)) throw new FormatError('manifest.json lacks tensors or files: rebuild it');
   for (const [name, t] of Object.entries(/** @type {Record<string, TensorEntry>} */ (m.tensors))) {
     if (!(t.storage in PLANES)) {
-      throw new FormatError(`tensor ${name} has storage ${JSON.stringify(t.storage)}; this engine knows q4, q8, ` +
-        'f32: rebuild the package');
+      throw new FormatError(`tensor ${name} has storage ${JSON.stringify(t.storage)}; this engine knows ` +
+        `${Object.keys(PLANES).join(', ')}: rebuild the package`);
+    }
+    if (K_STORAGES.includes(t.storage) && (m.format_version < 5 || t.shape[t.shape.length - 1] % 256 !== 0)) {
+      throw new FormatError(`tensor ${name} has storage ${t.storage}, which needs format_version 5 and rows of a ` +
+        'multiple of 256 values: rebuild the package');
     }
     for (const ch of t.chunks) {
       for (const p of PLANES[t.storage]) {

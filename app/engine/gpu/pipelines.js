@@ -43,13 +43,22 @@ function tuning(kind) {
       ? { minCols: matvec.long_min_cols ?? Infinity, ...matvec.tunings.gpu_long }
       : { minCols: Infinity, ...tuned('matvec.wgsl', kind) })),
     matvecF32: tuned('matvec_f32.wgsl', kind),
+    matvecKq: tuned('matvec_kq.wgsl', kind), //             K-quants (q4k, q5k, q6k)
+    matvecKqLong: /** @type {Readonly<Constants>} */ (Object.freeze(kind === 'gpu'
+      ? { minCols: KERNELS['matvec_kq.wgsl'].long_min_cols ?? Infinity, ...KERNELS['matvec_kq.wgsl'].tunings.gpu_long }
+      : { minCols: Infinity, ...tuned('matvec_kq.wgsl', kind) })),
     matmul: tuned('matmul.wgsl', kind), //                 tiles of 4*RV*WX rows x 4*TV*WY tokens
     matmulWide: /** @type {Readonly<Constants>} */ (Object.freeze(kind === 'gpu'
       ? { minRows: matmul.wide_min_rows ?? Infinity, ...matmul.tunings.gpu_wide }
       : { minRows: Infinity, ...tuned('matmul.wgsl', kind) })),
     matmulF32: tuned('matmul_f32.wgsl', kind),
+    matmulKq: tuned('matmul_kq.wgsl', kind),
+    matmulKqWide: /** @type {Readonly<Constants>} */ (Object.freeze(kind === 'gpu'
+      ? { minRows: KERNELS['matmul_kq.wgsl'].wide_min_rows ?? Infinity, ...KERNELS['matmul_kq.wgsl'].tunings.gpu_wide }
+      : { minRows: Infinity, ...tuned('matmul_kq.wgsl', kind) })),
     embed: tuned('embed.wgsl', kind),
     embedF32: tuned('embed_f32.wgsl', kind),
+    embedKq: tuned('embed_kq.wgsl', kind),
     rope: tuned('rope_table.wgsl', kind),
     attention: tuned('attention.wgsl', kind), //           prefill, heads larger than 128
     attentionPrefill: tuned('attention_prefill.wgsl', kind), // prefill: BQ queries x BK positions per block
@@ -163,9 +172,10 @@ export class Pipelines {
   // --- kernel choice by storage: one forward pass, the weight's storage picks the pipeline and its grid ---------
 
   /**
-   * Decode matrix-vector product (matvec.wgsl for q4/q8, matvec_f32.wgsl for f32).
+   * Decode matrix-vector product (matvec.wgsl for q4/q8, matvec_kq.wgsl for q4k/q5k/q6k, matvec_f32.wgsl for f32;
+   * all share one Params layout).
    * @param {import('./package.js').Storage} storage
-   * @param {'main' | 'main_norm' | 'main_swiglu'} entry
+   * @param {'main' | 'main_norm' | 'main_swiglu'} entry  main_swiglu: q4, q8, q4k only
    * @param {boolean} accumulate  y += W x (entry main only)
    * @param {number} cols  inputs per row: picks tuning.matvecLong from its minCols on, else tuning.matvec
    * @returns {{pipeline: GPUComputePipeline, grid: (rows: number) => Grid}}
@@ -178,6 +188,14 @@ export class Pipelines {
       const t = this.tuning.matvecF32;
       return { pipeline: this.get('matvec_f32.wgsl', entry, { ...t, ...acc }), grid: (rows) => grids.matvecF32Grid(rows, t.R) };
     }
+    const kt = ktype(storage);
+    if (kt) {
+      if (entry === 'main_swiglu' && kt !== 4) throw new ShaderError(`no fused SwiGLU matvec for storage ${storage}`);
+      const { minCols, ...long } = this.tuning.matvecKqLong;
+      const t = cols >= minCols ? long : this.tuning.matvecKq;
+      const pipeline = this.get('matvec_kq.wgsl', entry, { KTYPE: kt, ...t, ...acc });
+      return { pipeline, grid: (rows) => grids.matvecGrid(rows, t.TY, t.R) };
+    }
     const { minCols, ...long } = this.tuning.matvecLong;
     const t = cols >= minCols ? long : this.tuning.matvec;
     const pipeline = this.get('matvec.wgsl', entry, { QBITS: qbits(storage), ...t, ...acc });
@@ -185,7 +203,7 @@ export class Pipelines {
   }
 
   /**
-   * Prefill matrix product (matmul.wgsl for q4/q8, matmul_f32.wgsl for f32).
+   * Prefill matrix product (matmul.wgsl for q4/q8, matmul_kq.wgsl for q4k/q5k/q6k, matmul_f32.wgsl for f32).
    * @param {import('./package.js').Storage} storage
    * @param {boolean} accumulate  Y += X W^T
    * @param {number} rows  the weight's rows: picks tuning.matmulWide from its minRows on, else tuning.matmul
@@ -197,6 +215,13 @@ export class Pipelines {
       const t = this.tuning.matmulF32;
       return { pipeline: this.get('matmul_f32.wgsl', 'main', { ...t, ACCUMULATE: acc }), grid: (rows, T) => grids.matmulF32Grid(rows, T, t.TILE) };
     }
+    const kt = ktype(storage);
+    if (kt) {
+      const { minRows, ...wide } = this.tuning.matmulKqWide;
+      const t = rows >= minRows ? wide : this.tuning.matmulKq;
+      const pipeline = this.get('matmul_kq.wgsl', 'main', { KTYPE: kt, ...t, ACCUMULATE: acc });
+      return { pipeline, grid: (rows, T) => grids.matmulGrid(rows, T, /** @type {any} */ (t)) };
+    }
     const { minRows, ...wide } = this.tuning.matmulWide;
     const t = rows >= minRows ? wide : this.tuning.matmul;
     const pipeline = this.get('matmul.wgsl', 'main', { QBITS: qbits(storage), ...t, ACCUMULATE: acc });
@@ -204,7 +229,7 @@ export class Pipelines {
   }
 
   /**
-   * Embedding lookup (embed.wgsl for q4/q8, embed_f32.wgsl for f32).
+   * Embedding lookup (embed.wgsl for q4/q8, embed_kq.wgsl for q4k/q5k/q6k, embed_f32.wgsl for f32).
    * @param {import('./package.js').Storage} storage
    * @returns {{shader: string, pipeline: GPUComputePipeline, grid: (cols: number, tokens: number) => Grid}}
    */
@@ -213,10 +238,24 @@ export class Pipelines {
       const t = this.tuning.embedF32;
       return { shader: 'embed_f32.wgsl', pipeline: this.get('embed_f32.wgsl', 'main', t), grid: (cols, T) => grids.embedF32Grid(cols, T, t.WG) };
     }
+    const kt = ktype(storage);
+    if (kt) {
+      const t = this.tuning.embedKq;
+      // one thread per qweight word of 8 values, as embed.wgsl's q4
+      return { shader: 'embed_kq.wgsl', pipeline: this.get('embed_kq.wgsl', 'main', { KTYPE: kt, ...t }), grid: (cols, T) => grids.embedGrid(cols, T, 4, t.WG) };
+    }
     const t = this.tuning.embed;
     const q = qbits(storage);
     return { shader: 'embed.wgsl', pipeline: this.get('embed.wgsl', 'main', { QBITS: q, ...t }), grid: (cols, T) => grids.embedGrid(cols, T, q, t.WG) };
   }
+}
+
+/**
+ * KTYPE of matvec_kq.wgsl / matmul_kq.wgsl / embed_kq.wgsl for a K-quant storage, 0 for the others.
+ * @param {import('./package.js').Storage} storage
+ */
+export function ktype(storage) {
+  return storage === 'q4k' ? 4 : storage === 'q5k' ? 5 : storage === 'q6k' ? 6 : 0;
 }
 
 /** @param {import('./package.js').Storage} storage */

@@ -11,7 +11,8 @@ import { PLANES, fetchVerified, weightFiles } from './package.js';
  * @typedef {object} TensorChunk
  * @property {number} rowStart               first row of the tensor held by this chunk
  * @property {number} rows                   rows in this chunk
- * @property {GPUBufferBinding[]} planes     PLANES[storage] order: q4/q8 [qweight, scales], f32 [data]
+ * @property {GPUBufferBinding[]} planes     PLANES[storage] order: q4/q8 [qweight, scales], f32 [data], q4k
+ *   [qweight, super], q5k/q6k [qweight, qhigh, super] (kernelPlanes: the kernels' binding order)
  */
 /**
  * @typedef {object} Tensor  a weight as the kernels see it: rows = output features, cols = input features
@@ -111,7 +112,23 @@ export function vectorBinding(t) {
 
 
 /** Bytes per row of each plane (PLANES order), by storage. @type {Record<string, (cols: number) => number[]>} */
-const ROW_BYTES = { q4: (cols) => [cols / 2, cols / 8], q8: (cols) => [cols, cols / 16], f32: (cols) => [4 * cols] };
+const ROW_BYTES = {
+  q4: (cols) => [cols / 2, cols / 8], q8: (cols) => [cols, cols / 16], f32: (cols) => [4 * cols],
+  q4k: (cols) => [cols / 2, (cols / 256) * 20], // qweight, super (5 u32 per 256 values)
+  q5k: (cols) => [cols / 2, cols / 8, (cols / 256) * 20], // qweight, qhigh (1 bit a value), super
+  q6k: (cols) => [cols / 2, cols / 4, (cols / 256) * 20], // qweight, qhigh (2 bits a value), super
+};
+
+/**
+ * A chunk's planes in the order the kernels bind them: as stored for q4, q8, f32; [qweight, qhigh, super] for the
+ * K-quant storages (the *_kq.wgsl kernels), q4k's qhigh being its qweight again (a placeholder the kernel never reads).
+ * @param {import('./package.js').Storage} storage
+ * @param {GPUBufferBinding[]} planes  PLANES[storage] order
+ * @returns {GPUBufferBinding[]}
+ */
+export function kernelPlanes(storage, planes) {
+  return storage === 'q4k' ? [planes[0], planes[0], planes[1]] : planes;
+}
 
 /**
  * Weights with one storage and one `cols`, stacked by rows into a new buffer: one tensor of sum(rows) rows whose
