@@ -29,7 +29,8 @@ def parse_size(text: str) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     from model_prep.prepare import prepare
 
-    opts = Options(weights=args.weights, keep_8bit=tuple(args.keep_8bit), shard_bytes=args.shard_size)
+    opts = Options(weights=args.weights, keep_8bit=tuple(args.keep_8bit), shard_bytes=args.shard_size,
+                   requantize=args.requantize)
     prepare(args.source, args.out, opts, plan_only=args.plan, check=args.check)  # its summary names the folder
     return 0
 
@@ -145,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "stores every value unquantized)")
     p.add_argument("--keep-8bit", action="append", default=[], metavar="REGEX",
                    help="store tensors whose name matches at 8 bits (repeatable), e.g. 'output|token_embd'")
+    p.add_argument("--requantize", action="store_true",
+                   help="re-quantize GGUF Q4_K/Q5_K/Q6_K/Q5_0 tensors into --weights storage (a smaller package "
+                        "that older fieldllm readers take) instead of carrying them exactly (format version 5)")
     p.add_argument("--shard-size", type=parse_size, default=fmt.DEFAULT_SHARD_BYTES, metavar="SIZE",
                    help="largest shard file (default 32MiB)")
     p.add_argument("--plan", action="store_true", help="print what would be written, write nothing")

@@ -13,21 +13,38 @@ import numpy.typing as npt
 from gguf import GGMLQuantizationType as QT
 
 from . import format as fmt
-from . import quant, rope
+from . import kquants, quant, rope
 from .checkpoint import Checkpoint, SourceTensor, split_fused
 from .config import ModelConfig
 from .errors import InputError, UnsupportedError
 from .gguf_file import GGUFFile, TensorInfo, read_gguf_file
 from .gguf_tokenizer import tokenizer_json_from_gguf
 
-# Tensor types we read. Q4_0/Q4_1/Q8_0 are carried over as they are; the others are dequantized by gguf and
-# re-quantized. Each one is covered by tests/test_gguf_source.py.
+# Tensor types we read. Q4_0/Q4_1/Q8_0, Q5_0 and the K-quants Q4_K/Q5_K/Q6_K are carried over as they are (K-quants in
+# format version 5's q4k/q5k/q6k; prepare --requantize re-quantizes Q5_0 and the K-quants instead); the others are
+# dequantized by gguf and re-quantized. Each one is covered by tests/test_gguf_source.py.
 SUPPORTED_TYPES = (QT.F32, QT.F16, QT.BF16, QT.Q8_0, QT.Q4_0, QT.Q4_1, QT.Q5_0, QT.Q5_1,
                    QT.Q2_K, QT.Q3_K, QT.Q4_K, QT.Q5_K, QT.Q6_K)
-_CARRY: dict[QT, tuple[str, Callable[[npt.NDArray[np.uint8], int, quant.Planes | None], quant.Planes]]] = {
+_Repack = Callable[[npt.NDArray[np.uint8], int, quant.Planes | None], quant.Planes]
+
+
+def _kquant(ggml_type: str) -> _Repack:
+    """kquants.pack as a repack function: raw u8[rows, row bytes], cols, planes to write into or None."""
+    def repack(raw: npt.NDArray[np.uint8], cols: int, out: quant.Planes | None) -> quant.Planes:
+        planes = kquants.pack(ggml_type, raw, raw.shape[0], cols)
+        if out is None:
+            return planes
+        for name, plane in planes.items():
+            np.copyto(out[name], plane)
+        return out
+    return repack
+
+
+_CARRY: dict[QT, tuple[str, _Repack]] = {
     QT.Q4_0: (fmt.Q4, quant.from_gguf_q4_0),
     QT.Q4_1: (fmt.Q4, quant.from_gguf_q4_1),
     QT.Q8_0: (fmt.Q8, quant.from_gguf_q8_0),
+    **{QT[t]: (storage, _kquant(t)) for t, storage in kquants.STORAGE.items()},  # Q4_K, Q5_K, Q6_K, Q5_0
 }
 # llama.cpp's converter permutes llama's Q/K rows so that RoPE rotates adjacent pairs; qwen2 and qwen3 keep
 # rotate-half (convert_hf_to_gguf's Qwen3Model is its Qwen2Model: no permutation; llama.cpp ropes both NEOX-style).

@@ -28,8 +28,9 @@ from .package import open_package, read_manifest
 from .plan import Options, Plan, ShardPlan, TensorPlan
 from .shard_writer import BackgroundWriter
 
-PREP_VERSION = 2  # bump when the bytes written for the same input change: it invalidates caches
-# (2: manifest source.sha256 is the GGUF file's own sha256, source.files and files_sha256 added)
+PREP_VERSION = 3  # bump when the bytes written for the same input change: it invalidates caches
+# (2: manifest source.sha256 is the GGUF file's own sha256, source.files and files_sha256 added; 3: GGUF Q4_K/Q5_K/
+# Q6_K/Q5_0 carried exactly instead of re-quantized)
 _JOURNAL = ".journal.json"
 _SPACE_MARGIN = 16 * 1024 * 1024  # tokenizer, manifest, report and filesystem slack, bytes
 
@@ -182,7 +183,7 @@ def _manifest(ckpt: Checkpoint, plan: Plan, files: list[dict[str, Any]], source:
         json.dumps(sorted((f["path"], f["size"], f["sha256"]) for f in files)).encode()).hexdigest()
     return {
         "format": fmt.FORMAT_NAME,
-        "format_version": ckpt.config.format_version,  # 1 unless the config needs a later version's additions
+        "format_version": plan.format_version,  # 1 unless the config or a storage needs a later version's additions
         "name": ckpt.name,
         "package_id": package_id,
         "config": ckpt.config.to_dict(),

@@ -101,4 +101,9 @@ def open_package(path: Path | str) -> Package:
         raise PackageError(f"{path / fmt.MANIFEST_FILE} says format version {manifest['format_version']} but its "
                            f"config needs version {config.format_version} ({config.version_features}); prepare it "
                            "again")
+    k_tensor = next((n for n, t in manifest["tensors"].items() if t["storage"] in fmt.K_STORAGE_TYPES), None)
+    if k_tensor is not None and manifest["format_version"] < fmt.FORMAT_VERSION_K_QUANTS:
+        raise PackageError(f"{path / fmt.MANIFEST_FILE} says format version {manifest['format_version']} but tensor "
+                           f"{k_tensor} is stored as {manifest['tensors'][k_tensor]['storage']} (version "
+                           f"{fmt.FORMAT_VERSION_K_QUANTS}); prepare it again")
     return Package(path, manifest, config)

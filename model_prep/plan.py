@@ -6,11 +6,15 @@ import re
 from dataclasses import dataclass, field
 
 from . import format as fmt
+from . import kquants
 from .checkpoint import Checkpoint, SourceTensor
 from .errors import InputError
 
 # Source types whose values widen to f32 without loss.
 _LOSSLESS_TO_F32 = {"F32", "F16", "BF16"}
+# Source types carried exactly by default that Options.requantize re-quantizes instead (GGUF K-quants and Q5_0)
+_REQUANTIZABLE = set(kquants.STORAGE)
+_BITS = {fmt.Q4: 4, fmt.Q4K: 4, fmt.Q5K: 5, fmt.Q6K: 6}  # bits per value of the storages narrower than q8
 
 
 @dataclass(frozen=True)
@@ -18,9 +22,16 @@ class Options:
     weights: str = fmt.Q4  # storage of 2-D weights that are not carried over: q4, q8 or f32 (no quantization)
     keep_8bit: tuple[str, ...] = ()  # regexes of tensor names to store at q8 instead of q4
     shard_bytes: int = fmt.DEFAULT_SHARD_BYTES
+    # re-quantize GGUF Q4_K/Q5_K/Q6_K/Q5_0 into ``weights`` (a smaller package, format version < 5) instead of
+    # carrying them exactly
+    requantize: bool = False
 
     def to_dict(self) -> dict[str, object]:
-        return {"weights": self.weights, "keep_8bit": list(self.keep_8bit), "shard_bytes": self.shard_bytes}
+        d: dict[str, object] = {"weights": self.weights, "keep_8bit": list(self.keep_8bit),
+                                "shard_bytes": self.shard_bytes}
+        if self.requantize:  # absent when off: the options (and manifests) of packages before it stay as they were
+            d["requantize"] = True
+        return d
 
 
 @dataclass
@@ -60,6 +71,7 @@ class Plan:
     tensors: list[TensorPlan]
     shards: list[ShardPlan]
     notes: list[str]
+    format_version: int = fmt.FORMAT_VERSION  # the manifest's: the config's, or 5 where a K storage is used
 
     @property
     def total_bytes(self) -> int:
@@ -76,11 +88,13 @@ def choose_storage(t: SourceTensor, opts: Options) -> tuple[str, bool, str | Non
         note: str | None = (f"{t.name}: rows of {t.shape[1]} values do not split into groups of "
                             f"{fmt.GROUP_SIZE}; kept as f32")
         return fmt.F32, t.source_type in _LOSSLESS_TO_F32, note
-    if t.carry_storage is not None:
+    if t.carry_storage is not None and not (opts.requantize and t.source_type in _REQUANTIZABLE):
         wanted = fmt.Q8 if opts.weights == fmt.Q8 or any(re.search(p, t.name) for p in opts.keep_8bit) else fmt.Q4
         note = None
-        if wanted == fmt.Q8 and t.carry_storage == fmt.Q4:
-            note = f"{t.name}: the source stores it at 4 bits ({t.source_type}); carried over at 4 bits, not widened"
+        if wanted == fmt.Q8 and t.carry_storage in _BITS:
+            bits = _BITS[t.carry_storage]
+            note = (f"{t.name}: the source stores it at {bits} bits ({t.source_type}); carried over at {bits} bits, "
+                    "not widened")
         return t.carry_storage, True, note
     if opts.weights == fmt.Q8 or any(re.search(p, t.name) for p in opts.keep_8bit):
         return fmt.Q8, False, None
@@ -140,4 +154,11 @@ def make_plan(ckpt: Checkpoint, opts: Options) -> Plan:
                 offset = fmt.align(shard.size)
             chunk.file = shard.file
             shard.chunks.append((tp, chunk))
-    return Plan(tensors, shards, notes)
+    version = ckpt.config.format_version
+    k_storages = sorted({tp.storage for tp in tensors if tp.storage in fmt.K_STORAGE_TYPES})
+    if k_storages:
+        version = max(version, fmt.FORMAT_VERSION_K_QUANTS)
+        notes.append(f"GGUF K-quants carried exactly ({', '.join(k_storages)}): the package is format version "
+                     f"{fmt.FORMAT_VERSION_K_QUANTS}, which fieldllm readers older than it refuse (--requantize "
+                     "re-quantizes them and Q5_0 instead: a smaller package of an older version, not exact)")
+    return Plan(tensors, shards, notes, version)

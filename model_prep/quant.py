@@ -2,7 +2,8 @@
 
 A packed tensor is a dict of planes, plane name -> u32 numpy array, in the order ``format.plane_shapes`` gives.
 GGUF Q4_0, Q4_1 and Q8_0 blocks are repacked without touching their values, so dequantizing our planes gives
-bit-exactly what ``gguf.quants.dequantize`` gives.
+bit-exactly what ``gguf.quants.dequantize`` gives (K-quants and Q5_0: model_prep/kquants.py; unpacking here hands
+the K storages to it).
 """
 
 from __future__ import annotations
@@ -233,6 +234,9 @@ def _f16_halves(words: npt.NDArray[np.uint32]) -> tuple[F32Array, F32Array]:
 
 def dequantize(storage: str, planes: Planes, rows: int, cols: int) -> F32Array:
     """Planes of ``rows`` x ``cols`` values -> f32[rows, cols] (f32 storage of a vector: pass rows=1)."""
+    if storage in fmt.K_STORAGE_TYPES:
+        from . import kquants  # it builds on this module
+        return kquants.dequantize(storage, planes, rows, cols)
     if storage == fmt.F32:
         return planes["data"].view(np.float32)[: rows * cols].reshape(rows, cols).copy()
     words, scales = _row_planes(storage, planes, rows, cols)
@@ -242,6 +246,9 @@ def dequantize(storage: str, planes: Planes, rows: int, cols: int) -> F32Array:
 def dequantize_rows(storage: str, planes: Planes, rows: int, cols: int, index: npt.NDArray[np.intp]) -> F32Array:
     """Rows ``index`` (any order, repeats allowed) of planes of ``rows`` x ``cols`` values -> f32[len(index), cols],
     equal to ``dequantize(...)[index]`` without unpacking the other rows (an embedding lookup)."""
+    if storage in fmt.K_STORAGE_TYPES:
+        from . import kquants
+        return kquants.dequantize_rows(storage, planes, rows, cols, index)
     if storage == fmt.F32:
         return planes["data"].view(np.float32)[: rows * cols].reshape(rows, cols)[index]
     words, scales = _row_planes(storage, planes, rows, cols)
@@ -277,6 +284,9 @@ def _dequantize_rows(storage: str, codes: npt.NDArray[Any], scales: npt.NDArray[
 
 def slice_rows(storage: str, planes: Planes, cols: int, start: int, stop: int) -> Planes:
     """Planes of rows [start, stop) of a packed tensor, each chunk self-contained (its own group numbering)."""
+    if storage in fmt.K_STORAGE_TYPES:
+        from . import kquants
+        return kquants.slice_rows(storage, planes, cols, start, stop)
     if storage == fmt.F32:
         return {"data": planes["data"][start * cols: stop * cols]}
     per_row = cols // (fmt.Q4_PER_WORD if storage == fmt.Q4 else fmt.Q8_PER_WORD)

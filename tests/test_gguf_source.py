@@ -17,7 +17,8 @@ from model_prep.package import open_package
 from model_prep.plan import Options
 from model_prep.prepare import prepare
 
-CARRIED = {QT.Q4_0: "q4", QT.Q4_1: "q4", QT.Q8_0: "q8"}
+CARRIED = {QT.Q4_0: "q4", QT.Q4_1: "q4", QT.Q8_0: "q8", QT.Q5_0: "q8", QT.Q4_K: "q4k", QT.Q5_K: "q5k",
+           QT.Q6_K: "q6k"}
 
 
 def test_smollm2_carried_bit_exact(smollm2_gguf: Path, smollm2_package: Path) -> None:
@@ -75,6 +76,7 @@ def test_every_supported_type(tmp_path: Path, qtype: QT) -> None:
         if want.ndim == 1 or qtype in CARRIED:
             assert np.array_equal(got, want), name
             assert stats["carried"] and stats["max_abs_error"] == 0
+            assert want.ndim == 1 or entry["storage"] == CARRIED[qtype]
         else:
             assert entry["storage"] == "q4" and not stats["carried"]
             # the report says by how much: its figures are the ones we measure independently here

@@ -1,8 +1,9 @@
 """The reference engine's weight matrices: kept as the package stores them, dequantized when used.
 
-A model's matrices stay in their stored planes (q4 / q8 / f32, docs/FORMAT.md; the shards are read into memory
-once), so an engine holds about the package's bytes, not 4x them as f32. ``WeightCache.f32(m)`` gives a matrix's f32
-values for a product, dequantized by ``quant.dequantize`` (the same arithmetic as ``Package.tensor_f32``, so the
+A model's matrices stay in their stored planes (q4 / q8 / f32 / q4k / q5k / q6k, docs/FORMAT.md; the shards are
+read into memory once), so an engine holds about the package's bytes, not 4x them as f32. ``WeightCache.f32(m)`` gives
+a matrix's f32 values for a product, dequantized by ``quant.dequantize`` (K storages: ``kquants.dequantize``, the
+same bits as gguf's own dequantization; the same arithmetic as ``Package.tensor_f32``, so the
 logits are bit-identical to an all-f32 engine) and kept in an LRU of at most ``budget`` bytes of f32: a model whose
 matrices fit (SmolLM2-135M: 537 MB) dequantizes each once and then runs as fast as on f32 weights; a larger one
 re-dequantizes what was evicted. ``rows(m, ids)`` (the embedding lookup) unpacks only the rows asked for unless the
