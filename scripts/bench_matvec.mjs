@@ -1,0 +1,182 @@
+// Benchmark the engine's decode matvec kernels per weight storage (q4, q8: matvec.wgsl; q4k, q5k, q6k:
+// matvec_kq.wgsl) under Node with Dawn (npm `webgpu`), beside the same-run DRAM read bound. Not a test.
+//
+// Usage (on the GPU machine, after `source .device/on-device.sh`):
+//   node scripts/bench_matvec.mjs [--shapes 8192x8192,14336x4096] [--storages q4,q4k,q6k] [--json out.json]
+// Each (shape, storage) runs entry main with the pipeline and grid the engine picks (app/engine/gpu/pipelines.js
+// Pipelines.matvec: its GPU tuning, gpu_long from long_min_cols inputs on) and bindings as ops.js makes them
+// (weights.js kernelPlanes). Printed per line: microseconds per matvec, GB/s of the bytes it must move (every plane
+// of the weight, x, y) and that as a fraction of the bound. Weights are random planes of the right sizes (speed does
+// not depend on the values); dispatches rotate over enough copies of them to exceed 4x a 64 MiB L2 (an H100 has
+// 50 MB), each writing its own y, so no weight byte comes from cache and no dispatch waits on another.
+// Bound: scripts/stream_read.wgsl streaming 1 GiB, timed the same way in the same process (as bench_engine.mjs).
+// Timing: (t(2n) - t(n)) / n, each t the best of 3 submits of that many dispatches (cancels the submit cost).
+
+import { readFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { create, globals } from 'webgpu';
+
+Object.assign(globalThis, globals);
+const { Pipelines, TUNING, CPU_TUNING } = await import('../app/engine/gpu/pipelines.js');
+const { PARAMS, packParams } = await import('../app/engine/gpu/params.js');
+const { PLANES } = await import('../app/engine/gpu/package.js');
+const { kernelPlanes } = await import('../app/engine/gpu/weights.js');
+
+const { values: args } = parseArgs({
+  options: {
+    shapes: { type: 'string', default: '8192x8192,14336x4096' },
+    storages: { type: 'string', default: 'q4,q4k,q6k' },
+    json: { type: 'string' },
+    cpu: { type: 'boolean', default: false }, // CPU adapters' tuning (for a trial run on lavapipe / SwiftShader)
+  },
+});
+
+const L2_BYTES = 64 << 20;
+const BATCH_BYTES = 1 << 30; // about this much traffic per timed batch
+const SHADER_DIR = new URL('../webgpu_shaders/', import.meta.url);
+const STREAM_WGSL = new URL('stream_read.wgsl', import.meta.url);
+
+/**
+ * Seconds per operation: (t(2n) - t(n)) / n, the minima of `trials` runs taken before the difference.
+ * @param {(reps: number) => Promise<number>} timed @param {number} n @param {number} [trials]
+ */
+async function perOpSeconds(timed, n, trials = 3) {
+  let t1 = Infinity;
+  let t2 = Infinity;
+  for (let trial = 0; trial < trials; trial++) {
+    t1 = Math.min(t1, await timed(n));
+    t2 = Math.min(t2, await timed(2 * n));
+  }
+  return t2 > t1 ? (t2 - t1) / n : NaN;
+}
+
+/**
+ * One submit of `reps` rounds of dispatches of `pipeline`, each round over `groups`; seconds to completion.
+ * @param {GPUDevice} device @param {GPUComputePipeline} pipeline @param {GPUBindGroup[]} groups
+ * @param {[number, number, number]} grid @param {number} reps
+ */
+async function timedDispatches(device, pipeline, groups, grid, reps) {
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipeline);
+  for (let r = 0; r < reps; r++) {
+    pass.setBindGroup(0, groups[r % groups.length]);
+    pass.dispatchWorkgroups(...grid);
+  }
+  pass.end();
+  const t = performance.now();
+  device.queue.submit([enc.finish()]);
+  await device.queue.onSubmittedWorkDone();
+  return (performance.now() - t) / 1000;
+}
+
+/** DRAM read bandwidth (bytes/s): stream_read.wgsl over 1 GiB. @param {GPUDevice} device */
+async function streamReadBandwidth(device) {
+  const total = 1 << 30;
+  const chunk = Math.min(total, device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) & ~0xffff;
+  const n = Math.ceil(total / chunk);
+  const buffers = Array.from({ length: n }, () => device.createBuffer({ size: chunk, usage: GPUBufferUsage.STORAGE }));
+  const sink = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE });
+  const pipeline = device.createComputePipeline({
+    layout: 'auto',
+    compute: { module: device.createShaderModule({ code: await readFile(STREAM_WGSL, 'utf8') }), entryPoint: 'main' },
+  });
+  const groups = buffers.map((b) => device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [{ binding: 0, resource: { buffer: b } }, { binding: 1, resource: { buffer: sink } }],
+  }));
+  const grid = /** @type {[number, number, number]} */ ([Math.min(8192, device.limits.maxComputeWorkgroupsPerDimension), 1, 1]);
+  const timed = (/** @type {number} */ reps) => timedDispatches(device, pipeline, groups, grid, reps * n);
+  await timed(1);
+  const best = await perOpSeconds(timed, 4);
+  for (const b of buffers) b.destroy();
+  sink.destroy();
+  return (n * chunk) / best;
+}
+
+/**
+ * Random planes of a [rows, cols] weight in `storage` (docs/FORMAT.md sizes), f16 scales small and normal.
+ * @param {string} storage @param {number} rows @param {number} cols @returns {Uint32Array[]} PLANES[storage] order
+ */
+function randomPlanes(storage, rows, cols) {
+  const n = rows * cols;
+  let seed = 12345;
+  const rand = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
+  const fill = (/** @type {number} */ words, /** @type {() => number} */ f) => Uint32Array.from({ length: words }, f);
+  const f16 = 0x1c00; // 2^-8
+  const qweight = fill(storage === 'q8' ? n / 4 : n / 8, rand);
+  if (storage === 'q4' || storage === 'q8') {
+    return [qweight, fill(storage === 'q4' ? n / 32 : Math.ceil(n / 64), () => f16 | (f16 << 16))];
+  }
+  const supers = fill((n / 256) * 5, () => (rand() & 0x3f3f3f3f) | 0x01010101);
+  for (let i = 0; i < supers.length; i += 5) supers[i] = f16 | (storage === 'q6k' ? 0 : f16 << 16);
+  if (storage === 'q4k') return [qweight, supers];
+  return [qweight, fill(storage === 'q5k' ? n / 32 : n / 16, rand), supers];
+}
+
+const gpu = create([]);
+const adapter = await gpu.requestAdapter(args.cpu ? { forceFallbackAdapter: true } : { powerPreference: 'high-performance' });
+if (!adapter) throw new Error('no WebGPU adapter');
+const device = await adapter.requestDevice({
+  requiredLimits: {
+    maxStorageBufferBindingSize: Math.min(adapter.limits.maxStorageBufferBindingSize, 1 << 30),
+    maxBufferSize: Math.min(adapter.limits.maxBufferSize, 1 << 30),
+  },
+});
+const info = adapter.info;
+console.log(`adapter: ${info.vendor} ${info.architecture} ${info.device} ${info.description}`);
+const modules = new Map();
+for (const name of ['matvec.wgsl', 'matvec_kq.wgsl']) {
+  modules.set(name, device.createShaderModule({ label: name, code: await readFile(new URL(name, SHADER_DIR), 'utf8') }));
+}
+const pipelines = new Pipelines(device, modules, args.cpu ? CPU_TUNING : TUNING);
+const stream = await streamReadBandwidth(device);
+console.log(`streaming read of 1 GiB: ${(stream / 1e9).toFixed(0)} GB/s (the bound)`);
+const result = /** @type {Record<string, any>} */ ({ adapter: info.description || info.device, stream_read_GBps: stream / 1e9, matvec: [] });
+
+const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+/** @param {ArrayBufferView | number} data */
+function buffer(data) {
+  const size = typeof data === 'number' ? data : data.byteLength;
+  const b = device.createBuffer({ size: Math.max(16, Math.ceil(size / 16) * 16), usage });
+  if (typeof data !== 'number') device.queue.writeBuffer(b, 0, /** @type {any} */ (data));
+  return b;
+}
+
+for (const shape of args.shapes.split(',')) {
+  const [rows, cols] = shape.split('x').map(Number);
+  for (const storage of args.storages.split(',')) {
+    const planes = randomPlanes(storage, rows, cols);
+    const weightBytes = planes.reduce((s, p) => s + p.byteLength, 0);
+    const bytes = weightBytes + 4 * cols + 4 * rows;
+    const copies = Math.max(2, Math.ceil((4 * L2_BYTES) / weightBytes));
+    const weights = Array.from({ length: copies }, () => planes.map((p) => buffer(p)));
+    const x = buffer(Float32Array.from({ length: cols }, (_, i) => Math.sin(i)));
+    const n = Math.min(400, Math.max(8, Math.floor(BATCH_BYTES / bytes)));
+    const ys = Array.from({ length: 2 * n }, () => buffer(4 * rows));
+    const k = pipelines.matvec(/** @type {any} */ (storage), 'main', false, cols);
+    const shader = storage === 'q4' || storage === 'q8' ? 'matvec.wgsl' : 'matvec_kq.wgsl';
+    const pbuf = device.createBuffer({ size: PARAMS[shader].size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(pbuf, 0, packParams(PARAMS[shader], { rows, cols, row_offset: 0, eps: 0 }));
+    const groups = ys.map((y, i) => device.createBindGroup({
+      layout: k.pipeline.getBindGroupLayout(0),
+      entries: [...kernelPlanes(/** @type {any} */ (storage), weights[i % copies].map((b) => ({ buffer: b }))), { buffer: x }, { buffer: y },
+        { buffer: pbuf }].map((resource, binding) => ({ binding, resource })),
+    }));
+    const grid = /** @type {[number, number, number]} */ (k.grid(rows));
+    const timed = (/** @type {number} */ reps) => timedDispatches(device, k.pipeline, groups, grid, reps);
+    await timed(n); // warm up
+    const s = await perOpSeconds(timed, n);
+    const fig = { storage, rows, cols, bytes, us: s * 1e6, GBps: bytes / s / 1e9, of_read_bound: bytes / s / stream };
+    result.matvec.push(fig);
+    console.log(`${shader} ${storage} ${rows}x${cols} (${(bytes / 2 ** 20).toFixed(1)} MiB, planes ${PLANES[/** @type {keyof typeof PLANES} */ (storage)].join('+')}): ` +
+      `${fig.us.toFixed(1)} us, ${fig.GBps.toFixed(0)} GB/s, ${(100 * fig.of_read_bound).toFixed(1)}% of the read bound`);
+    if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 1));
+    for (const w of weights) for (const b of w) b.destroy();
+    for (const y of ys) y.destroy();
+    x.destroy();
+  }
+}
+console.log(JSON.stringify(result));
+process.exit(0);
