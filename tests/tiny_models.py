@@ -401,3 +401,58 @@ def llama_cpp_rope_factors(head_dim: int, rope: dict[str, Any]) -> np.ndarray:
             smooth = (old / wavelen - low) / (high - low)
             out.append(1 / ((1 - smooth) / factor + smooth))
     return np.array(out, dtype=np.float32)
+
+
+# Tensor types of write_kquant_gguf's two llama layers, as a Q4_K_M file mixes them: layer 0's q/k/v in three types
+# (no stacked matvec) and q4k gate + up (the fused SwiGLU matvec), layer 1's q/k/v all Q4_K (stacked) and gate / up in
+# two types (unfused)
+_KQUANT_LAYERS = [
+    {"attn_q": QT.Q4_K, "attn_k": QT.Q5_K, "attn_v": QT.Q6_K, "attn_output": QT.Q5_0,
+     "ffn_gate": QT.Q4_K, "ffn_up": QT.Q4_K, "ffn_down": QT.Q6_K},
+    {"attn_q": QT.Q4_K, "attn_k": QT.Q4_K, "attn_v": QT.Q4_K, "attn_output": QT.Q6_K,
+     "ffn_gate": QT.Q5_K, "ffn_up": QT.Q6_K, "ffn_down": QT.Q4_K},
+]
+
+
+def write_kquant_gguf(path: Path, seed: int = 0) -> Path:
+    """A tiny random llama GGUF whose weights are Q4_K / Q5_K / Q6_K / Q5_0 blocks (model_prep.kquants.random_blocks:
+    valid blocks with llama.cpp's scale ranges), mixed within each layer (_KQUANT_LAYERS); token_embd Q4_K, output
+    Q6_K; hidden 256 (K-quant rows are multiples of 256), 4 heads of 64, 2 KV heads, intermediate 512."""
+    from model_prep import kquants
+
+    rng = np.random.default_rng(seed)
+    hidden, inter, heads, kv, hd = 256, 512, 4, 2, 64
+    tok = tiny_tokenizer()
+    vocab = tok.get_vocab_size()
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(len(_KQUANT_LAYERS))
+    w.add_context_length(256)
+    w.add_embedding_length(hidden)
+    w.add_feed_forward_length(inter)
+    w.add_head_count(heads)
+    w.add_head_count_kv(kv)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_rope_freq_base(10000.0)
+    w.add_rope_dimension_count(hd)
+    gguf_tokenizer_fields(w, tok)
+
+    def quantized(name: str, rows: int, cols: int, qtype: QT) -> None:
+        raw = np.frombuffer(kquants.random_blocks(qtype.name, rows, cols, rng), np.uint8).reshape(rows, -1)
+        w.add_tensor(name, raw, raw_dtype=qtype)
+
+    def norm(name: str) -> None:
+        w.add_tensor(name, rng.uniform(0.8, 1.2, hidden).astype(np.float32))
+
+    quantized("token_embd.weight", vocab, hidden, QT.Q4_K)
+    shapes = {"attn_q": (heads * hd, hidden), "attn_k": (kv * hd, hidden), "attn_v": (kv * hd, hidden),
+              "attn_output": (hidden, heads * hd), "ffn_gate": (inter, hidden), "ffn_up": (inter, hidden),
+              "ffn_down": (hidden, inter)}
+    for i, types in enumerate(_KQUANT_LAYERS):
+        norm(f"blk.{i}.attn_norm.weight")
+        norm(f"blk.{i}.ffn_norm.weight")
+        for t, qtype in types.items():
+            quantized(f"blk.{i}.{t}.weight", *shapes[t], qtype)
+    norm("output_norm.weight")
+    quantized("output.weight", vocab, hidden, QT.Q6_K)
+    finish_gguf(w)
+    return path

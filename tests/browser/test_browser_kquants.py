@@ -1,0 +1,52 @@
+"""The browser engine (app/engine on WebGPU, here SwiftShader in Chromium) on a package carrying llama.cpp K-quants
+exactly (format version 5: q4k, q5k, q6k, and Q5_0 as q8), against the numpy reference engine: logits within 1e-3
+for a prefill, a decode step and a prompt longer than one prefill pass, and greedy ids equal over a few tokens.
+
+The tiny llama GGUF (tests/tiny_models.py write_kquant_gguf) mixes storages within each layer as a Q4_K_M file does:
+q/k/v in three storages (no stacked matvec) and q4k gate + up (the fused SwiGLU matvec) in one layer, q4k q/k/v
+(stacked) and q5k gate with a q6k up (unfused) in the other, a q4k embedding table and a q6k output head.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser_harness import Harness, Site, assert_logits_match_reference, reference_engine
+
+
+@pytest.fixture(scope="module")
+def kquant_model(site: Site, tmp_path_factory: pytest.TempPathFactory) -> str:
+    from tiny_models import write_kquant_gguf
+
+    from model_prep.plan import Options
+    from model_prep.prepare import prepare
+
+    base = tmp_path_factory.mktemp("tiny_kquant")
+    package = prepare(write_kquant_gguf(base / "tiny-kquant.gguf", seed=5), base / "pkg", Options())
+    return site.add_model("tiny-kquant", Path(package))
+
+
+@pytest.mark.slow
+def test_kquant_logits_match_reference(harness: Harness, kquant_model: str) -> None:
+    assert_logits_match_reference(harness, kquant_model, {"passTokens": 128})
+
+
+@pytest.mark.slow
+def test_kquant_greedy_ids_match_reference(harness: Harness, kquant_model: str) -> None:
+    """Four greedy steps (prefill, then decode on the tokens the GPU chose) give the reference's ids."""
+    ref = reference_engine(harness.site.models[kquant_model])
+    harness.call("loadEngine", kquant_model, {"passTokens": 128})
+    ids = ref.prompt_ids([{"role": "user", "content": "Generator 2 tripped on overcurrent."}])
+    want: list[int] = []
+    for _ in range(4):
+        want.append(int(np.argmax(ref.logits(ids + want, 0))))
+    got: list[int] = []
+    pos, feed = 0, list(ids)
+    for _ in range(4):
+        logits = np.asarray(harness.call("logits", feed, pos), np.float32)
+        got.append(int(np.argmax(logits)))
+        pos += len(feed)
+        feed = [got[-1]]
+    assert got == want
