@@ -71,10 +71,12 @@ def _words(b: U8Array) -> npt.NDArray[np.uint32]:
 
 
 def _pack_bits(q: npt.NDArray[np.integer], bits: int) -> npt.NDArray[np.uint32]:
-    """q: u8[..] of ``bits``-bit values, count divisible by 32/bits -> u32 words, value i at bits ``bits * i``."""
-    per = 32 // bits
-    v = q.reshape(-1, per).astype(np.uint32) << (np.arange(per, dtype=np.uint32) * np.uint32(bits))
-    return np.bitwise_or.reduce(v, axis=1).astype(np.uint32)
+    """q: u8[..] of ``bits``-bit values (1 or 2), count divisible by 32/bits -> u32 words, value i at bits
+    ``bits * i`` (built a byte at a time: byte k of the little-endian stream holds values 8/bits * k ..)."""
+    if bits == 1:
+        return np.packbits(q.reshape(-1), bitorder="little").view(np.uint32)
+    v = q.reshape(-1, 4).astype(np.uint8)
+    return (v[:, 0] | (v[:, 1] << 2) | (v[:, 2] << 4) | (v[:, 3] << 6)).astype(np.uint8).view(np.uint32)
 
 
 def pack_q4k(blocks: bytes | npt.NDArray[np.generic], rows: int, cols: int) -> Planes:
@@ -130,10 +132,10 @@ def _f16(words: npt.NDArray[np.uint32]) -> F32Array:
     return (words & np.uint32(0xFFFF)).astype(np.uint16).view(np.float16).astype(np.float32)
 
 
-def _codes(qweight: npt.NDArray[np.uint32], rows: int, cols: int) -> npt.NDArray[np.uint32]:
-    """qweight -> u32[rows, cols/256, 256] low 4 bits of each code."""
-    w = qweight[: rows * cols // 8].reshape(-1, 1)
-    return ((w >> (np.arange(8, dtype=np.uint32) * 4)) & np.uint32(0xF)).reshape(rows, cols // QK, QK)
+def _codes(qweight: npt.NDArray[np.uint32], rows: int, cols: int) -> U8Array:
+    """qweight -> u8[rows, cols/256, 256] low 4 bits of each code (byte k of the stream: codes 2k, 2k+1)."""
+    b = qweight[: rows * cols // 8].view(np.uint8).reshape(-1, 1)
+    return np.concatenate([b & 0x0F, b >> 4], axis=1).reshape(rows, cols // QK, QK)
 
 
 def dequantize(storage: str, planes: Planes, rows: int, cols: int) -> F32Array:
@@ -145,15 +147,15 @@ def dequantize(storage: str, planes: Planes, rows: int, cols: int) -> F32Array:
     sup = planes["super"][: n * 5].reshape(rows, cols // QK, 5)
     q = _codes(planes["qweight"], rows, cols)
     if storage == fmt.Q6K:
-        hi = planes["qhigh"][: rows * cols // 16].reshape(-1, 1)
-        q |= (((hi >> (np.arange(16, dtype=np.uint32) * 2)) & np.uint32(3)) << np.uint32(4)).reshape(q.shape)
+        hi = planes["qhigh"][: rows * cols // 16].view(np.uint8).reshape(-1, 1)  # byte k: codes 4k..4k+3
+        q |= (((hi >> (np.arange(4, dtype=np.uint8) * 2)) & 3) << 4).astype(np.uint8).reshape(q.shape)
         d = _f16(sup[..., 0])  # [rows, supers]
         sc = np.ascontiguousarray(sup[..., 1:5]).view(np.int8).astype(np.float32)  # [rows, supers, 16]
         centered = (q.astype(np.int32) - 32).astype(np.float32).reshape(rows, cols // QK, 16, 16)
         return ((d[..., None] * sc)[..., None] * centered).reshape(rows, cols)
     if storage == fmt.Q5K:
-        hi = planes["qhigh"][: rows * cols // 32].reshape(-1, 1)
-        q |= (((hi >> np.arange(32, dtype=np.uint32)) & np.uint32(1)) << np.uint32(4)).reshape(q.shape)
+        bit4 = np.unpackbits(planes["qhigh"][: rows * cols // 32].view(np.uint8), bitorder="little")  # bit c: code c
+        q |= (bit4 << 4).reshape(q.shape)
     d, dmin = _f16(sup[..., 0]), _f16(sup[..., 0] >> np.uint32(16))
     sc = np.ascontiguousarray(sup[..., 1:3]).view(np.uint8).astype(np.float32)  # [rows, supers, 8]
     mn = np.ascontiguousarray(sup[..., 3:5]).view(np.uint8).astype(np.float32)
