@@ -50,8 +50,13 @@ _LLAMA3_SPLIT = (
 #   a, Ġ, Ġ, 2 here and in transformers, but a, ĠĠ, 2 in llama.cpp and in SmolLM2's own tokenizer.json.
 # - "default" uses a different regex list (punctuation runs and 3-digit groups split apart).
 # - "gpt2" is not a llama.cpp name at all (it writes "gpt-2"); we accept both.
-# - "llama3"/"llama-bpe" also set ignore_merges (whole-word vocab lookup before merging) and default BOS on;
-#   transformers' GGUF loader does neither, so neither do we.
+# - "llama3"/"llama-bpe" also default BOS on; transformers' GGUF loader does not, and neither do we (llama.cpp's
+#   converter writes tokenizer.ggml.add_bos_token anyway).
+# Where we part from transformers' GGUF loader: the Llama 3 names set ignore_merges (a word that is a vocabulary
+# entry is that token, before any merge), as llama.cpp, Meta's tokenizer.json and tiktoken do. Llama 3's vocabulary
+# holds 588 text tokens its merges cannot rebuild (" việc", "ektedir", " характ", ...): without it those words came out
+# as 3-4 tokens the model never saw (tests/test_tokenizer_families.py).
+_IGNORE_MERGES = frozenset({"llama3", "llama-v3", "llama-bpe"})
 _BYTE_LEVEL_SPLITS: dict[str, str | None] = {
     "default": None,
     "gpt2": None,
@@ -103,6 +108,7 @@ class _BPE:
     sentencepiece: bool  # byte fallback and fused unknowns (SentencePiece) or neither (byte-level)
     pre_tokenizer: Any
     decoder: Any
+    ignore_merges: bool = False  # a word found whole in the vocabulary is that token, unmerged (Llama 3)
 
     def vocab_json(self) -> str:
         """The vocabulary as `tokenizers` writes it: ordered by id (an id lost to a later duplicate is left out)."""
@@ -208,7 +214,7 @@ def _byte_level_bpe(meta: Mapping[str, Any], tokens: list[str]) -> _BPE:
         )
     # tokenizer.ggml.add_space_prefix is ignored: llama.cpp reads it for SentencePiece vocabularies only, and
     # transformers' byte-level loader ignores it too.
-    return _BPE(spelled, vocab, merges_json, False, pre_tokenizer, decoders.ByteLevel())
+    return _BPE(spelled, vocab, merges_json, False, pre_tokenizer, decoders.ByteLevel(), pre in _IGNORE_MERGES)
 
 
 def _merges_from_scores(tokens: list[str], scores: Sequence[float], vocab: Mapping[str, int]) -> list[tuple[str, str]]:
@@ -364,7 +370,7 @@ def tokenizer_json_from_gguf(meta: Mapping[str, Any], load_check: bool = True) -
     # SentencePiece falls back to its <0xNN> pieces. (llama.cpp would emit <unk> where those are missing too.)
     added_vocab = {token.content: vocab[token.content] for token in special + user_defined}
     tokenizer = Tokenizer(models.BPE(vocab=added_vocab, merges=[], fuse_unk=bpe.sentencepiece,
-                                     byte_fallback=bpe.sentencepiece))
+                                     byte_fallback=bpe.sentencepiece, ignore_merges=bpe.ignore_merges))
     tokenizer.pre_tokenizer = bpe.pre_tokenizer
     tokenizer.decoder = bpe.decoder
     tokenizer.add_special_tokens(special)
