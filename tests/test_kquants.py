@@ -225,3 +225,15 @@ def test_requantize_option(k_gguf: Path, tmp_path: Path) -> None:
             assert entry["storage"] == STORED[t.tensor_type.name] and stats["carried"], t.name
     carried = prepare(k_gguf, tmp_path / "carried", Options())
     assert open_package(carried).manifest["source"]["options"] == Options().to_dict()  # no requantize key
+
+
+def test_k_storage_needs_version_5(k_gguf: Path, tmp_path: Path) -> None:
+    """A manifest that stores a tensor as q4k/q5k/q6k but says version 4 is refused, with a message naming it."""
+    from model_prep.errors import PackageError
+
+    out = prepare(k_gguf, tmp_path / "pkg", Options())
+    mpath = out / fmt.MANIFEST_FILE
+    manifest = json.loads(mpath.read_text())
+    mpath.write_text(json.dumps(manifest | {"format_version": 4}))
+    with pytest.raises(PackageError, match=r"token_embd.weight is stored as q4k \(version 5\); prepare it again"):
+        open_package(out)
