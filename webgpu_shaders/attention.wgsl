@@ -2,6 +2,7 @@
 //
 // For query token t at position pos = positions[t] and query head h, with kv head g = h / (num_heads / num_kv_heads):
 //   s_p = scale * dot(q[t, h, :], k_cache[g, p, :])               for cache positions p = 0 .. pos
+//   (p = pos - WINDOW + 1 .. pos with a sliding window)
 //   out[t, h, :] = sum_p softmax(s)_p * v_cache[g, p, :]
 // The softmax is computed online (running maximum, rescaled sums), so it is stable and needs no score buffer.
 // rope.wgsl must have written positions 0 .. pos of this layer's cache (prefill writes all T tokens first).
@@ -19,6 +20,7 @@
 // j, j + WG, ... over the block's positions (coalesced reads of v). Needs d % 4 == 0, d <= 256 and d <= 8 * WG.
 
 override WG: u32 = 64u;  // threads per workgroup and positions per block; a power of two
+override WINDOW: u32 = 0u;  // sliding window (gemma3's sliding layers): keys pos - WINDOW + 1 .. pos only; 0: all
 
 const MAX_HEAD_DIM: u32 = 256u;
 const MAX_DIMS_PER_THREAD: u32 = 8u;
@@ -86,7 +88,8 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   for (var p0 = 0u; p0 < n; p0 += WG) {
     let p = p0 + li;
     var s = NEG_BIG;
-    if (p < n) {
+    let seen = p < n && (WINDOW == 0u || p + WINDOW > n - 1u);  // n - 1 = pos
+    if (seen) {
       var acc = vec4<f32>(0.0);
       for (var i = 0u; i < d4; i++) {
         acc += q_scaled[i] * k_cache[(first_row + p) * d4 + i];
@@ -97,7 +100,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     workgroupBarrier();
     let m_new = max(m, reduce_max(li));
     let alpha = exp(m - m_new);  // rescales what was summed against the old maximum
-    let e = select(0.0, exp(s - m_new), p < n);
+    let e = select(0.0, exp(s - m_new), seen);
     l = l * alpha + e;
     probs[li] = e;
     workgroupBarrier();

@@ -3,6 +3,7 @@
 //
 // For query token t at position pos = positions[t] and query head h, with kv head g = h / (num_heads / num_kv_heads):
 //   s_p = scale * dot(q[t, h, :], k_cache[g, p, :])               for cache positions p = 0 .. pos
+//   (p = pos - WINDOW + 1 .. pos with a sliding window)
 //   out[t, h, :] = sum_p softmax(s)_p * v_cache[g, p, :]
 // rope_table.wgsl must have written positions 0 .. pos of this layer's cache (it writes all T tokens first).
 //
@@ -24,6 +25,7 @@
 
 override BQ: u32 = 16u;  // query tokens per workgroup
 override BK: u32 = 8u;   // cache positions per block (and threads per query), at most MAX_BK
+override WINDOW: u32 = 0u;  // sliding window (gemma3's sliding layers): keys pos - WINDOW + 1 .. pos only; 0: all
 
 const MAX_HEAD_DIM: u32 = 128u;
 const MAX_BK: u32 = 16u;
@@ -51,6 +53,11 @@ var<workgroup> q_tile: array<vec4<f32>, BQ * MAX_HEAD_DIM / 4u>;  // [query, d /
 var<workgroup> kv_tile: array<vec4<f32>, BK * ROW>;               // [position, d / 4]: keys, then values
 var<workgroup> scores: array<f32, BQ * BK>;                        // [query, position] of the block
 var<workgroup> key_count: u32;                                     // largest position of the queries + 1
+
+// Whether the query at position pos sees the key at position p.
+fn seen(p: u32, pos: u32) -> bool {
+  return p <= pos && (WINDOW == 0u || p + WINDOW > pos);
+}
 
 @compute @workgroup_size(BQ * BK)
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -89,7 +96,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     for (var c = 0u; c < d4; c++) {
       acc += q_tile[i * d4 + c] * kv_tile[j * ROW + c];
     }
-    scores[li] = select(NEG_BIG, dot(acc, vec4<f32>(1.0)), p0 + j <= pos);
+    scores[li] = select(NEG_BIG, dot(acc, vec4<f32>(1.0)), seen(p0 + j, pos));
     workgroupBarrier();
     // query i's block: maximum, weights, sum (each of its BK threads computes the same)
     var m_new = m;
@@ -100,7 +107,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     var e: array<f32, MAX_BK>;  // the block's exp(s - m_new) for query i
     var sum = 0.0;
     for (var jj = 0u; jj < BK; jj++) {
-      e[jj] = select(0.0, exp(scores[i * BK + jj] - m_new), p0 + jj <= pos);
+      e[jj] = select(0.0, exp(scores[i * BK + jj] - m_new), seen(p0 + jj, pos));
       sum += e[jj];
     }
     l = l * alpha + sum;

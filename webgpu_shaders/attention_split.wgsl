@@ -10,7 +10,9 @@
 //   for split c (positions p in c*SPLIT .. min((c+1)*SPLIT, pos+1) - 1), keys K[p] = k_cache[g, p] (k_new at p = pos):
 //     s_p = dot(q, K[p]);  m = max_p s_p;  l = sum_p exp(s_p - m);  o = sum_p exp(s_p - m) V[p]
 //   part_o[h, c, :] = o,  part_ml[h, c] = (m, l, 0, 0)
-// Splits past pos write nothing (attention_combine.wgsl reads only ceil((pos + 1) / SPLIT) of them).
+// Splits past pos write nothing (attention_combine.wgsl reads only ceil((pos + 1) / SPLIT) of them). With a sliding
+// WINDOW, positions before pos - WINDOW + 1 score nothing; a split with none left writes o = 0, (m, l) = (-big, 0),
+// which the combine weighs 0.
 //
 // Bindings, in order (element counts; d = head_dim, N = num_heads + 2 * num_kv_heads, S = splits):
 //   0 positions u32[1]                       position of the token (< capacity)
@@ -33,6 +35,7 @@ override WG: u32 = 64u;       // threads per workgroup
 override SPLIT: u32 = 32u;    // cache positions per split (per workgroup)
 override TP: u32 = WG / SPLIT;  // threads per position while scoring
 override HALF: bool = false;  // RoPE pair layout: false = interleaved (2i, 2i+1), true = half (i, i + d/2)
+override WINDOW: u32 = 0u;    // sliding window (gemma3's sliding layers): keys pos - WINDOW + 1 .. pos only; 0: all
 
 const MAX_HEAD_DIM: u32 = 256u;
 const MAX_D4: u32 = MAX_HEAD_DIM / 4u;
@@ -110,6 +113,11 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     return;  // a split past the token: attention_combine.wgsl does not read it
   }
   let count = min(SPLIT, pos + 1u - p0);  // positions of this split
+  // its first position the token sees (WINDOW: pos - WINDOW + 1; count when none): positions first .. count - 1
+  var first = 0u;
+  if (WINDOW != 0u && pos + 1u > WINDOW) {
+    first = min(count, max(p0, pos + 1u - WINDOW) - p0);
+  }
   let holds_new = pos < p0 + SPLIT;
 
   // query (and, in the split holding pos, the new key and value): bias, RoPE, into workgroup memory
@@ -145,7 +153,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   let j = li / TP;
   let p = p0 + j;
   var part_s = 0.0;
-  if (j < count) {
+  if (j < count && j >= first) {
     var acc = vec4<f32>(0.0);
     if (p == pos) {
       for (var i = li % TP; i < d4; i += TP) {
@@ -161,7 +169,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   red[li] = part_s;
   workgroupBarrier();
   var s = NEG_BIG;
-  if (li < count) {
+  if (li < count && li >= first) {
     s = 0.0;
     for (var t = 0u; t < TP; t++) {
       s += red[li * TP + t];
@@ -171,7 +179,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   red[li] = s;
   workgroupBarrier();
   let m = reduce_max(li);
-  let e = select(0.0, exp(s - m), li < count);
+  let e = select(0.0, exp(s - m), li < count && li >= first);
   probs[li] = e;
   workgroupBarrier();  // reduce_max's last read of red[0] before red is rewritten
   red[li] = e;

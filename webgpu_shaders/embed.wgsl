@@ -1,6 +1,6 @@
 // embed.wgsl: embedding lookup from a q4 or q8 table, one row chunk at a time.
 //
-//   out[t, c] = W[ids[t] - row_start, c]   for each t < tokens whose id is in [row_start, row_start + rows)
+//   out[t, c] = W[ids[t] - row_start, c] * SCALE   for each t < tokens whose id is in [row_start, row_start + rows)
 // Token ids come from a storage buffer (written by the host or by argmax.wgsl), so decode needs no per-token uniform
 // write. A table split into row chunks is looked up by one dispatch per chunk; each writes only its own tokens.
 // The engine picks the pipeline by the table's storage through QBITS (4: q4, 8: q8).
@@ -17,6 +17,7 @@
 
 override QBITS: u32 = 4u;  // bits per weight: 4 (q4) or 8 (q8)
 override WG: u32 = 64u;    // threads per workgroup
+override SCALE: f32 = 1.0;  // every value times it (gemma3: f32(sqrt(hidden)); 1: the value as stored)
 
 struct Params {
   row_start: u32,  // vocabulary row of the chunk's first row
@@ -52,12 +53,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   if (QBITS == 4u) {
     let sm = unpack2x16float(scales[grp]);  // (scale, min)
     for (var j = 0u; j < 8u; j++) {
-      out[o + j] = sm.x * f32((w >> (4u * j)) & 0xFu) + sm.y;
+      out[o + j] = (sm.x * f32((w >> (4u * j)) & 0xFu) + sm.y) * SCALE;
     }
   } else {
     let s = unpack2x16float(scales[grp >> 1u])[grp & 1u];
     for (var j = 0u; j < 4u; j++) {
-      out[o + j] = s * f32(bitcast<i32>(w << (24u - 8u * j)) >> 24u);  // sign-extended byte j
+      out[o + j] = s * f32(bitcast<i32>(w << (24u - 8u * j)) >> 24u) * SCALE;  // sign-extended byte j
     }
   }
 }

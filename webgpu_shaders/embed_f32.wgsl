@@ -1,6 +1,6 @@
 // embed_f32.wgsl: embedding lookup from an f32 table, one row chunk at a time (embed.wgsl's twin for storage f32).
 //
-//   out[t, c] = W[ids[t] - row_start, c]   for each t < tokens whose id is in [row_start, row_start + rows)
+//   out[t, c] = W[ids[t] - row_start, c] * SCALE   for each t < tokens whose id is in [row_start, row_start + rows)
 // Same Params and the same chunk rule as embed.wgsl; the table has one plane ("data") instead of qweight + scales.
 // Token ids come from a storage buffer (written by the host or by argmax.wgsl).
 //
@@ -13,6 +13,7 @@
 // Dispatch: (ceil(cols / WG), tokens, 1) workgroups of WG threads; one thread per element. Any cols.
 
 override WG: u32 = 64u;  // threads per workgroup
+override SCALE: f32 = 1.0;  // every value times it (gemma3: f32(sqrt(hidden)); 1: the value as stored)
 
 struct Params {
   row_start: u32,  // vocabulary row of the chunk's first row
@@ -37,5 +38,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   if (id < params.row_start || id - params.row_start >= params.rows) {
     return;  // another chunk's token
   }
-  out[t * params.cols + c] = data[(id - params.row_start) * params.cols + c];
+  out[t * params.cols + c] = data[(id - params.row_start) * params.cols + c] * SCALE;
 }

@@ -1,6 +1,6 @@
 // embed_kq.wgsl: embedding lookup from a K-quant table (q4k, q5k, q6k, docs/FORMAT.md), one row chunk at a time.
 //
-//   out[t, c] = W[ids[t] - row_start, c]   for each t < tokens whose id is in [row_start, row_start + rows)
+//   out[t, c] = W[ids[t] - row_start, c] * SCALE   for each t < tokens whose id is in [row_start, row_start + rows)
 // As embed.wgsl, with the K-quant value of each weight ((d sc) q - dmin m; (d sc) (q - 32), in that order). The
 // engine picks the pipeline by the table's storage through KTYPE (4: q4k, 5: q5k, 6: q6k).
 //
@@ -17,6 +17,7 @@
 
 override KTYPE: u32 = 4u;  // 4: q4k, 5: q5k, 6: q6k
 override WG: u32 = 64u;    // threads per workgroup
+override SCALE: f32 = 1.0;  // every value times it (gemma3: f32(sqrt(hidden)); 1: the value as stored)
 
 struct Params {
   row_start: u32,  // vocabulary row of the chunk's first row
@@ -126,7 +127,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   let c = k_codes(qweight[gw], qh, gw);
   let o = t * params.cols + word * 8u;
   for (var j = 0u; j < 4u; j++) {
-    out[o + j] = sm.x * c.a[j] - sm.y;
-    out[o + 4u + j] = sm.x * c.b[j] - sm.y;
+    out[o + j] = (sm.x * c.a[j] - sm.y) * SCALE;
+    out[o + 4u + j] = (sm.x * c.b[j] - sm.y) * SCALE;
   }
 }

@@ -32,6 +32,7 @@ override TY: u32 = 4u;              // row groups per workgroup
 override R: u32 = 2u;               // rows per thread, 1..MAX_R, and R <= TX (the final write uses TX*TY threads
                                     // for the TY*R rows): each x load is reused R times
 override ACCUMULATE: bool = false;  // main: y[i] += W x (residual add into the destination) instead of y[i] = W x
+override GELU: bool = false;        // main_swiglu: gate activation gelu_tanh (gemma3's GeGLU), not silu
 override UNPACK_CVT: bool = false;  // unpack codes with unpack4x8unorm (int-to-float conversions) instead of the
                                     // exponent trick below; conversions are quarter-rate or slower on some GPUs
 
@@ -201,7 +202,14 @@ fn block_row0(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return (wid.x + wid.y * nwg.x) * TY * R;
 }
 
-fn silu(g: f32) -> f32 {
+// The MLP's gate activation: silu(g) = g / (1 + exp(-g)), or with GELU gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi)
+// (g + 0.044715 g^3))) (PyTorch's gelu(approximate="tanh"): gemma3). tanh's argument is clamped to +-10, where it is
+// 1 in f32 already, so no backend's tanh overflows.
+fn act(g: f32) -> f32 {
+  if (GELU) {
+    let inner = clamp(0.7978845608028654 * (g + 0.044715 * g * g * g), -10.0, 10.0);
+    return 0.5 * g * (1.0 + tanh(inner));
+  }
   return g / (1.0 + exp(-g));
 }
 
@@ -292,6 +300,6 @@ fn main_swiglu(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invo
     let inv_rms = inverseSqrt(lane_total(SUMSQ_LANE) / f32(params_swiglu.cols) + params_swiglu.eps);
     let g = lane_total(li) * inv_rms;
     let v = lane_total(TY * R + li) * inv_rms;
-    y_swiglu[params_swiglu.row_offset + r] = silu(g) * v;
+    y_swiglu[params_swiglu.row_offset + r] = act(g) * v;
   }
 }

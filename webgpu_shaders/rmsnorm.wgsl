@@ -1,6 +1,8 @@
 // rmsnorm.wgsl: RMSNorm of T rows (prefill; decode folds the norm into matvec.wgsl's main_norm / main_swiglu).
 //
 //   y[t, i] = x[t, i] / sqrt(mean_j(x[t, j]^2) + eps) * w[i]      t < T, i < n
+//   (y[t, i] += ... when ACCUMULATE: gemma3's post-attention / post-MLP norms added into the residual stream, in
+//   decode and prefill alike)
 //
 // Bindings, in order (element counts):
 //   0 x       f32[T * n]   input rows
@@ -12,6 +14,7 @@
 // memory, then a strided scale.
 
 override WG: u32 = 256u;  // threads per workgroup (row); a power of two
+override ACCUMULATE: bool = false;  // y += rmsnorm(x) * w instead of y = rmsnorm(x) * w
 
 struct Params {
   n: u32,    // elements per row
@@ -43,6 +46,11 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   }
   let inv_rms = inverseSqrt(sums[0] / f32(params.n) + params.eps);
   for (var i = li; i < params.n; i += WG) {
-    y[base + i] = x[base + i] * inv_rms * w[i];
+    let v = x[base + i] * inv_rms * w[i];
+    if (ACCUMULATE) {
+      y[base + i] += v;
+    } else {
+      y[base + i] = v;
+    }
   }
 }
