@@ -1,19 +1,27 @@
 """The CPU engine's K-quant matmul kernels (q4k / q5k / q6k, cpu_engine.c row_k45 / row_q6k) on their own, in the
 native build: ``fe_matmul`` of random GGUF blocks (model_prep.kquants.random_blocks, packed by kquants.pack) against
 numpy's product with ``kquants.dequantize``'s weights, for 1 token (decode), 3 and 6 (the 4-token blocks of a prompt
-and their remainder), the tensor split into two row chunks and the rows cut into 3 parts as threads would cut them.
+and their remainder), the tensor split into two row chunks and the rows cut into 3 parts as threads would cut them;
+then a whole tiny llama of mixed K-quants (tests/test_kquants.py's GGUF) against the reference engine: logits within
+1e-3 and the same greedy ids on 1 and 3 threads.
 """
 
 from __future__ import annotations
 
 import ctypes
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
+from test_kquants import _k_gguf
 
-from app.native.model import STORAGE, _private_library
+from app.native.model import STORAGE, NativeModel, _private_library
 from model_prep import kquants
+from model_prep.package import open_package
+from model_prep.plan import Options
+from model_prep.prepare import prepare
+from model_prep.reference import load
 
 SLOT = 3 + 9  # layer 0's ffn_gate (any slot: fe_matmul reads only the tensor)
 HIDDEN, INTER = 512, 768  # cols up to the widest input of the config
@@ -64,3 +72,35 @@ def test_kquant_tensors_need_whole_super_blocks(lib: ctypes.CDLL) -> None:
     assert lib.fe_tensor(SLOT, STORAGE["q4k"], 4, 288, 1) == 4  # 288 % 256: refused (FE_ERR_ARGS)
     assert lib.fe_tensor(SLOT, STORAGE["q6k"], 4, 256, 1) == 0
     assert lib.fe_chunk(SLOT, 0, 0, 4, 64, 64, None) == 4  # q6k without its qhigh plane
+
+
+# --- a tiny llama GGUF of K-quants (tests/test_kquants.py: Q4_K, Q5_K, Q6_K, Q5_0, Q8_0 mixed as Q4_K_M does) ------
+
+@pytest.fixture(scope="module")
+def k_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("native-k")
+    # 16 KiB shards: tensors split into row chunks, each plane sliced
+    return prepare(_k_gguf(out / "tiny-k.gguf"), out / "pkg", Options(shard_bytes=16 * 1024))
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_tiny_kquant_llama_logits_and_greedy_ids(k_package: Path, threads: int) -> None:
+    storages = {e["storage"] for e in open_package(k_package).manifest["tensors"].values()}
+    assert storages == {"q4k", "q5k", "q6k", "q8", "f32"}
+    ref = load(k_package, context=64)
+    native = NativeModel(open_package(k_package), context=64, pass_tokens=16, threads=threads)
+    ids = [int(i) for i in np.random.default_rng(3).integers(0, 384, size=40)]
+    # 40 tokens in passes of 16 (4-token blocks and a remainder), then greedy decode steps, each compared
+    want = ref.logits(ids, 0)
+    got = native.forward(ids, 0)
+    pos, ref_ids, native_ids = len(ids), [], []
+    for k in range(8):
+        err = float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max())
+        assert err <= 1e-3, f"{threads} threads, step {k}: max abs error {err:.2e}"
+        assert np.abs(want).max() > 1e-2
+        ref_ids.append(int(want.argmax()))
+        native_ids.append(int(got.argmax()))
+        want, got = ref.logits([ref_ids[-1]], pos), native.forward([ref_ids[-1]], pos)
+        pos += 1
+    assert native_ids == ref_ids
+    native.close()
