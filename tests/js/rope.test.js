@@ -71,7 +71,7 @@ print(json.dumps({"cos": cos.tolist(), "sin": sin.tolist()}))`;
 });
 
 test('package.js reads format versions 2, 3 and 4 and checks rope_freq_factors, qk_norm and rope_attn_factor', () => {
-  assert.deepEqual([...SUPPORTED_FORMAT_VERSIONS], [1, 2, 3, 4]);
+  assert.deepEqual([...SUPPORTED_FORMAT_VERSIONS], [1, 2, 3, 4, 5]);
   const config = {
     architecture: 'llama', vocab_size: 8, hidden_size: 64, intermediate_size: 128, num_layers: 1, num_heads: 4,
     num_kv_heads: 2, head_dim: 16, rms_norm_eps: 1e-5, rope_theta: 10000, rope_layout: 'half', context_length: 256,
