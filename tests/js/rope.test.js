@@ -86,7 +86,7 @@ test('package.js reads format versions 2, 3 and 4 and checks rope_freq_factors, 
   assert.throws(() => checkManifest(manifest(1, { rope_freq_factors: factors })), FormatError); // v1 cannot hold them
   assert.throws(() => checkManifest(manifest(2, { rope_freq_factors: factors.slice(1) })), FormatError);
   assert.throws(() => checkManifest(manifest(2, { rope_freq_factors: [...factors.slice(1), 0] })), FormatError);
-  assert.throws(() => checkManifest(manifest(5, {})), FormatError);
+  assert.throws(() => checkManifest(manifest(6, {})), FormatError);
   // version 3: qk_norm (qwen3); a reader of 1 or 2 would ignore it, so such a manifest is refused
   assert.doesNotThrow(() => checkManifest(manifest(3, { architecture: 'qwen3', qk_norm: true })));
   assert.doesNotThrow(() => checkManifest(manifest(3, { qk_norm: true, rope_freq_factors: factors })));
