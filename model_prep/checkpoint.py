@@ -99,7 +99,10 @@ class Checkpoint:
     notes: list[str] = field(default_factory=list)  # anything unusual, shown by --plan and in the report
 
     def __post_init__(self) -> None:
-        if self.config.rope_attn_factor is not None:
+        if self.config.gemma3_keys:
+            self.notes.append("Gemma 3 (embedding scale, post-norms, GeGLU, sliding-window layers): the package is "
+                              "format version 5, which fieldllm readers older than it refuse")
+        elif self.config.rope_attn_factor is not None:
             self.notes.append(f"RoPE attention factor {self.config.rope_attn_factor:.6g} (longrope): the package is "
                               "format version 4, which fieldllm readers older than it refuse")
         elif self.config.qk_norm:

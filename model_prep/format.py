@@ -42,6 +42,10 @@ FORMAT_VERSION_ROPE_ATTN_FACTOR: Final = 4
 # Version 5 = version 4 + the storages q4k / q5k / q6k (GGUF K-quants carried exactly). Only packages that store a
 # tensor in one of them are written as version 5: a reader of 1-4 would not know how to read its planes.
 FORMAT_VERSION_K_QUANTS: Final = 5
+# Version 5 also carries Gemma 3's config keys (embedding_scale, post_norms, hidden_act, attention_scale,
+# sliding_window + layer_types, rope_theta_sliding: config.ModelConfig). Only packages that set one of them are written
+# as version 5 on that account: a reader of 1-4 would run them as a llama and answer wrongly.
+FORMAT_VERSION_GEMMA3: Final = 5
 SUPPORTED_FORMAT_VERSIONS: Final = (1, 2, 3, 4, 5)
 
 GROUP_SIZE: Final = 32  # values per quantization group, along a row
@@ -74,7 +78,14 @@ ROPE_INTERLEAVED: Final = "interleaved"  # pairs (2i, 2i+1): GGUF llama (llama.c
 ROPE_HALF: Final = "half"  # pairs (i, i + d/2): Hugging Face rotate-half, GGUF qwen2 and qwen3
 ROPE_LAYOUTS: Final = (ROPE_INTERLEAVED, ROPE_HALF)
 
-ARCHITECTURES: Final = ("llama", "qwen2", "qwen3", "phi3")
+ARCHITECTURES: Final = ("llama", "qwen2", "qwen3", "phi3", "gemma3")
+
+ACT_SILU: Final = "silu"  # config.hidden_act: MLP down(silu(gate) * up) (SwiGLU), the default
+ACT_GELU_TANH: Final = "gelu_tanh"  # down(gelu_tanh(gate) * up) (GeGLU; PyTorch gelu approximate="tanh"): gemma3
+HIDDEN_ACTS: Final = (ACT_SILU, ACT_GELU_TANH)
+LAYER_SLIDING: Final = "sliding"  # config.layer_types: attends to the last config.sliding_window positions
+LAYER_FULL: Final = "full"  # attends to every earlier position
+LAYER_TYPES: Final = (LAYER_SLIDING, LAYER_FULL)
 
 
 @dataclass(frozen=True)

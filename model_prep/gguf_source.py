@@ -49,7 +49,9 @@ _CARRY: dict[QT, tuple[str, _Repack]] = {
 # llama.cpp's converter permutes llama's Q/K rows so that RoPE rotates adjacent pairs; qwen2 and qwen3 keep
 # rotate-half (convert_hf_to_gguf's Qwen3Model is its Qwen2Model: no permutation; llama.cpp ropes both NEOX-style).
 # phi3 too (convert_hf_to_gguf's Phi3MiniModel permutes nothing; llama.cpp ropes phi3 NEOX-style).
-_ROPE_LAYOUT = {"llama": fmt.ROPE_INTERLEAVED, "qwen2": fmt.ROPE_HALF, "qwen3": fmt.ROPE_HALF, "phi3": fmt.ROPE_HALF}
+# gemma3 too (convert_hf_to_gguf's Gemma3Model permutes nothing; llama.cpp ropes gemma3 NEOX-style).
+_ROPE_LAYOUT = {"llama": fmt.ROPE_INTERLEAVED, "qwen2": fmt.ROPE_HALF, "qwen3": fmt.ROPE_HALF, "phi3": fmt.ROPE_HALF,
+                "gemma3": fmt.ROPE_HALF}
 
 # A plain ChatML template for checkpoints that carry none (noted in the plan).
 FALLBACK_CHAT_TEMPLATE = (
@@ -137,17 +139,56 @@ def _longrope(meta: dict[str, Any], arch: str, longrope: bool, context: int,
     return (None if attn == 1.0 else attn), context
 
 
+def _gemma3(meta: dict[str, Any], layers: int, hidden: int, heads: int, head_dim: int) -> dict[str, Any]:
+    """The Gemma 3 ModelConfig keys of a gemma3 GGUF, as llama.cpp (llama-model.cpp, gemma3) reads the file: sliding
+    window attention.sliding_window (required); layer il is full iff il % 6 == 5 (attention.sliding_window_pattern
+    where the file has one: a period, or one flag per layer, true = sliding); sliding layers rope with base 10000
+    (rope.freq_base_swa where the file has it) and no scaling; attention scale 1/sqrt(head_dim), but
+    1/sqrt(hidden / heads) for the 27B (62 layers), as llama.cpp; the norms are stored as 1 + w by llama.cpp's
+    converter already. Soft-capping is refused."""
+    for key in ("gemma3.final_logit_softcapping", "gemma3.attn_logit_softcapping"):
+        if float(meta.get(key) or 0.0) != 0.0:
+            raise UnsupportedError(f"GGUF metadata {key} = {meta[key]} (logit soft-capping) is not supported")
+    window = int(_need(meta, "gemma3.attention.sliding_window"))
+    pattern = meta.get("gemma3.attention.sliding_window_pattern", 6)
+    if isinstance(pattern, list):
+        if len(pattern) != layers:
+            raise InputError(f"GGUF metadata gemma3.attention.sliding_window_pattern has {len(pattern)} flags for "
+                             f"{layers} layers; the file is inconsistent")
+        sliding = [bool(p) for p in pattern]
+    elif isinstance(pattern, int) and pattern > 0:
+        sliding = [il % pattern < pattern - 1 for il in range(layers)]
+    else:
+        raise InputError(f"GGUF metadata gemma3.attention.sliding_window_pattern = {pattern!r} is not a positive "
+                         "period or a list of flags")
+    scale_dim = hidden // heads if layers == 62 else head_dim  # llama.cpp: the 27B scales by hidden / heads
+    return {
+        "embedding_scale": float(np.float32(hidden ** 0.5)),  # llama.cpp: sqrtf(n_embd)
+        "post_norms": True,
+        "hidden_act": fmt.ACT_GELU_TANH,
+        "attention_scale": float(np.float32(1) / np.sqrt(np.float32(scale_dim))),
+        "sliding_window": window,
+        "layer_types": tuple(fmt.LAYER_SLIDING if s else fmt.LAYER_FULL for s in sliding),
+        "rope_theta_sliding": float(meta.get("gemma3.rope.freq_base_swa", 10000.0)),
+    }
+
+
 def _config(meta: dict[str, Any], gf: GGUFFile, notes: list[str] | None = None) -> ModelConfig:
     notes = [] if notes is None else notes
     arch = _need(meta, "general.architecture")
     if arch not in fmt.ARCHITECTURES:
         raise UnsupportedError(f"architecture {arch!r} is not supported (supported: {', '.join(fmt.ARCHITECTURES)})")
     scaling = meta.get(f"{arch}.rope.scaling.type", "none")
-    if scaling not in ("none", ""):
+    # gemma3: linear scaling of the full-attention layers (Gemma 3 4B and up), every frequency divided by the factor
+    linear = float(meta.get(f"{arch}.rope.scaling.factor", 1.0)) if arch == "gemma3" and scaling == "linear" else None
+    if linear is not None:
+        if not linear > 0:
+            raise InputError(f"GGUF metadata {arch}.rope.scaling.factor = {linear} is not positive")
+    elif scaling not in ("none", ""):
         raise UnsupportedError(f"RoPE scaling {scaling!r} is not supported (supported: none; Llama 3.x's llama3 "
                                f"scaling comes as tensor {ROPE_FREQS})")
     for key in (f"{arch}.rope.scaling.factor", f"{arch}.rope.scale_linear"):  # llama.cpp: linear scaling by default
-        if float(meta.get(key, 1.0)) not in (0.0, 1.0):
+        if float(meta.get(key, 1.0)) not in (0.0, 1.0) and not (linear is not None and key.endswith("factor")):
             raise UnsupportedError(f"GGUF metadata {key} = {meta[key]} (linear RoPE scaling) is not supported")
     hidden = int(_need(meta, f"{arch}.embedding_length"))
     heads = int(_need(meta, f"{arch}.attention.head_count"))
@@ -167,7 +208,11 @@ def _config(meta: dict[str, Any], gf: GGUFFile, notes: list[str] | None = None) 
     context = int(_need(meta, f"{arch}.context_length"))
     freq_factors = _rope_freq_factors(arch, gf, head_dim)
     attn_factor, context = _longrope(meta, arch, arch == "phi3" and freq_factors is not None, context, notes)
-    window = int(meta.get(f"{arch}.attention.sliding_window") or 0)
+    gemma3 = _gemma3(meta, int(_need(meta, f"{arch}.block_count")), hidden, heads, head_dim) if arch == "gemma3" \
+        else {}
+    if linear is not None and linear != 1.0:
+        freq_factors = (linear,) * (head_dim // 2)
+    window = int(meta.get(f"{arch}.attention.sliding_window") or 0) if arch != "gemma3" else 0
     if window and arch != "phi3":
         raise UnsupportedError(f"GGUF metadata {arch}.attention.sliding_window (sliding-window attention) is not "
                                "supported")
@@ -196,8 +241,9 @@ def _config(meta: dict[str, Any], gf: GGUFFile, notes: list[str] | None = None) 
             tie_word_embeddings="output.weight" not in names,
             attention_bias="blk.0.attn_q.bias" in names,
             rope_freq_factors=freq_factors,
-            qk_norm=arch == "qwen3",
+            qk_norm=arch in ("qwen3", "gemma3"),
             rope_attn_factor=attn_factor,
+            **gemma3,
         )
     except ValueError as e:
         raise InputError(f"GGUF metadata is inconsistent: {e}") from e

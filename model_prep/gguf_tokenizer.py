@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 from .errors import InputError, UnsupportedError
 
@@ -70,8 +70,9 @@ _BYTE_LEVEL_SPLITS: dict[str, str | None] = {
 }
 
 # transformers rebuilds the SentencePiece vocabularies of these architectures with their own rules (respelled
-# space tokens, merges in file order, a normalizer instead of Metaspace); we have not rebuilt those.
-_SENTENCEPIECE_OTHER_RULES = ("gemma", "gemma2", "gemma3", "phi3")
+# space tokens, merges in file order, a normalizer instead of Metaspace); we have rebuilt gemma3's (_gemma_bpe) only.
+_SENTENCEPIECE_OTHER_RULES = ("gemma", "gemma2", "phi3")
+_GEMMA = ("gemma3",)
 
 _SUPPORTED_MODELS = ("gpt2", "llama")
 
@@ -109,6 +110,8 @@ class _BPE:
     pre_tokenizer: Any
     decoder: Any
     ignore_merges: bool = False  # a word found whole in the vocabulary is that token, unmerged (Llama 3)
+    normalizer: Any = None
+    unk_token: str | None = None  # the BPE model's unknown token (gemma3: "<unk>", as GemmaTokenizer), else none
 
     def vocab_json(self) -> str:
         """The vocabulary as `tokenizers` writes it: ordered by id (an id lost to a later duplicate is left out)."""
@@ -235,9 +238,36 @@ def _merges_from_scores(tokens: list[str], scores: Sequence[float], vocab: Mappi
     return [(left, right) for _, left, right in ranked]
 
 
+def _gemma_bpe(meta: Mapping[str, Any], tokens: list[str]) -> _BPE:
+    """Gemma 3's SentencePiece BPE, as transformers 5.23 rebuilds it from a GGUF (its gemma_tokenizer, then
+    GemmaTokenizer): a token of only whitespace that holds a space is respelled as that many "▁" (the file keeps real
+    spaces); the merges are every cut of a piece into two vocabulary pieces, ranked by the piece's position in the file
+    (earlier first; Gemma's scores do not follow merge order), then the longer left part; spaces become "▁" in a
+    normalizer, with no prefix space and no pre-tokenizer split; byte fallback; unknown token "<unk>"."""
+    if meta.get("tokenizer.ggml.pre", "default") != "default":
+        raise UnsupportedError(f"GGUF tokenizer pre-tokenizer {meta['tokenizer.ggml.pre']!r} with tokenizer model "
+                               "'llama' is not supported (supported: default)")
+    if meta.get("tokenizer.ggml.merges"):
+        raise UnsupportedError("a gemma3 GGUF with tokenizer.ggml.merges is not supported (Gemma's files have none: "
+                               "the merges come from the vocabulary order)")
+    spelled = [_SPIECE_SPACE * len(t) if " " in t and not t.strip() else t for t in tokens]
+    vocab = dict(zip(spelled, range(len(spelled)), strict=True))
+    merges_json = _pairs_json(_merges_from_scores(spelled, [-float(i) for i in range(len(spelled))], vocab))
+    unk = _token_id(meta, "unknown_token_id", len(tokens))
+    return _BPE(
+        spelled, vocab, merges_json, True,
+        pre_tokenizers.Split(pattern=" ", behavior="merged_with_previous", invert=False),
+        decoders.Sequence([decoders.Replace(_SPIECE_SPACE, " "), decoders.ByteFallback(), decoders.Fuse()]),
+        normalizer=normalizers.Replace(" ", _SPIECE_SPACE),
+        unk_token=spelled[unk] if unk is not None else "<unk>",
+    )
+
+
 def _sentencepiece_bpe(meta: Mapping[str, Any], tokens: list[str]) -> _BPE:
     """SentencePiece BPE with byte fallback (Llama 1/2, Mistral v0.1, TinyLlama, ...)."""
     architecture = meta.get("general.architecture")
+    if architecture in _GEMMA:
+        return _gemma_bpe(meta, tokens)
     if architecture in _SENTENCEPIECE_OTHER_RULES:
         raise UnsupportedError(
             f"GGUF tokenizer model 'llama' of architecture {architecture!r} is not supported "
@@ -369,8 +399,13 @@ def tokenizer_json_from_gguf(meta: Mapping[str, Any], load_check: bool = True) -
     # No unk_token in either case, as transformers builds them: a byte-level vocabulary covers every byte, and
     # SentencePiece falls back to its <0xNN> pieces. (llama.cpp would emit <unk> where those are missing too.)
     added_vocab = {token.content: vocab[token.content] for token in special + user_defined}
+    if bpe.unk_token is not None and bpe.unk_token in vocab:
+        added_vocab[bpe.unk_token] = vocab[bpe.unk_token]
     tokenizer = Tokenizer(models.BPE(vocab=added_vocab, merges=[], fuse_unk=bpe.sentencepiece,
-                                     byte_fallback=bpe.sentencepiece, ignore_merges=bpe.ignore_merges))
+                                     byte_fallback=bpe.sentencepiece, ignore_merges=bpe.ignore_merges,
+                                     unk_token=bpe.unk_token if bpe.unk_token in added_vocab else None))
+    if bpe.normalizer is not None:
+        tokenizer.normalizer = bpe.normalizer
     tokenizer.pre_tokenizer = bpe.pre_tokenizer
     tokenizer.decoder = bpe.decoder
     tokenizer.add_special_tokens(special)

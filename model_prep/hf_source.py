@@ -1,5 +1,6 @@
 """Read a Hugging Face checkpoint folder (config.json + *.safetensors + tokenizer.json): Llama, Qwen2, Qwen3 (dense),
-SmolLM, Phi-3 / Phi-3.5-mini (fused qkv_proj and gate_up_proj split by rows into the package's q/k/v and gate/up)."""
+SmolLM, Phi-3 / Phi-3.5-mini (fused qkv_proj and gate_up_proj split by rows into the package's q/k/v and gate/up),
+Gemma 3 text models (model_type gemma3_text: RMSNorm weights w stored as 1 + w, in f32 as transformers computes it)."""
 
 from __future__ import annotations
 
@@ -46,18 +47,29 @@ _NAMES = {
     "model.layers.{i}.self_attn.qkv_proj.weight": "blk.{i}.attn_qkv.weight",
     "model.layers.{i}.mlp.gate_up_proj.weight": "blk.{i}.ffn_gate_up.weight",
 }
+# Gemma 3 names its norms its own way: input_layernorm / pre_feedforward_layernorm are the pre-norms of attention and
+# MLP, post_attention_layernorm / post_feedforward_layernorm the post-norms (llama's post_attention_layernorm is its
+# MLP pre-norm)
+_GEMMA3_NAMES = _NAMES | {
+    "model.layers.{i}.pre_feedforward_layernorm.weight": "blk.{i}.ffn_norm.weight",
+    "model.layers.{i}.post_attention_layernorm.weight": "blk.{i}.post_attention_norm.weight",
+    "model.layers.{i}.post_feedforward_layernorm.weight": "blk.{i}.post_ffw_norm.weight",
+}
+# Gemma 3's RMSNorm multiplies by (1 + w): these weights are stored as f32(1 + f32(w)), so engines run the plain norm
+GEMMA3_NORMS = ("attn_norm.weight", "ffn_norm.weight", "post_attention_norm.weight", "post_ffw_norm.weight",
+                "attn_q_norm.weight", "attn_k_norm.weight", "output_norm.weight")
 _LAYER = re.compile(r"\.layers\.(\d+)\.")
-SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3", "phi3")
+SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3", "phi3", "gemma3_text")
 
 
 def source_name(folder: Path) -> str:
     return folder.resolve().name
 
 
-def canonical_name(hf_name: str) -> str | None:
+def canonical_name(hf_name: str, model_type: str | None = None) -> str | None:
     m = _LAYER.search(hf_name)
     key = _LAYER.sub(".layers.{i}.", hf_name) if m else hf_name
-    target = _NAMES.get(key)
+    target = (_GEMMA3_NAMES if model_type == "gemma3_text" else _NAMES).get(key)
     return target.format(i=m.group(1)) if target and m else target
 
 
@@ -71,7 +83,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _safetensors_tensors(path: Path) -> list[SourceTensor]:
+def _safetensors_tensors(path: Path, model_type: str | None = None) -> list[SourceTensor]:
     try:
         with open(path, "rb") as f:
             (n,) = struct.unpack("<Q", f.read(8))
@@ -84,12 +96,12 @@ def _safetensors_tensors(path: Path) -> list[SourceTensor]:
     for hf_name, info in header.items():
         if hf_name == "__metadata__":
             continue
-        name = canonical_name(hf_name)
+        name = canonical_name(hf_name, model_type)
         if name is None:
             if hf_name.endswith("rotary_emb.inv_freq"):
                 continue  # a cache some old checkpoints saved; RoPE frequencies come from the config
-            raise UnsupportedError(f"{path.name} has tensor {hf_name}, which Llama/Qwen2/Qwen3/Phi-3 do not use; this "
-                                   "variant is not supported")
+            raise UnsupportedError(f"{path.name} has tensor {hf_name}, which Llama/Qwen2/Qwen3/Phi-3/Gemma 3 do not "
+                                   "use; this variant is not supported")
         dtype = info["dtype"]
         if dtype not in _DTYPES:
             raise UnsupportedError(f"tensor {hf_name} has dtype {dtype} (supported: {', '.join(_DTYPES)})")
@@ -97,8 +109,19 @@ def _safetensors_tensors(path: Path) -> list[SourceTensor]:
         shape = tuple(int(s) for s in info["shape"])
         if base + end > size or end - begin != int(np.prod(shape)) * np.dtype(_DTYPES[dtype]).itemsize:
             raise InputError(f"{path} is truncated or corrupt at tensor {hf_name}; download it again")
-        out.append(SourceTensor(name, shape, dtype, _loader(path, base + begin, shape, dtype)))
+        load = _loader(path, base + begin, shape, dtype)
+        if model_type == "gemma3_text" and name.endswith(GEMMA3_NORMS):
+            load = _plus_one(load)
+        out.append(SourceTensor(name, shape, dtype, load))
     return out
+
+
+def _plus_one(load: Any) -> Any:
+    """Gemma's norm weight w as the 1 + w its RMSNorm multiplies by (transformers: 1.0 + w.float(), in f32)."""
+    def plus_one() -> npt.NDArray[np.float32]:
+        return np.float32(1) + load()
+
+    return plus_one
 
 
 def _loader(path: Path, offset: int, shape: tuple[int, ...], dtype: str) -> Any:
@@ -203,6 +226,90 @@ def _longrope(cfg: dict[str, Any], p: dict[str, Any], theta: float, head_dim: in
     return _Rope(theta, short, None if attn == 1.0 else attn, original)
 
 
+_GEMMA3_ROPE_KEYS = {"rope_type", "type", "rope_theta", "factor"}
+
+
+def _gemma3_rope(cfg: dict[str, Any], head_dim: int) -> tuple[_Rope, float]:
+    """(RoPE of the full-attention layers, RoPE base of the sliding ones), as transformers 5.23's Gemma3TextConfig
+    reads them: rope_parameters per layer type ({"full_attention": {...}, "sliding_attention": {...}}), or (older
+    configs) rope_theta + rope_scaling for the full layers and rope_local_base_freq for the sliding ones. Linear
+    scaling of the full layers (Gemma 3 4B and up: factor 8) divides every frequency by its factor; anything else
+    is refused."""
+    params = cfg.get("rope_parameters")
+    if isinstance(params, dict) and ("full_attention" in params or "sliding_attention" in params):
+        full = dict(params.get("full_attention") or {})
+        sliding = dict(params.get("sliding_attention") or {})
+    elif params:
+        raise InputError("config.json's rope_parameters for gemma3_text must be per layer type (full_attention, "
+                         "sliding_attention); the checkpoint is damaged")
+    else:
+        full = dict(cfg.get("rope_scaling") or {})
+        sliding = {"rope_type": "default"}
+    full.setdefault("rope_theta", cfg.get("rope_theta", 1_000_000.0))
+    sliding.setdefault("rope_theta", cfg.get("rope_local_base_freq", 10_000.0))
+    for layer, p in (("full_attention", full), ("sliding_attention", sliding)):
+        rope_type = p.get("rope_type") or p.get("type") or "default"
+        allowed = ("default", "linear") if layer == "full_attention" else ("default",)
+        if rope_type not in allowed:
+            raise UnsupportedError(f"RoPE scaling {rope_type!r} on gemma3's {layer} layers is not supported "
+                                   f"(supported: {', '.join(allowed)})")
+        unknown = sorted(set(p) - _GEMMA3_ROPE_KEYS)
+        if unknown:
+            raise UnsupportedError(f"gemma3 RoPE parameters {', '.join(unknown)} ({layer}) are not supported")
+    try:
+        theta, theta_sliding = float(full["rope_theta"]), float(sliding["rope_theta"])
+        factor = float(full.get("factor", 1.0)) if (full.get("rope_type") or full.get("type")) == "linear" else 1.0
+    except (TypeError, ValueError) as e:
+        raise InputError(f"config.json's gemma3 RoPE parameters are invalid: {e}") from e
+    if not factor > 0:
+        raise InputError(f"config.json's gemma3 linear RoPE factor {factor} is not positive")
+    return _Rope(theta, None if factor == 1.0 else (factor,) * (head_dim // 2)), theta_sliding
+
+
+def _gemma3(cfg: dict[str, Any], head_dim: int) -> tuple[_Rope, dict[str, Any]]:
+    """The RoPE and the ModelConfig keys of a Gemma 3 text model (Gemma3ForCausalLM, transformers 5.23); what our
+    engines do not compute (soft-capping, bidirectional attention, another activation) is refused."""
+    for key in ("final_logit_softcapping", "attn_logit_softcapping"):
+        if cfg.get(key) is not None:
+            raise UnsupportedError(f"gemma3 with {key} = {cfg[key]} (logit soft-capping) is not supported")
+    if cfg.get("use_bidirectional_attention"):
+        raise UnsupportedError("gemma3 with use_bidirectional_attention (an embedding model) is not supported")
+    if cfg.get("attention_bias"):
+        raise UnsupportedError("gemma3 with attention_bias true (q/k/v/o biases) is not supported")
+    act = cfg.get("hidden_activation") or cfg.get("hidden_act") or "gelu_pytorch_tanh"
+    if act != "gelu_pytorch_tanh":
+        raise UnsupportedError(f"gemma3 with hidden_activation {act!r} is not supported (supported: "
+                               "gelu_pytorch_tanh)")
+    layers = int(cfg["num_hidden_layers"])
+    types = cfg.get("layer_types")
+    if types is None:  # transformers' default: every sliding_window_pattern-th layer is full
+        pattern = int(cfg.get("sliding_window_pattern", 6))
+        types = ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(layers)]
+    names = {"sliding_attention": fmt.LAYER_SLIDING, "full_attention": fmt.LAYER_FULL}
+    if not isinstance(types, list) or len(types) != layers or not set(types) <= set(names):
+        raise UnsupportedError(f"gemma3 layer_types {types!r} are not supported (one of sliding_attention, "
+                               f"full_attention for each of the {layers} layers)")
+    rp, theta_sliding = _gemma3_rope(cfg, head_dim)
+    hidden = int(cfg["hidden_size"])
+    return rp, {
+        # transformers: embed_scale is torch.tensor(hidden_size ** 0.5), an f32
+        "embedding_scale": float(np.float32(hidden ** 0.5)),
+        "post_norms": True,
+        "hidden_act": fmt.ACT_GELU_TANH,
+        "attention_scale": float(cfg.get("query_pre_attn_scalar", 256)) ** -0.5,
+        "sliding_window": int(cfg.get("sliding_window") or 4096),
+        "layer_types": tuple(names[t] for t in types),
+        "rope_theta_sliding": theta_sliding,
+    }
+
+
+def _refuse_multimodal(cfg: dict[str, Any]) -> None:
+    if cfg.get("model_type") == "gemma3":
+        raise UnsupportedError("model_type 'gemma3' is the multimodal Gemma 3 (Gemma3ForConditionalGeneration, text "
+                               "and vision); only Gemma 3 text models are supported (model_type gemma3_text, "
+                               "Gemma3ForCausalLM: e.g. gemma-3-270m, gemma-3-1b)")
+
+
 def _refuse_unsupported_attention(cfg: dict[str, Any], model_type: str) -> None:
     """Sliding-window attention (qwen2/qwen3 `use_sliding_window`, or any layer typed "sliding_attention") and qwen3's
     attention_bias (biases on q/k/v before the per-head norm, and on o) change the math: refused, never ignored."""
@@ -233,21 +340,24 @@ def _context(cfg: dict[str, Any], model_type: str, rope_cap: int | None, notes: 
 def _config(cfg: dict[str, Any], names: set[str], notes: list[str] | None = None) -> ModelConfig:
     notes = [] if notes is None else notes
     model_type = cfg.get("model_type")
+    _refuse_multimodal(cfg)
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise UnsupportedError(f"model_type {model_type!r} is not supported (supported: "
                                f"{', '.join(SUPPORTED_MODEL_TYPES)}; SmolLM models are llama; Qwen3 MoE and "
                                "Phi-3-small (phi3small) are not)")
-    _refuse_unsupported_attention(cfg, model_type)
+    gemma3 = model_type == "gemma3_text"
+    if not gemma3:  # Gemma 3's sliding-window layers are implemented
+        _refuse_unsupported_attention(cfg, model_type)
     try:
         hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
         head_dim = int(cfg.get("head_dim") or hidden // heads)
-        rp = _rope(cfg, head_dim, model_type)
+        rp, gemma3_keys = _gemma3(cfg, head_dim) if gemma3 else (_rope(cfg, head_dim, model_type), {})
         tied = "output.weight" not in names  # an lm_head that is present is used, tied or not
         if tied and cfg.get("tie_word_embeddings") is False:
             raise InputError("config.json says tie_word_embeddings is false but there is no lm_head.weight; "
                              "the checkpoint is incomplete")
         return ModelConfig(
-            architecture=model_type,
+            architecture="gemma3" if gemma3 else model_type,
             vocab_size=int(cfg["vocab_size"]),
             hidden_size=hidden,
             intermediate_size=int(cfg["intermediate_size"]),
@@ -262,8 +372,9 @@ def _config(cfg: dict[str, Any], names: set[str], notes: list[str] | None = None
             tie_word_embeddings=tied,
             attention_bias="blk.0.attn_q.bias" in names,
             rope_freq_factors=rp.freq_factors,
-            qk_norm=model_type == "qwen3",
+            qk_norm=model_type in ("qwen3", "gemma3_text"),
             rope_attn_factor=rp.attn_factor,
+            **gemma3_keys,
         )
     except KeyError as e:
         raise InputError(f"config.json lacks {e.args[0]}; the checkpoint folder is damaged") from e
@@ -293,8 +404,9 @@ def source_files(folder: Path) -> list[Path]:
 def read_hf_folder(folder: Path) -> Checkpoint:
     files = source_files(folder)
     cfg = _read_json(folder / "config.json")
+    _refuse_multimodal(cfg)  # before its tensors, whose names would be refused first
     weight_files = [f for f in files if f.suffix == ".safetensors"]
-    tensors = [t for path in weight_files for t in _safetensors_tensors(path)]
+    tensors = [t for path in weight_files for t in _safetensors_tensors(path, cfg.get("model_type"))]
     notes: list[str] = []
     config = _config(cfg, {t.name for t in tensors}, notes)
     tensors = split_fused(tensors, config)

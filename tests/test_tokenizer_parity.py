@@ -425,3 +425,31 @@ def test_sentencepiece_matches_transformers(
     ids = ours.encode("hi").ids
     assert (ids[0] == 1) == meta.get("tokenizer.ggml.add_bos_token", True)
     assert (ids[-1] == 2) == meta.get("tokenizer.ggml.add_eos_token", False)
+
+
+# CJK, emoji, digits and whitespace runs, and Gemma's own turn markup
+GEMMA3_EXTRA_LINES = [
+    "東京は日本の首都です。北京是中国的首都。서울은 한국의 수도입니다.",
+    "emoji 🚀🔥😀 👩‍🔧 🇯🇵 ✔︎",
+    "digits 0 01 012 0123 01234 0123456789 3.14159 1,000,000",
+    "tabs\t\tand   spaces    runs\n\n\n  x\n \n\t",
+    "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n",
+    "<bos><eos><pad><unk><mask>[multimodal]<unused0>",
+]
+
+
+@pytest.mark.slow
+def test_gemma3_matches_transformers(gemma3_270m_gguf: Path) -> None:
+    """gemma-3-270m's SentencePiece vocabulary (262144 tokens, no merges, space runs spelled with real spaces)."""
+    from transformers import AutoTokenizer
+
+    from model_prep.gguf_file import read_gguf_file
+
+    meta = read_gguf_file(gemma3_270m_gguf).metadata
+    ours = Tokenizer.from_str(tokenizer_json_from_gguf(meta))
+    reference = AutoTokenizer.from_pretrained(str(gemma3_270m_gguf.parent), gguf_file=gemma3_270m_gguf.name)
+    _assert_parity(ours, reference, extra=GEMMA3_EXTRA_LINES)
+    assert not _mismatches(ours, reference, ["▁ a▁b ▁▁"], add_special_tokens=True)  # "▁" reads back as a space
+    encoding = ours.encode("The capital of France is")
+    assert encoding.tokens == ["<bos>", "The", "▁capital", "▁of", "▁France", "▁is"]  # BOS, no prefix space
+    assert ours.encode("<end_of_turn>", add_special_tokens=False).ids == [106]

@@ -136,6 +136,91 @@ def _make_phi3(folder: Path, common: dict[str, Any], init_std: float, rope_param
     return folder
 
 
+# Gemma 3: 4 layers, two kinds (sliding with window 8, full), each with its own RoPE base, and a query_pre_attn_scalar
+# that is not head_dim, so that a wrong window, base or scale shows in the logits of a 20-token prompt
+GEMMA3_LAYER_TYPES = ["sliding_attention", "full_attention", "sliding_attention", "sliding_attention"]
+GEMMA3_ROPE = {"full_attention": {"rope_type": "default", "rope_theta": 1_000_000.0},
+               "sliding_attention": {"rope_type": "default", "rope_theta": 100.0}}
+
+
+def write_tiny_gemma3(folder: Path, seed: int = 0, layers: int = 4, hidden: int = 64, heads: int = 4,
+                      kv_heads: int = 2, head_dim: int = 32, intermediate: int = 128, sliding_window: int = 8,
+                      layer_types: list[str] | None = None, rope_parameters: dict[str, Any] | None = None,
+                      query_pre_attn_scalar: int = 48, init_std: float = 0.05, **extra: Any) -> Path:
+    """A random Gemma 3 text model (transformers' Gemma3ForCausalLM, Gemma3TextConfig) saved as an HF folder with the
+    tiny byte-level tokenizer and ChatML: tied embeddings (scaled by sqrt(hidden) on lookup), pre- and post-norms,
+    q/k norms (weights w near 0: the model multiplies by 1 + w), GeGLU, sliding/full layers (``layer_types``:
+    default GEMMA3_LAYER_TYPES for 4 layers, else transformers' every-6th-full pattern), ``rope_parameters`` per layer
+    type (default GEMMA3_ROPE). ``extra``: more Gemma3TextConfig arguments (e.g. final_logit_softcapping).
+    llama.cpp's converter keeps only what its gemma3 reader assumes (every 6th layer full, sliding base 10000,
+    query_pre_attn_scalar = head_dim): for a GGUF of this model that gives the same logits, ask for those."""
+    import torch
+    import transformers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = tiny_tokenizer()
+    _write_tokenizer_files(folder, tok)
+    if layer_types is None and layers == len(GEMMA3_LAYER_TYPES):
+        layer_types = GEMMA3_LAYER_TYPES
+    torch.manual_seed(seed)
+    cfg = transformers.Gemma3TextConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=kv_heads, head_dim=head_dim, max_position_embeddings=256,
+        rms_norm_eps=1e-6, initializer_range=init_std, eos_token_id=tok.token_to_id("<|im_end|>"),
+        bos_token_id=tok.token_to_id("<|endoftext|>"), pad_token_id=tok.token_to_id("<|endoftext|>"),
+        tie_word_embeddings=True, sliding_window=sliding_window, layer_types=layer_types,
+        rope_parameters=json.loads(json.dumps(rope_parameters or GEMMA3_ROPE)),
+        query_pre_attn_scalar=query_pre_attn_scalar, **extra)
+    model = transformers.Gemma3ForCausalLM(cfg)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(0.2 * torch.randn_like(p))  # Gemma's w (the norm multiplies by 1 + w): not all zeros
+    model.eval().save_pretrained(folder)
+    return folder
+
+
+_GEMMA3_HF_TO_GGUF = {"input_layernorm.weight": "attn_norm.weight",
+                      "post_attention_layernorm.weight": "post_attention_norm.weight",
+                      "pre_feedforward_layernorm.weight": "ffn_norm.weight",
+                      "post_feedforward_layernorm.weight": "post_ffw_norm.weight"}
+
+
+def gemma3_to_gguf(hf_dir: Path, path: Path, qtype: QT = QT.F32, layer_keys: bool = False) -> Path:
+    """A GGUF of a tiny Gemma 3 folder as llama.cpp's convert_hf_to_gguf (Gemma3Model) writes one: every norm weight
+    stored as 1 + w, no Q/K permutation, attention.sliding_window, key/value_length = head_dim, rope.freq_base of the
+    full layers; 2-D weights as `qtype`. (llama.cpp's reader assumes the rest: see write_tiny_gemma3.)
+    ``layer_keys``: also attention.sliding_window_pattern (one flag per layer, true = sliding) and rope.freq_base_swa,
+    which the converter does not write for gemma3 but prepare reads where present."""
+    from safetensors.numpy import load_file
+
+    cfg = json.loads((hf_dir / "config.json").read_text())
+    tensors: dict[str, tuple[np.ndarray, QT]] = {}
+    for hf_name, values in load_file(str(hf_dir / "model.safetensors")).items():
+        if hf_name.startswith("model.layers."):
+            i, rest = hf_name.removeprefix("model.layers.").split(".", 1)
+            name = f"blk.{i}.{_GEMMA3_HF_TO_GGUF.get(rest) or _HF_TO_GGUF[rest]}"
+        else:
+            name = _HF_TO_GGUF[hf_name]
+        values = values.astype(np.float32)
+        if name.endswith("norm.weight"):
+            values = values + np.float32(1)  # convert_hf_to_gguf: data_torch + norm_shift (1.0)
+        tensors[name] = (values, qtype)
+    rope = cfg.get("rope_parameters") or {}
+    gcfg = {"layers": cfg["num_hidden_layers"], "hidden": cfg["hidden_size"], "intermediate": cfg["intermediate_size"],
+            "heads": cfg["num_attention_heads"], "kv_heads": cfg["num_key_value_heads"], "eps": cfg["rms_norm_eps"],
+            "rope_theta": (rope.get("full_attention") or {}).get("rope_theta", 1_000_000.0),
+            "context": cfg["max_position_embeddings"], "head_dim": cfg["head_dim"],
+            "extra": {"gemma3.attention.sliding_window": (cfg["sliding_window"], gguf.GGUFValueType.UINT32)}}
+    if layer_keys:
+        sliding = (rope.get("sliding_attention") or {}).get("rope_theta", 10_000.0)
+        gcfg["extra"] |= {
+            "gemma3.attention.sliding_window_pattern": ([t == "sliding_attention" for t in cfg["layer_types"]],
+                                                        gguf.GGUFValueType.ARRAY),
+            "gemma3.rope.freq_base_swa": (sliding, gguf.GGUFValueType.FLOAT32)}
+    return write_gguf(path, "gemma3", gcfg, tensors, Tokenizer.from_file(str(hf_dir / "tokenizer.json")))
+
+
 def hf_logits(folder: Path, ids: list[int]) -> np.ndarray:
     """transformers' own f32 logits [T, vocab] for token ids."""
     import torch
@@ -178,15 +263,18 @@ def torch_with_package_weights(hf: Path, pkg_dir: Path) -> Any:
 
     model = transformers.AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32).eval()
     pkg = open_package(pkg_dir)
+    model_type = model.config.model_type
     with torch.no_grad():
         for name, p in model.named_parameters():
-            canon = canonical_name(name)
+            canon = canonical_name(name, model_type)
             if canon == "output.weight" and pkg.config.tie_word_embeddings:
                 canon = "token_embd.weight"
             assert canon is not None, name
             blk, layer, short = [*canon.split(".", 2), "", ""][:3]
             if blk == "blk" and short in FUSED:  # phi3: the package holds the parts, in row order
                 p.copy_(torch.from_numpy(np.concatenate([pkg.tensor_f32(f"blk.{layer}.{n}") for n in FUSED[short]])))
+            elif model_type == "gemma3_text" and canon.endswith("norm.weight"):  # the package holds 1 + w
+                p.copy_(torch.from_numpy(pkg.tensor_f32(canon) - np.float32(1)))
             else:
                 p.copy_(torch.from_numpy(pkg.tensor_f32(canon)))
     return model

@@ -38,6 +38,8 @@ class LayerWeights:
     w_gate: Matrix  # [intermediate, hidden]
     w_up: Matrix  # [intermediate, hidden]
     w_down: Matrix  # [hidden, intermediate]
+    post_attn_norm: F32 | None = None  # [hidden] (gemma3: RMSNorm of the attention output) or None
+    post_ffw_norm: F32 | None = None  # [hidden] (gemma3: RMSNorm of the MLP output)
 
 
 @dataclass
@@ -63,13 +65,18 @@ class Weights:
             def qk_norm(n: str, b: str = b) -> F32 | None:
                 return vector(b + n) if config.qk_norm else None
 
+            def post_norm(n: str, b: str = b) -> F32 | None:
+                return vector(b + n) if config.post_norms else None
+
             layers.append(LayerWeights(
                 attn_norm=vector(b + "attn_norm.weight"), wq=matrix(b + "attn_q.weight"),
                 wk=matrix(b + "attn_k.weight"), wv=matrix(b + "attn_v.weight"), bq=bias("attn_q.bias"),
                 bk=bias("attn_k.bias"), bv=bias("attn_v.bias"), q_norm=qk_norm("attn_q_norm.weight"),
                 k_norm=qk_norm("attn_k_norm.weight"), wo=matrix(b + "attn_output.weight"),
                 ffn_norm=vector(b + "ffn_norm.weight"), w_gate=matrix(b + "ffn_gate.weight"),
-                w_up=matrix(b + "ffn_up.weight"), w_down=matrix(b + "ffn_down.weight")))
+                w_up=matrix(b + "ffn_up.weight"), w_down=matrix(b + "ffn_down.weight"),
+                post_attn_norm=post_norm("post_attention_norm.weight"),
+                post_ffw_norm=post_norm("post_ffw_norm.weight")))
         embd = matrix("token_embd.weight")
         output = embd if config.tie_word_embeddings else matrix("output.weight")
         return cls(embd, layers, vector("output_norm.weight"), output, WeightCache(cache_bytes))
@@ -81,15 +88,16 @@ class Weights:
         for lw in self.layers:
             for m in (lw.wq, lw.wk, lw.wv, lw.wo, lw.w_gate, lw.w_up, lw.w_down):
                 seen[id(m)] = m.stored_bytes()
-            vectors += [v for v in (lw.attn_norm, lw.ffn_norm, lw.bq, lw.bk, lw.bv, lw.q_norm, lw.k_norm)
-                        if v is not None]
+            vectors += [v for v in (lw.attn_norm, lw.ffn_norm, lw.bq, lw.bk, lw.bv, lw.q_norm, lw.k_norm,
+                                    lw.post_attn_norm, lw.post_ffw_norm) if v is not None]
         for m in (self.token_embd, self.output):
             seen[id(m)] = m.stored_bytes()
         return sum(seen.values()) + sum(int(v.nbytes) for v in vectors)
 
 
 class RunState:
-    """Buffers allocated once per engine: the KV cache and the RoPE tables for ``context`` positions."""
+    """Buffers allocated once per engine: the KV cache and the RoPE tables for ``context`` positions (a second pair
+    for the sliding-window layers where their RoPE base differs: gemma3's rope_theta_sliding)."""
 
     def __init__(self, config: ModelConfig, context: int):
         self.context = context
@@ -102,6 +110,12 @@ class RunState:
         scale = config.rope_attn_factor or 1.0  # cos and sin times longrope's attention factor (phi3), else 1
         self.cos = (np.cos(angles) * scale).astype(np.float32)  # [context, D/2]
         self.sin = (np.sin(angles) * scale).astype(np.float32)  # [context, D/2]
+        # [context, D/2] each: the sliding layers' tables (plain RoPE of base rope_theta_sliding), else the same
+        self.cos_sliding, self.sin_sliding = self.cos, self.sin
+        if config.rope_theta_sliding is not None:
+            angles = np.arange(context, dtype=np.float64)[:, None] * rope_inv_freq(config.rope_theta_sliding,
+                                                                                    config.head_dim)[None, :]
+            self.cos_sliding, self.sin_sliding = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
 
 
 def rmsnorm(x: F32, w: F32, eps: float) -> F32:
@@ -133,15 +147,31 @@ def silu(x: F32) -> F32:
     return np.asarray(x / (np.float32(1) + np.exp(-x)), dtype=np.float32)
 
 
-def attention(q: F32, k: F32, v: F32, pos: int) -> F32:
-    """Causal grouped-query attention.
+def gelu_tanh(x: F32) -> F32:
+    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): PyTorch's gelu(approximate="tanh"), in f32."""
+    inner = np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x * x * x)
+    return np.asarray(np.float32(0.5) * x * (np.float32(1) + np.tanh(inner)), dtype=np.float32)
+
+
+ACTIVATIONS: dict[str, Callable[[F32], F32]] = {fmt.ACT_SILU: silu, fmt.ACT_GELU_TANH: gelu_tanh}
+
+
+def attention(q: F32, k: F32, v: F32, pos: int, scale: float | None = None, window: int | None = None) -> F32:
+    """Causal grouped-query attention, softmax(q.k * scale) (default 1 / sqrt(D)); with ``window`` a query at
+    position p sees only keys p - window + 1 .. p (a sliding-window layer).
     q: [T, H, D] at positions pos..pos+T-1; k, v: [S, KV, D] for positions 0..S-1 (S = pos + T) -> [T, H, D]."""
     t_len, heads, d = q.shape
     s_len, kv_heads, _ = k.shape
     group = heads // kv_heads
     qg = q.reshape(t_len, kv_heads, group, d).transpose(1, 2, 0, 3)  # [KV, G, T, D]
-    scores = qg @ k.transpose(1, 2, 0)[:, None] / np.float32(np.sqrt(d))  # [KV, G, T, S]
-    visible = np.arange(s_len)[None, :] <= (pos + np.arange(t_len))[:, None]  # [T, S]
+    if scale is None:
+        scores = qg @ k.transpose(1, 2, 0)[:, None] / np.float32(np.sqrt(d))  # [KV, G, T, S]
+    else:
+        scores = qg @ k.transpose(1, 2, 0)[:, None] * np.float32(scale)  # [KV, G, T, S]
+    key_pos, query_pos = np.arange(s_len)[None, :], (pos + np.arange(t_len))[:, None]
+    visible = key_pos <= query_pos  # [T, S]
+    if window is not None:
+        visible &= key_pos > query_pos - window
     scores = np.where(visible, scores, np.float32(-np.inf))
     out = softmax(scores) @ v.transpose(1, 0, 2)[:, None]  # [KV, G, T, D]
     return out.transpose(2, 0, 1, 3).reshape(t_len, heads, d)
@@ -156,10 +186,16 @@ def forward(config: ModelConfig, w: Weights, state: RunState, tokens: npt.NDArra
         raise ValueError(f"positions {pos}..{pos + t_len - 1} exceed the context of {state.context}")
     h, d = config.num_heads, config.head_dim
     kv = config.num_kv_heads
-    cos, sin = state.cos[pos: pos + t_len], state.sin[pos: pos + t_len]
+    act = ACTIVATIONS[config.hidden_act]
     mat = w.cache.f32  # a matrix's f32 values [rows, cols], dequantized on first use (weights.py)
     x = w.cache.rows(w.token_embd, tokens)  # [T, hidden]: only these rows are unpacked
+    if config.embedding_scale is not None:  # gemma3: times f32(sqrt(hidden)); the tied output head stays raw
+        x = x * np.float32(config.embedding_scale)
     for i, lw in enumerate(w.layers):
+        sliding = config.layer_sliding(i)  # gemma3: a sliding-window layer, with its own RoPE base
+        window = config.sliding_window if sliding else None
+        cos = (state.cos_sliding if sliding else state.cos)[pos: pos + t_len]  # [T, D/2]
+        sin = (state.sin_sliding if sliding else state.sin)[pos: pos + t_len]  # [T, D/2]
         # attention block: x += Wo attention(rope(qnorm(Wq xn + bq)), rope(knorm(Wk xn + bk)), Wv xn + bv)
         xn = rmsnorm(x, lw.attn_norm, config.rms_norm_eps)
         q, k, v = xn @ mat(lw.wq).T, xn @ mat(lw.wk).T, xn @ mat(lw.wv).T  # [T, H*D], [T, KV*D], [T, KV*D]
@@ -171,12 +207,19 @@ def forward(config: ModelConfig, w: Weights, state: RunState, tokens: npt.NDArra
         q = rope(q, cos, sin, config.rope_layout)
         state.k_cache[i, pos: pos + t_len] = rope(k, cos, sin, config.rope_layout)
         state.v_cache[i, pos: pos + t_len] = v.reshape(t_len, kv, d)
-        att = attention(q, state.k_cache[i, : pos + t_len], state.v_cache[i, : pos + t_len], pos)
-        x = x + att.reshape(t_len, h * d) @ mat(lw.wo).T
-        # SwiGLU MLP block
+        att = attention(q, state.k_cache[i, : pos + t_len], state.v_cache[i, : pos + t_len], pos,
+                        config.attention_scale, window)
+        out = att.reshape(t_len, h * d) @ mat(lw.wo).T  # [T, hidden]
+        if lw.post_attn_norm is not None:  # gemma3: the attention output normalized before the residual add
+            out = rmsnorm(out, lw.post_attn_norm, config.rms_norm_eps)
+        x = x + out
+        # gated MLP block: SwiGLU (silu) or GeGLU (gelu_tanh)
         xn = rmsnorm(x, lw.ffn_norm, config.rms_norm_eps)
-        gate, up = silu(xn @ mat(lw.w_gate).T), xn @ mat(lw.w_up).T  # [T, intermediate] each
-        x = x + (gate * up) @ mat(lw.w_down).T  # type: ignore[assignment]  # [T, hidden]
+        gate, up = act(xn @ mat(lw.w_gate).T), xn @ mat(lw.w_up).T  # [T, intermediate] each
+        out = (gate * up) @ mat(lw.w_down).T  # [T, hidden]
+        if lw.post_ffw_norm is not None:  # gemma3: the MLP output normalized before the residual add
+            out = rmsnorm(out, lw.post_ffw_norm, config.rms_norm_eps)
+        x = x + out
     if not all_logits:
         x = x[-1:]
     logits = rmsnorm(x, w.output_norm, config.rms_norm_eps) @ mat(w.output).T  # [T or 1, vocab]

