@@ -23,6 +23,7 @@
 override WG: u32 = 64u;             // threads per workgroup
 override R: u32 = 4u;               // rows per workgroup, 1..MAX_R
 override ACCUMULATE: bool = false;  // main: y[i] += W x instead of y[i] = W x
+override GELU: bool = false;        // main_swiglu: gate activation gelu_tanh (gemma3's GeGLU), not silu
 
 const MAX_R: u32 = 8u;
 override LANES: u32 = 2u * R + 1u;  // partial-sum lanes: gate/plain rows, up rows, then sum(x^2)
@@ -62,7 +63,14 @@ fn lane_total(lane: u32) -> f32 {
   return s;
 }
 
-fn silu(g: f32) -> f32 {
+// The MLP's gate activation: silu(g) = g / (1 + exp(-g)), or with GELU gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi)
+// (g + 0.044715 g^3))) (PyTorch's gelu(approximate="tanh"): gemma3). tanh's argument is clamped to +-10, where it is
+// 1 in f32 already, so no backend's tanh overflows.
+fn act(g: f32) -> f32 {
+  if (GELU) {
+    let inner = clamp(0.7978845608028654 * (g + 0.044715 * g * g * g), -10.0, 10.0);
+    return 0.5 * g * (1.0 + tanh(inner));
+  }
   return g / (1.0 + exp(-g));
 }
 
@@ -151,6 +159,6 @@ fn main_swiglu(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) 
     let inv_rms = inverseSqrt(lane_total(SUMSQ_LANE) / f32(cols) + params_swiglu.eps);
     let g = lane_total(li) * inv_rms;
     let v = lane_total(R + li) * inv_rms;
-    y_swiglu[params_swiglu.row_offset + r] = silu(g) * v;
+    y_swiglu[params_swiglu.row_offset + r] = act(g) * v;
   }
 }

@@ -44,6 +44,8 @@ const NO_TOKEN = 0xffffffff;
  * @property {Tensor | null} bv  [KV*D]
  * @property {Tensor | null} qNorm  [D] (qwen3: RMSNorm of each q head before RoPE) or null
  * @property {Tensor | null} kNorm  [D] (each k head)
+ * @property {Tensor | null} [postAttnNorm]  [hidden] (gemma3's post_norms: RMSNorm of the attention output) or null
+ * @property {Tensor | null} [postFfwNorm]   [hidden] (gemma3: RMSNorm of the MLP output) or null
  * @property {Tensor} wo         [hidden, H*D]
  * @property {Tensor} ffnNorm    [hidden]
  * @property {Tensor} wGate      [intermediate, hidden]
@@ -189,6 +191,8 @@ function bindWeights(c, tensor) {
       wGate: get(`${b}ffn_gate.weight`, c.intermediate_size, c.hidden_size),
       wUp: get(`${b}ffn_up.weight`, c.intermediate_size, c.hidden_size),
       wDown: get(`${b}ffn_down.weight`, c.hidden_size, c.intermediate_size),
+      postAttnNorm: c.post_norms ? get(`${b}post_attention_norm.weight`, 1, c.hidden_size) : null,
+      postFfwNorm: c.post_norms ? get(`${b}post_ffw_norm.weight`, 1, c.hidden_size) : null,
     };
   });
   const tokenEmbd = get('token_embd.weight', c.vocab_size, c.hidden_size);
@@ -238,11 +242,21 @@ function recordLayers(ops, w, s) {
     const xn = ops.rmsnorm(s.x, lw.attnNorm, s.xb); //                          decode: folded into the matvecs
     ops.projectQKV(xn, lw, s, i); //                 q [T, H*D], k, v [T, KV*D] (decode: one qkv row); qk norm
     ops.attend(s, i, at); //                    rope(q + bq); cache = rope(k + bk), v + bv; att [T, H*D] = attention
-    ops.linear({ x: s.att }, lw.wo, s.x, { accumulate: true }); //             x += Wo att
+    if (lw.postAttnNorm) { //                                                   gemma3: x += rmsnorm(Wo att) * w
+      ops.linear({ x: s.att }, lw.wo, s.xb); //                                   (xb is free until the next norm)
+      ops.postNorm(s.xb, lw.postAttnNorm, s.x);
+    } else {
+      ops.linear({ x: s.att }, lw.wo, s.x, { accumulate: true }); //           x += Wo att
+    }
     // MLP: x += Wdown (silu(Wgate xn) * (Wup xn)),   xn = rmsnorm(x) * ffn_norm
     const xm = ops.rmsnorm(s.x, lw.ffnNorm, s.xb);
     ops.ffnGateUp(xm, lw.wGate, lw.wUp, s.hb, s.hGate, s.hUp); //             hb [T, intermediate]
-    ops.linear({ x: s.hb }, lw.wDown, s.x, { accumulate: true }); //           x += Wdown hb
+    if (lw.postFfwNorm) { //                                                    gemma3: x += rmsnorm(Wdown hb) * w
+      ops.linear({ x: s.hb }, lw.wDown, s.xb);
+      ops.postNorm(s.xb, lw.postFfwNorm, s.x);
+    } else {
+      ops.linear({ x: s.hb }, lw.wDown, s.x, { accumulate: true }); //         x += Wdown hb
+    }
   });
 }
 

@@ -86,7 +86,7 @@ class Ops {
    * @param {GPUBuffer} out  f32[T, hidden]
    */
   embed(ids, table, out) {
-    const k = this.ctx.pipelines.embed(table.storage);
+    const k = this.ctx.pipelines.embed(table.storage, this.ctx.config.embedding_scale ?? 1);
     for (const ch of table.chunks) {
       const p = this.params(PARAMS[k.shader], { row_start: ch.rowStart, rows: ch.rows, cols: table.cols }, { tokens: 1 });
       this.record(`embed ${table.name}@${ch.rowStart}`, k.pipeline, [ids, ...kernelPlanes(table.storage, ch.planes), out, p],
@@ -138,7 +138,7 @@ class Ops {
    * @param {GPUBuffer} vCache     f32[KV, S, D]
    * @param {string} label
    */
-  rope(positions, table, q, k, v, kCache, vCache, label) {
+  rope(positions, table, q, k, v, kCache, vCache, label) { // table: the layer's (sliding or full)
     const c = this.ctx.config;
     const wg = this.ctx.pipelines.tuning.rope.WG;
     const pipeline = this.ctx.pipelines.get('rope_table.wgsl', 'main', { WG: wg, HALF: c.rope_layout === 'half' ? 1 : 0 });
@@ -157,13 +157,15 @@ class Ops {
    * @param {GPUBuffer} vCache    f32[KV, S, D]
    * @param {GPUBuffer} out       f32[T, H, D]
    * @param {string} label
+   * @param {number} [window]     sliding window of the layer (keys pos - window + 1 .. pos), 0 = none
    */
-  attention(positions, q, kCache, vCache, out, label) {
+  attention(positions, q, kCache, vCache, out, label, window = 0) {
     const c = this.ctx.config;
-    const pipeline = this.ctx.pipelines.get('attention.wgsl', 'main', { WG: this.ctx.pipelines.tuning.attention.WG });
+    const pipeline = this.ctx.pipelines.get('attention.wgsl', 'main',
+      { WG: this.ctx.pipelines.tuning.attention.WG, WINDOW: window });
     const p = this.ctx.uniforms.fixed(PARAMS['attention.wgsl'], {
       num_heads: c.num_heads, num_kv_heads: c.num_kv_heads, head_dim: c.head_dim, capacity: this.ctx.context,
-      scale: 1 / Math.sqrt(c.head_dim),
+      scale: attentionScale(c),
     });
     this.record(`attention ${label}`, pipeline, [positions, q, kCache, vCache, out, p],
       (T) => grids.attentionGrid(c.num_heads, T));
@@ -192,7 +194,7 @@ class Ops {
   }
 
   /**
-   * y = silu(gate) * up, elementwise over T * n values.
+   * y = silu(gate) * up (gelu_tanh(gate) * up with config.hidden_act gelu_tanh), elementwise over T * n values.
    * @param {GPUBuffer} gate f32[T, n]
    * @param {GPUBuffer} up   f32[T, n]
    * @param {GPUBuffer} y    f32[T, n]
@@ -201,9 +203,41 @@ class Ops {
   swigluElementwise(gate, up, y, n) {
     const wg = this.ctx.pipelines.tuning.swiglu.WG;
     const p = this.params(PARAMS['swiglu.wgsl'], {}, { n });
-    this.record('swiglu', this.ctx.pipelines.get('swiglu.wgsl', 'main', { WG: wg }), [gate, up, y, p],
+    const gelu = this.ctx.config.hidden_act === 'gelu_tanh' ? 1 : 0;
+    this.record('swiglu', this.ctx.pipelines.get('swiglu.wgsl', 'main', { WG: wg, GELU: gelu }), [gate, up, y, p],
       (T) => grids.elementwiseGrid(T * n, wg));
   }
+
+  /**
+   * x += rmsnorm(t) * w, row by row (gemma3's post-attention and post-MLP norms: rmsnorm.wgsl ACCUMULATE).
+   * @param {GPUBuffer} t  f32[T, hidden] the block's output
+   * @param {Tensor} w     [hidden] f32
+   * @param {GPUBuffer} x  f32[T, hidden] the residual stream
+   */
+  postNorm(t, w, x) {
+    const c = this.ctx.config;
+    const wg = this.ctx.pipelines.tuning.rmsnorm.WG;
+    const p = this.ctx.uniforms.fixed(PARAMS['rmsnorm.wgsl'], { n: w.cols, eps: c.rms_norm_eps });
+    this.record(`post norm ${w.name}`, this.ctx.pipelines.get('rmsnorm.wgsl', 'main', { WG: wg, ACCUMULATE: 1 }),
+      [t, vectorBinding(w), x, p], grids.rmsnormGrid);
+  }
+}
+
+/**
+ * Layer i's attention kind: its sliding window (0 = full attention) and which RoPE table it rotates with (gemma3's
+ * "sliding" layers: config.sliding_window, and s.ropeTableSliding).
+ * @param {import('./package.js').ModelConfig} c
+ * @param {RunState} s
+ * @param {number} i
+ */
+function layerKind(c, s, i) {
+  const sliding = c.layer_types?.[i] === 'sliding';
+  return { window: sliding ? c.sliding_window ?? 0 : 0, table: sliding ? s.ropeTableSliding : s.ropeTable };
+}
+
+/** The score scale: config.attention_scale (gemma3) or 1 / sqrt(head_dim). @param {import('./package.js').ModelConfig} c */
+function attentionScale(c) {
+  return c.attention_scale ?? 1 / Math.sqrt(c.head_dim);
 }
 
 /** One token per pass: matvec kernels, norms folded in, every Params value fixed. */
@@ -284,15 +318,16 @@ export class DecodeOps extends Ops {
     const splitWG = t.attentionSplit.WG;
     const SPLIT = grids.attentionSplitPositions(c.head_dim, splitWG);
     const splits = grids.attentionSplits(S, SPLIT);
+    const { window, table } = layerKind(c, s, i);
     const split = this.ctx.pipelines.get('attention_split.wgsl', 'main',
-      { WG: splitWG, SPLIT, HALF: c.rope_layout === 'half' ? 1 : 0 });
+      { WG: splitWG, SPLIT, HALF: c.rope_layout === 'half' ? 1 : 0, WINDOW: window });
     const ps = this.ctx.uniforms.fixed(PARAMS['attention_split.wgsl'], {
       num_heads: c.num_heads, num_kv_heads: c.num_kv_heads, head_dim: c.head_dim, capacity: S, splits,
-      scale: 1 / Math.sqrt(c.head_dim),
+      scale: attentionScale(c),
     });
     const splitGrid = grids.attentionSplitGrid(c.num_heads, S, SPLIT);
     this.record(`attention split ${label}`, split,
-      [s.positions, s.ropeTable, s.qkv, s.qkvBias[i], s.kCache[i], s.vCache[i], s.attnPart, ps], () => splitGrid);
+      [s.positions, table, s.qkv, s.qkvBias[i], s.kCache[i], s.vCache[i], s.attnPart, ps], () => splitGrid);
     const combine = this.ctx.pipelines.get('attention_combine.wgsl', 'main', t.attentionCombine);
     const pc = this.ctx.uniforms.fixed(PARAMS['attention_combine.wgsl'], {
       num_heads: c.num_heads, head_dim: c.head_dim, capacity: S, splits, split_positions: SPLIT,
@@ -303,7 +338,7 @@ export class DecodeOps extends Ops {
 
   /**
    * y = silu(Wg x') * (Wu x'), x' = rmsnorm(x) * norm: one fused matvec main_swiglu per chunk when gate and up share
-   * storage (q4, q8 or q4k: q5k and q6k would bind more storage buffers than WebGPU's default 8) and row chunks;
+   * storage (q4, q8, q4k or f32: q5k and q6k would bind more storage buffers than WebGPU's default 8) and row chunks;
    * otherwise two matvecs and swiglu.wgsl.
    * @param {Input} input     with its norm
    * @param {Tensor} gate     [intermediate, hidden]
@@ -314,7 +349,7 @@ export class DecodeOps extends Ops {
    */
   ffnGateUp(input, gate, up, y, gateOut, upOut) {
     const c = this.ctx.config;
-    const same = gate.storage === up.storage && ['q4', 'q8', 'q4k'].includes(gate.storage) &&
+    const same = gate.storage === up.storage && ['q4', 'q8', 'q4k', 'f32'].includes(gate.storage) &&
       gate.chunks.length === up.chunks.length &&
       gate.chunks.every((ch, i) => ch.rowStart === up.chunks[i].rowStart && ch.rows === up.chunks[i].rows);
     if (!input.norm || !same) {
@@ -323,7 +358,7 @@ export class DecodeOps extends Ops {
       this.swigluElementwise(gateOut, upOut, y, gate.rows);
       return;
     }
-    const k = this.ctx.pipelines.matvec(gate.storage, 'main_swiglu', false, gate.cols);
+    const k = this.ctx.pipelines.matvec(gate.storage, 'main_swiglu', false, gate.cols, c.hidden_act === 'gelu_tanh');
     gate.chunks.forEach((ch, i) => {
       const p = this.params(PARAMS['matvec.wgsl'], { rows: ch.rows, cols: gate.cols, row_offset: ch.rowStart, eps: c.rms_norm_eps }, {});
       const grid = k.grid(ch.rows);
@@ -425,18 +460,20 @@ export class PrefillOps extends Ops {
    * @param {string} label
    */
   attend(s, i, label) {
-    this.rope(s.positions, s.ropeTable, s.q, s.k, s.v, s.kCache[i], s.vCache[i], label);
     const c = this.ctx.config;
+    const { window, table } = layerKind(c, s, i);
+    this.rope(s.positions, table, s.q, s.k, s.v, s.kCache[i], s.vCache[i], label);
     const { BQ, BK } = this.ctx.pipelines.tuning.attentionPrefill;
     if (c.head_dim > 128 || c.head_dim > 16 * BK) { // beyond attention_prefill.wgsl's registers and tiles
-      this.attention(s.positions, s.q, s.kCache[i], s.vCache[i], s.att, label);
+      this.attention(s.positions, s.q, s.kCache[i], s.vCache[i], s.att, label, window);
       return;
     }
     const p = this.params(PARAMS['attention_prefill.wgsl'], {
       num_heads: c.num_heads, num_kv_heads: c.num_kv_heads, head_dim: c.head_dim, capacity: this.ctx.context,
-      scale: 1 / Math.sqrt(c.head_dim),
+      scale: attentionScale(c),
     }, { tokens: 1 });
-    this.record(`attention prefill ${label}`, this.ctx.pipelines.get('attention_prefill.wgsl', 'main', { BQ, BK }),
+    this.record(`attention prefill ${label}`,
+      this.ctx.pipelines.get('attention_prefill.wgsl', 'main', { BQ, BK, WINDOW: window }),
       [s.positions, s.q, s.kCache[i], s.vCache[i], s.att, p], (T) => grids.attentionPrefillGrid(c.num_heads, T, BQ));
   }
 

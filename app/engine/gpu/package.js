@@ -9,14 +9,15 @@ export const FORMAT_NAME = 'fieldllm-model';
 // version 2 = version 1 + config.rope_freq_factors (Llama 3.x RoPE scaling); version 3 = version 2 + config.qk_norm
 // (Qwen3's per-head q/k RMSNorm); version 4 = version 3 + config.rope_attn_factor (Phi-3's longrope attention factor
 // on cos and sin); version 5 = version 4 + the K-quant storages q4k, q5k, q6k (llama.cpp's Q4_K, Q5_K, Q6_K carried
-// exactly); packages with none of them stay version 1
+// exactly) and gemma3 (config embedding_scale, post_norms, hidden_act, attention_scale, sliding_window + layer_types,
+// rope_theta_sliding); packages with none of them stay version 1
 export const SUPPORTED_FORMAT_VERSIONS = Object.freeze([1, 2, 3, 4, 5]);
 export const MANIFEST_FILE = 'manifest.json';
 export const PLANE_ALIGN = 256; // bytes: every plane starts at a multiple (WebGPU's storage offset alignment)
 
 /**
  * @typedef {object} ModelConfig  manifest.config (docs/FORMAT.md)
- * @property {'llama' | 'qwen2' | 'qwen3' | 'phi3'} architecture
+ * @property {'llama' | 'qwen2' | 'qwen3' | 'phi3' | 'gemma3'} architecture
  * @property {number} vocab_size
  * @property {number} hidden_size
  * @property {number} intermediate_size
@@ -35,6 +36,15 @@ export const PLANE_ALIGN = 256; // bytes: every plane starts at a multiple (WebG
  *   (qwen3; format version 3)
  * @property {number} [rope_attn_factor]  cos and sin of every RoPE angle times it (phi3's longrope; format version 4;
  *   ./rope.js ropeScale)
+ * The gemma3 keys (format version 5; absent = the llama behaviour):
+ * @property {number} [embedding_scale]  the embedding row times it on lookup (not the tied output head)
+ * @property {boolean} [post_norms]  blk.N.post_attention_norm / post_ffw_norm: h += rmsnorm(out) * w after attention
+ *   and the MLP
+ * @property {'silu' | 'gelu_tanh'} [hidden_act]  the MLP gate's activation (default silu: SwiGLU)
+ * @property {number} [attention_scale]  softmax(q.k * attention_scale) (default 1 / sqrt(head_dim))
+ * @property {number} [sliding_window]  keys a "sliding" layer's query sees: its last sliding_window positions
+ * @property {('sliding' | 'full')[]} [layer_types]  one per layer
+ * @property {number} [rope_theta_sliding]  RoPE base of the "sliding" layers (no rope_freq_factors, no attn factor)
  */
 /** @typedef {'q4' | 'q8' | 'f32' | 'q4k' | 'q5k' | 'q6k'} Storage */
 /**
@@ -107,6 +117,27 @@ export function checkManifest(m) {
       !(scale > 0))) {
     throw new FormatError('manifest.json config.rope_attn_factor must be a positive number in a package of ' +
       'format_version 4: rebuild the package');
+  }
+  const bad5 = [];
+  const positive = (/** @type {any} */ v) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+  if (c.embedding_scale !== undefined && !positive(c.embedding_scale)) bad5.push('embedding_scale');
+  if (c.attention_scale !== undefined && !positive(c.attention_scale)) bad5.push('attention_scale');
+  if (c.rope_theta_sliding !== undefined && !positive(c.rope_theta_sliding)) bad5.push('rope_theta_sliding');
+  if (c.post_norms !== undefined && typeof c.post_norms !== 'boolean') bad5.push('post_norms');
+  if (c.hidden_act !== undefined && c.hidden_act !== 'silu' && c.hidden_act !== 'gelu_tanh') bad5.push('hidden_act');
+  if (c.sliding_window !== undefined && !(Number.isInteger(c.sliding_window) && c.sliding_window > 0)) {
+    bad5.push('sliding_window');
+  }
+  if (c.layer_types !== undefined && (!Array.isArray(c.layer_types) || c.layer_types.length !== c.num_layers ||
+      !c.layer_types.every((/** @type {any} */ t) => t === 'sliding' || t === 'full') ||
+      (c.layer_types.includes('sliding') && c.sliding_window === undefined))) {
+    bad5.push('layer_types');
+  }
+  const gemmaKeys = ['embedding_scale', 'attention_scale', 'rope_theta_sliding', 'post_norms', 'hidden_act',
+    'sliding_window', 'layer_types'].filter((k) => c[k] !== undefined);
+  if (bad5.length || (gemmaKeys.length && m.format_version < 5)) {
+    throw new FormatError(`manifest.json config ${(bad5.length ? bad5 : gemmaKeys).join(', ')} invalid or in a ` +
+      'package below format_version 5: rebuild the package');
   }
   if (c.rope_layout !== 'interleaved' && c.rope_layout !== 'half') {
     throw new FormatError(`manifest.json config.rope_layout ${JSON.stringify(c.rope_layout)} is unknown ` +

@@ -178,12 +178,14 @@ export class Pipelines {
    * @param {'main' | 'main_norm' | 'main_swiglu'} entry  main_swiglu: q4, q8, q4k only
    * @param {boolean} accumulate  y += W x (entry main only)
    * @param {number} cols  inputs per row: picks tuning.matvecLong from its minCols on, else tuning.matvec
+   * @param {boolean} [gelu]  main_swiglu: gate activation gelu_tanh (gemma3's GeGLU) instead of silu
    * @returns {{pipeline: GPUComputePipeline, grid: (rows: number) => Grid}}
    */
-  matvec(storage, entry, accumulate, cols) {
-    // ACCUMULATE only where the entry point uses it (an override an entry point never references may be rejected)
+  matvec(storage, entry, accumulate, cols, gelu = false) {
+    // ACCUMULATE and GELU only where the entry point uses them (an override an entry point never references may be
+    // rejected)
     /** @type {Constants} */
-    const acc = entry === 'main' ? { ACCUMULATE: accumulate ? 1 : 0 } : {};
+    const acc = entry === 'main' ? { ACCUMULATE: accumulate ? 1 : 0 } : entry === 'main_swiglu' ? { GELU: gelu ? 1 : 0 } : {};
     if (storage === 'f32') {
       const t = this.tuning.matvecF32;
       return { pipeline: this.get('matvec_f32.wgsl', entry, { ...t, ...acc }), grid: (rows) => grids.matvecF32Grid(rows, t.R) };
@@ -231,22 +233,23 @@ export class Pipelines {
   /**
    * Embedding lookup (embed.wgsl for q4/q8, embed_kq.wgsl for q4k/q5k/q6k, embed_f32.wgsl for f32).
    * @param {import('./package.js').Storage} storage
+   * @param {number} [scale]  every value times it (config.embedding_scale: gemma3), an f32 override
    * @returns {{shader: string, pipeline: GPUComputePipeline, grid: (cols: number, tokens: number) => Grid}}
    */
-  embed(storage) {
+  embed(storage, scale = 1) {
     if (storage === 'f32') {
       const t = this.tuning.embedF32;
-      return { shader: 'embed_f32.wgsl', pipeline: this.get('embed_f32.wgsl', 'main', t), grid: (cols, T) => grids.embedF32Grid(cols, T, t.WG) };
+      return { shader: 'embed_f32.wgsl', pipeline: this.get('embed_f32.wgsl', 'main', { ...t, SCALE: scale }), grid: (cols, T) => grids.embedF32Grid(cols, T, t.WG) };
     }
     const kt = ktype(storage);
     if (kt) {
       const t = this.tuning.embedKq;
       // one thread per qweight word of 8 values, as embed.wgsl's q4
-      return { shader: 'embed_kq.wgsl', pipeline: this.get('embed_kq.wgsl', 'main', { KTYPE: kt, ...t }), grid: (cols, T) => grids.embedGrid(cols, T, 4, t.WG) };
+      return { shader: 'embed_kq.wgsl', pipeline: this.get('embed_kq.wgsl', 'main', { KTYPE: kt, ...t, SCALE: scale }), grid: (cols, T) => grids.embedGrid(cols, T, 4, t.WG) };
     }
     const t = this.tuning.embed;
     const q = qbits(storage);
-    return { shader: 'embed.wgsl', pipeline: this.get('embed.wgsl', 'main', { QBITS: q, ...t }), grid: (cols, T) => grids.embedGrid(cols, T, q, t.WG) };
+    return { shader: 'embed.wgsl', pipeline: this.get('embed.wgsl', 'main', { QBITS: q, ...t, SCALE: scale }), grid: (cols, T) => grids.embedGrid(cols, T, q, t.WG) };
   }
 }
 

@@ -29,7 +29,7 @@ const DEFAULT_LIMITS = { maxStorageBufferBindingSize: 128 * MiB, maxBufferSize: 
 export function unsupported(c) {
   if (c.num_heads % c.num_kv_heads !== 0) return `num_heads ${c.num_heads} is not a multiple of num_kv_heads ${c.num_kv_heads}`;
   if (c.head_dim % 4 !== 0 || c.head_dim > 256) return `head_dim ${c.head_dim} is not a multiple of 4 up to 256 (attention.wgsl)`;
-  if (!['llama', 'qwen2', 'qwen3', 'phi3'].includes(c.architecture)) return `architecture ${c.architecture} is unknown`;
+  if (!['llama', 'qwen2', 'qwen3', 'phi3', 'gemma3'].includes(c.architecture)) return `architecture ${c.architecture} is unknown`;
   if (c.qk_norm && c.attention_bias) return 'qk_norm with attention_bias is not supported';
   return null;
 }

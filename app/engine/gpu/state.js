@@ -51,6 +51,8 @@ export function runStateSizes(c, S, P, tuning) {
     //                                                                 and of the softmax sum of the others, index
     token: 8, //                                 u32[2]              masked argmax(logits), f32 bits of its logprob
     ropeTable: 4 * S * D, //                     f32[S, D/2, 2]      (cos, sin) of pos * theta^(-2i/D), set at load
+    // f32[S, D/2, 2] the "sliding" layers' table (gemma3's rope_theta_sliding); without one, ropeTable serves them
+    ropeTableSliding: c.rope_theta_sliding ? 4 * S * D : 0,
     kCacheLayer: 4 * KV * S * D, //              f32[KV, S, D]       keys of one layer, rotated (x num_layers)
     vCacheLayer: 4 * KV * S * D, //              f32[KV, S, D]       values of one layer (x num_layers)
     qkvBiasLayer: 4 * (H + 2 * KV) * D, //       f32[H+2KV, D]       q, k, v biases of one layer (x num_layers;
@@ -95,6 +97,7 @@ export function runStateBytes(c, S, P, tuning) {
  * @property {GPUBuffer} argmaxStates
  * @property {GPUBuffer} token
  * @property {GPUBuffer} ropeTable
+ * @property {GPUBuffer} ropeTableSliding  the "sliding" layers' table (the same buffer as ropeTable without one)
  * @property {GPUBuffer[]} kCache
  * @property {GPUBuffer[]} vCache
  * @property {GPUBuffer[]} qkvBias
@@ -114,6 +117,7 @@ export function allocRunState(device, c, S, P, tuning) {
   const s = runStateSizes(c, S, P, tuning);
   const buf = (/** @type {string} */ name, /** @type {number} */ bytes) => createBuffer(device, name, bytes, ACTIVATION);
   const layers = Array.from({ length: c.num_layers }, (_, i) => i);
+  const ropeTable = buf('rope table', s.ropeTable);
   return {
     ids: buf('ids', s.ids),
     positions: buf('positions', s.positions),
@@ -133,7 +137,8 @@ export function allocRunState(device, c, S, P, tuning) {
     mask: buf('token mask', s.mask),
     argmaxStates: buf('argmax states', s.argmaxStates),
     token: buf('token', s.token),
-    ropeTable: buf('rope table', s.ropeTable),
+    ropeTable,
+    ropeTableSliding: s.ropeTableSliding ? buf('rope table (sliding layers)', s.ropeTableSliding) : ropeTable,
     kCache: layers.map((i) => buf(`k_cache.${i}`, s.kCacheLayer)),
     vCache: layers.map((i) => buf(`v_cache.${i}`, s.vCacheLayer)),
     qkvBias: layers.map((i) => buf(`qkv_bias.${i}`, s.qkvBiasLayer)),
@@ -152,6 +157,20 @@ export function allocRunState(device, c, S, P, tuning) {
  * @param {number} S  context positions
  */
 export function writeRopeTable(device, s, c, S) {
+  device.queue.writeBuffer(s.ropeTable, 0, ropeCosSin(c, S));
+  if (c.rope_theta_sliding && s.ropeTableSliding !== s.ropeTable) {
+    // gemma3's sliding layers: plain RoPE of base rope_theta_sliding (no frequency factors, no attention factor)
+    const plain = { rope_theta: c.rope_theta_sliding, head_dim: c.head_dim };
+    device.queue.writeBuffer(s.ropeTableSliding, 0, ropeCosSin(plain, S));
+  }
+}
+
+/**
+ * [S, D/2, (cos, sin)] f32 of the RoPE angles of config c (its rope_theta, rope_freq_factors, rope_attn_factor).
+ * @param {{rope_theta: number, head_dim: number, rope_freq_factors?: number[], rope_attn_factor?: number}} c
+ * @param {number} S
+ */
+function ropeCosSin(c, S) {
   const half = c.head_dim / 2;
   const table = new Float32Array(S * half * 2); // [S, D/2, (cos, sin)]
   const scale = ropeScale(c); // config.rope_attn_factor (phi3's longrope) or 1
@@ -163,7 +182,7 @@ export function writeRopeTable(device, s, c, S) {
       table[(p * half + i) * 2 + 1] = Math.sin(angle) * scale;
     }
   }
-  device.queue.writeBuffer(s.ropeTable, 0, table);
+  return table;
 }
 
 /** @param {RunState} s */
