@@ -10,6 +10,7 @@ attention_split.wgsl at 256. f32 and q4 packages: the MLP's fused gate + up matv
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,3 +42,36 @@ def gemma3(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.mark.parametrize("weights", ["f32", "q4"])
 def test_gemma3_logits_match_reference(harness: Harness, gemma3: Any, weights: str) -> None:
     assert_logits_match_reference(harness, gemma3(weights), {"passTokens": 128})
+
+
+@pytest.mark.slow
+def test_real_gemma3_270m_greedy_ids_match_reference(harness: Harness, site: Site, gemma3_270m_gguf: Path,
+                                                       tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The real gemma-3-270m (Q4_K_M: q4k / q6k / Q5_0 as q8 / Q8_0 embedding and tied head, 18 layers of which
+    every 6th full, head_dim 256, vocabulary 262144): four greedy ids after "The capital of France is" (BOS first),
+    the prefill and three decode steps, equal the reference engine's."""
+    import numpy as np
+    from browser_harness import reference_engine
+
+    from model_prep.plan import Options
+    from model_prep.prepare import prepare
+
+    package = prepare(gemma3_270m_gguf, tmp_path_factory.mktemp("gemma3_270m") / "pkg", Options())
+    name = site.add_model("gemma-3-270m", package)
+    ref = reference_engine(site.models[name])
+    ids = ref.tokenizer.encode("The capital of France is").ids
+    harness.call("loadEngine", name, {"context": 64, "passTokens": 32})
+    want: list[int] = []
+    got: list[int] = []
+    worst = 0.0
+    feed, pos = list(ids), 0
+    for _ in range(4):
+        expected = ref.logits(feed, pos)
+        logits = np.asarray(harness.call("logits", feed, pos), np.float32)
+        worst = max(worst, float(np.abs(logits - expected).max()))
+        want.append(int(np.argmax(expected)))
+        got.append(int(np.argmax(logits)))
+        pos += len(feed)
+        feed = [want[-1]]  # both sides go on with the reference's token
+    assert got == want, f"{ref.tokenizer.decode(got)!r} vs {ref.tokenizer.decode(want)!r} (max logit error {worst:.2e})"
+    print(f"gemma-3-270m: {ref.tokenizer.decode(want)!r}, max logit error {worst:.2e}")
