@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from model_prep import format as fmt
 from model_prep.config import ModelConfig
 from model_prep.errors import PackageError
 from model_prep.package import Package, open_package
@@ -39,12 +40,14 @@ READ_BYTES = 1 << 22  # a shard is read (and hashed) in pieces of this many byte
 
 STORAGE = {"f32": 0, "q8": 1, "q4": 2, "q4k": 3, "q5k": 4, "q6k": 5}  # cpu_engine.h FE_F32 .. FE_Q6K
 K_STORAGES = ("q4k", "q5k", "q6k")  # planes qweight, (qhigh,) super
-SLOT_TOKEN_EMBD, SLOT_OUTPUT_NORM, SLOT_OUTPUT, SLOT_LAYER0, PER_LAYER = 0, 1, 2, 3, 14
+SLOT_TOKEN_EMBD, SLOT_OUTPUT_NORM, SLOT_OUTPUT, SLOT_LAYER0, PER_LAYER = 0, 1, 2, 3, 16
 LAYER_TENSORS = ("attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_q.bias",
                  "attn_k.bias", "attn_v.bias", "attn_output.weight", "ffn_norm.weight", "ffn_gate.weight",
-                 "ffn_up.weight", "ffn_down.weight", "attn_q_norm.weight",
-                 "attn_k_norm.weight")  # slot order (cpu_engine.h FE_ATTN_NORM .. FE_K_NORM)
-QK_NORMS = ("attn_q_norm.weight", "attn_k_norm.weight")  # only with config.qk_norm (qwen3)
+                 "ffn_up.weight", "ffn_down.weight", "attn_q_norm.weight", "attn_k_norm.weight",
+                 "post_attention_norm.weight",
+                 "post_ffw_norm.weight")  # slot order (cpu_engine.h FE_ATTN_NORM .. FE_POST_FFW_NORM)
+QK_NORMS = ("attn_q_norm.weight", "attn_k_norm.weight")  # only with config.qk_norm (qwen3, gemma3)
+POST_NORMS = ("post_attention_norm.weight", "post_ffw_norm.weight")  # only with config.post_norms (gemma3)
 ERRORS = ("ok", "a config value this engine cannot run", "out of memory", "called out of order", "bad arguments")
 MAX_LAYERS = 256
 MAX_DEFAULT_THREADS = 8
@@ -56,8 +59,10 @@ class NativeEngineError(RuntimeError):
 
 def unsupported(c: ModelConfig) -> str | None:
     """Why the C engine cannot run a config, or None (model.js's ``unsupported``)."""
-    if c.architecture not in ("llama", "qwen2", "qwen3", "phi3"):
+    if c.architecture not in ("llama", "qwen2", "qwen3", "phi3", "gemma3"):
         return f"architecture {c.architecture} is unknown"
+    if c.hidden_act not in (fmt.ACT_SILU, fmt.ACT_GELU_TANH):
+        return f"hidden_act {c.hidden_act} is unknown"
     if c.qk_norm and c.attention_bias:
         return "qk_norm with attention_bias is not supported"
     if c.head_dim % 4:
@@ -73,6 +78,8 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     sigs: dict[str, tuple[Any, list[Any]]] = {
         "fe_alloc": (ptr, [ctypes.c_uint32]),
         "fe_init": (i32, [i32, i32, i32, i32, i32, i32, i32, f32, f32, i32, i32, i32, i32, i32]),
+        "fe_options": (i32, [f32, i32, i32, f32, i32, i32]),
+        "fe_layer_sliding": (ptr, []), "fe_rope_cos_sliding": (ptr, []), "fe_rope_sin_sliding": (ptr, []),
         "fe_tensor": (i32, [i32, i32, i32, i32, i32]),
         "fe_chunk": (i32, [i32, i32, i32, i32, ptr, ptr, ptr]),
         "fe_matmul": (i32, [i32, i32, ptr, ptr]),
@@ -159,6 +166,14 @@ class NativeModel:
                                 c.num_kv_heads, c.head_dim, c.rms_norm_eps, float(np.float32(math.sqrt(c.head_dim))),
                                 1 if c.rope_layout == "interleaved" else 0, 1 if c.attention_bias else 0,
                                 1 if c.qk_norm else 0, self._context, self.pass_tokens), "allocating the run state")
+        if c.gemma3_keys:  # gemma3's options (0: not used), the sliding layers' flags; their RoPE tables: _write_rope
+            self._check(lib.fe_options(c.embedding_scale or 0.0, 1 if c.post_norms else 0,
+                                       1 if c.hidden_act == fmt.ACT_GELU_TANH else 0, c.attention_scale or 0.0,
+                                       c.sliding_window or 0, 1 if c.rope_theta_sliding is not None else 0),
+                        "setting gemma3's options")
+            flags = np.ctypeslib.as_array(ctypes.cast(lib.fe_layer_sliding(), ctypes.POINTER(ctypes.c_int32)),
+                                          (c.num_layers,))
+            flags[:] = [1 if c.layer_sliding(i) else 0 for i in range(c.num_layers)]
         shard_at = {entry["path"]: self._read_shard(pkg, entry) for entry in _weight_files(pkg)}
         self._bind_tensors(pkg, shard_at)
         self._write_rope()
@@ -216,7 +231,8 @@ class NativeModel:
                   "attn_v.weight": (kvd, h), "attn_q.bias": (1, hd), "attn_k.bias": (1, kvd), "attn_v.bias": (1, kvd),
                   "attn_output.weight": (h, hd), "ffn_norm.weight": (1, h), "ffn_gate.weight": (inter, h),
                   "ffn_up.weight": (inter, h), "ffn_down.weight": (h, inter), "attn_q_norm.weight": (1, c.head_dim),
-                  "attn_k_norm.weight": (1, c.head_dim)}
+                  "attn_k_norm.weight": (1, c.head_dim), "post_attention_norm.weight": (1, h),
+                  "post_ffw_norm.weight": (1, h)}
 
         def bind(slot: int, name: str, rows: int, cols: int, vector: bool) -> None:
             t = tensors.get(name)
@@ -244,7 +260,8 @@ class NativeModel:
         bind(SLOT_OUTPUT, "token_embd.weight" if c.tie_word_embeddings else "output.weight", c.vocab_size, h, False)
         for layer in range(c.num_layers):
             for k, n in enumerate(LAYER_TENSORS):
-                if (n.endswith(".bias") and not c.attention_bias) or (n in QK_NORMS and not c.qk_norm):
+                if (n.endswith(".bias") and not c.attention_bias) or (n in QK_NORMS and not c.qk_norm) or \
+                        (n in POST_NORMS and not c.post_norms):
                     continue
                 rows, cols = shapes[n]
                 bind(SLOT_LAYER0 + layer * PER_LAYER + k, f"blk.{layer}.{n}", rows, cols, rows == 1)
@@ -256,7 +273,12 @@ class NativeModel:
         angles = np.arange(self._context, dtype=np.float64)[:, None] * \
             inv_freq(c.rope_theta, c.head_dim, c.rope_freq_factors)[None, :]  # [context, D/2], radians
         scale = c.rope_attn_factor or 1.0  # cos and sin times longrope's attention factor (phi3), else 1
-        for fn, values in ((lib.fe_rope_cos, np.cos(angles) * scale), (lib.fe_rope_sin, np.sin(angles) * scale)):
+        tables = [(lib.fe_rope_cos, np.cos(angles) * scale), (lib.fe_rope_sin, np.sin(angles) * scale)]
+        if c.rope_theta_sliding is not None:  # gemma3's sliding layers: plain RoPE of their own base
+            angles = np.arange(self._context, dtype=np.float64)[:, None] * \
+                inv_freq(c.rope_theta_sliding, c.head_dim)[None, :]
+            tables += [(lib.fe_rope_cos_sliding, np.cos(angles)), (lib.fe_rope_sin_sliding, np.sin(angles))]
+        for fn, values in tables:
             table = np.ctypeslib.as_array(ctypes.cast(fn(), ctypes.POINTER(ctypes.c_float)), (self._context * half,))
             table[:] = values.astype(np.float32).reshape(-1)
 

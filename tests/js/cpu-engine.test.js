@@ -1,7 +1,9 @@
 // The CPU engine (app/engine/cpu/: cpu_engine.c in WebAssembly, model.js) against the numpy reference engine:
 // logits of tiny random models within 1e-3 (f32, q8, q4, q4 with q8 v, a GGUF Q4_1 source with the interleaved
 // RoPE layout, tensors split over several shards; Qwen3's per-head q/k norm at q4 and from a GGUF Q8_0; Phi-3's
-// longrope short factors and attention factor at q4) for a prefill, a decode step and a prefill of several passes;
+// longrope short factors and attention factor at q4; Gemma 3's scaled embedding, post-norms, GeGLU, attention scale,
+// sliding layers of window 8 and RoPE base per layer type at q4; a GGUF of Q4_K / Q5_K / Q6_K / Q5_0 / Q8_0 carried
+// as q4k / q5k / q6k / q8 in row chunks) for a prefill, a decode step and a prefill of several passes;
 // greedy token ids of the default model (SmolLM2) equal to the reference's for three chats; the token mask; and
 // engine.js answering on it. The .wasm is built first (scripts/build_wasm.sh: clang + lld); without them the tests
 // fail, they never skip.
@@ -93,9 +95,9 @@ describe('tiny random models: logits within 1e-3 of the reference', () => {
     tiny = cpuOracle('tiny', { out: join(scratchDir(), 'cpu-tiny') });
   });
 
-  test('f32, q8, q4, q4+v8, GGUF q4_1 (interleaved), chunked shards, qwen3 q4 and GGUF q8_0, phi3 q4; prefill, decode, several passes; 1 and 3 threads', async (t) => {
+  test('f32, q8, q4, q4+v8, GGUF q4_1 (interleaved), chunked shards, qwen3 q4 and GGUF q8_0, phi3 q4, gemma3 q4, GGUF K-quants; prefill, decode, several passes; 1 and 3 threads', async (t) => {
     const { cases } = await tiny;
-    assert.equal(cases.length, 8);
+    assert.equal(cases.length, 10);
     for (const [c, threads] of cases.flatMap((/** @type {any} */ c) => [[c, 1], [c, 3]])) {
       // 16 tokens per pass: the longer prompt takes several passes, and the passes end on partial 4-token blocks;
       // 3 threads: shares of unequal size (rows and heads that 3 does not divide)

@@ -1,9 +1,10 @@
-"""The CPU engine's K-quant matmul kernels (q4k / q5k / q6k, cpu_engine.c row_k45 / row_q6k) on their own, in the
-native build: ``fe_matmul`` of random GGUF blocks (model_prep.kquants.random_blocks, packed by kquants.pack) against
-numpy's product with ``kquants.dequantize``'s weights, for 1 token (decode), 3 and 6 (the 4-token blocks of a prompt
-and their remainder), the tensor split into two row chunks and the rows cut into 3 parts as threads would cut them;
-then a whole tiny llama of mixed K-quants (tests/test_kquants.py's GGUF) against the reference engine: logits within
-1e-3 and the same greedy ids on 1 and 3 threads.
+"""The CPU engine's K-quant matmul kernels (q4k / q5k / q6k, cpu_engine.c row_k45 / row_q6k and wide.h's AVX2
+fe_wide_k45 / fe_wide_q6k) on their own, in the native build with and without -DFE_NO_WIDE: ``fe_matmul`` of random
+GGUF blocks (model_prep.kquants.random_blocks, packed by kquants.pack) against numpy's product with
+``kquants.dequantize``'s weights, for 1 token (decode), 3 and 6 (the 4-token blocks of a prompt and their remainder),
+the tensor split into two row chunks and the rows cut into 3 parts as threads would cut them; then a whole tiny llama
+of mixed K-quants (tests/test_kquants.py's GGUF) against the reference engine: logits within 1e-3 and the same greedy
+ids on 1 and 3 threads.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from test_kquants import _k_gguf
 
+from app.native import build
 from app.native.model import STORAGE, NativeModel, _private_library
 from model_prep import kquants
 from model_prep.package import open_package
@@ -34,9 +36,19 @@ def _put(lib: ctypes.CDLL, arr: np.ndarray) -> int:
     return int(at)
 
 
-@pytest.fixture(scope="module")
-def lib() -> Iterator[ctypes.CDLL]:
-    lib = _private_library()
+@pytest.fixture(scope="module", params=["default", "-DFE_NO_WIDE"])
+def lib(request: pytest.FixtureRequest) -> Iterator[ctypes.CDLL]:
+    """The library for this machine (on x86-64 with AVX2: wide.h's 8-lane kernels), and the 128-bit kernels that the
+    wasm build and other CPUs run."""
+    mp = pytest.MonkeyPatch()
+    if request.param != "default":
+        mp.setenv(build.CFLAGS_ENV, request.param)
+    build.library.cache_clear()
+    try:
+        lib = _private_library()
+    finally:
+        mp.undo()
+        build.library.cache_clear()
     assert lib.fe_init(16, HIDDEN, INTER, 1, 2, 1, 256, 1e-6, 16.0, 0, 0, 0, 8, 8) == 0
     yield lib
     lib.fe_release()

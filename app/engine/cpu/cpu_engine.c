@@ -61,6 +61,16 @@ static float fe_expf(float x) {
   return y * f32_from_bits((uint32_t)(k + 127) << 23);
 }
 
+/* gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) in the reference's order (forward.py gelu_tanh),
+ * tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|) (no overflow; ~1e-7 absolute from numpy's tanh). */
+static float gelu_tanh(float x) {
+  float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
+  float e = fe_expf(-2.0f * __builtin_fabsf(u));
+  float th = (1.0f - e) / (1.0f + e);
+  if (u < 0.0f) th = -th;
+  return 0.5f * x * (1.0f + th);
+}
+
 /* ---------------------------------------------------------------------------------------------------------------
  * config, weights, run state
  */
@@ -74,6 +84,12 @@ typedef struct {
   int32_t qk_norm; /* each q and k head RMS-normed before rope (qwen3; never with attention_bias) */
   int32_t context; /* KV positions allocated */
   int32_t max_tokens; /* tokens per fe_forward call (the host splits longer prompts) */
+  /* fe_options (gemma3); zero: the llama behaviour */
+  float embedding_scale; /* the embedding row times it on lookup (the tied head reads the raw one) */
+  int32_t post_norms; /* attention and MLP outputs RMS-normed before their residual adds */
+  int32_t gelu; /* MLP activation: gelu_tanh (else silu) */
+  float attn_mul; /* attention scores times it (else divided by attn_div) */
+  int32_t sliding_window; /* sliding layers attend to positions p - sliding_window + 1 .. p */
 } Config;
 
 /* One row range of a tensor, inside one shard. Rows are counted from row0 for the group numbering (FORMAT.md). */
@@ -106,6 +122,8 @@ typedef struct {
   float *k_cache; /* [layers, context, KV, D] after rope */
   float *v_cache; /* [layers, context, KV, D] */
   float *cos, *sin; /* [context, D/2] written by the host */
+  float *cos_s, *sin_s; /* [context, D/2] the sliding layers' (fe_options sliding_rope), else 0 */
+  int32_t *sliding; /* [layers] 1: a sliding-window layer (written by the host) */
   int32_t *ids; /* [max_tokens] written by the host */
   uint32_t *mask; /* [ceil(vocab / 32)] token bitmask, written by the host */
 } State;
@@ -134,7 +152,7 @@ EXPORT(fe_init) int fe_init(int32_t vocab, int32_t hidden, int32_t intermediate,
       max_tokens > context || (qk_norm && attention_bias))
     return FE_ERR_CONFIG;
   cfg = (Config){vocab, hidden, intermediate, layers, heads, kv_heads, head_dim, rms_eps, attn_div,
-                 rope_interleaved, attention_bias, qk_norm, context, max_tokens};
+                 rope_interleaved, attention_bias, qk_norm, context, max_tokens, 0.0f, 0, 0, 0.0f, 0};
   int T = max_tokens, hd = heads * head_dim, kvd = kv_heads * head_dim;
   int max_in = max_i(max_i(hidden, intermediate), hd);
   uint64_t kv = (uint64_t)layers * context * kvd;
@@ -156,9 +174,29 @@ EXPORT(fe_init) int fe_init(int32_t vocab, int32_t hidden, int32_t intermediate,
   ALLOC(st.sin, context * (head_dim / 2));
   ALLOC(st.ids, T);
   ALLOC(st.mask, (vocab + 31) / 32);
+  ALLOC(st.sliding, layers);
   ready = 1;
   return FE_OK;
 }
+
+/* gemma3's options (cpu_engine.h), once, before any tensor is declared. */
+EXPORT(fe_options) int fe_options(float embedding_scale, int32_t post_norms, int32_t gelu_tanh, float attention_scale,
+                                  int32_t sliding_window, int32_t sliding_rope) {
+  if (!ready || st.cos_s) return FE_ERR_STATE;
+  if (sliding_window < 0 || embedding_scale != embedding_scale || attention_scale != attention_scale)
+    return FE_ERR_CONFIG;
+  cfg.embedding_scale = embedding_scale, cfg.post_norms = post_norms != 0, cfg.gelu = gelu_tanh != 0;
+  cfg.attn_mul = attention_scale, cfg.sliding_window = sliding_window;
+  if (sliding_rope) {
+    ALLOC(st.cos_s, cfg.context * (cfg.head_dim / 2));
+    ALLOC(st.sin_s, cfg.context * (cfg.head_dim / 2));
+  }
+  return FE_OK;
+}
+
+EXPORT(fe_layer_sliding) int32_t *fe_layer_sliding(void) { return st.sliding; }
+EXPORT(fe_rope_cos_sliding) float *fe_rope_cos_sliding(void) { return st.cos_s; }
+EXPORT(fe_rope_sin_sliding) float *fe_rope_sin_sliding(void) { return st.sin_s; }
 
 EXPORT(fe_rope_cos) float *fe_rope_cos(void) { return st.cos; }
 EXPORT(fe_rope_sin) float *fe_rope_sin(void) { return st.sin; }
@@ -500,17 +538,38 @@ static void matmul_rows(const Tensor *w, const Input *in, float *y, int ystride,
           } else if (w->storage == FE_Q4K || w->storage == FE_Q5K) {
             const uint32_t *row = (const uint32_t *)ch->q + (size_t)local * (cols / 8);
             const uint32_t *sup = ch->s + (size_t)local * (cols / SUPER) * 5;
+#ifdef FE_WIDE
+            const float *xp = in->xp + (size_t)t0 * cols, *gs = in->gsum + (size_t)t0 * (cols / GROUP);
+            int supers = cols / SUPER;
+            (void)row_k45;
+            if (w->storage == FE_Q5K) {
+              const uint32_t *hi = ch->h + (size_t)local * (cols / 32);
+              if (nt == 4) fe_wide_k45(row, sup, hi, xp, gs, supers, 4, 1, out);
+              else fe_wide_k45(row, sup, hi, xp, gs, supers, 1, 1, out);
+            } else {
+              if (nt == 4) fe_wide_k45(row, sup, 0, xp, gs, supers, 4, 0, out);
+              else fe_wide_k45(row, sup, 0, xp, gs, supers, 1, 0, out);
+            }
+#else
             if (w->storage == FE_Q5K) {
               const uint32_t *hi = ch->h + (size_t)local * (cols / 32);
               if (nt == 4) row_k45(row, sup, hi, in, t0, 4, 1, out); else row_k45(row, sup, hi, in, t0, 1, 1, out);
             } else {
               if (nt == 4) row_k45(row, sup, 0, in, t0, 4, 0, out); else row_k45(row, sup, 0, in, t0, 1, 0, out);
             }
+#endif
           } else if (w->storage == FE_Q6K) {
             const uint32_t *row = (const uint32_t *)ch->q + (size_t)local * (cols / 8);
             const uint32_t *sup = ch->s + (size_t)local * (cols / SUPER) * 5;
             const uint32_t *hi = ch->h + (size_t)local * (cols / 16);
+#ifdef FE_WIDE
+            const float *xp = in->xp + (size_t)t0 * cols;
+            (void)row_q6k;
+            if (nt == 4) fe_wide_q6k(row, sup, hi, xp, cols / SUPER, 4, out);
+            else fe_wide_q6k(row, sup, hi, xp, cols / SUPER, 1, out);
+#else
             if (nt == 4) row_q6k(row, sup, hi, in, t0, 4, out); else row_q6k(row, sup, hi, in, t0, 1, out);
+#endif
           } else {
             const float *row = (const float *)ch->q + (size_t)local * cols;
             for (int t = 0; t < nt; t++) out[t] = dot_f32(row, in->x + (size_t)(t0 + t) * cols, cols);
@@ -633,36 +692,39 @@ static void rope(float *x, int heads, const float *c, const float *s) {
 }
 
 /* att [T, H*D] = causal GQA attention of q [T, H*D] (token t at position pos + t) over layer `l`'s cache for
- * positions 0 .. pos + t: softmax(q . k / sqrt(D)) . v, query head h reading key/value head h / G. Part `part` of
- * `parts` of the (token, head) pairs, run by thread tid with its own scores row. */
+ * positions 0 .. pos + t (a sliding layer: the last sliding_window of them): softmax(q . k / sqrt(D)) . v (or
+ * q . k * attention_scale), query head h reading key/value head h / G. Part `part` of `parts` of the (token, head)
+ * pairs, run by thread tid with its own scores row. */
 static void attention(int l, int T, int pos, int tid, int part, int parts) {
   int d = cfg.head_dim, kvh = cfg.kv_heads, group = cfg.heads / cfg.kv_heads, hd = cfg.heads * d;
   const float *kc = st.k_cache + (size_t)l * cfg.context * kvh * d;
   const float *vc = st.v_cache + (size_t)l * cfg.context * kvh * d;
   float *scores = st.scores + (size_t)tid * cfg.context;
+  int window = cfg.sliding_window && st.sliding[l] ? cfg.sliding_window : 0;
   int a, b;
   share(T * cfg.heads, part, parts, &a, &b);
   for (int i = a; i < b; i++) {
     int t = i / cfg.heads, h = i % cfg.heads;
-    int len = pos + t + 1;
+    int len = pos + t + 1, first = window && len > window ? len - window : 0; /* keys first .. len - 1 */
     {
       const float *q = st.q + (size_t)t * hd + h * d;
       int kh = h / group;
       float mx = -__builtin_inff();
-      for (int s = 0; s < len; s++) {
-        float sc = dot_f32(q, kc + ((size_t)s * kvh + kh) * d, d) / cfg.attn_div;
+      for (int s = first; s < len; s++) {
+        float dot = dot_f32(q, kc + ((size_t)s * kvh + kh) * d, d);
+        float sc = cfg.attn_mul != 0.0f ? dot * cfg.attn_mul : dot / cfg.attn_div;
         scores[s] = sc;
         if (sc > mx) mx = sc;
       }
       float sum = 0.0f;
-      for (int s = 0; s < len; s++) {
+      for (int s = first; s < len; s++) {
         float e = fe_expf(scores[s] - mx);
         scores[s] = e;
         sum += e;
       }
       float *out = st.att + (size_t)t * hd + h * d;
       for (int i = 0; i < d; i++) out[i] = 0.0f;
-      for (int s = 0; s < len; s++) {
+      for (int s = first; s < len; s++) {
         v128_t p = wasm_f32x4_splat(scores[s] / sum);
         const float *v = vc + ((size_t)s * kvh + kh) * d;
         for (int i = 0; i < d; i += 4)
@@ -714,10 +776,10 @@ static void run_part(int tid, int part, int parts) {
     case JOB_ATTENTION:
       attention(l, job.T, job.pos, tid, part, parts); //                                      att [T, H*D]
       break;
-    case JOB_O:
-      matmul(layer_tensor(l, FE_WO), &job.in, st.x, cfg.hidden, 1, part, parts); //            x += Wo att
+    case JOB_O: //                                     x += Wo att (post_norms: xb = Wo att, normed and added after)
+      matmul(layer_tensor(l, FE_WO), &job.in, cfg.post_norms ? st.xb : st.x, cfg.hidden, !cfg.post_norms, part, parts);
       break;
-    case JOB_GATE_UP: { //                                           hg [T, intermediate] = silu(Wgate xn) * (Wup xn)
+    case JOB_GATE_UP: { //                           hg [T, intermediate] = silu(Wgate xn) * (Wup xn) (or gelu_tanh)
       matmul(layer_tensor(l, FE_GATE), &job.in, st.hg, inter, 0, part, parts);
       matmul(layer_tensor(l, FE_UP), &job.in, st.hu, inter, 0, part, parts);
       int a, b; /* this part's rows of both: the same share, so its columns of hg and hu are all its own */
@@ -726,13 +788,13 @@ static void run_part(int tid, int part, int parts) {
         for (int i = a; i < b; i++) {
           size_t k = (size_t)t * inter + i;
           float g = st.hg[k];
-          st.hg[k] = (g / (1.0f + fe_expf(-g))) * st.hu[k];
+          st.hg[k] = (cfg.gelu ? gelu_tanh(g) : g / (1.0f + fe_expf(-g))) * st.hu[k];
         }
       }
       break;
     }
-    case JOB_DOWN:
-      matmul(layer_tensor(l, FE_DOWN), &job.in, st.x, cfg.hidden, 1, part, parts); //          x += Wdown hb
+    case JOB_DOWN: //                                                  x += Wdown hb (post_norms: as JOB_O)
+      matmul(layer_tensor(l, FE_DOWN), &job.in, cfg.post_norms ? st.xb : st.x, cfg.hidden, !cfg.post_norms, part, parts);
       break;
     case JOB_HEAD:
       matmul(&tensors[FE_SLOT_OUTPUT], &job.in, st.logits, cfg.vocab, 0, part, parts);
@@ -856,6 +918,15 @@ EXPORT(fe_kv_copy) int fe_kv_copy(int32_t save, int32_t slot, int32_t n) {
   return FE_OK;
 }
 
+/* post_norms (gemma3): x [T, hidden] += rmsnorm(xb) * w, xb being a block's output (JOB_O, JOB_DOWN). */
+static void post_norm(const float *w, int T) {
+  for (int t = 0; t < T; t++) {
+    float *o = st.xb + (size_t)t * cfg.hidden, *x = st.x + (size_t)t * cfg.hidden;
+    rmsnorm(o, o, w, cfg.hidden);
+    for (int i = 0; i < cfg.hidden; i++) x[i] += o[i];
+  }
+}
+
 /* Runs tokens fe_ids()[0 .. n-1] at positions pos .. pos+n-1, filling the KV cache; with `head`, the logits of the
  * last token into fe_logits() (the host skips the head on all but a prompt's last pass). */
 EXPORT(fe_forward) int fe_forward(int32_t n, int32_t pos, int32_t head) {
@@ -864,7 +935,8 @@ EXPORT(fe_forward) int fe_forward(int32_t n, int32_t pos, int32_t head) {
   for (int i = 0; i < FE_SLOT_LAYER0 + cfg.layers * FE_PER_LAYER; i++) {
     int w = (i - FE_SLOT_LAYER0) % FE_PER_LAYER;
     int optional = i >= FE_SLOT_LAYER0 && ((!cfg.attention_bias && (w == FE_BQ || w == FE_BK || w == FE_BV)) ||
-                                           (!cfg.qk_norm && (w == FE_Q_NORM || w == FE_K_NORM)));
+                                           (!cfg.qk_norm && (w == FE_Q_NORM || w == FE_K_NORM)) ||
+                                           (!cfg.post_norms && (w == FE_POST_ATTN_NORM || w == FE_POST_FFW_NORM)));
     if (!optional && tensors[i].nchunks == 0) return FE_ERR_STATE;
   }
   int T = n, hidden = cfg.hidden, d = cfg.head_dim, half = d / 2;
@@ -873,6 +945,8 @@ EXPORT(fe_forward) int fe_forward(int32_t n, int32_t pos, int32_t head) {
   for (int t = 0; t < T; t++) {  //                                              x = token_embd[ids]   [T, hidden]
     int id = st.ids[t];
     if (id < 0 || id >= cfg.vocab || embed(&tensors[FE_SLOT_TOKEN_EMBD], id, st.x + (size_t)t * hidden)) return FE_ERR_ARGS;
+    if (cfg.embedding_scale != 0.0f)  //                                      gemma3: x = token_embd[id] * scale
+      for (int i = 0; i < hidden; i++) st.x[(size_t)t * hidden + i] *= cfg.embedding_scale;
   }
   for (int l = 0; l < cfg.layers; l++) {
     // attention: x += Wo attention(rope(Wq xn + bq), rope(Wk xn + bk), Wv xn + bv),   xn = rmsnorm(x) * attn_norm
@@ -898,9 +972,10 @@ EXPORT(fe_forward) int fe_forward(int32_t n, int32_t pos, int32_t head) {
         for (int h = 0; h < cfg.kv_heads; h++) rmsnorm(k + h * d, k + h * d, kn, d);
       }
     }
+    const float *cos = st.sliding[l] && st.cos_s ? st.cos_s : st.cos, *sin = st.sliding[l] && st.sin_s ? st.sin_s : st.sin;
     for (int t = 0; t < T; t++) {
       int p = pos + t;
-      const float *c = st.cos + (size_t)p * half, *s = st.sin + (size_t)p * half;
+      const float *c = cos + (size_t)p * half, *s = sin + (size_t)p * half;
       rope(st.q + (size_t)t * hd, cfg.heads, c, s);
       rope(st.k + (size_t)t * kvd, cfg.kv_heads, c, s);
       float *kc = st.k_cache + ((size_t)l * cfg.context + p) * kvd, *vc = st.v_cache + ((size_t)l * cfg.context + p) * kvd;
@@ -909,6 +984,7 @@ EXPORT(fe_forward) int fe_forward(int32_t n, int32_t pos, int32_t head) {
     dispatch(JOB_ATTENTION); //                                                               att [T, H*D]
     job.in = prepare(st.att, T, hd);
     dispatch(JOB_O); //                                                                       x += Wo att
+    if (cfg.post_norms) post_norm(vec(layer_tensor(l, FE_POST_ATTN_NORM)), T); //         x += rmsnorm(Wo att) * w
     // MLP: x += Wdown (silu(Wgate xn) * (Wup xn)),   xn = rmsnorm(x) * ffn_norm
     const float *ffn_norm = vec(layer_tensor(l, FE_FFN_NORM));
     for (int t = 0; t < T; t++) rmsnorm(st.xb + (size_t)t * hidden, st.x + (size_t)t * hidden, ffn_norm, hidden);
@@ -916,6 +992,7 @@ EXPORT(fe_forward) int fe_forward(int32_t n, int32_t pos, int32_t head) {
     dispatch(JOB_GATE_UP); //                                         hg [T, intermediate] = silu(gate) * up
     job.in = prepare(st.hg, T, inter);
     dispatch(JOB_DOWN); //                                                                     x += Wdown hb
+    if (cfg.post_norms) post_norm(vec(layer_tensor(l, FE_POST_FFW_NORM)), T); //        x += rmsnorm(Wdown hb) * w
   }
   if (head) {  //                                         logits [vocab] = output (rmsnorm(x[T-1]) * output_norm)
     rmsnorm(st.xb, st.x + (size_t)(T - 1) * hidden, vec(&tensors[FE_SLOT_OUTPUT_NORM]), hidden);

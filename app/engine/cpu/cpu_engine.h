@@ -44,7 +44,9 @@ enum {
   FE_DOWN = 11, /* [hidden, intermediate] */
   FE_Q_NORM = 12, /* [D] f32 (qk_norm only: qwen3's RMSNorm of each q head before RoPE) */
   FE_K_NORM = 13, /* [D] f32 (each k head) */
-  FE_PER_LAYER = 14,
+  FE_POST_ATTN_NORM = 14, /* [hidden] f32 (post_norms only: gemma3's RMSNorm of the attention output) */
+  FE_POST_FFW_NORM = 15, /* [hidden] f32 (the MLP output's) */
+  FE_PER_LAYER = 16,
 };
 #define FE_MAX_LAYERS 256
 
@@ -61,6 +63,17 @@ void *fe_alloc(uint32_t bytes);
 int fe_init(int32_t vocab, int32_t hidden, int32_t intermediate, int32_t layers, int32_t heads, int32_t kv_heads,
             int32_t head_dim, float rms_eps, float attn_scale_div, int32_t rope_interleaved, int32_t attention_bias,
             int32_t qk_norm, int32_t context, int32_t max_tokens);
+/* optional, right after fe_init (absent: the llama behaviour; gemma3's config keys, docs/FORMAT.md):
+ * embedding_scale (0: none) multiplies the embedding row on lookup; post_norms: the attention and MLP outputs are
+ * RMS-normed (FE_POST_*_NORM) before their residual adds; gelu_tanh: the MLP is down(gelu_tanh(gate) * up);
+ * attention_scale (0: divide by attn_div) multiplies q.k; sliding_window (0: none) with fe_layer_sliding()[layer] = 1
+ * for the layers that attend to the last sliding_window positions only; sliding_rope: those layers rotate with their
+ * own tables fe_rope_cos_sliding() / fe_rope_sin_sliding() (written by the host as fe_rope_cos / fe_rope_sin) */
+int fe_options(float embedding_scale, int32_t post_norms, int32_t gelu_tanh, float attention_scale,
+               int32_t sliding_window, int32_t sliding_rope);
+int32_t *fe_layer_sliding(void); /* [layers], 0 until the host writes 1 for a sliding layer */
+float *fe_rope_cos_sliding(void);
+float *fe_rope_sin_sliding(void);
 int fe_tensor(int32_t slot, int32_t storage, int32_t rows, int32_t cols, int32_t nchunks);
 int fe_chunk(int32_t slot, int32_t index, int32_t row0, int32_t row1, const void *qweight_or_data,
              const void *scales_or_super, const void *qhigh); /* qhigh: q5k / q6k only, else 0 */

@@ -27,14 +27,21 @@ export const MAX_HEAP_BYTES = 4 * 1024 ** 3;
 
 /** cpu_engine.h storage codes and tensor slots. */
 const STORAGE = Object.freeze({ f32: 0, q8: 1, q4: 2, q4k: 3, q5k: 4, q6k: 5 });
-const SLOT = Object.freeze({ tokenEmbd: 0, outputNorm: 1, output: 2, layer0: 3, perLayer: 14 });
+const SLOT = Object.freeze({ tokenEmbd: 0, outputNorm: 1, output: 2, layer0: 3, perLayer: 16 });
 /**
- * Layer tensors in slot order (cpu_engine.h FE_ATTN_NORM .. FE_K_NORM); biases only with attention_bias, the q/k
- * norms only with qk_norm.
+ * Layer tensors in slot order (cpu_engine.h FE_ATTN_NORM .. FE_POST_FFW_NORM); biases only with attention_bias, the
+ * q/k norms only with qk_norm, the post norms only with post_norms (gemma3).
  */
 const LAYER_TENSORS = Object.freeze(['attn_norm.weight', 'attn_q.weight', 'attn_k.weight', 'attn_v.weight',
   'attn_q.bias', 'attn_k.bias', 'attn_v.bias', 'attn_output.weight', 'ffn_norm.weight', 'ffn_gate.weight',
-  'ffn_up.weight', 'ffn_down.weight', 'attn_q_norm.weight', 'attn_k_norm.weight']);
+  'ffn_up.weight', 'ffn_down.weight', 'attn_q_norm.weight', 'attn_k_norm.weight', 'post_attention_norm.weight',
+  'post_ffw_norm.weight']);
+const POST_NORMS = Object.freeze(['post_attention_norm.weight', 'post_ffw_norm.weight']);
+/**
+ * Gemma 3's config keys (format version 5; absent: the llama behaviour), read where the CPU engine needs them.
+ * @typedef {{embedding_scale?: number, post_norms?: boolean, hidden_act?: string, attention_scale?: number,
+ *            sliding_window?: number, layer_types?: string[], rope_theta_sliding?: number}} Gemma3Keys
+ */
 const ERRORS = ['ok', 'a config value this engine cannot run', 'out of memory', 'called out of order', 'bad arguments'];
 
 /** @typedef {import('../gpu/package.js').Manifest} Manifest */
@@ -44,6 +51,10 @@ const ERRORS = ['ok', 'a config value this engine cannot run', 'out of memory', 
  * @property {WebAssembly.Memory} memory
  * @property {(bytes: number) => number} fe_alloc
  * @property {(...args: number[]) => number} fe_init
+ * @property {(...args: number[]) => number} fe_options
+ * @property {() => number} fe_layer_sliding
+ * @property {() => number} fe_rope_cos_sliding
+ * @property {() => number} fe_rope_sin_sliding
  * @property {(slot: number, storage: number, rows: number, cols: number, nchunks: number) => number} fe_tensor
  * @property {(slot: number, index: number, row0: number, row1: number, q: number, s: number, h: number) => number} fe_chunk
  * @property {() => number} fe_rope_cos
@@ -67,7 +78,9 @@ const ERRORS = ['ok', 'a config value this engine cannot run', 'out of memory', 
  * @returns {string | null}
  */
 export function unsupported(c) {
-  if (!['llama', 'qwen2', 'qwen3', 'phi3'].includes(c.architecture)) return `architecture ${c.architecture} is unknown`;
+  if (!['llama', 'qwen2', 'qwen3', 'phi3', 'gemma3'].includes(c.architecture)) return `architecture ${c.architecture} is unknown`;
+  const act = /** @type {Gemma3Keys} */ (c).hidden_act;
+  if (act !== undefined && act !== 'silu' && act !== 'gelu_tanh') return `hidden_act ${act} is unknown`;
   if (c.qk_norm && c.attention_bias) return 'qk_norm with attention_bias is not supported';
   if (c.num_heads % c.num_kv_heads !== 0) return `num_heads ${c.num_heads} is not a multiple of num_kv_heads ${c.num_kv_heads}`;
   if (c.head_dim % 4 !== 0) return `head_dim ${c.head_dim} is not a multiple of 4`;
@@ -90,7 +103,8 @@ export function requirements(manifest, context, passTokens, threads = 1) {
   const hd = c.num_heads * c.head_dim, kvd = c.num_kv_heads * c.head_dim;
   const maxIn = Math.max(c.hidden_size, c.intermediate_size, hd);
   const perToken = 2 * c.hidden_size + 2 * hd + 2 * kvd + 2 * c.intermediate_size + maxIn + maxIn / 32 + 1;
-  const activations = 4 * (passTokens * perToken + context * (1 + c.head_dim) + c.vocab_size) + c.vocab_size / 8 +
+  const ropeTables = /** @type {Gemma3Keys} */ (c).rope_theta_sliding === undefined ? 1 : 2; // gemma3: the sliding layers'
+  const activations = 4 * (passTokens * perToken + context * (1 + ropeTables * c.head_dim) + c.vocab_size) + c.vocab_size / 8 +
     (threads - 1) * (WORKER_STACK_BYTES + 4 * context);
   return { weights, kvCache, activations: Math.ceil(activations), total: weights + kvCache + Math.ceil(activations) };
 }
@@ -169,6 +183,7 @@ export async function loadModel(opts) {
   check(ex.fe_init(c.vocab_size, c.hidden_size, c.intermediate_size, c.num_layers, c.num_heads, c.num_kv_heads,
     c.head_dim, Math.fround(c.rms_norm_eps), Math.fround(Math.sqrt(c.head_dim)), c.rope_layout === 'interleaved' ? 1 : 0,
     c.attention_bias ? 1 : 0, c.qk_norm ? 1 : 0, context, passTokens), 'allocating the run state', manifest.name);
+  setOptions(ex, c, manifest.name);
 
   // --- weights: each shard copied into the heap unchanged ---------------------------------------------------------
   const files = weightFiles(manifest);
@@ -237,7 +252,8 @@ function bindTensors(ex, m, shardAt) {
     'attn_output.weight': [c.hidden_size, hd], 'ffn_norm.weight': [1, c.hidden_size],
     'ffn_gate.weight': [c.intermediate_size, c.hidden_size], 'ffn_up.weight': [c.intermediate_size, c.hidden_size],
     'ffn_down.weight': [c.hidden_size, c.intermediate_size], 'attn_q_norm.weight': [1, c.head_dim],
-    'attn_k_norm.weight': [1, c.head_dim],
+    'attn_k_norm.weight': [1, c.head_dim], 'post_attention_norm.weight': [1, c.hidden_size],
+    'post_ffw_norm.weight': [1, c.hidden_size],
   };
   /** @param {number} slot @param {string} name @param {number} rows @param {number} cols @param {boolean} vector */
   const bind = (slot, name, rows, cols, vector) => {
@@ -266,10 +282,12 @@ function bindTensors(ex, m, shardAt) {
   bind(SLOT.tokenEmbd, 'token_embd.weight', c.vocab_size, c.hidden_size, false);
   bind(SLOT.outputNorm, 'output_norm.weight', 1, c.hidden_size, true);
   bind(SLOT.output, c.tie_word_embeddings ? 'token_embd.weight' : 'output.weight', c.vocab_size, c.hidden_size, false);
+  const postNorms = /** @type {Gemma3Keys} */ (c).post_norms;
   for (let i = 0; i < c.num_layers; i++) {
     LAYER_TENSORS.forEach((n, k) => {
       if (n.endsWith('.bias') && !c.attention_bias) return;
       if ((n === 'attn_q_norm.weight' || n === 'attn_k_norm.weight') && !c.qk_norm) return;
+      if (POST_NORMS.includes(n) && !postNorms) return;
       const [rows, cols] = shapes[n];
       bind(SLOT.layer0 + i * SLOT.perLayer + k, `blk.${i}.${n}`, rows, cols, rows === 1);
     });
@@ -289,6 +307,20 @@ function writeRopeTable(ex, c, context) {
   const sin = new Float32Array(ex.memory.buffer, ex.fe_rope_sin() >>> 0, context * half);
   const invFreq = ropeInvFreq(c); // [D/2], divided by config.rope_freq_factors where the package has them
   const scale = ropeScale(c); // config.rope_attn_factor (phi3's longrope) or 1
+  fillRope(cos, sin, invFreq, scale, half, context);
+  const theta = /** @type {Gemma3Keys} */ (c).rope_theta_sliding;
+  if (theta !== undefined) { // gemma3's sliding layers: plain RoPE of their own base (no factors, no attention factor)
+    const cosS = new Float32Array(ex.memory.buffer, ex.fe_rope_cos_sliding() >>> 0, context * half);
+    const sinS = new Float32Array(ex.memory.buffer, ex.fe_rope_sin_sliding() >>> 0, context * half);
+    fillRope(cosS, sinS, ropeInvFreq({ rope_theta: theta, head_dim: c.head_dim }), 1, half, context);
+  }
+}
+
+/**
+ * @param {Float32Array} cos @param {Float32Array} sin @param {Float64Array} invFreq @param {number} scale
+ * @param {number} half @param {number} context
+ */
+function fillRope(cos, sin, invFreq, scale, half, context) {
   for (let p = 0; p < context; p++) {
     for (let i = 0; i < half; i++) {
       const a = p * invFreq[i];
@@ -296,6 +328,24 @@ function writeRopeTable(ex, c, context) {
       sin[p * half + i] = Math.sin(a) * scale;
     }
   }
+}
+
+/**
+ * Gemma 3's options (cpu_engine.h fe_options) and which layers slide, for a config that has any of its keys.
+ * @param {Exports} ex
+ * @param {ModelConfig} c
+ * @param {string} name
+ */
+function setOptions(ex, c, name) {
+  const g = /** @type {Gemma3Keys} */ (c);
+  const any = g.embedding_scale !== undefined || g.post_norms || (g.hidden_act ?? 'silu') !== 'silu' ||
+    g.attention_scale !== undefined || g.sliding_window !== undefined || g.rope_theta_sliding !== undefined;
+  if (!any) return;
+  check(ex.fe_options(Math.fround(g.embedding_scale ?? 0), g.post_norms ? 1 : 0, g.hidden_act === 'gelu_tanh' ? 1 : 0,
+    Math.fround(g.attention_scale ?? 0), g.sliding_window ?? 0, g.rope_theta_sliding !== undefined ? 1 : 0),
+  "setting gemma3's options", name);
+  const flags = new Int32Array(ex.memory.buffer, ex.fe_layer_sliding() >>> 0, c.num_layers);
+  (g.layer_types ?? []).forEach((t, i) => { flags[i] = t === 'sliding' ? 1 : 0; });
 }
 
 /** A loaded model: weights and run state in a WebAssembly heap. */

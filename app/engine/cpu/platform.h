@@ -7,7 +7,7 @@
  *                    as -march allows); every lane op is the IEEE one, so a native build computes the same bits as
  *                    the WebAssembly build (both compiled with -ffp-contract=off), except on x86-64 with AVX2 + F16C,
  *                    where wide.h's 8-lane row products add in another order (FE_WIDE; -DFE_NO_WIDE turns it off).
- *                    A change to row_q4 / row_q8 in cpu_engine.c must be made in wide.h too
+ *                    A change to row_q4 / row_q8 / row_k45 / row_q6k in cpu_engine.c must be made in wide.h too
  *   fe_alloc         64-byte aligned zeroed memory that lives as long as the instance: a bump allocator over
  *                    memory.grow on wasm32; natively aligned_alloc, each block remembered so that fe_release() frees
  *                    them all

@@ -1,5 +1,6 @@
 /* wide.h: native x86-64 with AVX2 + F16C only (included by platform.h; never in the wasm build): cpu_engine.c's
- * q4 and q8 row products (row_q4 / row_q8, for 1 token or 4) on 256-bit vectors, 8 lanes instead of 4. The same input (`xp`, each group's values in the q4 order, and its group sums), the same
+ * q4, q8 and K-quant row products (row_q4 / row_q8 / row_k45 / row_q6k, for 1 token or 4) on 256-bit vectors, 8
+ * lanes instead of 4. The same input (`xp`, each group's values in the q4 order, and its group sums), the same
  * unpacking, the same f32 products and sums, without fused multiply-adds: only the order of the additions differs
  * from the 128-bit kernels (logits differ by ~1e-7 relative, far inside the 1e-3 the tests ask).
  *
@@ -106,6 +107,96 @@ __attribute__((always_inline)) static inline void fe_wide_q8(const int8_t *row, 
   }
   for (; g < groups; g++) FE_Q8_GROUP(g, _mm256_set1_ps(_mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(sc[g])))));
 #undef FE_Q8_GROUP
+  for (int t = 0; t < NT; t++) out[t] = fe_hsum8(acc[t]);
+}
+
+/* K-quants (cpu_engine.c row_k45 / row_q6k) on 8 lanes: the codes' low 4 bits unpacked as fe_wide_q4 does (vector i
+ * = w[2i] | w[2i + 1]), the high bits of q5k / q6k taken per lane from a vector of the group's qhigh words shifted as
+ * the 128-bit kernels' hb, then by 2i | 2i + 1 (q5k) or 4i | 4i + 2 (q6k). Each super-block's scales and minimums are
+ * decoded once (in scalar, the same f32 products as row_k45 / row_q6k). `sup` the row's super words, `high` its qhigh
+ * words, `supers` = cols / 256. */
+__attribute__((always_inline)) static inline void fe_wide_k45(const uint32_t *row, const uint32_t *sup,
+                                                             const uint32_t *high, const float *xp, const float *gs,
+                                                             int supers, int NT, int q5, float *out) {
+  const __m256i sh[4] = {_mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4), _mm256_setr_epi32(8, 8, 8, 8, 12, 12, 12, 12),
+                         _mm256_setr_epi32(16, 16, 16, 16, 20, 20, 20, 20),
+                         _mm256_setr_epi32(24, 24, 24, 24, 28, 28, 28, 28)};
+  const __m256i hs[4] = {_mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1), _mm256_setr_epi32(2, 2, 2, 2, 3, 3, 3, 3),
+                         _mm256_setr_epi32(4, 4, 4, 4, 5, 5, 5, 5), _mm256_setr_epi32(6, 6, 6, 6, 7, 7, 7, 7)};
+  const __m256i low4 = _mm256_set1_epi32(15), bit4 = _mm256_set1_epi32(16);
+  const size_t cols = (size_t)supers * 256, groups = (size_t)supers * 8;
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256 macc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int s = 0; s < supers; s++) {
+    const uint32_t *hd = sup + 5 * s;
+    float d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((int)(hd[0] & 0xffffu))));
+    float dmin = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((int)(hd[0] >> 16))));
+    float scale[8], mins[8];
+    for (int j = 0; j < 8; j++) {
+      scale[j] = d * (float)((hd[1 + j / 4] >> (8 * (j % 4))) & 255u);
+      mins[j] = dmin * (float)((hd[3 + j / 4] >> (8 * (j % 4))) & 255u);
+    }
+    __m256 mv = _mm256_loadu_ps(mins);
+    for (int t = 0; t < NT; t++) macc[t] = _mm256_add_ps(macc[t], _mm256_mul_ps(mv, _mm256_loadu_ps(gs + t * groups + 8 * s)));
+    for (int k = 0; k < 8; k++) {
+      int g = 8 * s + k;
+      __m256i wv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(row + 4 * g)));
+      __m256 w[4];
+      if (q5) {
+        uint32_t h = high[g];
+        __m256i hb = _mm256_broadcastsi128_si256(
+            _mm_setr_epi32((int)(h << 4), (int)(h >> 4), (int)(h >> 12), (int)(h >> 20)));
+        for (int i = 0; i < 4; i++)
+          w[i] = _mm256_cvtepi32_ps(_mm256_or_si256(_mm256_and_si256(_mm256_srlv_epi32(wv, sh[i]), low4),
+                                                    _mm256_and_si256(_mm256_srlv_epi32(hb, hs[i]), bit4)));
+      } else {
+        for (int i = 0; i < 4; i++) w[i] = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(wv, sh[i]), low4));
+      }
+      __m256 sk = _mm256_set1_ps(scale[k]);
+      for (int t = 0; t < NT; t++)
+        acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(fe_dot32x8(w[0], w[1], w[2], w[3], xp + t * cols + g * 32), sk));
+    }
+  }
+  for (int t = 0; t < NT; t++) out[t] = fe_hsum8(acc[t]) - fe_hsum8(macc[t]);
+}
+
+/* q6k: a group's two sub-block scales a, b as (a, a, b, b, a, a, b, b) (lanes 0-1 of each half are values 0..15 of
+ * the group), the codes' bits 4-5 from the group's two qhigh words, 32 taken off the integers. */
+__attribute__((always_inline)) static inline void fe_wide_q6k(const uint32_t *row, const uint32_t *sup,
+                                                             const uint32_t *high, const float *xp, int supers,
+                                                             int NT, float *out) {
+  const __m256i sh[4] = {_mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4), _mm256_setr_epi32(8, 8, 8, 8, 12, 12, 12, 12),
+                         _mm256_setr_epi32(16, 16, 16, 16, 20, 20, 20, 20),
+                         _mm256_setr_epi32(24, 24, 24, 24, 28, 28, 28, 28)};
+  const __m256i hs[4] = {_mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), _mm256_setr_epi32(4, 4, 4, 4, 6, 6, 6, 6),
+                         _mm256_setr_epi32(8, 8, 8, 8, 10, 10, 10, 10),
+                         _mm256_setr_epi32(12, 12, 12, 12, 14, 14, 14, 14)};
+  const __m256i low4 = _mm256_set1_epi32(15), bits45 = _mm256_set1_epi32(0x30), off = _mm256_set1_epi32(32);
+  const size_t cols = (size_t)supers * 256;
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int s = 0; s < supers; s++) {
+    const uint32_t *hd = sup + 5 * s;
+    float d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128((int)(hd[0] & 0xffffu))));
+    float scale[16];
+    for (int j = 0; j < 16; j++) scale[j] = d * (float)(int8_t)(uint8_t)(hd[1 + j / 4] >> (8 * (j % 4)));
+    for (int k = 0; k < 8; k++) {
+      int g = 8 * s + k;
+      __m256i wv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(row + 4 * g)));
+      uint32_t h0 = high[2 * g], h1 = high[2 * g + 1];
+      __m256i hb = _mm256_broadcastsi128_si256(
+          _mm_setr_epi32((int)(h0 << 4), (int)(h0 >> 12), (int)(h1 << 4), (int)(h1 >> 12)));
+      __m256 w[4];
+      for (int i = 0; i < 4; i++)
+        w[i] = _mm256_cvtepi32_ps(_mm256_sub_epi32(
+            _mm256_or_si256(_mm256_and_si256(_mm256_srlv_epi32(wv, sh[i]), low4),
+                            _mm256_and_si256(_mm256_srlv_epi32(hb, hs[i]), bits45)),
+            off));
+      float a = scale[2 * k], b = scale[2 * k + 1];
+      __m256 sk = _mm256_setr_ps(a, a, b, b, a, a, b, b);
+      for (int t = 0; t < NT; t++)
+        acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(fe_dot32x8(w[0], w[1], w[2], w[3], xp + t * cols + g * 32), sk));
+    }
+  }
   for (int t = 0; t < NT; t++) out[t] = fe_hsum8(acc[t]);
 }
 

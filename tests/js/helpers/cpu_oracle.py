@@ -4,7 +4,8 @@ The CPU engine (app/engine/cpu/) is compared with the numpy reference engine (mo
 packages. Commands:
   tiny    random tiny checkpoints (tests/tiny_models.py) prepared at f32 / q8 / q4 / q4 with q8 v / GGUF Q4_1 (the
           interleaved RoPE layout) / f32 in small shards (tensors split into several chunks), and Qwen3 (per-head q/k
-          norm, head_dim 32 on hidden 64) at q4 and from a GGUF Q8_0, Phi-3 (longrope, context 128) at q4, and the
+          norm, head_dim 32 on hidden 64) at q4 and from a GGUF Q8_0, Phi-3 (longrope, context 128) at q4, Gemma 3
+          (window 8) at q4, a GGUF of mixed K-quants (tests/test_kquants.py), and the
           reference's logits for a prefill, a decode step and a longer prefill, per package
   greedy  the reference's greedy token ids (no EOS, max_tokens) for chats on a package
   kquant_kernels  random GGUF Q4_K / Q5_K / Q6_K blocks packed as q4k / q5k / q6k (model_prep.kquants), in two row
@@ -27,7 +28,8 @@ LONG = "Generator 2 tripped on overcurrent. " * 6
 
 def tiny(req: dict[str, Any]) -> dict[str, Any]:
     from gguf import GGMLQuantizationType as QT
-    from tiny_models import hf_to_gguf, make_hf
+    from test_kquants import _k_gguf
+    from tiny_models import hf_to_gguf, make_hf, write_tiny_gemma3
 
     from model_prep.plan import Options
     from model_prep.prepare import prepare
@@ -46,6 +48,11 @@ def tiny(req: dict[str, Any]) -> dict[str, Any]:
         "qwen3-gguf-q8_0": (hf_to_gguf(hf["qwen3"], out / "qwen3-q8_0.gguf", QT.Q8_0), Options()),
         # fused qkv / gate_up split at prepare, longrope short factors + attention factor, context capped at 128
         "phi3-q4": (hf["phi3"], Options(weights="q4")),
+        # gemma3: scaled embedding, post-norms, GeGLU, attention_scale, sliding layers (window 8: the prompts are
+        # longer) beside full ones, a RoPE base per layer type
+        "gemma3-q4": (write_tiny_gemma3(out / "hf-gemma3"), Options(weights="q4")),
+        # GGUF K-quants carried (q4k, q5k, q6k, Q5_0 as q8, Q8_0) in 16 KiB shards: row chunks of every plane
+        "llama-gguf-kquants": (_k_gguf(out / "tiny-k.gguf"), Options(shard_bytes=16 * 1024)),
     }
     cases = []
     for name, (src, opts) in sources.items():
