@@ -330,15 +330,18 @@ def read_gguf(path: Path) -> Checkpoint:
     tensors = [_tensor(t, _fused_name(config, t)) for t in infos.values()]
     tensors = split_fused(tensors, config, lambda t, name, start, stop: _tensor(infos[_gguf_name(t.name)], name,
                                                                               (start, stop)))
-    template = meta.get("tokenizer.chat_template")
-    if not template:
-        template = FALLBACK_CHAT_TEMPLATE
-        notes.append("the GGUF has no chat template; using plain ChatML")
     generation = {
         "bos_token_id": int(meta["tokenizer.ggml.bos_token_id"]) if "tokenizer.ggml.bos_token_id" in meta else None,
         "eos_token_ids": end_token_ids(meta),
         "add_bos_token": bool(meta.get("tokenizer.ggml.add_bos_token", False)),
     }
+    template = meta.get("tokenizer.chat_template")
+    if not template:
+        # engines encode the rendered chat without special tokens, so a BOS the file asks for is written by the
+        # template (gemma-3-270m, a base model without a template, answers garbage without its <bos>)
+        bos = generation["add_bos_token"] and generation["bos_token_id"] is not None
+        template = ("{{ bos_token }}" if bos else "") + FALLBACK_CHAT_TEMPLATE
+        notes.append("the GGUF has no chat template; using plain ChatML" + (" after BOS" if bos else ""))
     ckpt = Checkpoint(
         kind="gguf",
         name=source_name(path),

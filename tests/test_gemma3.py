@@ -212,7 +212,10 @@ def test_real_gemma3_270m_answers_paris(gemma3_270m_gguf: Path, tmp_path: Path) 
     assert (c["architecture"], c["head_dim"], c["num_layers"], c["sliding_window"]) == ("gemma3", 256, 18, 512)
     assert c["layer_types"] == ["full" if i % 6 == 5 else "sliding" for i in range(18)]
     assert c["attention_scale"] == 1 / 16 and c["rope_theta_sliding"] == 10000.0 and c["rope_theta"] == 1e6
+    # no chat template in the file: ChatML after the <bos> the file asks for (engines encode chats without specials)
+    assert manifest["chat_template"].startswith("{{ bos_token }}{% for message in messages %}")
     engine = load(pkg_dir, context=64)
+    assert engine.prompt_ids([{"role": "user", "content": "hi"}])[0] == 2  # <bos>
     ids = engine.tokenizer.encode("Question: What is the capital of France?\nAnswer:").ids
     assert ids[0] == 2  # <bos>
     ours = engine.logits(ids, 0, all_logits=True)
