@@ -3,8 +3,10 @@
  *
  * The math and its order are model_prep/reference/forward.py's `forward`, in f32 (greedy ids must equal the
  * reference's): rmsnorm as (x / sqrt(mean(x^2) + eps)) * w, rope on f32 cos/sin tables, attention scores divided by
- * sqrt(D), softmax as exp(s - max) / sum, silu as x / (1 + exp(-x)). Weights are never dequantized into memory: the
- * matmul kernels unpack q4 / q8 groups in registers. A q4 group's contribution to a dot product is computed as
+ * sqrt(D), softmax as exp(s - max) / sum, silu as x / (1 + exp(-x)); Gemma 3's options (fe_options: scaled
+ * embedding, post-norms, gelu_tanh, attention scale, sliding-window layers with their own RoPE tables) where the
+ * config has them. Weights are never dequantized into memory: the matmul kernels unpack q4 / q8 groups and the
+ * K-quants' super-blocks (q4k / q5k / q6k) in registers. A q4 group's contribution to a dot product is computed as
  *   sum_i (s q_i + m) x_i  =  s * sum_i q_i x_i  +  m * sum_i x_i
  * with sum_i x_i precomputed once per input vector and group (the same for every row), so a q4 value costs a shift,
  * a mask, a convert and a multiply-add. Accumulation is f32 throughout (a different order than numpy's BLAS: the
