@@ -252,7 +252,11 @@ def _gemma_bpe(meta: Mapping[str, Any], tokens: list[str]) -> _BPE:
                                "the merges come from the vocabulary order)")
     spelled = [_SPIECE_SPACE * len(t) if " " in t and not t.strip() else t for t in tokens]
     vocab = dict(zip(spelled, range(len(spelled)), strict=True))
-    merges_json = _pairs_json(_merges_from_scores(spelled, [-float(i) for i in range(len(spelled))], vocab))
+    # _merges_from_scores with score -position, without its sort: each piece once, at its last position, cut longer
+    # left part first (262144 pieces: 2.1 s -> 0.6 s)
+    merges = [[piece[:at], piece[at:]] for i, piece in enumerate(spelled) if vocab[piece] == i
+              for at in range(len(piece) - 1, 0, -1) if piece[:at] in vocab and piece[at:] in vocab]
+    merges_json = json.dumps(merges, ensure_ascii=False)
     unk = _token_id(meta, "unknown_token_id", len(tokens))
     return _BPE(
         spelled, vocab, merges_json, True,
