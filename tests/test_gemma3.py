@@ -102,6 +102,19 @@ def test_reference_logits_with_linear_rope_on_full_layers(tmp_path: Path) -> Non
     assert rel_err(engine.logits(ids, 0, all_logits=True), hf_logits(hf, ids)) < 1e-4
 
 
+def test_older_config_keys(gemma3_hf: Path, tmp_path: Path) -> None:
+    """A config.json as transformers 4.x wrote it: rope_theta / rope_local_base_freq instead of rope_parameters, and
+    sliding_window_pattern instead of layer_types (here every 2nd layer full). transformers 5.23 reads it so too."""
+    hf = edited_hf_copy(gemma3_hf, tmp_path / "old", {"rope_parameters": None, "rope_theta": 1_000_000.0,
+                                                      "rope_local_base_freq": 100.0, "layer_types": None,
+                                                      "sliding_window_pattern": 2})
+    cfg = read_hf_folder(hf).config
+    assert cfg.layer_types == ("sliding", "full", "sliding", "full") and cfg.rope_theta_sliding == 100.0
+    engine = load(prepare(hf, tmp_path / "pkg", Options(weights="f32")))
+    ids = _ids(engine)
+    assert rel_err(engine.logits(ids, 0, all_logits=True), hf_logits(hf, ids)) < 1e-4
+
+
 def test_gguf_logits_match(tmp_path: Path) -> None:
     """What llama.cpp's gemma3 reader assumes (every 6th layer full, sliding base 10000, scale 1/sqrt(head_dim)) on a
     6-layer model written so; and the 4-layer one (its own layer types and sliding base) through the
