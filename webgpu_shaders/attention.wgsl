@@ -85,7 +85,11 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   var m = NEG_BIG;  // running maximum score
   var l = 0.0;      // this thread's share of the running softmax denominator
   var o: array<f32, MAX_DIMS_PER_THREAD>;
-  for (var p0 = 0u; p0 < n; p0 += WG) {
+  var start = 0u;  // the first block holding a position the query sees (WINDOW: pos - WINDOW + 1)
+  if (WINDOW != 0u && n > WINDOW) {
+    start = (n - WINDOW) / WG * WG;
+  }
+  for (var p0 = start; p0 < n; p0 += WG) {
     let p = p0 + li;
     var s = NEG_BIG;
     let seen = p < n && (WINDOW == 0u || p + WINDOW > n - 1u);  // n - 1 = pos

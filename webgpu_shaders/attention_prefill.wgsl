@@ -53,6 +53,7 @@ var<workgroup> q_tile: array<vec4<f32>, BQ * MAX_HEAD_DIM / 4u>;  // [query, d /
 var<workgroup> kv_tile: array<vec4<f32>, BK * ROW>;               // [position, d / 4]: keys, then values
 var<workgroup> scores: array<f32, BQ * BK>;                        // [query, position] of the block
 var<workgroup> key_count: u32;                                     // largest position of the queries + 1
+var<workgroup> key_start: u32;                                     // smallest first position they see
 
 // Whether the query at position pos sees the key at position p.
 fn seen(p: u32, pos: u32) -> bool {
@@ -76,17 +77,22 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   }
   if (li == 0u) {
     var last = 0u;
+    var lo = 0xFFFFFFFFu;
     for (var n = 0u; n < BQ; n++) {
-      last = max(last, positions[min(t0 + n, params.tokens - 1u)]);
+      let pn = positions[min(t0 + n, params.tokens - 1u)];
+      last = max(last, pn);
+      lo = min(lo, select(0u, pn + 1u - WINDOW, WINDOW != 0u && pn + 1u > WINDOW));
     }
     key_count = min(last + 1u, params.capacity);
+    key_start = lo / BK * BK;
   }
   let n = workgroupUniformLoad(&key_count);  // also the barrier after q_tile
+  let start = workgroupUniformLoad(&key_start);
 
   var m = NEG_BIG;  // query i's running maximum score
   var l = 0.0;      // its running softmax denominator
   var o: array<vec4<f32>, MAX_VEC4_PER_THREAD>;
-  for (var p0 = 0u; p0 < n; p0 += BK) {
+  for (var p0 = start; p0 < n; p0 += BK) {
     for (var c = li; c < BK * d4; c += BQ * BK) {
       let p = min(p0 + c / d4, n - 1u);
       kv_tile[(c / d4) * ROW + c % d4] = k_cache[(first_row + p) * d4 + c % d4];

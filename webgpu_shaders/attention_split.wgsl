@@ -118,6 +118,16 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   if (WINDOW != 0u && pos + 1u > WINDOW) {
     first = min(count, max(p0, pos + 1u - WINDOW) - p0);
   }
+  let base = h * params.splits + c;
+  if (first == count) {  // wholly before the window: an empty part (never the split holding pos)
+    for (var col = li; col < d4; col += WG) {
+      part[base * d4 + col] = vec4<f32>(0.0);
+    }
+    if (li == 0u) {
+      part[params.num_heads * params.splits * d4 + base] = vec4<f32>(NEG_BIG, 0.0, 0.0, 0.0);
+    }
+    return;
+  }
   let holds_new = pos < p0 + SPLIT;
 
   // query (and, in the split holding pos, the new key and value): bias, RoPE, into workgroup memory
@@ -202,7 +212,6 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     slices[idx] = o;
   }
   workgroupBarrier();
-  let base = h * params.splits + c;
   for (var col = li; col < d4; col += WG) {
     var o = vec4<f32>(0.0);
     for (var k = 0u; k < nsl; k++) {
