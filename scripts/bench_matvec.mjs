@@ -124,8 +124,9 @@ const device = await adapter.requestDevice({
     maxBufferSize: Math.min(adapter.limits.maxBufferSize, 1 << 30),
   },
 });
-const info = adapter.info;
-console.log(`adapter: ${info.vendor} ${info.architecture} ${info.device} ${info.description}`);
+const ai = /** @type {any} */ (adapter).info ?? {};
+const info = { vendor: ai.vendor ?? '', architecture: ai.architecture ?? '', device: ai.device ?? '', description: ai.description ?? '' };
+console.log(`adapter: ${JSON.stringify(info)}`);
 const modules = new Map();
 for (const name of ['matvec.wgsl', 'matvec_kq.wgsl']) {
   modules.set(name, device.createShaderModule({ label: name, code: await readFile(new URL(name, SHADER_DIR), 'utf8') }));
