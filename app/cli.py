@@ -30,7 +30,7 @@ def _prepare(args: argparse.Namespace) -> int:
     from model_prep.prepare import prepare
 
     opts = Options(weights=args.weights, keep_8bit=tuple(args.keep_8bit), shard_bytes=args.shard_size,
-                   requantize=args.requantize)
+                   requantize=args.requantize, long_context=args.long_context)
     prepare(args.source, args.out, opts, plan_only=args.plan, check=args.check)  # its summary names the folder
     return 0
 
@@ -149,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requantize", action="store_true",
                    help="re-quantize GGUF Q4_K/Q5_K/Q6_K/Q5_0 tensors into --weights storage (a smaller package "
                         "that older fieldllm readers take) instead of carrying them exactly (format version 5)")
+    p.add_argument("--long-context", action="store_true",
+                   help="Phi-3/3.5 longrope: store the long RoPE factors and keep the model's whole context "
+                        "(max_position_embeddings, or a GGUF's context_length; phi3's sliding_window still caps it), "
+                        "as llama.cpp does for a context past the original length; without it the short factors and "
+                        "a context capped at the original length (4096), exact for sequences that short")
     p.add_argument("--shard-size", type=parse_size, default=fmt.DEFAULT_SHARD_BYTES, metavar="SIZE",
                    help="largest shard file (default 32MiB)")
     p.add_argument("--plan", action="store_true", help="print what would be written, write nothing")

@@ -100,9 +100,11 @@ def _factors(gf: GGUFFile, name: str, head_dim: int) -> tuple[float, ...] | None
     return tuple(float(v) for v in values)
 
 
-def _rope_freq_factors(arch: str, gf: GGUFFile, head_dim: int) -> tuple[float, ...] | None:
+def _rope_freq_factors(arch: str, gf: GGUFFile, head_dim: int,
+                       long_factors: bool = False) -> tuple[float, ...] | None:
     """The divisors of ``rope_freqs.weight`` (llama only, as llama.cpp reads it), or phi3's short longrope factors
-    (``rope_factors_short.weight``: see _longrope), or None where there are none."""
+    (``rope_factors_short.weight``; ``rope_factors_long.weight`` with ``long_factors``: see _longrope), or None where
+    there are none."""
     names = {t.name for t in gf.tensors}
     if ROPE_FREQS in names and arch != "llama":
         raise UnsupportedError(f"tensor {ROPE_FREQS} in a {arch} GGUF is not supported (only llama files use it)")
@@ -112,19 +114,27 @@ def _rope_freq_factors(arch: str, gf: GGUFFile, head_dim: int) -> tuple[float, .
     if (ROPE_LONG in names) != (ROPE_SHORT in names):
         raise InputError(f"the GGUF has only one of {ROPE_LONG} and {ROPE_SHORT}; the file is incomplete")
     if arch == "phi3":
-        _factors(gf, ROPE_LONG, head_dim)  # checked, not carried
-        return _factors(gf, ROPE_SHORT, head_dim)
+        long, short = _factors(gf, ROPE_LONG, head_dim), _factors(gf, ROPE_SHORT, head_dim)  # both checked
+        return long if long_factors else short
     return _factors(gf, ROPE_FREQS, head_dim)
 
 
-def _longrope(meta: dict[str, Any], arch: str, longrope: bool, context: int,
-              notes: list[str]) -> tuple[float | None, int]:
+def _long_context(meta: dict[str, Any], arch: str, context: int) -> bool:
+    """Whether prepare --long-context takes phi3's long factors: a context past rope.scaling.original_context_length
+    (where it is not, llama.cpp uses the short factors whatever context it runs)."""
+    key = f"{arch}.rope.scaling.original_context_length"
+    return arch == "phi3" and key in meta and int(meta[key]) < context
+
+
+def _longrope(meta: dict[str, Any], arch: str, longrope: bool, context: int, notes: list[str],
+              long_context: bool = False) -> tuple[float | None, int]:
     """(rope_attn_factor or None, context length) of a phi3 file, as transformers computes them from the config the
     file was converted from: the short factors while the sequence is within rope.scaling.original_context_length
     (so the package's context is capped there; past it transformers and llama.cpp switch to the long factors, which
     the package does not carry), cos and sin times rope.scaling.attn_factor (llama.cpp's converter writes
-    transformers' attention factor; where absent, computed as transformers does). Other architectures: no attention
-    factor (a value other than 1 is refused)."""
+    transformers' attention factor; where absent, computed as transformers does). With ``long_context`` (the long
+    factors were taken: _long_context) the context stays the file's context_length (_config notes it). Other
+    architectures: no attention factor (a value other than 1 is refused)."""
     key = f"{arch}.rope.scaling.attn_factor"
     if not longrope:
         if float(meta.get(key, 1.0)) != 1.0:
@@ -132,7 +142,7 @@ def _longrope(meta: dict[str, Any], arch: str, longrope: bool, context: int,
         return None, context
     original = int(_need(meta, f"{arch}.rope.scaling.original_context_length"))
     attn = float(meta[key]) if key in meta else rope.longrope_attention_factor(context, original)
-    if original < context:
+    if not long_context and original < context:
         notes.append(f"context capped at {original} tokens (rope.scaling.original_context_length; the model's "
                      f"{context} needs longrope's long factors, which the package does not carry)")
         context = original
@@ -173,7 +183,8 @@ def _gemma3(meta: dict[str, Any], layers: int, hidden: int, heads: int, head_dim
     }
 
 
-def _config(meta: dict[str, Any], gf: GGUFFile, notes: list[str] | None = None) -> ModelConfig:
+def _config(meta: dict[str, Any], gf: GGUFFile, notes: list[str] | None = None,
+            long_context: bool = False) -> ModelConfig:
     notes = [] if notes is None else notes
     arch = _need(meta, "general.architecture")
     if arch not in fmt.ARCHITECTURES:
@@ -206,8 +217,12 @@ def _config(meta: dict[str, Any], gf: GGUFFile, notes: list[str] | None = None) 
         raise UnsupportedError("a qwen3 GGUF with q/k/v biases is not supported (Qwen3 has none; they would come "
                                "before the per-head q/k norm)")
     context = int(_need(meta, f"{arch}.context_length"))
-    freq_factors = _rope_freq_factors(arch, gf, head_dim)
-    attn_factor, context = _longrope(meta, arch, arch == "phi3" and freq_factors is not None, context, notes)
+    long = long_context and _long_context(meta, arch, context) and ROPE_LONG in names
+    if long_context and not long:
+        notes.append("--long-context changes nothing here: the model has no longrope scaling past its original "
+                     "length")
+    freq_factors = _rope_freq_factors(arch, gf, head_dim, long)
+    attn_factor, context = _longrope(meta, arch, arch == "phi3" and freq_factors is not None, context, notes, long)
     gemma3 = _gemma3(meta, int(_need(meta, f"{arch}.block_count")), hidden, heads, head_dim) if arch == "gemma3" \
         else {}
     if linear is not None and linear != 1.0:
@@ -216,6 +231,12 @@ def _config(meta: dict[str, Any], gf: GGUFFile, notes: list[str] | None = None) 
     if window and arch != "phi3":
         raise UnsupportedError(f"GGUF metadata {arch}.attention.sliding_window (sliding-window attention) is not "
                                "supported")
+    if long:
+        capped = f", capped at {window} by attention.sliding_window" if 0 < window < context else ""
+        original = int(meta[f"{arch}.rope.scaling.original_context_length"])
+        notes.append(f"--long-context: longrope's long factors on every position, context {context} tokens "
+                     f"(context_length{capped}); llama.cpp uses them only for a context longer than the original "
+                     f"{original} tokens (transformers for a sequence longer than it), the short factors within it")
     if 0 < window < context:  # phi3: within the window no key is masked, so the package's context stops there
         notes.append(f"context capped at {window} tokens (attention.sliding_window: past it the oldest keys are "
                      "masked, which our engines do not)")
@@ -319,13 +340,15 @@ def source_name(path: Path) -> str:
     return path.name.removesuffix(".gguf")
 
 
-def read_gguf(path: Path) -> Checkpoint:
+def read_gguf(path: Path, long_context: bool = False) -> Checkpoint:
+    """``long_context``: phi3's long longrope factors over the whole context_length (prepare --long-context)."""
     gf = _open(path)
     meta = gf.metadata
     notes: list[str] = []
-    config = _config(meta, gf, notes)
-    # rope_freqs.weight / rope_factors_short.weight went into the config (config.rope_freq_factors); every other
-    # tensor must be a weight. phi3's fused attn_qkv and ffn_up (gate and up: 2 * intermediate rows) are split
+    config = _config(meta, gf, notes, long_context)
+    # rope_freqs.weight / rope_factors_short.weight (rope_factors_long.weight with long_context) went into the config
+    # (config.rope_freq_factors); every other tensor must be a weight. phi3's fused attn_qkv and ffn_up (gate and up:
+    # 2 * intermediate rows) are split
     infos = {t.name: t for t in gf.tensors if t.name not in ROPE_TENSORS}
     tensors = [_tensor(t, _fused_name(config, t)) for t in infos.values()]
     tensors = split_fused(tensors, config, lambda t, name, start, stop: _tensor(infos[_gguf_name(t.name)], name,

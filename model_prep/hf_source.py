@@ -161,11 +161,12 @@ class _Rope:
     freq_factors: tuple[float, ...] | None = None  # config.rope_freq_factors
     attn_factor: float | None = None  # config.rope_attn_factor
     context_cap: int | None = None  # longrope: the positions within which the short factors are exact
+    long_from: int | None = None  # longrope, long_context: the original length, past which the long factors are exact
 
 
-def _rope(cfg: dict[str, Any], head_dim: int, model_type: str) -> _Rope:
+def _rope(cfg: dict[str, Any], head_dim: int, model_type: str, long_context: bool = False) -> _Rope:
     """The RoPE settings. transformers 5 moved them into "rope_parameters"; older configs have rope_theta and
-    rope_scaling at the top level."""
+    rope_scaling at the top level. ``long_context``: see _longrope."""
     params = cfg.get("rope_parameters") or {}
     scaling = cfg.get("rope_scaling") or {}
     rope_type = params.get("rope_type") or scaling.get("rope_type") or scaling.get("type") or "default"
@@ -196,14 +197,16 @@ def _rope(cfg: dict[str, Any], head_dim: int, model_type: str) -> _Rope:
         except (TypeError, ValueError) as e:
             raise InputError(f"config.json's llama3 RoPE scaling is invalid: {e}") from e
         return _Rope(theta, tuple(factors))
-    return _longrope(cfg, p, theta, head_dim)
+    return _longrope(cfg, p, theta, head_dim, long_context)
 
 
-def _longrope(cfg: dict[str, Any], p: dict[str, Any], theta: float, head_dim: int) -> _Rope:
+def _longrope(cfg: dict[str, Any], p: dict[str, Any], theta: float, head_dim: int, long_context: bool) -> _Rope:
     """Phi-3's longrope ("su"), as transformers 5.23 computes it: divisors short_factor while the sequence is within
     original_max_position_embeddings (long_factor past it), and cos/sin times the attention factor in both regimes.
-    Our engines build one RoPE table, so the package keeps the short factors and its context is capped at the
-    original length, where transformers uses exactly these; the long factors are not carried."""
+    Our engines build one RoPE table, so by default the package keeps the short factors and its context is capped at
+    the original length, where transformers uses exactly these. With ``long_context`` (prepare --long-context) it
+    keeps the long factors instead, for every position up to max_position_embeddings: what llama.cpp does with a
+    context past the original length, and transformers for a sequence past it (not for one within it)."""
     try:
         short = tuple(float(v) for v in p["short_factor"])
         long = tuple(float(v) for v in p["long_factor"])
@@ -223,6 +226,8 @@ def _longrope(cfg: dict[str, Any], p: dict[str, Any], theta: float, head_dim: in
         if len(values) != head_dim // 2:
             raise InputError(f"config.json's longrope {name} has {len(values)} values; head_dim {head_dim} needs "
                              f"{head_dim // 2}")
+    if long_context and original < max_pos:
+        return _Rope(theta, long, None if attn == 1.0 else attn, long_from=original)
     return _Rope(theta, short, None if attn == 1.0 else attn, original)
 
 
@@ -320,16 +325,24 @@ def _refuse_unsupported_attention(cfg: dict[str, Any], model_type: str) -> None:
         raise UnsupportedError("qwen3 with attention_bias true (q/k/v/o biases) is not supported")
 
 
-def _context(cfg: dict[str, Any], model_type: str, rope_cap: int | None, notes: list[str]) -> int:
+def _context(cfg: dict[str, Any], model_type: str, rp: _Rope, notes: list[str]) -> int:
     """max_position_embeddings, capped where our engines would differ from transformers past a length: longrope's
-    original length (transformers switches to the long factors past it) and phi3's sliding_window (transformers
-    masks keys more than sliding_window - 1 positions back, on eager and sdpa alike). The cap is noted."""
+    original length (transformers switches to the long factors past it; not with --long-context) and phi3's
+    sliding_window (transformers masks keys more than sliding_window - 1 positions back, on eager and sdpa alike).
+    The cap is noted."""
     context = int(cfg.get("max_position_embeddings", 2048))
-    if rope_cap is not None and rope_cap < context:
-        notes.append(f"context capped at {rope_cap} tokens (original_max_position_embeddings; the model's "
-                     f"{context} needs longrope's long factors, which the package does not carry)")
-        context = rope_cap
     window = cfg.get("sliding_window") if model_type == "phi3" else None
+    if rp.context_cap is not None and rp.context_cap < context:
+        notes.append(f"context capped at {rp.context_cap} tokens (original_max_position_embeddings; the model's "
+                     f"{context} needs longrope's long factors, which the package does not carry)")
+        context = rp.context_cap
+    if rp.long_from is not None:
+        capped = f", capped at {int(window)} by sliding_window" if window is not None and int(window) < context \
+            else ""
+        notes.append(f"--long-context: longrope's long factors on every position, context {context} tokens "
+                     f"(max_position_embeddings{capped}); transformers uses them only for a sequence longer than "
+                     f"the original {rp.long_from} tokens (llama.cpp for a context longer than it), the short "
+                     "factors within it")
     if window is not None and int(window) < context:
         notes.append(f"context capped at {int(window)} tokens (sliding_window: past it transformers masks the "
                      "oldest keys, which our engines do not)")
@@ -337,7 +350,8 @@ def _context(cfg: dict[str, Any], model_type: str, rope_cap: int | None, notes: 
     return context
 
 
-def _config(cfg: dict[str, Any], names: set[str], notes: list[str] | None = None) -> ModelConfig:
+def _config(cfg: dict[str, Any], names: set[str], notes: list[str] | None = None,
+            long_context: bool = False) -> ModelConfig:
     notes = [] if notes is None else notes
     model_type = cfg.get("model_type")
     _refuse_multimodal(cfg)
@@ -351,7 +365,10 @@ def _config(cfg: dict[str, Any], names: set[str], notes: list[str] | None = None
     try:
         hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
         head_dim = int(cfg.get("head_dim") or hidden // heads)
-        rp, gemma3_keys = _gemma3(cfg, head_dim) if gemma3 else (_rope(cfg, head_dim, model_type), {})
+        rp, gemma3_keys = _gemma3(cfg, head_dim) if gemma3 else (_rope(cfg, head_dim, model_type, long_context), {})
+        if long_context and rp.long_from is None:
+            notes.append("--long-context changes nothing here: the model has no longrope scaling past its original "
+                         "length")
         tied = "output.weight" not in names  # an lm_head that is present is used, tied or not
         if tied and cfg.get("tie_word_embeddings") is False:
             raise InputError("config.json says tie_word_embeddings is false but there is no lm_head.weight; "
@@ -368,7 +385,7 @@ def _config(cfg: dict[str, Any], names: set[str], notes: list[str] | None = None
             rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
             rope_theta=rp.theta,
             rope_layout=fmt.ROPE_HALF,
-            context_length=_context(cfg, model_type, rp.context_cap, notes),
+            context_length=_context(cfg, model_type, rp, notes),
             tie_word_embeddings=tied,
             attention_bias="blk.0.attn_q.bias" in names,
             rope_freq_factors=rp.freq_factors,
@@ -401,14 +418,14 @@ def source_files(folder: Path) -> list[Path]:
         folder / n for n in _OPTIONAL_FILES if (folder / n).exists()]
 
 
-def read_hf_folder(folder: Path) -> Checkpoint:
+def read_hf_folder(folder: Path, long_context: bool = False) -> Checkpoint:
     files = source_files(folder)
     cfg = _read_json(folder / "config.json")
     _refuse_multimodal(cfg)  # before its tensors, whose names would be refused first
     weight_files = [f for f in files if f.suffix == ".safetensors"]
     tensors = [t for path in weight_files for t in _safetensors_tensors(path, cfg.get("model_type"))]
     notes: list[str] = []
-    config = _config(cfg, {t.name for t in tensors}, notes)
+    config = _config(cfg, {t.name for t in tensors}, notes, long_context)
     tensors = split_fused(tensors, config)
     tok_cfg = _read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").exists() else {}
     gen_cfg = _read_json(folder / "generation_config.json") if (folder / "generation_config.json").exists() else {}

@@ -25,12 +25,17 @@ class Options:
     # re-quantize GGUF Q4_K/Q5_K/Q6_K/Q5_0 into ``weights`` (a smaller package, format version < 5) instead of
     # carrying them exactly
     requantize: bool = False
+    # Phi-3 longrope: the long factors on every position and context_length = max_position_embeddings, instead of
+    # the short factors and a context capped at the original length (hf_source._longrope, gguf_source._longrope)
+    long_context: bool = False
 
     def to_dict(self) -> dict[str, object]:
         d: dict[str, object] = {"weights": self.weights, "keep_8bit": list(self.keep_8bit),
                                 "shard_bytes": self.shard_bytes}
         if self.requantize:  # absent when off: the options (and manifests) of packages before it stay as they were
             d["requantize"] = True
+        if self.long_context:  # likewise
+            d["long_context"] = True
         return d
 
 

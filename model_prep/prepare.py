@@ -60,9 +60,10 @@ def _check_exists(source: Path) -> None:
         raise InputError(f"{source} does not exist; give a .gguf file or a Hugging Face checkpoint folder")
 
 
-def read_checkpoint(source: Path) -> Checkpoint:
+def read_checkpoint(source: Path, long_context: bool = False) -> Checkpoint:
+    """``long_context``: Options.long_context (Phi-3 longrope's long factors over max_position_embeddings)."""
     _check_exists(source)
-    return read_hf_folder(source) if source.is_dir() else read_gguf(source)
+    return read_hf_folder(source, long_context) if source.is_dir() else read_gguf(source, long_context)
 
 
 def source_files(source: Path) -> list[Path]:
@@ -164,7 +165,7 @@ def prepare(source: Path | None, out: Path | None, opts: Options, plan_only: boo
             if is_up_to_date(out, cache_key(src_hash.result().files_sha256, opts, check)):
                 print(f"{out} is up to date (same source and options); nothing to do", file=stream or sys.stderr)
                 return out
-    ckpt = read_checkpoint(source)  # meanwhile the source is hashed
+    ckpt = read_checkpoint(source, opts.long_context)  # meanwhile the source is hashed
     plan = make_plan(ckpt, opts)
     if plan_only:
         ckpt.tokenizer_text()  # a tokenizer we cannot rebuild is reported by the plan too

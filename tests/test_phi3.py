@@ -4,7 +4,8 @@ read as an HF folder and as a llama.cpp-style GGUF (attn_qkv, ffn_up holding gat
 rope.scaling.attn_factor), split into the package's q/k/v and gate/up, stored as a format-version-4 package
 (config.rope_freq_factors = the short factors, config.rope_attn_factor, context capped at the original length), and
 the reference engine's logits against transformers' at f32, q8 and q4 over every position of that context; what is
-not implemented (partial RoPE, yarn, Phi-3-small) is refused with a message naming it."""
+not implemented (partial RoPE, yarn, Phi-3-small) is refused with a message naming it. With prepare --long-context:
+the long factors and the whole context, against transformers' logits of one 80-token pass past the original length."""
 
 from __future__ import annotations
 
@@ -174,3 +175,69 @@ def test_old_readers_refuse_and_other_packages_keep_their_version(phi3_hf: Path,
         mpath.write_text(json.dumps(manifest | {"format_version": version}))
         with pytest.raises(PackageError, match="needs version 4 \\(rope_freq_factors, rope_attn_factor\\)"):
             open_package(pkg_dir)
+
+
+LONG = 80  # tokens of one forward pass past the original 64: transformers uses the long factors on all of them
+
+
+def test_long_context_matches_transformers_past_the_original_length(phi3_hf: Path, tmp_path: Path) -> None:
+    pkg_dir = prepare(phi3_hf, tmp_path / "long", Options(weights="f32", long_context=True))
+    manifest = json.loads((pkg_dir / "manifest.json").read_text())
+    cfg = manifest["config"]
+    assert cfg["context_length"] == 256  # max_position_embeddings: not capped
+    assert cfg["rope_freq_factors"] == PHI3_LONGROPE["long_factor"] != PHI3_LONGROPE["short_factor"]
+    assert manifest["source"]["options"]["long_context"] is True
+    notes = json.loads((pkg_dir / "report.json").read_text())["notes"]
+    assert any(n.startswith("--long-context: longrope's long factors") for n in notes), notes
+    assert not any("context capped" in n for n in notes), notes
+    engine = load(pkg_dir, context=256)
+    model = transformers.AutoModelForCausalLM.from_pretrained(phi3_hf, dtype=torch.float32)
+    emb = model.model.rotary_emb
+    assert engine.config.rope_attn_factor == pytest.approx(emb.attention_scaling, rel=1e-12)
+    # the engines' RoPE tables (rope.cos_sin, the reference's RunState) are transformers' cos/sin of an 80-token pass
+    hcos, hsin = emb(torch.zeros(1), torch.arange(LONG)[None])
+    cos, sin = rope.cos_sin(engine.config.rope_theta, HEAD_DIM, engine.config.rope_freq_factors,
+                            engine.config.rope_attn_factor, LONG)
+    np.testing.assert_allclose(cos, hcos[0, :, : HEAD_DIM // 2].numpy(), atol=2e-6)
+    np.testing.assert_allclose(sin, hsin[0, :, : HEAD_DIM // 2].numpy(), atol=2e-6)
+    ids = _ids(engine, LONG)
+    ours = engine.logits(ids, 0, all_logits=True)
+    assert np.array_equal(engine.model.state.cos[:LONG], cos)  # type: ignore[attr-defined]
+    want = hf_logits(phi3_hf, ids)
+    assert rel_err(ours, want) < 1e-4
+    # the short factors (what the package holds without the option) are far off for this pass
+    from model_prep.reference.forward import RunState
+
+    short = engine.config.__class__(**(engine.config.__dict__ | {"rope_freq_factors": PHI3_LONGROPE["short_factor"]}))
+    engine.model.state = RunState(short, 256)  # type: ignore[attr-defined]
+    engine._cached = []
+    assert rel_err(engine.logits(ids, 0, all_logits=True), want) > 1e-3
+
+
+def test_long_context_from_gguf_and_what_it_leaves_alone(phi3_hf: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from app.cli import main
+
+    assert main(["prepare", str(phi3_hf), "--out", str(tmp_path / "plan"), "--plan", "--long-context"]) == 0
+    assert "note: --long-context: longrope's long factors on every position, context 256" in capsys.readouterr().out
+    hf = read_hf_folder(phi3_hf, long_context=True).config
+    g = read_gguf(hf_to_gguf(phi3_hf, tmp_path / "m.gguf"), long_context=True)
+    # llama.cpp's converter's rope_factors_long.weight, the file's context_length, the same attention factor
+    assert g.config.context_length == hf.context_length == 256
+    np.testing.assert_allclose(g.config.rope_freq_factors, PHI3_LONGROPE["long_factor"], rtol=1e-7)
+    assert g.config.rope_attn_factor == pytest.approx(hf.rope_attn_factor, rel=1e-7)
+    assert any(n.startswith("--long-context: longrope's long factors") for n in g.notes), g.notes
+    # without the option: short factors, capped at the original length, and no options key (cache keys unchanged)
+    assert read_gguf(tmp_path / "m.gguf").config.context_length == read_hf_folder(phi3_hf).config.context_length \
+        == PHI3_ORIGINAL
+    assert "long_context" not in Options().to_dict() and Options(long_context=True).to_dict()["long_context"]
+    # phi3's sliding_window still caps the context, and the note says so
+    ckpt = read_hf_folder(edited_hf_copy(phi3_hf, tmp_path / "window", {"sliding_window": 100}), long_context=True)
+    assert ckpt.config.context_length == 100 and ckpt.config.rope_freq_factors == tuple(PHI3_LONGROPE["long_factor"])
+    assert any("context 256 tokens (max_position_embeddings, capped at 100 by sliding_window)" in n
+               for n in ckpt.notes), ckpt.notes
+    # an original length not below max_position_embeddings: transformers never takes the long factors; nothing changes
+    same = read_hf_folder(edited_hf_copy(phi3_hf, tmp_path / "short", {"original_max_position_embeddings": 256}),
+                          long_context=True)
+    assert same.config.rope_freq_factors == tuple(PHI3_LONGROPE["short_factor"])
+    assert any("--long-context changes nothing" in n for n in same.notes), same.notes
