@@ -15,6 +15,8 @@ enough weight copies to exceed the GPU's L2 cache, and each writes its own y, so
     python scripts/bench_kernels.py --sweep --json o.json  # also a grid of (TX, TY, R, UNPACK_CVT) overrides
     python scripts/bench_kernels.py --shapes 4096x4096,49152x576xq8 --shader matvec.wgsl --shader /tmp/old.wgsl
                                                        # two kernel files, same run, same buffers
+    python scripts/bench_kernels.py --shapes 8192x8192,8192x8192xq4k,8192x8192xq6k --config 128,1,2,0
+                                                       # K-quants (matvec_kq.wgsl, random valid GGUF blocks) beside q4
     python scripts/bench_kernels.py --matmul 1536x1536,8960x1536,1536x8960 --tokens 128,256 \
         --matmul-config 16,16,2,1 --matmul-shader matmul.wgsl --matmul-shader ../build/old/webgpu_shaders/matmul.wgsl
                                                        # prefill matmul (matmul.wgsl) at real shapes: us, TFLOP/s
@@ -38,7 +40,7 @@ import numpy.typing as npt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model_prep import quant  # noqa: E402
+from model_prep import kquants, quant  # noqa: E402
 from tests.kernels.gpu import Gpu  # noqa: E402
 from tests.kernels.kernels import matvec_grid, params  # noqa: E402
 
@@ -53,9 +55,16 @@ L2_BYTES = 64 << 20  # larger than any current GPU's L2 (H100: 50 MiB); weights 
 BATCH_BYTES = 1 << 30  # about this much traffic per timed batch
 
 
+K_TYPES = {"q4k": ("Q4_K", 4), "q5k": ("Q5_K", 5), "q6k": ("Q6_K", 6)}  # storage -> (GGUF type, KTYPE)
+
+
 def random_planes(rng: np.random.Generator, storage: str, rows: int, cols: int) -> quant.Planes:
     """Planes of the right sizes (docs/FORMAT.md) with random codes and modest f16 scales; speed does not depend on
-    the values, and quantizing 136M real weights would take longer than the benchmark."""
+    the values, and quantizing 136M real weights would take longer than the benchmark. K storages: random valid GGUF
+    blocks (model_prep.kquants.random_blocks) packed as prepare packs them."""
+    if storage in K_TYPES:
+        ggml = K_TYPES[storage][0]
+        return kquants.pack(ggml, kquants.random_blocks(ggml, rows, cols, rng), rows, cols)
     words = rows * cols // (8 if storage == "q4" else 4)
     qweight = rng.integers(0, 1 << 32, words, dtype=np.uint64).astype(np.uint32)
     scale = rng.uniform(0.001, 0.01, rows * cols // 32).astype(np.float16)
@@ -142,13 +151,21 @@ class MatvecCase:
         weight_bytes = sum(p.nbytes for p in self.planes.values())
         self.bytes = weight_bytes + 4 * cols + 4 * rows  # read weights, scales and x; write y
         copies = max(2, math.ceil(4 * L2_BYTES / weight_bytes))
-        self.weights = [(gpu.storage(self.planes["qweight"]), gpu.storage(self.planes["scales"]))
-                        for _ in range(copies)]
+        self.weights = [self._upload() for _ in range(copies)]
         self.x_host = rng.standard_normal(cols).astype(np.float32)
         self.x = gpu.storage(self.x_host)
         self.n = min(400, max(8, BATCH_BYTES // self.bytes))  # dispatches per timed batch
         self.ys = [gpu.zeros(4 * rows) for _ in range(2 * self.n)]
         self.params = gpu.uniform(params("matvec.wgsl", rows=rows, cols=cols, row_offset=0, eps=0.0))
+
+    def _upload(self) -> list[Any]:
+        """The kernel's weight bindings: q4/q8 [qweight, scales]; K storages [qweight, qhigh (q4k: qweight again, not
+        read), super] (app/engine/gpu/weights.js kernelPlanes)."""
+        if self.storage in K_TYPES:
+            qweight = self.gpu.storage(self.planes["qweight"])
+            qhigh = self.gpu.storage(self.planes["qhigh"]) if "qhigh" in self.planes else qweight
+            return [qweight, qhigh, self.gpu.storage(self.planes["super"])]
+        return [self.gpu.storage(self.planes["qweight"]), self.gpu.storage(self.planes["scales"])]
 
     def check(self, y: npt.NDArray[np.float32]) -> float:
         """Largest |error| / |scale of y| over the first and last 32 rows against the numpy reference."""
@@ -162,11 +179,15 @@ class MatvecCase:
 
     def run(self, tuning: Tuning, shader: str = "matvec.wgsl") -> dict[str, Any]:
         tx, ty, r, cvt = tuning
-        qbits = 4 if self.storage == "q4" else 8
-        constants = {"QBITS": qbits, "TX": tx, "TY": ty, "R": r, "UNPACK_CVT": cvt}
+        constants: dict[str, float]
+        if self.storage in K_TYPES:  # matvec_kq.wgsl (same Params; no UNPACK_CVT)
+            shader = "matvec_kq.wgsl" if shader == "matvec.wgsl" else shader
+            constants = {"KTYPE": K_TYPES[self.storage][1], "TX": tx, "TY": ty, "R": r}
+        else:
+            constants = {"QBITS": 4 if self.storage == "q4" else 8, "TX": tx, "TY": ty, "R": r, "UNPACK_CVT": cvt}
         pipe = self.gpu.pipeline(shader, "main", constants)
-        groups = [self.gpu.bind(pipe, [w, s, self.x, y, self.params])
-                  for (w, s), y in zip(self.weights * (len(self.ys) // len(self.weights) + 1), self.ys, strict=False)]
+        groups = [self.gpu.bind(pipe, [*w, self.x, y, self.params])
+                  for w, y in zip(self.weights * (len(self.ys) // len(self.weights) + 1), self.ys, strict=False)]
         grid = matvec_grid(self.rows, ty, r)
 
         def encode(k: int) -> Callable[[], Any]:
@@ -325,7 +346,7 @@ def main() -> None:
             fig["of_copy"] = fig["GBps"] / copy["GBps"]
             fig["of_read_bound"] = fig["GBps"] / bound["GBps"]
             result["matvec"].append(fig)
-            print(f"{shader} {storage} {rows}x{cols} TX={fig['TX']} TY={fig['TY']} R={fig['R']} CVT={fig['CVT']}: "
+            print(f"{fig['shader']} {storage} {rows}x{cols} TX={fig['TX']} TY={fig['TY']} R={fig['R']} CVT={fig['CVT']}: "
                   f"{fig['us']:.1f} us, "
                   f"{fig['GBps']:.0f} GB/s, {100 * fig['of_read_bound']:.1f}% of the read bound "
                   f"({100 * fig['of_copy']:.1f}% of copy; rel err {fig['rel_error']:.1e})",
