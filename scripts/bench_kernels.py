@@ -346,7 +346,8 @@ def main() -> None:
             fig["of_copy"] = fig["GBps"] / copy["GBps"]
             fig["of_read_bound"] = fig["GBps"] / bound["GBps"]
             result["matvec"].append(fig)
-            print(f"{fig['shader']} {storage} {rows}x{cols} TX={fig['TX']} TY={fig['TY']} R={fig['R']} CVT={fig['CVT']}: "
+            print(f"{fig['shader']} {storage} {rows}x{cols} "
+                  f"TX={fig['TX']} TY={fig['TY']} R={fig['R']} CVT={fig['CVT']}: "
                   f"{fig['us']:.1f} us, "
                   f"{fig['GBps']:.0f} GB/s, {100 * fig['of_read_bound']:.1f}% of the read bound "
                   f"({100 * fig['of_copy']:.1f}% of copy; rel err {fig['rel_error']:.1e})",
