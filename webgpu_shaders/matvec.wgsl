@@ -5,6 +5,7 @@
 //   main_norm    y[row_offset + r] = dot(W[r, :], rmsnorm(x) * norm_w)  (RMSNorm folded in: no normed copy of x)
 //   main_swiglu  y[row_offset + r] = silu(dot(Wg[r, :], x')) * dot(Wu[r, :], x'),  x' = rmsnorm(x) * norm_w
 //                (ffn_norm + gate + up + SwiGLU in one pass; gate and up chunks must cover the same rows)
+//                (gelu_tanh instead of silu with GELU: gemma3's GeGLU)
 // The engine picks the pipeline by the tensor's storage through QBITS (4: q4, 8: q8); one code path for both.
 //
 // Bindings, in order (element counts; a "word" is one u32 of qweight = 32 / QBITS weights):

@@ -5,6 +5,7 @@
 //   main         y[row_offset + r] = dot(W[r, :], x)                   (y += ... when ACCUMULATE: residual add)
 //   main_norm    y[row_offset + r] = dot(W[r, :], rmsnorm(x) * norm_w)  (RMSNorm folded in: no normed copy of x)
 //   main_swiglu  y[row_offset + r] = silu(dot(Wg[r, :], x')) * dot(Wu[r, :], x'),  x' = rmsnorm(x) * norm_w
+//                (gelu_tanh instead of silu with GELU: gemma3's GeGLU)
 // Same entry points, Params and meaning as matvec.wgsl; each weight has one plane instead of qweight + scales, so
 // every binding after the weight moves down by one.
 //

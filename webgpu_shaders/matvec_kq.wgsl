@@ -5,6 +5,7 @@
 //   main_swiglu  y[row_offset + r] = silu(dot(Wg[r, :], x')) * dot(Wu[r, :], x'),  x' = rmsnorm(x) * norm_w
 //                (q4k gate and up only: with qhigh planes the entry point would bind 9 storage buffers, over
 //                WebGPU's default 8 per stage; the engine runs other storages unfused)
+//                (gelu_tanh instead of silu with GELU: gemma3's GeGLU)
 // The engine picks the pipeline by the tensor's storage through KTYPE (4: q4k, 5: q5k, 6: q6k).
 //
 // Value of element c of a row (super-block of 256 columns, sub-block j of 32 (q4k, q5k) or 16 (q6k) columns):

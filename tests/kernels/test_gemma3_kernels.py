@@ -21,12 +21,13 @@ from .kernels import (
     elementwise_grid,
     embed_f32_grid,
     embed_grid,
+    matvec_f32_grid,
     matvec_grid,
     params,
     rmsnorm_grid,
     tuning,
 )
-from .reference import EPS32, F64, assert_close, dot_tolerance, random_qtensor, rmsnorm
+from .reference import EPS32, F64, assert_close, dense_tolerance, dot_tolerance, random_qtensor, rmsnorm
 from .test_kquants import planes, random_ktensor
 from .test_rope_table import rope_ref, table
 
@@ -217,6 +218,27 @@ def test_matvec_swiglu_gelu(gpu: Gpu, rng: np.random.Generator, storage: str) ->
     tol_u = dot_tolerance(up, xn) + 8 * EPS32 * np.abs(u)
     tol = 1.2 * np.abs(u) * tol_g + np.abs(gelu_tanh(g)) * tol_u + (16 * EPS32 + 2e-6) * np.abs(g * u)
     assert_close(gpu.read(y), want, tol, f"{storage} matvec gelu")
+
+
+def test_matvec_f32_swiglu_gelu(gpu: Gpu, rng: np.random.Generator) -> None:
+    """matvec_f32.wgsl main_swiglu with GELU (tiny f32 gemma3 packages)."""
+    rows, cols, eps = 29, 96, 1e-6
+    wg = rng.standard_normal((rows, cols)).astype(np.float32)
+    wu = rng.standard_normal((rows, cols)).astype(np.float32)
+    x = rng.standard_normal(cols).astype(np.float32)
+    nw = rng.uniform(0.5, 1.5, cols).astype(np.float32)
+    y = gpu.zeros(4 * rows)
+    t = tuning("matvec_f32.wgsl")
+    p = gpu.uniform(params("matvec_f32.wgsl", rows=rows, cols=cols, row_offset=0, eps=eps))
+    gpu.run(gpu.pipeline("matvec_f32.wgsl", "main_swiglu", {**t, "GELU": True}),
+            [gpu.storage(wg), gpu.storage(x), gpu.storage(nw), gpu.storage(wu), y, p], matvec_f32_grid(rows, t["R"]))
+    xn = rmsnorm(x.astype(np.float64), nw.astype(np.float64), eps)
+    g, u = wg.astype(np.float64) @ xn, wu.astype(np.float64) @ xn
+    want = gelu_tanh(g) * u
+    tol_g = dense_tolerance(wg.astype(np.float64), xn) + 8 * EPS32 * np.abs(g)
+    tol_u = dense_tolerance(wu.astype(np.float64), xn) + 8 * EPS32 * np.abs(u)
+    tol = 1.2 * np.abs(u) * tol_g + np.abs(gelu_tanh(g)) * tol_u + (16 * EPS32 + 2e-6) * np.abs(g * u)
+    assert_close(gpu.read(y), want, tol, "f32 matvec gelu")
 
 
 @pytest.mark.parametrize("storage", ["q8", "q4", "q4k", "f32"])
