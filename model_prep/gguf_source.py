@@ -302,6 +302,7 @@ def _tensor(t: TensorInfo, name: str | None = None, rows: tuple[int, int] | None
 
 
 # llama.cpp's end-of-generation token texts (llama-vocab.cpp): a token with one of these texts ends generation there
+# (GGUF sources, and Hugging Face folders without generation_config.json: hf_source._with_end_texts)
 END_TEXTS = ("<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>",
              "<|end_of_text|>", "<EOT>")
 

@@ -405,6 +405,28 @@ def _ids(value: Any) -> list[int]:
     return [int(v) for v in (value if isinstance(value, list) else [value])]
 
 
+def _with_end_texts(ids: list[int], tokenizer_json: str) -> list[int]:
+    """``ids``, then every token of tokenizer.json whose text is one of llama.cpp's end texts (gguf_source.END_TEXTS,
+    the list GGUF sources use), in id order, but the tokenizer's unknown token: the end ids of a folder without
+    generation_config.json, whose config.json names one eos only (Phi-3's <|endoftext|>, not its turn end <|end|>)."""
+    from .gguf_source import END_TEXTS
+
+    try:
+        data = json.loads(tokenizer_json)
+        model = data.get("model") or {}
+        vocab = model.get("vocab") or {}
+        # BPE / WordPiece / WordLevel: {text: id}; Unigram: [[text, score], ...] in id order; added tokens win
+        by_text = dict(vocab) if isinstance(vocab, dict) else {str(v[0]): i for i, v in enumerate(vocab)}
+        by_text.update({str(t["content"]): int(t["id"]) for t in data.get("added_tokens") or []})
+        unk = model.get("unk_token")
+        unknown = by_text.get(unk) if isinstance(unk, str) else model.get("unk_id")
+    except (json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError, IndexError) as e:
+        raise InputError(f"tokenizer.json is not a tokenizer ({type(e).__name__}: {e}); the checkpoint folder is "
+                         "damaged") from e
+    ends = {int(by_text[t]) for t in END_TEXTS if t in by_text}
+    return ids + sorted(ends - set(ids) - {unknown})
+
+
 _OPTIONAL_FILES = ("tokenizer_config.json", "generation_config.json", "chat_template.jinja")
 
 
@@ -442,6 +464,9 @@ def read_hf_folder(folder: Path, long_context: bool = False) -> Checkpoint:
     eos = _ids(gen_cfg.get("eos_token_id", cfg.get("eos_token_id")))
     if not eos:
         raise InputError(f"{folder} names no eos_token_id in config.json or generation_config.json; add it")
+    tokenizer_json = (folder / "tokenizer.json").read_text(encoding="utf-8")
+    if not (folder / "generation_config.json").exists():  # its list is taken as it is; config.json's gets the rest
+        eos = _with_end_texts(eos, tokenizer_json)
     bos = _ids(gen_cfg.get("bos_token_id", cfg.get("bos_token_id")))
     generation: dict[str, Any] = {
         "bos_token_id": bos[0] if bos else None,
@@ -456,7 +481,7 @@ def read_hf_folder(folder: Path, long_context: bool = False) -> Checkpoint:
         kind="hf",
         name=source_name(folder),
         config=config,
-        tokenizer_json=(folder / "tokenizer.json").read_text(encoding="utf-8"),
+        tokenizer_json=tokenizer_json,
         chat_template=str(template),
         generation=generation,
         tensors=tensors,

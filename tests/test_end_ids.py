@@ -1,5 +1,6 @@
 """End-of-generation ids (issue 12): every end token the model declares goes into manifest generation.eos_token_ids
-(GGUF: eos, eot, eom and llama.cpp's end texts; HF: generation_config's list), the reference engine stops on any of
+(GGUF: eos, eot, eom and llama.cpp's end texts; HF: generation_config's list, else config.json's eos and the
+tokens whose text is one of llama.cpp's end texts), the reference engine stops on any of
 them, and manifest source.sha256 is the GGUF file's own sha256 (docs/FORMAT.md)."""
 
 from __future__ import annotations
@@ -81,6 +82,41 @@ def test_hf_generation_config_list(tiny_hf, tmp_path: Path) -> None:
         (hf / f.name).symlink_to(f)
     (hf / "generation_config.json").write_text(json.dumps({"eos_token_id": [2, 0], "bos_token_id": 0}))
     assert read_hf_folder(hf).generation["eos_token_ids"] == [2, 0]
+
+
+def _without_generation_config(hf: Path, out: Path) -> Path:
+    out.mkdir()
+    for f in hf.iterdir():
+        if f.name != "generation_config.json":
+            (out / f.name).symlink_to(f)
+    return out
+
+
+def test_hf_without_generation_config_adds_the_end_texts(tmp_path: Path) -> None:
+    from tiny_models import make_hf
+
+    # Phi-3: config.json names <|endoftext|> only; the turn end <|end|> (in END_TEXTS) ends generation too
+    phi3 = make_hf(tmp_path / "phi3", "phi3")
+    tok = json.loads((phi3 / "tokenizer.json").read_text())
+    ids = {t["content"]: t["id"] for t in tok["added_tokens"]}
+    end, eot = ids["<|end|>"], ids["<|endoftext|>"]
+    assert read_hf_folder(phi3).generation["eos_token_ids"] == [end, eot]  # generation_config's list, as it is
+    bare = _without_generation_config(phi3, tmp_path / "bare")
+    assert json.loads((bare / "config.json").read_text())["eos_token_id"] == eot
+    # (the tiny tokenizer also holds ChatML's <|im_end|>, an end text too, so it comes in its id order)
+    assert read_hf_folder(bare).generation["eos_token_ids"] == [eot, ids["<|im_end|>"], end]
+    assert eot < ids["<|im_end|>"] < end
+    # ChatML (Qwen2-like): eos <|im_end|>, then <|endoftext|>, in id order after it; <|im_start|> is no end
+    qwen = make_hf(tmp_path / "qwen2", "qwen2")
+    q_ids = {t["content"]: t["id"] for t in json.loads((qwen / "tokenizer.json").read_text())["added_tokens"]}
+    bare = _without_generation_config(qwen, tmp_path / "bare_qwen")
+    assert read_hf_folder(bare).generation["eos_token_ids"] == [q_ids["<|im_end|>"], q_ids["<|endoftext|>"]]
+    # the tokenizer's unknown token is left out, as GGUF's (SmolLM2's <|endoftext|>)
+    (bare / "tokenizer.json").unlink()
+    tok = json.loads((qwen / "tokenizer.json").read_text())
+    tok["model"]["unk_token"] = "<|endoftext|>"
+    (bare / "tokenizer.json").write_text(json.dumps(tok))
+    assert read_hf_folder(bare).generation["eos_token_ids"] == [q_ids["<|im_end|>"]]
 
 
 def test_reference_engine_stops_on_every_end_id(tiny_hf, tmp_path: Path) -> None:
