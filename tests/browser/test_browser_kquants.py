@@ -15,17 +15,28 @@ import numpy as np
 import pytest
 from browser_harness import Harness, Site, assert_logits_match_reference, reference_engine
 
+# shard bytes: the default (each tensor one chunk), and 64 KiB, which splits the q6k head, the q4k embedding and the
+# MLP weights into row chunks (each a dispatch at its row offset; the fused gate + up per chunk pair)
+SHARDS = {"whole": None, "chunked": 64 << 10}
 
-@pytest.fixture(scope="module")
-def kquant_model(site: Site, tmp_path_factory: pytest.TempPathFactory) -> str:
+
+@pytest.fixture(scope="module", params=sorted(SHARDS))
+def kquant_model(request: pytest.FixtureRequest, site: Site, tmp_path_factory: pytest.TempPathFactory) -> str:
     from tiny_models import write_kquant_gguf
 
     from model_prep.plan import Options
     from model_prep.prepare import prepare
 
-    base = tmp_path_factory.mktemp("tiny_kquant")
-    package = prepare(write_kquant_gguf(base / "tiny-kquant.gguf", seed=5), base / "pkg", Options())
-    return site.add_model("tiny-kquant", Path(package))
+    base = tmp_path_factory.mktemp(f"tiny_kquant_{request.param}")
+    shard = SHARDS[request.param]
+    opts = Options() if shard is None else Options(shard_bytes=shard)
+    package = prepare(write_kquant_gguf(base / "tiny-kquant.gguf", seed=5), base / "pkg", opts)
+    if shard is not None:
+        import json
+
+        tensors = json.loads((Path(package) / "manifest.json").read_text())["tensors"]
+        assert len(tensors["output.weight"]["chunks"]) > 1 and len(tensors["blk.0.ffn_gate.weight"]["chunks"]) > 1
+    return site.add_model(f"tiny-kquant-{request.param}", Path(package))
 
 
 @pytest.mark.slow
