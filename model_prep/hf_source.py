@@ -329,9 +329,11 @@ def _context(cfg: dict[str, Any], model_type: str, rp: _Rope, notes: list[str]) 
     """max_position_embeddings, capped where our engines would differ from transformers past a length: longrope's
     original length (transformers switches to the long factors past it; not with --long-context) and phi3's
     sliding_window (transformers masks keys more than sliding_window - 1 positions back, on eager and sdpa alike).
-    The cap is noted."""
+    A llama config.json with sliding_window (a Mistral-style model labelled llama) is capped there too: transformers'
+    LlamaModel ignores the key, the model may have been trained with the window; within it both agree. qwen2/qwen3
+    use theirs only with use_sliding_window (refused). The cap is noted."""
     context = int(cfg.get("max_position_embeddings", 2048))
-    window = cfg.get("sliding_window") if model_type == "phi3" else None
+    window = cfg.get("sliding_window") if model_type in ("phi3", "llama") else None
     if rp.context_cap is not None and rp.context_cap < context:
         notes.append(f"context capped at {rp.context_cap} tokens (original_max_position_embeddings; the model's "
                      f"{context} needs longrope's long factors, which the package does not carry)")
@@ -345,7 +347,10 @@ def _context(cfg: dict[str, Any], model_type: str, rp: _Rope, notes: list[str]) 
                      "factors within it")
     if window is not None and int(window) < context:
         notes.append(f"context capped at {int(window)} tokens (sliding_window: past it transformers masks the "
-                     "oldest keys, which our engines do not)")
+                     "oldest keys, which our engines do not)" if model_type == "phi3" else
+                     f"context capped at {int(window)} tokens (sliding_window, Mistral-style: past it such a model "
+                     "attends to the last sliding_window positions only, which our engines do not; transformers' "
+                     "llama ignores the key)")
         context = int(window)
     return context
 
