@@ -153,7 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Phi-3/3.5 longrope: store the long RoPE factors and keep the model's whole context "
                         "(max_position_embeddings, or a GGUF's context_length; phi3's sliding_window still caps it), "
                         "as llama.cpp does for a context past the original length; without it the short factors and "
-                        "a context capped at the original length (4096), exact for sequences that short")
+                        "a context capped at the original length (4096 for Phi-3.5-mini), exact for sequences that "
+                        "short")
     p.add_argument("--shard-size", type=parse_size, default=fmt.DEFAULT_SHARD_BYTES, metavar="SIZE",
                    help="largest shard file (default 32MiB)")
     p.add_argument("--plan", action="store_true", help="print what would be written, write nothing")
