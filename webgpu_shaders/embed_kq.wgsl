@@ -53,13 +53,13 @@ fn k_codes(w: u32, qh: u32, gw: u32) -> Codes {
     a |= ((bits >> vec4<u32>(0u, 2u, 4u, 6u)) & vec4<u32>(3u)) << vec4<u32>(4u);
     b |= ((bits >> vec4<u32>(8u, 10u, 12u, 14u)) & vec4<u32>(3u)) << vec4<u32>(4u);
   }
+  // to f32 by the exponent trick: bitcast(0x4B000000 | n) = 2^23 + n exactly (n < 2^23), so one OR and one
+  // subtraction per value instead of an int-to-float conversion (quarter-rate or slower on some GPUs); q6k's - 32
+  // folds into the subtraction (exact: small integers)
+  let bias = select(8388608.0, 8388640.0, KTYPE == 6u);  // 2^23 (+ 32 for q6k)
   var c: Codes;
-  c.a = vec4<f32>(a);
-  c.b = vec4<f32>(b);
-  if (KTYPE == 6u) {
-    c.a -= 32.0;
-    c.b -= 32.0;
-  }
+  c.a = bitcast<vec4<f32>>(a | vec4<u32>(0x4B000000u)) - bias;
+  c.b = bitcast<vec4<f32>>(b | vec4<u32>(0x4B000000u)) - bias;
   return c;
 }
 
