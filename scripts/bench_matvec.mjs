@@ -22,6 +22,7 @@ const { Pipelines, TUNING, CPU_TUNING } = await import('../app/engine/gpu/pipeli
 const { PARAMS, packParams } = await import('../app/engine/gpu/params.js');
 const { PLANES } = await import('../app/engine/gpu/package.js');
 const { kernelPlanes } = await import('../app/engine/gpu/weights.js');
+const { shaderSource } = await import('../app/engine/gpu/kernels.js');
 
 const { values: args } = parseArgs({
   options: {
@@ -129,7 +130,8 @@ const info = { vendor: ai.vendor ?? '', architecture: ai.architecture ?? '', dev
 console.log(`adapter: ${JSON.stringify(info)}`);
 const modules = new Map();
 for (const name of ['matvec.wgsl', 'matvec_kq.wgsl']) {
-  modules.set(name, device.createShaderModule({ label: name, code: await readFile(new URL(name, SHADER_DIR), 'utf8') }));
+  const code = await shaderSource(name, (file) => readFile(new URL(file, SHADER_DIR), 'utf8'));  // with its includes
+  modules.set(name, device.createShaderModule({ label: name, code }));
 }
 const pipelines = new Pipelines(device, modules, args.cpu ? CPU_TUNING : TUNING);
 const stream = await streamReadBandwidth(device);

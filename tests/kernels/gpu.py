@@ -1,13 +1,16 @@
 """A small WebGPU harness for kernel tests (and the kernel benchmark): one device, compiled pipelines, buffers.
 
-Runs the WGSL files of webgpu_shaders/ through the Python ``wgpu`` package (wgpu-native). On the build machines the
-adapter is lavapipe (Mesa's CPU Vulkan driver, Debian package mesa-vulkan-drivers); on a GPU machine it is the GPU.
+Runs the WGSL files of webgpu_shaders/ through the Python ``wgpu`` package (wgpu-native), each kernel joined with the
+library files its kernels.json entry includes (shader_source, as app/engine/gpu/kernels.js's shaderSource). On the
+build machines the adapter is lavapipe (Mesa's CPU Vulkan driver, Debian package mesa-vulkan-drivers); on a GPU
+machine it is the GPU.
 Bindings are passed as a list in binding order (inputs, outputs, then the Params uniform), as every kernel declares
 them; the pipelines use ``layout="auto"``, so each entry point binds exactly the variables it uses.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from functools import lru_cache
@@ -40,6 +43,20 @@ def _select_vulkan() -> None:
         extras.set_instance_extras(backends=["Vulkan"])
     except RuntimeError:
         pass  # the instance exists already (set once per process)
+
+
+@lru_cache(maxsize=1)
+def _includes() -> dict[str, list[str]]:
+    kernels = json.loads((SHADER_DIR / "kernels.json").read_text())["kernels"]
+    return {name: list(k.get("include", [])) for name, k in kernels.items()}
+
+
+def shader_source(shader: str) -> str:
+    """The WGSL that compiles as ``shader`` (a path relative to webgpu_shaders/): each library file its kernels.json
+    entry lists in "include", then its own file (a file kernels.json does not name: itself alone). Includes first, as
+    app/engine/gpu/kernels.js's shaderSource says why."""
+    files = [*_includes().get(shader, []), shader]
+    return "\n".join((SHADER_DIR / f).read_text() for f in files)
 
 
 def grid_1d(groups: int) -> tuple[int, int, int]:
@@ -81,7 +98,7 @@ class Gpu:
 
     def module(self, shader: str) -> wgpu.GPUShaderModule:
         if shader not in self._modules:
-            code = (SHADER_DIR / shader).read_text()
+            code = shader_source(shader)
             self._modules[shader] = self.device.create_shader_module(label=shader, code=code)
         return self._modules[shader]
 

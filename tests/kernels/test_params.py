@@ -1,6 +1,7 @@
 """Every kernel's declaration (webgpu_shaders/kernels.json, read by the JS engine and by these tests) against its
 shader: the Params layout matches the WGSL struct field by field, each WGSL field carries a comment with its unit, the
-compiled shader wants exactly that size, and every tuning sets only override constants the shader declares."""
+compiled shader wants exactly that size, and every tuning sets only override constants the shader declares. A shader
+here is its file joined with the library files it includes (gpu.shader_source), as every loader compiles it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 
 import pytest
 
-from .gpu import SHADER_DIR, Gpu
+from .gpu import SHADER_DIR, Gpu, shader_source
 from .kernels import KERNELS, PARAMS, tunings
 
 STRUCT = re.compile(r"struct Params \{(.*?)\n\}", re.S)
@@ -16,11 +17,13 @@ FIELD = re.compile(r"^\s*(\w+)\s*:\s*(\w+)\s*,?\s*(//.*)?$")
 UNIFORM = re.compile(r"@binding\((\d+)\)\s+var<uniform>\s+\w+\s*:\s*Params")
 BINDING = re.compile(r"@binding\((\d+)\)")
 OVERRIDE = re.compile(r"^override\s+(\w+)\s*:", re.M)
+ENTRY = re.compile(r"@compute")
+INCLUDES = sorted({f for k in KERNELS.values() for f in k.get("include", [])})
 
 
 def wgsl_fields(shader: str) -> list[tuple[str, str, str]]:
     """(name, type, comment) of each field of ``struct Params`` in the shader."""
-    match = STRUCT.search((SHADER_DIR / shader).read_text())
+    match = STRUCT.search(shader_source(shader))
     assert match, f"{shader} declares no struct Params"
     lines = [line for line in match.group(1).splitlines() if line.strip()]
     fields = []
@@ -32,16 +35,25 @@ def wgsl_fields(shader: str) -> list[tuple[str, str, str]]:
 
 
 def test_every_shader_has_a_layout() -> None:
-    shaders = sorted(p.name for p in SHADER_DIR.glob("*.wgsl"))
-    assert shaders == sorted(KERNELS), "webgpu_shaders/kernels.json and webgpu_shaders/*.wgsl disagree"
-    assert sorted(PARAMS) == shaders
+    files = sorted(p.name for p in SHADER_DIR.glob("*.wgsl"))
+    assert sorted({*KERNELS, *INCLUDES}) == files, "webgpu_shaders/kernels.json and webgpu_shaders/*.wgsl disagree"
+    assert not set(INCLUDES) & set(KERNELS), "a library file is not a kernel"
+    assert sorted(PARAMS) == sorted(KERNELS)
+
+
+@pytest.mark.parametrize("library", INCLUDES)
+def test_includes_are_libraries(library: str) -> None:
+    """An included file holds functions, structs and overrides only: no entry point, binding or Params of its own
+    (each kernel's bindings stay in its own file, in its own order)."""
+    text = (SHADER_DIR / library).read_text()
+    assert not ENTRY.search(text) and not BINDING.search(text) and not STRUCT.search(text), library
 
 
 @pytest.mark.parametrize("shader", sorted(KERNELS))
 def test_tunings_set_declared_overrides(shader: str) -> None:
     """Each tuning (gpu, and cpu / gpu_long / gpu_wide where declared) sets only overrides of the shader, as positive
     integers (a misspelt name would be rejected by the pipeline, or silently left at the shader's default by a grid)."""
-    overrides = set(OVERRIDE.findall((SHADER_DIR / shader).read_text()))
+    overrides = set(OVERRIDE.findall(shader_source(shader)))
     named = tunings(shader)
     allowed = {"gpu", "cpu", "gpu_long", "gpu_wide"}
     assert "gpu" in named and set(named) <= allowed, f"{shader}: tunings {sorted(named)}"
@@ -70,7 +82,7 @@ def test_params_size_matches_compiled_shader(gpu: Gpu, shader: str) -> None:
     binds, one 4 bytes smaller does not."""
     import wgpu
 
-    text = (SHADER_DIR / shader).read_text()
+    text = shader_source(shader)
     found = UNIFORM.search(text)
     assert found, f"{shader} binds no Params uniform"
     uniform = int(found.group(1))  # the first is entry point main's

@@ -80,7 +80,10 @@ def test_precache_lists_every_shell_file_with_size_and_hash(dist: Path) -> None:
         assert json.dumps(url) in sw and e["sha256"] in sw
     # the engine, its shaders and the UI are all in the shell
     assert {"app/engine/client.js", "app/engine/worker.js", "app/ui/main.js", "index.html"} <= set(entries)
-    assert any(u.startswith("webgpu_shaders/") and u.endswith(".wgsl") for u in entries)
+    # every .wgsl the engine fetches (pipelines.js: each kernel of kernels.json and the library files it includes)
+    kernels = json.loads((ROOT / "webgpu_shaders" / "kernels.json").read_text())["kernels"]
+    fetched = {*kernels, *(f for k in kernels.values() for f in k.get("include", []))}
+    assert {f"webgpu_shaders/{f}" for f in fetched} <= set(entries)
     # the kernels' declaration (the engine imports it as a JSON module) and the engine's public modules
     assert {"webgpu_shaders/kernels.json", "app/engine/index.js", "app/engine/integrity.js"} <= set(entries)
 

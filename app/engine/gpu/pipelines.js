@@ -6,7 +6,7 @@
 
 import { ShaderError } from './errors.js';
 import * as grids from './grids.js';
-import { KERNELS, SHADERS } from './kernels.js';
+import { KERNELS, SHADERS, SHADER_FILES, shaderSource } from './kernels.js';
 
 export { SHADERS };
 
@@ -116,7 +116,8 @@ export class Pipelines {
   }
 
   /**
-   * Fetches and compiles every shader of SHADERS; throws ShaderError with the compiler's messages.
+   * Fetches every file of SHADER_FILES (once each) and compiles every shader of SHADERS with the files it includes
+   * (shaderSource); throws ShaderError with the compiler's messages.
    * @param {GPUDevice} device
    * @param {string | URL} baseUrl  the folder holding the .wgsl files
    * @param {typeof fetch} fetchFn
@@ -125,7 +126,7 @@ export class Pipelines {
    */
   static async load(device, baseUrl, fetchFn, signal, tuning) {
     const base = String(baseUrl).endsWith('/') ? String(baseUrl) : `${baseUrl}/`;
-    const sources = await Promise.all(SHADERS.map(async (name) => {
+    const files = await Promise.all(SHADER_FILES.map(async (name) => {
       const url = new URL(name, base);
       let res;
       try {
@@ -137,8 +138,10 @@ export class Pipelines {
       if (!res.ok) throw new ShaderError(`could not fetch kernel ${url}: HTTP ${res.status}; reinstall the app`);
       return /** @type {[string, string]} */ ([name, await res.text()]);
     }));
+    const texts = new Map(files);
     const modules = new Map();
-    for (const [name, code] of sources) {
+    for (const name of SHADERS) {
+      const code = await shaderSource(name, async (file) => /** @type {string} */ (texts.get(file)));
       const module = device.createShaderModule({ label: name, code });
       const info = await module.getCompilationInfo?.();
       const errors = (info?.messages ?? []).filter((m) => m.type === 'error');
