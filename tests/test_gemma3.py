@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -175,7 +176,7 @@ def test_old_readers_refuse_and_the_config_is_checked(gemma3_hf: Path, tmp_path:
             open_package(pkg_dir)
 
 
-def _transformers_from_gguf(path: Path, config: dict) -> object:
+def _transformers_from_gguf(path: Path, config: dict) -> Any:
     """transformers' Gemma3ForCausalLM with the GGUF's weights as gguf dequantizes them (norms back to w: the file holds
     1 + w), configured as llama.cpp reads the file: the independent side of the real-weights test. (transformers'
     own GGUF loading needs accelerate, which is not installed.)"""
@@ -232,9 +233,19 @@ def test_real_gemma3_270m_answers_paris(gemma3_270m_gguf: Path, tmp_path: Path) 
     ids = engine.tokenizer.encode("Question: What is the capital of France?\nAnswer:").ids
     assert ids[0] == 2  # <bos>
     ours = engine.logits(ids, 0, all_logits=True)
+    model = _transformers_from_gguf(gemma3_270m_gguf, c)
     with torch.no_grad():
-        want = _transformers_from_gguf(gemma3_270m_gguf, c)(torch.tensor([ids])).logits[0].numpy()  # type: ignore
+        want = model(torch.tensor([ids])).logits[0].numpy()
     assert rel_err(ours, want) < 1e-4
+    # teacher-forced over a longer text too: every position's top-1 token is transformers' (agreement 1.00)
+    text_ids = engine.tokenizer.encode("Generator 2 tripped on overcurrent at 03:40; the crew reset the breaker after "
+                                       "checking the cable run, and the load came back within limits. Next: log the "
+                                       "event, inspect the terminals for heat marks, and report to the chief.").ids
+    long_ours = engine.logits(text_ids, 0, all_logits=True)
+    with torch.no_grad():
+        long_want = model(torch.tensor([text_ids])).logits[0].numpy()
+    assert len(text_ids) > 40 and rel_err(long_ours, long_want) < 1e-4
+    assert (long_ours.argmax(-1) == long_want.argmax(-1)).all()
     out = [int(np.argmax(ours[-1]))]
     for _ in range(2):
         out.append(int(np.argmax(engine.logits([out[-1]], len(ids) + len(out) - 1))))
