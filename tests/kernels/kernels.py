@@ -118,8 +118,19 @@ def attention_grid(num_heads: int, tokens: int) -> tuple[int, int, int]:
     return (num_heads, tokens, 1)
 
 
-def attention_prefill_grid(num_heads: int, tokens: int, bq: int) -> tuple[int, int, int]:
-    return (num_heads, math.ceil(tokens / bq), 1)
+def attention_prefill_splits(end: int, split: int, max_splits: int) -> int:
+    """attention_prefill.wgsl's splits of the cache positions for a pass whose last position is end - 1
+    (grids.js attentionPrefillSplits)."""
+    return min(max_splits, math.ceil(end / split))
+
+
+def attention_prefill_grid(num_heads: int, tokens: int, bq: int, splits: int = 1) -> tuple[int, int, int]:
+    return (num_heads, math.ceil(tokens / bq), splits)
+
+
+def attention_prefill_combine_grid(tokens: int, num_heads: int, head_dim: int, wg: int) -> tuple[int, int, int]:
+    """attention_prefill_combine.wgsl: one thread per output vec4 (dispatched only for passes of several splits)."""
+    return grid_1d(math.ceil(tokens * num_heads * head_dim / 4 / wg))
 
 
 def attention_split_positions(head_dim: int, wg: int) -> int:

@@ -53,10 +53,56 @@ export const ropeGrid = (tokens, heads, headDim, wg) => grid1d(Math.ceil((tokens
 export const attentionGrid = (heads, tokens) => [heads, tokens, 1];
 
 /**
- * attention_prefill.wgsl: one workgroup per (query head, block of BQ query tokens).
- * @param {number} heads @param {number} tokens @param {number} bq @returns {Grid}
+ * Whether attention_prefill.wgsl takes heads of this size (its registers and tiles); else prefill runs attention.wgsl.
+ * @param {number} headDim @param {number} bk  BK @returns {boolean}
  */
-export const attentionPrefillGrid = (heads, tokens, bq) => [heads, Math.ceil(tokens / bq), 1];
+export const attentionPrefillFits = (headDim, bk) => headDim <= 128 && headDim <= 16 * bk;
+
+/**
+ * attention_prefill.wgsl: one workgroup per (query head, block of BQ query tokens, split of the cache positions).
+ * @param {number} heads @param {number} tokens @param {number} bq @param {number} splits  the pass's
+ * (attentionPrefillSplits) @returns {Grid}
+ */
+export const attentionPrefillGrid = (heads, tokens, bq, splits) => [heads, Math.ceil(tokens / bq), splits];
+
+/**
+ * attention_prefill.wgsl's splits of the cache positions for a pass whose last position is end - 1, as the kernel
+ * counts them: one per SPLIT positions, at most maxSplits (attentionPrefillMaxSplits).
+ * @param {number} end @param {number} split  SPLIT @param {number} maxSplits @returns {number}
+ */
+export const attentionPrefillSplits = (end, split, maxSplits) => Math.min(maxSplits, Math.ceil(end / split));
+
+/** Bytes of attention_prefill.wgsl's parts, per split: f32[P, H, D + 4] (o, then (m, l, 0, 0)). */
+const prefillPartBytes = (/** @type {number} */ P, /** @type {number} */ heads, /** @type {number} */ headDim) =>
+  4 * P * heads * (headDim + 4);
+
+/** Bytes attention_prefill.wgsl's parts may take, at most (the run state's attnPrefillPart). */
+export const PREFILL_PART_BUDGET = 32 * 2 ** 20;
+
+/**
+ * attention_prefill.wgsl's splits at most (its Params.splits): up to 16, no more than the context needs, and as many
+ * as fit PREFILL_PART_BUDGET at P tokens per pass (1: the split path is off, the kernel writes its output itself).
+ * @param {number} heads @param {number} headDim @param {number} S  context positions @param {number} P  tokens per
+ * pass @param {number} split  SPLIT @returns {number}
+ */
+export function attentionPrefillMaxSplits(heads, headDim, S, P, split) {
+  const fit = Math.floor(PREFILL_PART_BUDGET / prefillPartBytes(P, heads, headDim));
+  return Math.max(1, Math.min(16, Math.ceil(S / split), fit));
+}
+
+/** Bytes of the parts buffer for maxSplits splits. @param {number} P @param {number} heads @param {number} headDim
+ * @param {number} maxSplits */
+export const attentionPrefillPartBytes = (P, heads, headDim, maxSplits) =>
+  maxSplits > 1 ? maxSplits * prefillPartBytes(P, heads, headDim) : 16;
+
+/**
+ * attention_prefill_combine.wgsl: one thread per output vec4 of the pass; nothing when the pass takes one split
+ * (attention_prefill.wgsl then wrote the output itself).
+ * @param {number} tokens @param {number} heads @param {number} headDim @param {number} wg @param {number} splits
+ * @returns {Grid}
+ */
+export const attentionPrefillCombineGrid = (tokens, heads, headDim, wg, splits) =>
+  (splits > 1 ? grid1d(Math.ceil((tokens * heads * headDim) / 4 / wg)) : [0, 0, 0]);
 
 /**
  * attention_split.wgsl's SPLIT (cache positions per workgroup) for a head size: enough threads per position

@@ -127,7 +127,7 @@ export async function loadModel(opts) {
     uniforms = new Uniforms(device);
 
     // the forward pass, recorded three ways
-    const ctx = { device, pipelines, uniforms, config, context };
+    const ctx = { device, pipelines, uniforms, config, context, passTokens };
     const decode = new DecodeOps(ctx); // one token: layers, head on x, argmax
     recordLayers(decode, weights, state);
     recordHead(decode, weights, state, state.x);
@@ -452,8 +452,10 @@ export class Model {
       } else {
         this.uniforms.setTokens(T);
         const pass = enc.beginComputePass();
+        const end = pos + start + T; // one past the pass's last position (attention splits the positions before)
         for (const d of this.prefillProgram) {
-          const [x, y, z] = d.grid(T);
+          const [x, y, z] = d.grid(T, end);
+          if (!x || !y || !z) continue; // nothing this pass (attention_prefill_combine.wgsl after a single split)
           pass.setPipeline(d.pipeline);
           pass.setBindGroup(0, d.bindGroup);
           pass.dispatchWorkgroups(x, y, z);

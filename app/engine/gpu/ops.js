@@ -24,7 +24,8 @@ import { kernelPlanes, vectorBinding } from './weights.js';
  * @property {string} label
  * @property {GPUComputePipeline} pipeline
  * @property {GPUBindGroup} bindGroup
- * @property {(tokens: number) => Grid} grid   workgroups for a pass of `tokens` tokens
+ * @property {(tokens: number, end?: number) => Grid} grid   workgroups for a pass of `tokens` tokens whose last
+ *   position is end - 1 (default tokens - 1: a pass from position 0); a grid with a 0 is not dispatched
  */
 /**
  * An operand of a projection: the vector(s) x, and the RMSNorm weight to apply first when the norm is folded into
@@ -38,6 +39,7 @@ import { kernelPlanes, vectorBinding } from './weights.js';
  * @property {import('./buffers.js').Uniforms} uniforms
  * @property {import('./package.js').ModelConfig} config
  * @property {number} context   KV positions per layer (the caches' capacity)
+ * @property {number} passTokens  tokens per prefill pass, at most (the run state's P)
  */
 
 /** @param {GPUBuffer | GPUBufferBinding} r @returns {GPUBufferBinding} */
@@ -57,7 +59,7 @@ class Ops {
    * @param {string} label
    * @param {GPUComputePipeline} pipeline
    * @param {(GPUBuffer | GPUBufferBinding | null)[]} resources
-   * @param {(tokens: number) => Grid} grid
+   * @param {(tokens: number, end?: number) => Grid} grid
    */
   record(label, pipeline, resources, grid) {
     const bindGroup = this.ctx.device.createBindGroup({
@@ -454,7 +456,10 @@ export class PrefillOps extends Ops {
   /**
    * Layer i's causal attention for the pass: RoPE on q and k, k and v into the cache (rope_table.wgsl), then
    * attention_prefill.wgsl (blocks of queries against blocks of the cache) into s.att; attention.wgsl (one workgroup
-   * per query and head) for heads larger than 128.
+   * per query and head) for heads larger than 128. A pass whose positions reach past SPLIT splits them over
+   * workgroups (grids.attentionPrefillSplits, from the pass's last position), so a short pass deep in the cache
+   * still fills the GPU; attention_prefill_combine.wgsl then merges the splits into s.att. A pass within SPLIT
+   * positions takes one split, written by attention_prefill.wgsl itself, and dispatches no combine.
    * @param {RunState} s
    * @param {number} i  layer
    * @param {string} label
@@ -463,18 +468,32 @@ export class PrefillOps extends Ops {
     const c = this.ctx.config;
     const { window, table } = layerKind(c, s, i);
     this.rope(s.positions, table, s.q, s.k, s.v, s.kCache[i], s.vCache[i], label);
-    const { BQ, BK } = this.ctx.pipelines.tuning.attentionPrefill;
-    if (c.head_dim > 128 || c.head_dim > 16 * BK) { // beyond attention_prefill.wgsl's registers and tiles
+    const { BQ, BK, SPLIT } = this.ctx.pipelines.tuning.attentionPrefill;
+    if (!grids.attentionPrefillFits(c.head_dim, BK)) { // beyond attention_prefill.wgsl's registers and tiles
       this.attention(s.positions, s.q, s.kCache[i], s.vCache[i], s.att, label, window);
       return;
     }
+    const { context, passTokens } = this.ctx;
+    const splits = grids.attentionPrefillMaxSplits(c.num_heads, c.head_dim, context, passTokens, SPLIT); // at most
+    const passSplits = (/** @type {number} */ T, /** @type {number} */ end = T) =>
+      grids.attentionPrefillSplits(end, SPLIT, splits);
     const p = this.params(PARAMS['attention_prefill.wgsl'], {
-      num_heads: c.num_heads, num_kv_heads: c.num_kv_heads, head_dim: c.head_dim, capacity: this.ctx.context,
+      num_heads: c.num_heads, num_kv_heads: c.num_kv_heads, head_dim: c.head_dim, capacity: this.ctx.context, splits,
       scale: attentionScale(c),
     }, { tokens: 1 });
     this.record(`attention prefill ${label}`,
-      this.ctx.pipelines.get('attention_prefill.wgsl', 'main', { BQ, BK, WINDOW: window }),
-      [s.positions, s.q, s.kCache[i], s.vCache[i], s.att, p], (T) => grids.attentionPrefillGrid(c.num_heads, T, BQ));
+      this.ctx.pipelines.get('attention_prefill.wgsl', 'main', { BQ, BK, SPLIT, WINDOW: window }),
+      [s.positions, s.q, s.kCache[i], s.vCache[i], s.att, s.attnPrefillPart, p],
+      (T, end) => grids.attentionPrefillGrid(c.num_heads, T, BQ, passSplits(T, end)));
+    if (splits === 1) return;
+    const wg = this.ctx.pipelines.tuning.attentionPrefillCombine.WG;
+    const pc = this.params(PARAMS['attention_prefill_combine.wgsl'], {
+      num_heads: c.num_heads, head_dim: c.head_dim, splits, split_positions: SPLIT,
+    }, { tokens: 1 });
+    this.record(`attention prefill combine ${label}`,
+      this.ctx.pipelines.get('attention_prefill_combine.wgsl', 'main', { WG: wg }),
+      [s.positions, s.attnPrefillPart, s.att, pc],
+      (T, end) => grids.attentionPrefillCombineGrid(T, c.num_heads, c.head_dim, wg, passSplits(T, end)));
   }
 
   /**

@@ -61,7 +61,8 @@ function tuning(kind) {
     embedKq: tuned('embed_kq.wgsl', kind),
     rope: tuned('rope_table.wgsl', kind),
     attention: tuned('attention.wgsl', kind), //           prefill, heads larger than 128
-    attentionPrefill: tuned('attention_prefill.wgsl', kind), // prefill: BQ queries x BK positions per block
+    attentionPrefill: tuned('attention_prefill.wgsl', kind), // prefill: BQ queries x BK positions per block, SPLIT
+    attentionPrefillCombine: tuned('attention_prefill_combine.wgsl', kind), // prefill, passes of several splits
     attentionSplit: tuned('attention_split.wgsl', kind), // decode; positions per workgroup by head size (grids.attentionSplitPositions)
     attentionCombine: tuned('attention_combine.wgsl', kind), // decode
     swiglu: tuned('swiglu.wgsl', kind),

@@ -5,7 +5,10 @@
 // the pipelines are compiled with.
 
 import { ACTIVATION, USAGE, createBuffer } from './buffers.js';
-import { argmaxBlocks, argmaxMaskWords, attentionSplitPositions } from './grids.js';
+import {
+  argmaxBlocks, argmaxMaskWords, attentionPrefillFits, attentionPrefillMaxSplits, attentionPrefillPartBytes,
+  attentionSplitPositions,
+} from './grids.js';
 import { ropeInvFreq, ropeScale } from './rope.js';
 
 /** KV positions each of a model's two KV slots keeps aside, at most (../kv-session.js; gpu/model.js, cpu/model.js):
@@ -26,6 +29,9 @@ export function runStateSizes(c, S, P, tuning) {
   const H = c.num_heads, KV = c.num_kv_heads, D = c.head_dim;
   // decode attention's splits per head (attention_split.wgsl)
   const splits = Math.ceil(S / attentionSplitPositions(D, tuning.attentionSplit.WG));
+  // prefill attention's splits at most (attention_prefill.wgsl; 1: none, and a 16-byte placeholder buffer)
+  const prefillSplits = attentionPrefillFits(D, tuning.attentionPrefill.BK)
+    ? attentionPrefillMaxSplits(H, D, S, P, tuning.attentionPrefill.SPLIT) : 1;
   return {
     ids: 4 * P, //                               u32[P]              token ids of the pass (host-written)
     positions: 4 * P, //                         u32[P]              their positions (host-written)
@@ -37,6 +43,8 @@ export function runStateSizes(c, S, P, tuning) {
     v: 4 * P * KV * D, //                        f32[P, KV, D]       new values
     qkv: 4 * (H + 2 * KV) * D, //               f32[H+2KV, D]       decode: q, k, v of the token (before bias, RoPE)
     attnPart: 16 * H * splits * (D / 4 + 1), // f32[H, splits, D+4] decode attention per split: o, then (m, l, 0, 0)
+    // f32[P, H, prefillSplits, D+4] prefill attention per split of the cache positions: o, then (m, l, 0, 0)
+    attnPrefillPart: attentionPrefillPartBytes(P, H, D, prefillSplits),
     att: 4 * P * H * D, //                       f32[P, H, D]        attention output
     hb: 4 * P * c.intermediate_size, //          f32[P, intermediate] silu(gate) * up, the input of ffn_down
     hGate: 4 * P * Math.max(c.intermediate_size, (H + 2 * KV) * D), // f32[P, intermediate] gate projection
@@ -88,6 +96,7 @@ export function runStateBytes(c, S, P, tuning) {
  * @property {GPUBuffer} v
  * @property {GPUBuffer} qkv
  * @property {GPUBuffer} attnPart
+ * @property {GPUBuffer} attnPrefillPart
  * @property {GPUBuffer} att
  * @property {GPUBuffer} hb
  * @property {GPUBuffer} hGate
@@ -129,6 +138,7 @@ export function allocRunState(device, c, S, P, tuning) {
     v: buf('v', s.v),
     qkv: buf('qkv', s.qkv),
     attnPart: buf('attention splits', s.attnPart),
+    attnPrefillPart: buf('prefill attention splits', s.attnPrefillPart),
     att: buf('att', s.att),
     hb: buf('hb', s.hb),
     hGate: buf('hGate', s.hGate),
