@@ -166,14 +166,8 @@ def dequantize(storage: str, planes: Planes, rows: int, cols: int) -> F32Array:
 
 
 def row_words(storage: str, cols: int) -> dict[str, int]:
-    """u32 words one row takes in each plane of a K storage."""
-    words = {"qweight": cols // 8}
-    if storage == fmt.Q5K:
-        words["qhigh"] = cols // 32
-    if storage == fmt.Q6K:
-        words["qhigh"] = cols // 16
-    words["super"] = cols // QK * 5
-    return words
+    """u32 words one row takes in each plane of a K storage (format.plane_shapes of one row)."""
+    return {p.name: p.nbytes // 4 for p in fmt.plane_shapes(storage, 1, cols)}
 
 
 def slice_rows(storage: str, planes: Planes, cols: int, start: int, stop: int) -> Planes:
