@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from .. import format as fmt
 from ..config import ModelConfig
-from ..rope import inv_freq as rope_inv_freq
+from ..rope import cos_sin
 from .weights import DEFAULT_CACHE_BYTES, Matrix, WeightCache
 
 F32 = npt.NDArray[np.float32]
@@ -104,18 +104,15 @@ class RunState:
         kv_shape = (config.num_layers, context, config.num_kv_heads, config.head_dim)
         self.k_cache = np.zeros(kv_shape, np.float32)  # [layers, context, KV, D]
         self.v_cache = np.zeros(kv_shape, np.float32)  # [layers, context, KV, D]
-        # [D/2] radians per position; divided by config.rope_freq_factors (llama3 scaling) where the package has them
-        inv_freq = rope_inv_freq(config.rope_theta, config.head_dim, config.rope_freq_factors)
-        angles = np.arange(context, dtype=np.float64)[:, None] * inv_freq[None, :]  # [context, D/2], radians
-        scale = config.rope_attn_factor or 1.0  # cos and sin times longrope's attention factor (phi3), else 1
-        self.cos = (np.cos(angles) * scale).astype(np.float32)  # [context, D/2]
-        self.sin = (np.sin(angles) * scale).astype(np.float32)  # [context, D/2]
+        # [context, D/2] each: RoPE of base rope_theta, divided by config.rope_freq_factors (llama3, longrope) and
+        # times rope_attn_factor (phi3's longrope) where the package has them
+        self.cos, self.sin = cos_sin(config.rope_theta, config.head_dim, config.rope_freq_factors,
+                                     config.rope_attn_factor, context)
         # [context, D/2] each: the sliding layers' tables (plain RoPE of base rope_theta_sliding), else the same
         self.cos_sliding, self.sin_sliding = self.cos, self.sin
         if config.rope_theta_sliding is not None:
-            angles = np.arange(context, dtype=np.float64)[:, None] * rope_inv_freq(config.rope_theta_sliding,
-                                                                                    config.head_dim)[None, :]
-            self.cos_sliding, self.sin_sliding = np.cos(angles).astype(np.float32), np.sin(angles).astype(np.float32)
+            self.cos_sliding, self.sin_sliding = cos_sin(config.rope_theta_sliding, config.head_dim, None, None,
+                                                         context)
 
 
 def rmsnorm(x: F32, w: F32, eps: float) -> F32:
