@@ -11,6 +11,7 @@
 //     [--pass-tokens N]  prompt tokens per prefill pass (loadModel's passTokens; default the engine's)
 //     [--tuning JSON]  entries laid over pipelines.js TUNING (matvec, matvecLong, matmul, matmulWide), e.g.
 //                      '{"matvec":{"TX":16,"TY":4,"R":4}}', to compare kernel tunings in the engine
+//     [--context N]  KV positions to allocate (default prefill + decode + 8): the memory figures below follow it
 //     [--mask]      also: decode again from the same position with a grammar's token mask (here one that allows
 //                   every token, so the ids must not change) uploaded every token, then once more without (the
 //                   same-run baseline on both sides): the per-token cost of constrained decoding's GPU part
@@ -45,6 +46,7 @@ const { values: args } = parseArgs({
     'prefill-repeats': { type: 'string', default: '1' },
     tuning: { type: 'string' },
     mask: { type: 'boolean', default: false },
+    context: { type: 'string' },
   },
 });
 if (!args.package) throw new Error('--package DIR is required');
@@ -384,16 +386,42 @@ async function profilePrefill(model, T) {
   return out;
 }
 
+/**
+ * Counts the bytes of every GPUBuffer `device` creates from now on, live and at peak (destroy() subtracts): the
+ * engine's own allocation, not the driver's overhead around it.
+ * @param {GPUDevice} device
+ */
+function trackBuffers(device) {
+  const counts = { live: 0, peak: 0 };
+  const create = device.createBuffer.bind(device);
+  device.createBuffer = (desc) => {
+    const b = create(desc);
+    counts.live += desc.size;
+    counts.peak = Math.max(counts.peak, counts.live);
+    const destroy = b.destroy.bind(b);
+    let gone = false;
+    b.destroy = () => {
+      if (!gone) counts.live -= desc.size;
+      gone = true;
+      destroy();
+    };
+    return b;
+  };
+  return counts;
+}
+
 const root = pathToFileURL(`${process.cwd()}/`);
 const baseUrl = new URL(`${args.package.replace(/\/?$/, '/')}`, root);
 const shaderBaseUrl = new URL('webgpu_shaders/', root);
 const nPrefill = Number(args.prefill);
 const nDecode = Number(args.decode);
-const context = nPrefill + nDecode + 8;
+const context = args.context ? Number(args.context) : nPrefill + nDecode + 8;
+if (!(context >= nPrefill + nDecode + 1)) throw new Error(`--context ${args.context} is below --prefill + --decode + 1`);
 
 const gpu = create([]);
 const manifest = JSON.parse(await readFile(new URL('manifest.json', baseUrl), 'utf8'));
-const pr = await probe(gpu, manifest, { context });
+const passTokens = args['pass-tokens'] ? Number(args['pass-tokens']) : undefined;
+const pr = await probe(gpu, manifest, { context, passTokens });
 if (!pr.ok || !pr.adapter) throw new Error(pr.reason ?? 'no adapter');
 const device = await pr.adapter.requestDevice({ requiredLimits: pr.limits });
 const result = /** @type {Record<string, any>} */ ({ adapter: pr.info });
@@ -406,14 +434,17 @@ result.stream_read_GBps = stream / 1e9;
 console.log(`streaming read of 1 GiB: ${(stream / 1e9).toFixed(0)} GB/s (the bound); ` +
   `copyBufferToBuffer 256 MiB: ${(copy / 1e9).toFixed(0)} GB/s (read + write, for comparison)`);
 
+const allocated = trackBuffers(device); // from here on: the engine's buffers only (the bound's are gone)
 const tuning = args.tuning ? { ...TUNING, ...JSON.parse(args.tuning) } : undefined;
 if (tuning) result.tuning = tuning;
-const passTokens = args['pass-tokens'] ? Number(args['pass-tokens']) : undefined;
 const model = await loadModel({ device, baseUrl, shaderBaseUrl, fetch: /** @type {any} */ (fileFetch), context, tuning,
   passTokens });
 result.pass_tokens = model.passTokens;
 result.package = model.manifest.name;
 result.model_stats = model.stats;
+const needs = pr.needs;
+if (!needs) throw new Error('probe() gave no requirements');
+result.memory = { context, predicted: needs, allocated_after_load: allocated.live, allocated_peak: 0 };
 const tuned = (/** @type {any} */ t) => JSON.stringify([t.matvec, t.matvecLong, t.matmul, t.matmulWide]);
 if (tuning && tuned(model.stats.tuning) !== tuned(tuning)) {
   // an A/B that silently ran the default tuning on both sides once went unnoticed (docs/PERFORMANCE.md)
@@ -484,6 +515,11 @@ if (args.mask) {
     `(mean of the runs before and after) -> ${(100 * result.mask.masked_over_plain).toFixed(1)}%`);
 }
 if (args.profile) result.profile = await profileDecode(model, nPrefill + nDecode);
+result.memory.allocated_peak = allocated.peak;
+const mib = (/** @type {number} */ b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+console.log(`GPU memory at context ${context}: weights ${mib(needs.weights)} + stacked q/k/v ${mib(needs.stacked)} + ` +
+  `KV cache ${mib(needs.kvCache)} + activations ${mib(needs.activations)} = ${mib(needs.total)} predicted ` +
+  `(probe.js requirements); buffers the engine allocated: ${mib(allocated.live)} after load, peak ${mib(allocated.peak)}`);
 if (args['prefill-profile']) result.prefill_profile = await profilePrefill(model, Math.min(nPrefill, model.passTokens));
 console.log(JSON.stringify(result));
 if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 1));
