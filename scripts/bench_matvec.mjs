@@ -3,6 +3,9 @@
 //
 // Usage (on the GPU machine, after `source .device/on-device.sh`):
 //   node scripts/bench_matvec.mjs [--shapes 8192x8192,14336x4096] [--storages q4,q4k,q6k] [--json out.json]
+//     [--tunings engine,32x4x2]  also (or instead) time each shape with these matvec tunings TXxTYxR[xUNROLL] in place
+//                                of the engine's (its gpu / gpu_long choice by column count): to compare tunings by
+//                                shape (UNROLL: matvec.wgsl only; matvec_kq.wgsl has no such override)
 // Each (shape, storage) runs entry main with the pipeline and grid the engine picks (app/engine/gpu/pipelines.js
 // Pipelines.matvec: its GPU tuning, gpu_long from long_min_cols inputs on) and bindings as ops.js makes them
 // (weights.js kernelPlanes). Printed per line: microseconds per matvec, GB/s of the bytes it must move (every plane
@@ -29,6 +32,7 @@ const { values: args } = parseArgs({
     shapes: { type: 'string', default: '8192x8192,14336x4096' },
     storages: { type: 'string', default: 'q4,q4k,q6k' },
     json: { type: 'string' },
+    tunings: { type: 'string', default: 'engine' },
     cpu: { type: 'boolean', default: false }, // CPU adapters' tuning (for a trial run on lavapipe / SwiftShader)
   },
 });
@@ -133,7 +137,19 @@ for (const name of ['matvec.wgsl', 'matvec_kq.wgsl']) {
   const code = await shaderSource(name, (file) => readFile(new URL(file, SHADER_DIR), 'utf8'));  // with its includes
   modules.set(name, device.createShaderModule({ label: name, code }));
 }
-const pipelines = new Pipelines(device, modules, args.cpu ? CPU_TUNING : TUNING);
+const base = args.cpu ? CPU_TUNING : TUNING;
+/**
+ * The tuning named by one --tunings entry: 'engine' (the engine's), or TXxTYxR for every matvec shape.
+ * @param {string} name
+ */
+function tuningNamed(name) {
+  if (name === 'engine') return base;
+  const [TX, TY, R, UNROLL = 1] = name.split('x').map(Number);
+  if (![TX, TY, R, UNROLL].every((v) => Number.isInteger(v) && v > 0)) throw new Error(`--tunings: ${name} is not TXxTYxR[xUNROLL]`);
+  const t = UNROLL > 1 ? { TX, TY, R, UNROLL } : { TX, TY, R };
+  const kq = { TX, TY, R };
+  return { ...base, matvec: t, matvecLong: { minCols: Infinity, ...t }, matvecKq: kq, matvecKqLong: { minCols: Infinity, ...kq } };
+}
 const stream = await streamReadBandwidth(device);
 console.log(`streaming read of 1 GiB: ${(stream / 1e9).toFixed(0)} GB/s (the bound)`);
 const result = /** @type {Record<string, any>} */ ({ adapter: info.description || info.device, stream_read_GBps: stream / 1e9, matvec: [] });
@@ -149,7 +165,8 @@ function buffer(data) {
 
 for (const shape of args.shapes.split(',')) {
   const [rows, cols] = shape.split('x').map(Number);
-  for (const storage of args.storages.split(',')) {
+  for (const storage of args.storages.split(',')) for (const tuningName of args.tunings.split(',')) {
+    const pipelines = new Pipelines(device, modules, /** @type {any} */ (tuningNamed(tuningName)));
     const planes = randomPlanes(storage, rows, cols);
     const weightBytes = planes.reduce((s, p) => s + p.byteLength, 0);
     const bytes = weightBytes + 4 * cols + 4 * rows;
@@ -171,9 +188,9 @@ for (const shape of args.shapes.split(',')) {
     const timed = (/** @type {number} */ reps) => timedDispatches(device, k.pipeline, groups, grid, reps);
     await timed(n); // warm up
     const s = await perOpSeconds(timed, n);
-    const fig = { storage, rows, cols, bytes, us: s * 1e6, GBps: bytes / s / 1e9, of_read_bound: bytes / s / stream };
+    const fig = { storage, tuning: tuningName, rows, cols, bytes, us: s * 1e6, GBps: bytes / s / 1e9, of_read_bound: bytes / s / stream };
     result.matvec.push(fig);
-    console.log(`${shader} ${storage} ${rows}x${cols} (${(bytes / 2 ** 20).toFixed(1)} MiB, planes ${PLANES[/** @type {keyof typeof PLANES} */ (storage)].join('+')}): ` +
+    console.log(`${shader} ${storage} ${rows}x${cols} tuning ${tuningName} grid ${k.grid(rows).join('x')} (${(bytes / 2 ** 20).toFixed(1)} MiB, planes ${PLANES[/** @type {keyof typeof PLANES} */ (storage)].join('+')}): ` +
       `${fig.us.toFixed(1)} us, ${fig.GBps.toFixed(0)} GB/s, ${(100 * fig.of_read_bound).toFixed(1)}% of the read bound`);
     if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 1));
     for (const w of weights) for (const b of w) b.destroy();

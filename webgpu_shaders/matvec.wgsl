@@ -32,6 +32,8 @@ override TX: u32 = 32u;             // threads along a row (words per row / TX l
 override TY: u32 = 4u;              // row groups per workgroup
 override R: u32 = 2u;               // rows per thread, 1..MAX_R, and R <= TX (the final write uses TX*TY threads
                                     // for the TY*R rows): each x load is reused R times
+override UNROLL: u32 = 1u;          // words per thread and row in one loop step (1..4): the step's loads are all
+                                    // independent, so a thread has UNROLL * R weight loads in flight, not R
 override ACCUMULATE: bool = false;  // main: y[i] += W x (residual add into the destination) instead of y[i] = W x
 override GELU: bool = false;        // main_swiglu: gate activation gelu_tanh (gemma3's GeGLU), not silu
 override UNPACK_CVT: bool = false;  // unpack codes with unpack4x8unorm (int-to-float conversions) instead of the
@@ -90,6 +92,15 @@ fn x_scale() -> vec4<f32> {
     return vec4<f32>(1.0, 1.0 / 16.0, 1.0 / 256.0, 1.0 / 4096.0);
   }
   return vec4<f32>(1.0, 1.0 / 256.0, 1.0, 1.0 / 256.0);
+}
+
+// xw, or zeros where the word is past the row's end (an unrolled step's tail): its dot products then add exactly 0.
+fn x_live(xw: XWord, live: bool) -> XWord {
+  if (live) {
+    return xw;
+  }
+  var r: XWord;
+  return r;
 }
 
 // x vectors a (elements 0..3 of a word) and b (4..7, q4 only), already times the RMSNorm weight where normed,
@@ -220,11 +231,14 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_
   let row0 = block_row0(wid, nwg);
   let words = params.cols / WORD_VALUES;
   var acc: array<f32, MAX_R>;
-  for (var j = lid.x; j < words; j += TX) {
-    let xw = x_word(j);
-    for (var i = 0u; i < R; i++) {
-      let r = min(row0 + lid.y * R + i, params.rows - 1u);  // past the end: recompute the last row, store nothing
-      acc[i] += w_dot(r * words + j, xw);
+  for (var j0 = lid.x; j0 < words; j0 += TX * UNROLL) {
+    for (var u = 0u; u < UNROLL; u++) {
+      let j = min(j0 + u * TX, words - 1u);  // past the row's end: word words - 1 again, times 0
+      let xw = x_live(x_word(j), j0 + u * TX < words);
+      for (var i = 0u; i < R; i++) {
+        let r = min(row0 + lid.y * R + i, params.rows - 1u);  // past the end: recompute the last row, store nothing
+        acc[i] += w_dot(r * words + j, xw);
+      }
     }
   }
   for (var i = 0u; i < R; i++) {
@@ -249,12 +263,15 @@ fn main_norm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invoca
   let words = params_norm.cols / WORD_VALUES;
   var acc: array<f32, MAX_R>;
   var sumsq = 0.0;
-  for (var j = lid.x; j < words; j += TX) {
-    let xw = x_word_normed(j);
-    sumsq += xw.sumsq;
-    for (var i = 0u; i < R; i++) {
-      let r = min(row0 + lid.y * R + i, params_norm.rows - 1u);
-      acc[i] += w_dot(r * words + j, xw);
+  for (var j0 = lid.x; j0 < words; j0 += TX * UNROLL) {
+    for (var u = 0u; u < UNROLL; u++) {
+      let j = min(j0 + u * TX, words - 1u);
+      let xw = x_live(x_word_normed(j), j0 + u * TX < words);
+      sumsq += xw.sumsq;
+      for (var i = 0u; i < R; i++) {
+        let r = min(row0 + lid.y * R + i, params_norm.rows - 1u);
+        acc[i] += w_dot(r * words + j, xw);
+      }
     }
   }
   for (var i = 0u; i < R; i++) {
@@ -279,13 +296,16 @@ fn main_swiglu(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invo
   var gate: array<f32, MAX_R>;
   var up: array<f32, MAX_R>;
   var sumsq = 0.0;
-  for (var j = lid.x; j < words; j += TX) {
-    let xw = x_word_normed(j);
-    sumsq += xw.sumsq;
-    for (var i = 0u; i < R; i++) {
-      let r = min(row0 + lid.y * R + i, params_swiglu.rows - 1u);
-      gate[i] += w_dot(r * words + j, xw);
-      up[i] += up_dot(r * words + j, xw);
+  for (var j0 = lid.x; j0 < words; j0 += TX * UNROLL) {
+    for (var u = 0u; u < UNROLL; u++) {
+      let j = min(j0 + u * TX, words - 1u);
+      let xw = x_live(x_word_normed(j), j0 + u * TX < words);
+      sumsq += xw.sumsq;
+      for (var i = 0u; i < R; i++) {
+        let r = min(row0 + lid.y * R + i, params_swiglu.rows - 1u);
+        gate[i] += w_dot(r * words + j, xw);
+        up[i] += up_dot(r * words + j, xw);
+      }
     }
   }
   for (var i = 0u; i < R; i++) {

@@ -144,3 +144,29 @@ def test_matvec_swiglu(gpu: Gpu, rng: np.random.Generator, storage: str, tuning:
     got = gpu.read(y)
     assert_close(got[1:], want, tol, f"{storage} swiglu")
     assert got[0] == SENTINEL
+
+
+@pytest.mark.parametrize("storage", ["q4", "q8"])
+@pytest.mark.parametrize("entry", ["main", "main_norm", "main_swiglu"])
+def test_matvec_unroll_same_bits(gpu: Gpu, rng: np.random.Generator, storage: str, entry: str) -> None:
+    """UNROLL (words per thread and row in one loop step) keeps each thread's sum in the same order, so every UNROLL
+    gives the bits of UNROLL = 1; rows and cols leave a partial last step (q4: 44 words per row over 16 threads)."""
+    rows, cols = 29, 352
+    tuning = (16, 4, 2)
+    w = random_qtensor(rng, storage, rows, cols)
+    up = random_qtensor(rng, storage, rows, cols)
+    x = rng.standard_normal(cols).astype(np.float32)
+    nw = rng.uniform(0.5, 1.5, cols).astype(np.float32)
+    p = gpu.uniform(params(SHADER, rows=rows, cols=cols, row_offset=0, eps=1e-6))
+    got = {}
+    for unroll in (1, 2, 3, 4):
+        y = _output(gpu, rows)
+        ins = {"main": [gpu.storage(x)], "main_norm": [gpu.storage(x), gpu.storage(nw)],
+               "main_swiglu": [gpu.storage(x), gpu.storage(nw), *_upload(gpu, up)]}[entry]
+        pipe = gpu.pipeline(SHADER, entry, _constants(w.qbits, tuning, UNROLL=unroll))
+        gpu.run(pipe, [*_upload(gpu, w), *ins, y, p], matvec_grid(rows, tuning[1], tuning[2]))
+        got[unroll] = gpu.read(y)
+    if entry == "main":
+        assert_close(got[1], w.w @ x.astype(np.float64), dot_tolerance(w, x), f"{storage} {entry}")
+    for unroll in (2, 3, 4):
+        assert np.array_equal(got[unroll].view(np.uint32), got[1].view(np.uint32)), f"{storage} {entry} UNROLL {unroll}"
