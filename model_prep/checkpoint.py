@@ -1,11 +1,12 @@
-"""What every checkpoint reader (GGUF, Hugging Face folder) hands to the packer: config, tokenizer, tensors."""
+"""What every checkpoint reader (GGUF, Hugging Face folder) hands to the packer (config, tokenizer, tensors), and what
+the readers derive alike from what each reads its own way: fused tensors split, Gemma 3's config keys."""
 
 from __future__ import annotations
 
 import hashlib
 import mmap
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from . import format as fmt
 from .config import ModelConfig
 from .errors import InputError
 from .quant import Planes
@@ -82,6 +84,29 @@ def split_fused(tensors: list[SourceTensor], config: ModelConfig,
             out.append(part(t, f"{block}.{name}", start, start + n))
             start += n
     return out
+
+
+def gemma3_config(hidden: int, attention_scale: float, sliding_window: int, sliding: Sequence[bool],
+                  rope_theta_sliding: float) -> dict[str, Any]:
+    """The Gemma 3 ModelConfig keys. Fixed by the architecture: the embedding scaled by f32(sqrt(hidden)) on lookup
+    (transformers' embed_scale is a torch f32 tensor; llama.cpp's sqrtf(n_embd)), pre- and post-norms, GeGLU with
+    the tanh GELU. Read by each reader its own way: the attention scale, the window, which layers slide (one flag per
+    layer) and the sliding layers' RoPE base."""
+    return {
+        "embedding_scale": float(np.float32(hidden ** 0.5)),
+        "post_norms": True,
+        "hidden_act": fmt.ACT_GELU_TANH,
+        "attention_scale": attention_scale,
+        "sliding_window": sliding_window,
+        "layer_types": tuple(fmt.LAYER_SLIDING if s else fmt.LAYER_FULL for s in sliding),
+        "rope_theta_sliding": rope_theta_sliding,
+    }
+
+
+def gemma3_sliding(layers: int, period: int) -> list[bool]:
+    """Which of ``layers`` slide where a Gemma 3 config gives a period (transformers' sliding_window_pattern,
+    llama.cpp's attention.sliding_window_pattern, 6 by default in both): every period-th layer is full."""
+    return [(il + 1) % period != 0 for il in range(layers)]
 
 
 @dataclass

@@ -14,7 +14,7 @@ from gguf import GGMLQuantizationType as QT
 
 from . import format as fmt
 from . import kquants, quant, rope
-from .checkpoint import Checkpoint, SourceTensor, split_fused
+from .checkpoint import Checkpoint, SourceTensor, gemma3_config, gemma3_sliding, split_fused
 from .config import ModelConfig
 from .errors import InputError, UnsupportedError
 from .gguf_file import GGUFFile, TensorInfo, read_gguf_file
@@ -167,20 +167,13 @@ def _gemma3(meta: dict[str, Any], layers: int, hidden: int, heads: int, head_dim
                              f"{layers} layers; the file is inconsistent")
         sliding = [bool(p) for p in pattern]
     elif isinstance(pattern, int) and pattern > 0:
-        sliding = [il % pattern < pattern - 1 for il in range(layers)]
+        sliding = gemma3_sliding(layers, pattern)
     else:
         raise InputError(f"GGUF metadata gemma3.attention.sliding_window_pattern = {pattern!r} is not a positive "
                          "period or a list of flags")
     scale_dim = hidden // heads if layers == 62 else head_dim  # llama.cpp: the 27B scales by hidden / heads
-    return {
-        "embedding_scale": float(np.float32(hidden ** 0.5)),  # llama.cpp: sqrtf(n_embd)
-        "post_norms": True,
-        "hidden_act": fmt.ACT_GELU_TANH,
-        "attention_scale": float(np.float32(1) / np.sqrt(np.float32(scale_dim))),
-        "sliding_window": window,
-        "layer_types": tuple(fmt.LAYER_SLIDING if s else fmt.LAYER_FULL for s in sliding),
-        "rope_theta_sliding": float(meta.get("gemma3.rope.freq_base_swa", 10000.0)),
-    }
+    return gemma3_config(hidden, float(np.float32(1) / np.sqrt(np.float32(scale_dim))), window, sliding,
+                         float(meta.get("gemma3.rope.freq_base_swa", 10000.0)))
 
 
 def _config(meta: dict[str, Any], gf: GGUFFile, notes: list[str] | None = None,

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from . import format as fmt
 from . import rope
-from .checkpoint import Checkpoint, SourceTensor, split_fused
+from .checkpoint import Checkpoint, SourceTensor, gemma3_config, gemma3_sliding, split_fused
 from .config import ModelConfig
 from .errors import InputError, UnsupportedError
 
@@ -288,24 +288,16 @@ def _gemma3(cfg: dict[str, Any], head_dim: int) -> tuple[_Rope, dict[str, Any]]:
     layers = int(cfg["num_hidden_layers"])
     types = cfg.get("layer_types")
     if types is None:  # transformers' default: every sliding_window_pattern-th layer is full
-        pattern = int(cfg.get("sliding_window_pattern", 6))
-        types = ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(layers)]
-    names = {"sliding_attention": fmt.LAYER_SLIDING, "full_attention": fmt.LAYER_FULL}
-    if not isinstance(types, list) or len(types) != layers or not set(types) <= set(names):
+        sliding = gemma3_sliding(layers, int(cfg.get("sliding_window_pattern", 6)))
+    elif not isinstance(types, list) or len(types) != layers \
+            or not set(types) <= {"sliding_attention", "full_attention"}:
         raise UnsupportedError(f"gemma3 layer_types {types!r} are not supported (one of sliding_attention, "
                                f"full_attention for each of the {layers} layers)")
+    else:
+        sliding = [t == "sliding_attention" for t in types]
     rp, theta_sliding = _gemma3_rope(cfg, head_dim)
-    hidden = int(cfg["hidden_size"])
-    return rp, {
-        # transformers: embed_scale is torch.tensor(hidden_size ** 0.5), an f32
-        "embedding_scale": float(np.float32(hidden ** 0.5)),
-        "post_norms": True,
-        "hidden_act": fmt.ACT_GELU_TANH,
-        "attention_scale": float(cfg.get("query_pre_attn_scalar", 256)) ** -0.5,
-        "sliding_window": int(cfg.get("sliding_window") or 4096),
-        "layer_types": tuple(names[t] for t in types),
-        "rope_theta_sliding": theta_sliding,
-    }
+    return rp, gemma3_config(int(cfg["hidden_size"]), float(cfg.get("query_pre_attn_scalar", 256)) ** -0.5,
+                             int(cfg.get("sliding_window") or 4096), sliding, theta_sliding)
 
 
 def _refuse_multimodal(cfg: dict[str, Any]) -> None:
