@@ -1,5 +1,6 @@
 """What every checkpoint reader (GGUF, Hugging Face folder) hands to the packer (config, tokenizer, tensors), and what
-the readers derive alike from what each reads its own way: fused tensors split, Gemma 3's config keys."""
+the readers derive alike from what each reads its own way: fused tensors split, Gemma 3's config keys, the context
+caps (longrope, prepare --long-context, a sliding window)."""
 
 from __future__ import annotations
 
@@ -107,6 +108,50 @@ def gemma3_sliding(layers: int, period: int) -> list[bool]:
     """Which of ``layers`` slide where a Gemma 3 config gives a period (transformers' sliding_window_pattern,
     llama.cpp's attention.sliding_window_pattern, 6 by default in both): every period-th layer is full."""
     return [(il + 1) % period != 0 for il in range(layers)]
+
+
+@dataclass(frozen=True)
+class ContextNames:
+    """How a reader's source names what caps a package's context, for the notes (capped_context), and which
+    implementation the reader follows (named first where transformers and llama.cpp differ)."""
+
+    context: str  # the model's whole context: "max_position_embeddings", "context_length"
+    original: str  # longrope's original length, within which the short factors are exact
+    window: str  # the sliding window
+    follows: str  # "transformers" or "llama.cpp"
+
+
+# transformers switches longrope's factors on the length of the sequence, llama.cpp on the context it runs with
+_LONGROPE_SWITCH = {"transformers": "a sequence", "llama.cpp": "a context"}
+
+
+def capped_context(context: int, notes: list[str], names: ContextNames, *, long_context: bool,
+                   original: int | None, long: bool, window: int | None, window_why: str) -> int:
+    """The package's context: the model's ``context``, capped where our engines would differ from the reference past
+    a length, each cap noted. Longrope (Phi-3 / 3.5; ``original``: its original length, None without longrope):
+    our engines build one RoPE table, so by default the package keeps the short factors and stops at ``original``,
+    past which transformers and llama.cpp switch to the long factors. ``long``: prepare --long-context
+    (``long_context``) took the long factors instead, for every position of the whole context (the reader takes
+    them only where ``original`` < the context). A sliding ``window`` below the context caps it too (within the
+    window no key is masked); ``window_why`` says why, in the reader's words."""
+    if long_context and not long:
+        notes.append("--long-context changes nothing here: the model has no longrope scaling past its original "
+                     "length")
+    if original is not None and not long and original < context:
+        notes.append(f"context capped at {original} tokens ({names.original}; the model's {context} needs "
+                     "longrope's long factors, which the package does not carry)")
+        context = original
+    if long:
+        capped = f", capped at {window} by {names.window}" if window is not None and window < context else ""
+        other = next(r for r in _LONGROPE_SWITCH if r != names.follows)
+        notes.append(f"--long-context: longrope's long factors on every position, context {context} tokens "
+                     f"({names.context}{capped}); {names.follows} uses them only for {_LONGROPE_SWITCH[names.follows]} "
+                     f"longer than the original {original} tokens ({other} for {_LONGROPE_SWITCH[other]} longer than "
+                     "it), the short factors within it")
+    if window is not None and window < context:
+        notes.append(f"context capped at {window} tokens ({window_why})")
+        context = window
+    return context
 
 
 @dataclass

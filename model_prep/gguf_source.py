@@ -14,7 +14,15 @@ from gguf import GGMLQuantizationType as QT
 
 from . import format as fmt
 from . import kquants, quant, rope
-from .checkpoint import Checkpoint, SourceTensor, gemma3_config, gemma3_sliding, split_fused
+from .checkpoint import (
+    Checkpoint,
+    ContextNames,
+    SourceTensor,
+    capped_context,
+    gemma3_config,
+    gemma3_sliding,
+    split_fused,
+)
 from .config import ModelConfig
 from .errors import InputError, UnsupportedError
 from .gguf_file import GGUFFile, TensorInfo, read_gguf_file
@@ -103,8 +111,8 @@ def _factors(gf: GGUFFile, name: str, head_dim: int) -> tuple[float, ...] | None
 def _rope_freq_factors(arch: str, gf: GGUFFile, head_dim: int,
                        long_factors: bool = False) -> tuple[float, ...] | None:
     """The divisors of ``rope_freqs.weight`` (llama only, as llama.cpp reads it), or phi3's short longrope factors
-    (``rope_factors_short.weight``; ``rope_factors_long.weight`` with ``long_factors``: see _longrope), or None where
-    there are none."""
+    (``rope_factors_short.weight``; ``rope_factors_long.weight`` with ``long_factors``: see _long_context), or None
+    where there are none."""
     names = {t.name for t in gf.tensors}
     if ROPE_FREQS in names and arch != "llama":
         raise UnsupportedError(f"tensor {ROPE_FREQS} in a {arch} GGUF is not supported (only llama files use it)")
@@ -126,27 +134,26 @@ def _long_context(meta: dict[str, Any], arch: str, context: int) -> bool:
     return arch == "phi3" and key in meta and int(meta[key]) < context
 
 
-def _longrope(meta: dict[str, Any], arch: str, longrope: bool, context: int, notes: list[str],
-              long_context: bool = False) -> tuple[float | None, int]:
-    """(rope_attn_factor or None, context length) of a phi3 file, as transformers computes them from the config the
-    file was converted from: the short factors while the sequence is within rope.scaling.original_context_length
-    (so the package's context is capped there; past it transformers and llama.cpp switch to the long factors, which
-    the package does not carry), cos and sin times rope.scaling.attn_factor (llama.cpp's converter writes
-    transformers' attention factor; where absent, computed as transformers does). With ``long_context`` (the long
-    factors were taken: _long_context) the context stays the file's context_length (_config notes it). Other
-    architectures: no attention factor (a value other than 1 is refused)."""
+def _longrope(meta: dict[str, Any], arch: str, longrope: bool, context: int) -> tuple[float | None, int | None]:
+    """(rope_attn_factor or None, rope.scaling.original_context_length or None) of a phi3 file, as transformers
+    computes them from the config the file was converted from: cos and sin times rope.scaling.attn_factor (llama.cpp's
+    converter writes transformers' attention factor; where absent, computed as transformers does); the short factors
+    are exact within the original length (checkpoint.capped_context caps the context there unless --long-context
+    took the long factors: _long_context). Other architectures: no attention factor (a value other than 1 is
+    refused), no original length."""
     key = f"{arch}.rope.scaling.attn_factor"
     if not longrope:
         if float(meta.get(key, 1.0)) != 1.0:
             raise UnsupportedError(f"GGUF metadata {key} = {meta[key]} without longrope factors is not supported")
-        return None, context
+        return None, None
     original = int(_need(meta, f"{arch}.rope.scaling.original_context_length"))
     attn = float(meta[key]) if key in meta else rope.longrope_attention_factor(context, original)
-    if not long_context and original < context:
-        notes.append(f"context capped at {original} tokens (rope.scaling.original_context_length; the model's "
-                     f"{context} needs longrope's long factors, which the package does not carry)")
-        context = original
-    return (None if attn == 1.0 else attn), context
+    return (None if attn == 1.0 else attn), original
+
+
+# what capped_context's notes call a GGUF's lengths
+_CONTEXT_NAMES = ContextNames("context_length", "rope.scaling.original_context_length", "attention.sliding_window",
+                              "llama.cpp")
 
 
 def _gemma3(meta: dict[str, Any], layers: int, hidden: int, heads: int, head_dim: int) -> dict[str, Any]:
@@ -211,11 +218,8 @@ def _config(meta: dict[str, Any], gf: GGUFFile, notes: list[str] | None = None,
                                "before the per-head q/k norm)")
     context = int(_need(meta, f"{arch}.context_length"))
     long = long_context and _long_context(meta, arch, context) and ROPE_LONG in names
-    if long_context and not long:
-        notes.append("--long-context changes nothing here: the model has no longrope scaling past its original "
-                     "length")
     freq_factors = _rope_freq_factors(arch, gf, head_dim, long)
-    attn_factor, context = _longrope(meta, arch, arch == "phi3" and freq_factors is not None, context, notes, long)
+    attn_factor, original = _longrope(meta, arch, arch == "phi3" and freq_factors is not None, context)
     gemma3 = _gemma3(meta, int(_need(meta, f"{arch}.block_count")), hidden, heads, head_dim) if arch == "gemma3" \
         else {}
     if linear is not None and linear != 1.0:
@@ -224,16 +228,11 @@ def _config(meta: dict[str, Any], gf: GGUFFile, notes: list[str] | None = None,
     if window and arch != "phi3":
         raise UnsupportedError(f"GGUF metadata {arch}.attention.sliding_window (sliding-window attention) is not "
                                "supported")
-    if long:
-        capped = f", capped at {window} by attention.sliding_window" if 0 < window < context else ""
-        original = int(meta[f"{arch}.rope.scaling.original_context_length"])
-        notes.append(f"--long-context: longrope's long factors on every position, context {context} tokens "
-                     f"(context_length{capped}); llama.cpp uses them only for a context longer than the original "
-                     f"{original} tokens (transformers for a sequence longer than it), the short factors within it")
-    if 0 < window < context:  # phi3: within the window no key is masked, so the package's context stops there
-        notes.append(f"context capped at {window} tokens (attention.sliding_window: past it the oldest keys are "
-                     "masked, which our engines do not)")
-        context = window
+    # phi3's window: within it no key is masked, so the package's context stops there
+    context = capped_context(context, notes, _CONTEXT_NAMES, long_context=long_context, original=original, long=long,
+                             window=window if window > 0 else None,
+                             window_why="attention.sliding_window: past it the oldest keys are masked, which our "
+                                        "engines do not")
     rotated = int(meta.get(f"{arch}.rope.dimension_count", head_dim))
     if rotated != head_dim:
         raise UnsupportedError(f"GGUF metadata {arch}.rope.dimension_count = {rotated} rotates part of each head "

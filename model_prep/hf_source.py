@@ -16,7 +16,15 @@ import numpy.typing as npt
 
 from . import format as fmt
 from . import rope
-from .checkpoint import Checkpoint, SourceTensor, gemma3_config, gemma3_sliding, split_fused
+from .checkpoint import (
+    Checkpoint,
+    ContextNames,
+    SourceTensor,
+    capped_context,
+    gemma3_config,
+    gemma3_sliding,
+    split_fused,
+)
 from .config import ModelConfig
 from .errors import InputError, UnsupportedError
 
@@ -160,8 +168,8 @@ class _Rope:
     theta: float
     freq_factors: tuple[float, ...] | None = None  # config.rope_freq_factors
     attn_factor: float | None = None  # config.rope_attn_factor
-    context_cap: int | None = None  # longrope: the positions within which the short factors are exact
-    long_from: int | None = None  # longrope, long_context: the original length, past which the long factors are exact
+    original: int | None = None  # longrope: the original length, within which the short factors are exact
+    long: bool = False  # longrope, long_context: the long factors taken (exact past the original length)
 
 
 def _rope(cfg: dict[str, Any], head_dim: int, model_type: str, long_context: bool = False) -> _Rope:
@@ -227,7 +235,7 @@ def _longrope(cfg: dict[str, Any], p: dict[str, Any], theta: float, head_dim: in
             raise InputError(f"config.json's longrope {name} has {len(values)} values; head_dim {head_dim} needs "
                              f"{head_dim // 2}")
     if long_context and original < max_pos:
-        return _Rope(theta, long, None if attn == 1.0 else attn, long_from=original)
+        return _Rope(theta, long, None if attn == 1.0 else attn, original, long=True)
     return _Rope(theta, short, None if attn == 1.0 else attn, original)
 
 
@@ -317,34 +325,25 @@ def _refuse_unsupported_attention(cfg: dict[str, Any], model_type: str) -> None:
         raise UnsupportedError("qwen3 with attention_bias true (q/k/v/o biases) is not supported")
 
 
-def _context(cfg: dict[str, Any], model_type: str, rp: _Rope, notes: list[str]) -> int:
+# what capped_context's notes call a config.json's lengths
+_CONTEXT_NAMES = ContextNames("max_position_embeddings", "original_max_position_embeddings", "sliding_window",
+                              "transformers")
+
+
+def _context(cfg: dict[str, Any], model_type: str, rp: _Rope, notes: list[str], long_context: bool) -> int:
     """max_position_embeddings, capped where our engines would differ from transformers past a length: longrope's
     original length (transformers switches to the long factors past it; not with --long-context) and phi3's
     sliding_window (transformers masks keys more than sliding_window - 1 positions back, on eager and sdpa alike).
     A llama config.json with sliding_window (a Mistral-style model labelled llama) is capped there too: transformers'
     LlamaModel ignores the key, the model may have been trained with the window; within it both agree. qwen2/qwen3
     use theirs only with use_sliding_window (refused). The cap is noted."""
-    context = int(cfg.get("max_position_embeddings", 2048))
     window = cfg.get("sliding_window") if model_type in ("phi3", "llama") else None
-    if rp.context_cap is not None and rp.context_cap < context:
-        notes.append(f"context capped at {rp.context_cap} tokens (original_max_position_embeddings; the model's "
-                     f"{context} needs longrope's long factors, which the package does not carry)")
-        context = rp.context_cap
-    if rp.long_from is not None:
-        capped = f", capped at {int(window)} by sliding_window" if window is not None and int(window) < context \
-            else ""
-        notes.append(f"--long-context: longrope's long factors on every position, context {context} tokens "
-                     f"(max_position_embeddings{capped}); transformers uses them only for a sequence longer than "
-                     f"the original {rp.long_from} tokens (llama.cpp for a context longer than it), the short "
-                     "factors within it")
-    if window is not None and int(window) < context:
-        notes.append(f"context capped at {int(window)} tokens (sliding_window: past it transformers masks the "
-                     "oldest keys, which our engines do not)" if model_type == "phi3" else
-                     f"context capped at {int(window)} tokens (sliding_window, Mistral-style: past it such a model "
-                     "attends to the last sliding_window positions only, which our engines do not; transformers' "
-                     "llama ignores the key)")
-        context = int(window)
-    return context
+    return capped_context(
+        int(cfg.get("max_position_embeddings", 2048)), notes, _CONTEXT_NAMES, long_context=long_context,
+        original=rp.original, long=rp.long, window=None if window is None else int(window),
+        window_why="sliding_window: past it transformers masks the oldest keys, which our engines do not"
+        if model_type == "phi3" else "sliding_window, Mistral-style: past it such a model attends to the last "
+        "sliding_window positions only, which our engines do not; transformers' llama ignores the key")
 
 
 def _config(cfg: dict[str, Any], names: set[str], notes: list[str] | None = None,
@@ -363,9 +362,6 @@ def _config(cfg: dict[str, Any], names: set[str], notes: list[str] | None = None
         hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
         head_dim = int(cfg.get("head_dim") or hidden // heads)
         rp, gemma3_keys = _gemma3(cfg, head_dim) if gemma3 else (_rope(cfg, head_dim, model_type, long_context), {})
-        if long_context and rp.long_from is None:
-            notes.append("--long-context changes nothing here: the model has no longrope scaling past its original "
-                         "length")
         tied = "output.weight" not in names  # an lm_head that is present is used, tied or not
         if tied and cfg.get("tie_word_embeddings") is False:
             raise InputError("config.json says tie_word_embeddings is false but there is no lm_head.weight; "
@@ -382,7 +378,7 @@ def _config(cfg: dict[str, Any], names: set[str], notes: list[str] | None = None
             rms_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
             rope_theta=rp.theta,
             rope_layout=fmt.ROPE_HALF,
-            context_length=_context(cfg, model_type, rp, notes),
+            context_length=_context(cfg, model_type, rp, notes, long_context),
             tie_word_embeddings=tied,
             attention_bias="blk.0.attn_q.bias" in names,
             rope_freq_factors=rp.freq_factors,

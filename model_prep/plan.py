@@ -26,7 +26,8 @@ class Options:
     # carrying them exactly
     requantize: bool = False
     # Phi-3 longrope: the long factors on every position and context_length = max_position_embeddings, instead of
-    # the short factors and a context capped at the original length (hf_source._longrope, gguf_source._longrope)
+    # the short factors and a context capped at the original length (hf_source._longrope, gguf_source._longrope,
+    # checkpoint.capped_context)
     long_context: bool = False
 
     def to_dict(self) -> dict[str, object]:
