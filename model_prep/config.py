@@ -72,16 +72,14 @@ class ModelConfig:
                                  f"{self.head_dim // 2}")
             if not all(math.isfinite(v) and v > 0 for v in f):
                 raise ValueError("rope_freq_factors must be finite and positive")
-        a = self.rope_attn_factor
-        if a is not None and not (isinstance(a, float) and math.isfinite(a) and a > 0):
-            raise ValueError(f"rope_attn_factor must be a finite positive number, not {a!r}")
-        self._check_gemma3_keys()
-
-    def _check_gemma3_keys(self) -> None:
-        for name in ("embedding_scale", "attention_scale", "rope_theta_sliding"):
+        # the optional positive numbers: longrope's attention factor, then Gemma 3's
+        for name in ("rope_attn_factor", "embedding_scale", "attention_scale", "rope_theta_sliding"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, float) and math.isfinite(v) and v > 0):
                 raise ValueError(f"{name} must be a finite positive number, not {v!r}")
+        self._check_gemma3_keys()
+
+    def _check_gemma3_keys(self) -> None:
         if not isinstance(self.post_norms, bool):
             raise ValueError(f"post_norms must be true or false, not {self.post_norms!r}")
         if self.hidden_act not in fmt.HIDDEN_ACTS:
