@@ -121,12 +121,12 @@ class Model(Protocol):
 
 class NumpyModel:
     """forward.py's transformer on its Weights (kept as stored, dequantized when used) and a RunState of ``context``
-    positions."""
+    positions (``kv_f16``: its KV cache rounded as the WebGPU engine's f16 cache, forward.py kv_f16)."""
 
-    def __init__(self, config: ModelConfig, weights: Weights, context: int):
+    def __init__(self, config: ModelConfig, weights: Weights, context: int, kv_f16: bool = False):
         self.config = config
         self.weights = weights
-        self.state = RunState(config, context)
+        self.state = RunState(config, context, kv_f16)
 
     @property
     def context(self) -> int:
@@ -317,13 +317,14 @@ class Engine:
 
 
 def engine_from_package(pkg: Package, context: int | None = None, model: Model | None = None,
-                        weight_cache_bytes: int = DEFAULT_CACHE_BYTES) -> Engine:
+                        weight_cache_bytes: int = DEFAULT_CACHE_BYTES, kv_f16: bool = False) -> Engine:
     """The engine of a package: on ``model`` when given (its context wins), else on the numpy transformer, which
-    keeps the weights as stored and at most ``weight_cache_bytes`` of them dequantized (reference/weights.py)."""
+    keeps the weights as stored and at most ``weight_cache_bytes`` of them dequantized (reference/weights.py), its KV
+    cache in f32, or with ``kv_f16`` rounded as the WebGPU engine's f16 cache (forward.py kv_f16)."""
     if model is None:
         tensors = PackageMatrices(pkg)
         weights = Weights.from_tensors(pkg.config, tensors.vector, tensors.matrix, weight_cache_bytes)
-        model = NumpyModel(pkg.config, weights, context_for(pkg.config, context))
+        model = NumpyModel(pkg.config, weights, context_for(pkg.config, context), kv_f16)
     tokenizer = Tokenizer.from_file(str(pkg.tokenizer_path))
     engine = Engine(pkg.config, model, tokenizer, pkg.chat_template, pkg.generation, pkg.name)
     engine.package_id = pkg.manifest.get("package_id")
@@ -331,11 +332,12 @@ def engine_from_package(pkg: Package, context: int | None = None, model: Model |
 
 
 def load(package: Path | str, context: int | None = None, verify: bool = False,
-         weight_cache_bytes: int = DEFAULT_CACHE_BYTES) -> Engine:
+         weight_cache_bytes: int = DEFAULT_CACHE_BYTES, kv_f16: bool = False) -> Engine:
     """Load a model package (``verify`` checks every file's sha256 first). The weights stay as stored (about the
     package's size in memory); at most ``weight_cache_bytes`` of dequantized f32 matrices are kept between uses
-    (default 1 GiB: all of a model of about 250M parameters)."""
+    (default 1 GiB: all of a model of about 250M parameters). ``kv_f16``: the KV cache keeps keys and values rounded
+    as the WebGPU engine's f16 cache does (forward.py kv_f16; to check that engine's greedy ids), else f32."""
     pkg = open_package(package)
     if verify:
         pkg.verify()
-    return engine_from_package(pkg, context, weight_cache_bytes=weight_cache_bytes)
+    return engine_from_package(pkg, context, weight_cache_bytes=weight_cache_bytes, kv_f16=kv_f16)

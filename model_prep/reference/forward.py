@@ -2,7 +2,9 @@
 
 Three plain objects, as in llama2.c: the config (config.ModelConfig), the weights (matrices as the package stores
 them, dequantized to f32 when used through a bounded cache: weights.py; vectors as f32), and the run state (KV cache
-and RoPE tables, allocated once). ``forward(tokens, pos)`` reads top to bottom. All math is f32.
+and RoPE tables, allocated once). ``forward(tokens, pos)`` reads top to bottom. All math is f32. The KV cache holds
+f32 by default (the CPU engine's); ``RunState(..., kv_f16=True)`` stores each cached key and value rounded as the WebGPU
+engine's f16 cache does (``kv_f16``), so its greedy token ids can be checked against this engine's exactly.
 Shapes: T = tokens in this call, S = cached positions, H = query heads, KV = key/value heads, D = head_dim.
 """
 
@@ -95,12 +97,28 @@ class Weights:
         return sum(seen.values()) + sum(int(v.nbytes) for v in vectors)
 
 
+F16_MAX = 65504.0  # the largest finite f16
+
+
+def kv_f16(x: F32) -> F32:
+    """What the WebGPU engine's f16 KV cache gives back for ``x`` (webgpu_shaders/kv_f16.wgsl, bit for bit): clamped
+    to [-65504, 65504], rounded to the nearest f16 (ties to even), a result below 2^-14 in magnitude (an f16
+    subnormal, which a GPU's unpack2x16float may flush) made a zero of x's sign; as f32, in x's shape."""
+    h = np.clip(np.asarray(x, np.float32), np.float32(-F16_MAX), np.float32(F16_MAX)).astype(np.float16)
+    bits = h.view(np.uint16)
+    bits = np.where((bits & 0x7C00) == 0, bits & 0x8000, bits).astype(np.uint16)
+    return bits.view(np.float16).astype(np.float32)
+
+
 class RunState:
     """Buffers allocated once per engine: the KV cache and the RoPE tables for ``context`` positions (a second pair
-    for the sliding-window layers where their RoPE base differs: gemma3's rope_theta_sliding)."""
+    for the sliding-window layers where their RoPE base differs: gemma3's rope_theta_sliding). ``kv_f16``: the cache
+    keeps each key and value as kv_f16 rounds it (the WebGPU engine's f16 cache), else the f32 value (the default; the
+    CPU engine's)."""
 
-    def __init__(self, config: ModelConfig, context: int):
+    def __init__(self, config: ModelConfig, context: int, kv_f16: bool = False):
         self.context = context
+        self.kv_f16 = kv_f16
         kv_shape = (config.num_layers, context, config.num_kv_heads, config.head_dim)
         self.k_cache = np.zeros(kv_shape, np.float32)  # [layers, context, KV, D]
         self.v_cache = np.zeros(kv_shape, np.float32)  # [layers, context, KV, D]
@@ -113,6 +131,10 @@ class RunState:
         if config.rope_theta_sliding is not None:
             self.cos_sliding, self.sin_sliding = cos_sin(config.rope_theta_sliding, config.head_dim, None, None,
                                                          context)
+
+    def cached(self, x: F32) -> F32:
+        """What the KV cache keeps of keys or values ``x``: kv_f16(x) with kv_f16 on, else x."""
+        return kv_f16(x) if self.kv_f16 else x
 
 
 def rmsnorm(x: F32, w: F32, eps: float) -> F32:
@@ -202,8 +224,8 @@ def forward(config: ModelConfig, w: Weights, state: RunState, tokens: npt.NDArra
         if lw.q_norm is not None and lw.k_norm is not None:  # qwen3: RMSNorm of each head, before RoPE
             q, k = rmsnorm(q, lw.q_norm, config.rms_norm_eps), rmsnorm(k, lw.k_norm, config.rms_norm_eps)
         q = rope(q, cos, sin, config.rope_layout)
-        state.k_cache[i, pos: pos + t_len] = rope(k, cos, sin, config.rope_layout)
-        state.v_cache[i, pos: pos + t_len] = v.reshape(t_len, kv, d)
+        state.k_cache[i, pos: pos + t_len] = state.cached(rope(k, cos, sin, config.rope_layout))
+        state.v_cache[i, pos: pos + t_len] = state.cached(v.reshape(t_len, kv, d))
         att = attention(q, state.k_cache[i, : pos + t_len], state.v_cache[i, : pos + t_len], pos,
                         config.attention_scale, window)
         out = att.reshape(t_len, h * d) @ mat(lw.wo).T  # [T, hidden]
