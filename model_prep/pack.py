@@ -28,7 +28,7 @@ from .package import open_package, read_manifest
 from .plan import Options, Plan, ShardPlan, TensorPlan
 from .shard_writer import BackgroundWriter
 
-PREP_VERSION = 3  # bump when the bytes written for the same input change: it invalidates caches
+PREP_VERSION = 4  # bump when the bytes written for the same input change: it invalidates caches
 # (2: manifest source.sha256 is the GGUF file's own sha256, source.files and files_sha256 added; 3: GGUF Q4_K/Q5_K/
 # Q6_K/Q5_0 carried exactly instead of re-quantized)
 _JOURNAL = ".journal.json"

@@ -124,6 +124,32 @@ def _split_rows(tp: TensorPlan, cap: int) -> list[ChunkPlan]:
     return [ChunkPlan((r, min(r + per, rows))) for r in range(0, rows, per)]
 
 
+def _qkv_stacks(tensors: list[TensorPlan], cap: int) -> dict[str, list[TensorPlan]]:
+    """A layer's attn_q name -> its [q, k, v] plans, where the three can lie plane by plane back to back (q's
+    qweight, k's, v's, then q's scales, ...): one storage and row length, one chunk each, q's and k's planes whole
+    multiples of the plane alignment (so no padding comes between) and all three within one shard. Engines then bind
+    q, k and v as one weight of stacked rows (app/engine/gpu/weights.js stackRows) instead of copying them at load."""
+    by_name = {tp.source.name: tp for tp in tensors}
+    out: dict[str, list[TensorPlan]] = {}
+    for tp in tensors:
+        name = tp.source.name
+        if not name.endswith(".attn_q.weight"):
+            continue
+        layer = name.removesuffix("attn_q.weight")
+        k, v = by_name.get(layer + "attn_k.weight"), by_name.get(layer + "attn_v.weight")
+        if k is None or v is None:
+            continue
+        group = [tp, k, v]
+        if len({(t.storage, t.rows_cols[1]) for t in group}) != 1 or any(len(t.chunks) != 1 for t in group):
+            continue
+        if any(p.nbytes % fmt.PLANE_ALIGN for t in group[:2] for p in fmt.plane_shapes(t.storage, *t.rows_cols)):
+            continue
+        if sum(_chunk_bytes(t.storage, *t.rows_cols) for t in group) > cap:
+            continue
+        out[name] = group
+    return out
+
+
 def make_plan(ckpt: Checkpoint, opts: Options) -> Plan:
     if opts.weights not in fmt.STORAGE_TYPES:
         raise InputError(f"--weights {opts.weights!r} is not a storage type (use one of "
@@ -145,21 +171,31 @@ def make_plan(ckpt: Checkpoint, opts: Options) -> Plan:
         tensors.append(tp)
 
     shards: list[ShardPlan] = []
+    stacked = _qkv_stacks(tensors, cap)
+    placed: set[str] = set()
     for tp in tensors:
-        _rows, cols = tp.rows_cols
-        for chunk in tp.chunks:
-            n = chunk.rows[1] - chunk.rows[0]
-            need = _chunk_bytes(tp.storage, n, cols)
+        if tp.source.name in placed:
+            continue
+        group = stacked.get(tp.source.name, [tp])
+        placed |= {t.source.name for t in group}
+        for i in range(len(tp.chunks)):
+            # one chunk of each tensor of the group (groups are of whole tensors: i == 0), plane by plane back to back
+            parts = [(t, t.chunks[i]) for t in group]
+            shapes = [fmt.plane_shapes(t.storage, c.rows[1] - c.rows[0], t.rows_cols[1]) for t, c in parts]
+            need = sum(_chunk_bytes(t.storage, c.rows[1] - c.rows[0], t.rows_cols[1]) for t, c in parts)
             if not shards or fmt.align(shards[-1].size) + need > cap:
                 shards.append(ShardPlan(fmt.SHARD_PATTERN.format(len(shards)), 0))
             shard = shards[-1]
             offset = fmt.align(shard.size)
-            for p in fmt.plane_shapes(tp.storage, n, cols):
-                chunk.planes[p.name] = (offset, p.nbytes)
-                shard.size = offset + p.nbytes
+            for j in range(len(shapes[0])):
+                for (_t, chunk), planes in zip(parts, shapes, strict=True):
+                    chunk.planes[planes[j].name] = (offset, planes[j].nbytes)
+                    shard.size = offset + planes[j].nbytes
+                    offset = shard.size if len(group) > 1 else fmt.align(shard.size)
                 offset = fmt.align(shard.size)
-            chunk.file = shard.file
-            shard.chunks.append((tp, chunk))
+            for t, chunk in parts:
+                chunk.file = shard.file
+                shard.chunks.append((t, chunk))
     version = ckpt.config.format_version
     k_storages = sorted({tp.storage for tp in tensors if tp.storage in fmt.K_STORAGE_TYPES})
     if k_storages:

@@ -6,9 +6,10 @@
 //   const device = await result.adapter.requestDevice({requiredLimits: result.limits});
 // (the defaults raised only as far as this package needs, never past what the adapter offers).
 
-import { checkManifest, weightFiles } from './package.js';
+import { PLANES, checkManifest, weightFiles } from './package.js';
 import { tuningForAdapter } from './pipelines.js';
 import { runStateBytes } from './state.js';
+import { backToBack } from './weights.js';
 
 export const DEFAULT_CONTEXT = 2048; // KV positions when the caller names none (capped by the model's own)
 // prompt tokens per prefill pass (P); longer prompts take several passes. 256, not 128: twice the tokens per weight
@@ -35,6 +36,19 @@ export function unsupported(c) {
 }
 
 /**
+ * Bytes model.js copies to stack a layer's q, k, v weights (`layer`: 'blk.N.'): 0 where the package stores their
+ * planes back to back (a view then) or where no stack is made. Sizes only; the GPU-side checks are stackRows'.
+ * @param {import('./package.js').Manifest} manifest @param {string} layer
+ */
+function stackCopyBytes(manifest, layer) {
+  const trio = ['q', 'k', 'v'].map((x) => manifest.tensors[`${layer}attn_${x}.weight`]);
+  if (trio.some((t) => !t || t.chunks.length !== 1 || t.storage !== trio[0].storage)) return 0; // no stack
+  const planes = trio.map((t) => PLANES[t.storage].map((p) => /** @type {[string, number, number]} */ (
+    [t.chunks[0].file, ...t.chunks[0].planes[p]])));
+  return backToBack(planes) ? 0 : planes.flat().reduce((s, [, , n]) => s + n, 0);
+}
+
+/**
  * What a package needs from a device, for a given context and prefill pass size.
  * @param {import('./package.js').Manifest} manifest
  * @param {number} context      KV positions
@@ -47,9 +61,10 @@ export function requirements(manifest, context, passTokens, tuning) {
   const largestPlane = Math.max(0, ...planes.map(([, size]) => size));
   const largestShard = Math.max(0, ...files.map((f) => f.size));
   const weights = files.reduce((s, f) => s + f.size, 0);
-  // model.js stacks each layer's q, k, v weights into one more buffer for decode: a second copy of those planes
-  const stacked = Object.entries(manifest.tensors).filter(([name]) => /\.attn_[qkv]\.weight$/.test(name))
-    .reduce((s, [, t]) => s + t.chunks.reduce((a, c) => a + Object.values(c.planes).reduce((b, [, n]) => b + n, 0), 0), 0);
+  // model.js stacks each layer's q, k, v weights for decode and prefill: a second copy of those planes, unless the
+  // package stores them back to back (weights.js stackRows)
+  const stacked = Object.entries(manifest.tensors).filter(([name]) => /\.attn_q\.weight$/.test(name))
+    .reduce((s, [name]) => s + stackCopyBytes(manifest, name.replace(/attn_q\.weight$/, '')), 0);
   const state = runStateBytes(manifest.config, context, passTokens, tuning);
   return {
     weights, // bytes of weight shards

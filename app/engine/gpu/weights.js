@@ -131,14 +131,30 @@ export function kernelPlanes(storage, planes) {
 }
 
 /**
- * Weights with one storage and one `cols`, stacked by rows into a new buffer: one tensor of sum(rows) rows whose
- * planes are the inputs' planes back to back (GPU copies at load: quantized as stored, never dequantized). Decode
- * uses it to run the q, k and v projections as one matvec. Null when the planes cannot simply be concatenated
- * (mixed storage, several chunks, or a q8 scales plane padded mid-way).
+ * Whether each plane j of the tensors lies back to back in one place: plane j of tensor i + 1 starts where tensor
+ * i's ends, in the same shard (model_prep/plan.py lays a layer's q, k, v out so). Each tensor is its one chunk's
+ * planes as [where (a shard's buffer or file), offset, bytes].
+ * @template W
+ * @param {[W, number, number][][]} tensors
+ */
+export function backToBack(tensors) {
+  return tensors.slice(1).every((planes, i) => planes.every(([where, offset], j) => {
+    const [w, o, n] = tensors[i][j];
+    return where === w && offset === o + n;
+  }));
+}
+
+/**
+ * Weights with one storage and one `cols` as one tensor of sum(rows) rows whose planes are the inputs' planes back
+ * to back (quantized as stored, never dequantized). Decode uses it to run the q, k and v projections as one matvec
+ * and prefill as one matmul. Where the package already stores them back to back (packages prepared since
+ * PREP_VERSION 4) the stacked tensor is a view of the shard (buffer null); else the planes are copied at load into a
+ * new buffer. Null when the planes cannot simply be concatenated (mixed storage, several chunks, or a q8 scales
+ * plane padded mid-way).
  * @param {GPUDevice} device
  * @param {string} name
  * @param {Tensor[]} tensors
- * @returns {{tensor: Tensor, buffer: GPUBuffer} | null}  the caller owns buffer
+ * @returns {{tensor: Tensor, buffer: GPUBuffer | null} | null}  the caller owns buffer
  */
 export function stackRows(device, name, tensors) {
   const [first] = tensors;
@@ -150,6 +166,12 @@ export function stackRows(device, name, tensors) {
   const rows = tensors.reduce((s, t) => s + t.rows, 0);
   const sizes = perRow.map((b) => rows * b);
   if (Math.max(...sizes) > device.limits.maxStorageBufferBindingSize) return null;
+  const bindings = tensors.map((t) => t.chunks[0].planes.map((p) => /** @type {[GPUBuffer, number, number]} */ (
+    [p.buffer, p.offset ?? 0, p.size ?? 0])));
+  if (backToBack(bindings)) {
+    const planes = bindings[0].map(([buffer, offset], j) => ({ buffer, offset, size: sizes[j] }));
+    return { tensor: { name, storage, rows, cols, chunks: [{ rowStart: 0, rows, planes }] }, buffer: null };
+  }
   const starts = sizes.map((_, j) => sizes.slice(0, j).reduce((a, b) => a + Math.ceil(b / 256) * 256, 0));
   const total = starts[starts.length - 1] + sizes[sizes.length - 1];
   const buffer = createBuffer(device, name, total, USAGE.STORAGE | USAGE.COPY_DST);
