@@ -5,13 +5,14 @@
 //   (p = pos - WINDOW + 1 .. pos with a sliding window)
 //   out[t, h, :] = sum_p softmax(s)_p * v_cache[g, p, :]
 // The softmax is computed online (running maximum, rescaled sums), so it is stable and needs no score buffer.
-// rope.wgsl must have written positions 0 .. pos of this layer's cache (prefill writes all T tokens first).
+// rope_table.wgsl must have written positions 0 .. pos of this layer's cache (prefill writes all T tokens first). The
+// cache holds f16 two per u32 (kv_f16.wgsl); keys and values are unpacked to f32, and everything sums in f32.
 //
 // Bindings, in order (element counts; d = head_dim):
 //   0 positions u32[tokens]                          position of each query token (< capacity)
 //   1 q         vec4<f32>[tokens * num_heads * d / 4] rotated queries, [token, head, d]
-//   2 k_cache   vec4<f32>[num_kv_heads * capacity * d / 4]  [kv head, position, d]
-//   3 v_cache   f32[num_kv_heads * capacity * d]     same layout
+//   2 k_cache   vec2<u32>[num_kv_heads * capacity * d / 4]  [kv head, position, d], f16 pairs (a vec2 per 4 values)
+//   3 v_cache   u32[num_kv_heads * capacity * d / 2]        same layout (a u32 per 2 values)
 //   4 out       f32[tokens * num_heads * d]          [token, head, d]
 //   5 params    Params
 //
@@ -36,8 +37,8 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> positions: array<u32>;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> k_cache: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> v_cache: array<f32>;
+@group(0) @binding(2) var<storage, read> k_cache: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read> v_cache: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
 
@@ -96,7 +97,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     if (seen) {
       var acc = vec4<f32>(0.0);
       for (var i = 0u; i < d4; i++) {
-        acc += q_scaled[i] * k_cache[(first_row + p) * d4 + i];
+        acc += q_scaled[i] * kv_unpack4(k_cache[(first_row + p) * d4 + i]);
       }
       s = dot(acc, vec4<f32>(1.0));
     }
@@ -114,7 +115,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
       if (dim < d) {
         var od = o[j] * alpha;
         for (var jj = 0u; jj < block; jj++) {
-          od += probs[jj] * v_cache[(first_row + p0 + jj) * d + dim];
+          od += probs[jj] * unpack2x16float(v_cache[(first_row + p0 + jj) * (d / 2u) + dim / 2u])[dim % 2u];
         }
         o[j] = od;
       }

@@ -7,7 +7,8 @@
 //   s_p = scale * dot(q[t, h, :], k_cache[g, p, :])               for cache positions p = 0 .. pos
 //   (p = pos - WINDOW + 1 .. pos with a sliding window)
 //   out[t, h, :] = sum_p softmax(s)_p * v_cache[g, p, :]
-// rope_table.wgsl must have written positions 0 .. pos of this layer's cache (it writes all T tokens first).
+// rope_table.wgsl must have written positions 0 .. pos of this layer's cache (it writes all T tokens first). The
+// cache holds f16 two per u32 (kv_f16.wgsl); each block is unpacked to f32 into workgroup memory, sums are f32.
 // Positions rise through the pass: end = positions[tokens - 1] + 1 is one past its largest.
 //
 // Splits: the pass takes ns = min(splits, ceil(end / SPLIT)) splits (grids.js attentionPrefillSplits) of C = ceil(end
@@ -21,8 +22,8 @@
 // Bindings, in order (element counts; d = head_dim):
 //   0 positions u32[tokens]                                   position of each query token (< capacity)
 //   1 q         vec4<f32>[tokens * num_heads * d / 4]         rotated queries, [token, head, d]
-//   2 k_cache   vec4<f32>[num_kv_heads * capacity * d / 4]    [kv head, position, d]
-//   3 v_cache   vec4<f32>[num_kv_heads * capacity * d / 4]    same layout
+//   2 k_cache   vec2<u32>[num_kv_heads * capacity * d / 4]    [kv head, position, d], f16 pairs (a vec2 per 4)
+//   3 v_cache   vec2<u32>[num_kv_heads * capacity * d / 4]    same layout
 //   4 out       vec4<f32>[tokens * num_heads * d / 4]         [token, head, d] (written when ns == 1)
 //   5 part      vec4<f32>[tokens * num_heads * splits * (d / 4 + 1)]  [token, head, split, (o, (m, l, 0, 0))]
 //                                                             (written when ns > 1)
@@ -60,8 +61,8 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> positions: array<u32>;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> k_cache: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> v_cache: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> k_cache: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read> v_cache: array<vec2<u32>>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> part: array<vec4<f32>>;
 @group(0) @binding(6) var<uniform> params: Params;
@@ -119,7 +120,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   for (var p0 = start; p0 < n; p0 += BK) {
     for (var c = li; c < BK * d4; c += BQ * BK) {
       let p = min(p0 + c / d4, n - 1u);
-      kv_tile[(c / d4) * ROW + c % d4] = k_cache[(first_row + p) * d4 + c % d4];
+      kv_tile[(c / d4) * ROW + c % d4] = kv_unpack4(k_cache[(first_row + p) * d4 + c % d4]);
     }
     workgroupBarrier();
     var acc = vec4<f32>(0.0);
@@ -144,7 +145,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     m = m_new;
     for (var c = li; c < BK * d4; c += BQ * BK) {
       let p = min(p0 + c / d4, n - 1u);
-      kv_tile[(c / d4) * ROW + c % d4] = v_cache[(first_row + p) * d4 + c % d4];
+      kv_tile[(c / d4) * ROW + c % d4] = kv_unpack4(v_cache[(first_row + p) * d4 + c % d4]);
     }
     workgroupBarrier();
     for (var v = 0u; v < MAX_VEC4_PER_THREAD; v++) {

@@ -13,14 +13,17 @@
 // Splits past pos write nothing (attention_combine.wgsl reads only ceil((pos + 1) / SPLIT) of them). With a sliding
 // WINDOW, positions before pos - WINDOW + 1 score nothing; a split with none left writes o = 0, (m, l) = (-big, 0),
 // which the combine weighs 0.
+// The cache holds f16 two per u32 (kv_f16.wgsl); k_new and v_new are rounded as stored (kv_round) before they score
+// or weigh anything, so position pos counts exactly what the cache will give back later. Sums are f32.
 //
 // Bindings, in order (element counts; d = head_dim, N = num_heads + 2 * num_kv_heads, S = splits):
 //   0 positions u32[1]                       position of the token (< capacity)
 //   1 cs        vec2<f32>[capacity * d / 2]  (cos, sin) of pos * theta^(-2i/d), [position, pair] (rope_table.wgsl)
 //   2 qkv       f32[N * d]                   the token's q [H, d], k [KV, d], v [KV, d] projections, one after another
 //   3 bias      f32[N * d]                   biases in the same layout (zeros when the model has none)
-//   4 k_cache   vec4<f32>[num_kv_heads * capacity * d / 4]  this layer's keys, [kv head, position, d], rotated
-//   5 v_cache   vec4<f32>[num_kv_heads * capacity * d / 4]  this layer's values, same layout
+//   4 k_cache   vec2<u32>[num_kv_heads * capacity * d / 4]  this layer's keys, [kv head, position, d], rotated, f16
+//                                                           pairs (a vec2 per 4 values)
+//   5 v_cache   vec2<u32>[num_kv_heads * capacity * d / 4]  this layer's values, same layout
 //   6 part      vec4<f32>[num_heads * S * (d / 4 + 1)]  partial outputs o [H, S, d/4] then (m, l, 0, 0) [H, S]
 //   7 params    Params
 //
@@ -54,14 +57,14 @@ struct Params {
 @group(0) @binding(1) var<storage, read> cs: array<vec2<f32>>;
 @group(0) @binding(2) var<storage, read> qkv: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> k_cache: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> v_cache: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> k_cache: array<vec2<u32>>;
+@group(0) @binding(5) var<storage, read_write> v_cache: array<vec2<u32>>;
 @group(0) @binding(6) var<storage, read_write> part: array<vec4<f32>>;
 @group(0) @binding(7) var<uniform> params: Params;
 
 var<workgroup> q_s: array<vec4<f32>, MAX_D4>;    // rotated, scaled query
-var<workgroup> k_new: array<vec4<f32>, MAX_D4>;  // rotated new key (the split holding pos only)
-var<workgroup> v_new: array<vec4<f32>, MAX_D4>;  // new value (the split holding pos only)
+var<workgroup> k_new: array<vec4<f32>, MAX_D4>;  // rotated new key, as cached (the split holding pos only)
+var<workgroup> v_new: array<vec4<f32>, MAX_D4>;  // new value, as cached (the split holding pos only)
 var<workgroup> probs: array<f32, WG>;            // exp(s_p - m) of the split's positions (first SPLIT used)
 var<workgroup> red: array<f32, WG>;              // reduction scratch
 var<workgroup> slices: array<vec4<f32>, 256>;    // per (position slice, column) partial outputs (<= max(WG, d/4))
@@ -144,18 +147,18 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     if (holds_new) {
       let k0 = qkv[k_at + ab.x] + bias[k_at + ab.x];
       let k1 = qkv[k_at + ab.y] + bias[k_at + ab.y];
-      k_new[ab.x / 4u][ab.x % 4u] = k0 * r.x - k1 * r.y;
-      k_new[ab.y / 4u][ab.y % 4u] = k1 * r.x + k0 * r.y;
-      v_new[ab.x / 4u][ab.x % 4u] = qkv[v_at + ab.x] + bias[v_at + ab.x];
-      v_new[ab.y / 4u][ab.y % 4u] = qkv[v_at + ab.y] + bias[v_at + ab.y];
+      k_new[ab.x / 4u][ab.x % 4u] = kv_round(k0 * r.x - k1 * r.y);
+      k_new[ab.y / 4u][ab.y % 4u] = kv_round(k1 * r.x + k0 * r.y);
+      v_new[ab.x / 4u][ab.x % 4u] = kv_round(qkv[v_at + ab.x] + bias[v_at + ab.x]);
+      v_new[ab.y / 4u][ab.y % 4u] = kv_round(qkv[v_at + ab.y] + bias[v_at + ab.y]);
     }
   }
   workgroupBarrier();
   let first_row = g * params.capacity;  // cache row of position 0 for this kv head
   if (holds_new && h % group == 0u) {
     for (var i = li; i < d4; i += WG) {
-      k_cache[(first_row + pos) * d4 + i] = k_new[i];
-      v_cache[(first_row + pos) * d4 + i] = v_new[i];
+      k_cache[(first_row + pos) * d4 + i] = kv_pack4(k_new[i]);  // exact: k_new holds f16 values already
+      v_cache[(first_row + pos) * d4 + i] = kv_pack4(v_new[i]);
     }
   }
 
@@ -171,7 +174,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
       }
     } else {
       for (var i = li % TP; i < d4; i += TP) {
-        acc += q_s[i] * k_cache[(first_row + p) * d4 + i];
+        acc += q_s[i] * kv_unpack4(k_cache[(first_row + p) * d4 + i]);
       }
     }
     part_s = dot(acc, vec4<f32>(1.0));
@@ -205,7 +208,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
       let pj = p0 + jj;
       var v = v_new[col];
       if (pj != pos) {
-        v = v_cache[(first_row + pj) * d4 + col];
+        v = kv_unpack4(v_cache[(first_row + pj) * d4 + col]);
       }
       o += probs[jj] * v;
     }

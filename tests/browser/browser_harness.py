@@ -67,11 +67,19 @@ class Harness:
         return "\n".join(self.console[-40:])
 
 
-def reference_engine(package: Path) -> Any:
-    """model_prep's numpy engine over a package (the ground truth)."""
+def reference_engine(package: Path, kv_f16: bool = True) -> Any:
+    """model_prep's numpy engine over a package (the ground truth), with its KV cache rounded as the WebGPU engine's
+    f16 cache (forward.py kv_f16), so the WebGPU engine's greedy ids equal its own; ``kv_f16=False`` for the CPU
+    engine, whose cache is f32."""
     from model_prep.reference import load
 
-    return load(package)
+    return load(package, kv_f16=kv_f16)
+
+
+def kv_f16_for(load: Mapping[str, Any]) -> bool:
+    """Whether the engine that loadEngine options ``load`` start keeps an f16 KV cache: WebGPU (the page's default)
+    does, the CPU engine ("engine": "cpu") keeps f32."""
+    return load.get("engine", "webgpu") != "cpu"
 
 
 def start_server(root: Path, headers: Mapping[str, str] | None = None) -> tuple[http.server.ThreadingHTTPServer, str]:
@@ -92,13 +100,13 @@ def start_server(root: Path, headers: Mapping[str, str] | None = None) -> tuple[
 
 def assert_greedy_matches_reference(harness: Harness, name: str, load: dict[str, Any]) -> dict[str, Any]:
     """Loads package `name` in the page's engine with `load` options and checks its greedy token ids against the
-    reference engine's for the shared chats (tests/chats.py): the prompt ids, then STEPS tokens each. Returns the
-    engine's info."""
+    reference engine's (its KV cache f16 or f32 as the engine's: kv_f16_for) for the shared chats (tests/chats.py):
+    the prompt ids, then STEPS tokens each. Returns the engine's info."""
     from chats import CHATS, STEPS
 
     from model_prep.reference.sampling import Sampler
 
-    ref = reference_engine(harness.site.models[name])
+    ref = reference_engine(harness.site.models[name], kv_f16_for(load))
     info: dict[str, Any] = harness.call("loadEngine", name, load)
     assert info["model"] == ref.name, info
     lengths = []
@@ -116,10 +124,11 @@ def assert_greedy_matches_reference(harness: Harness, name: str, load: dict[str,
 
 def assert_logits_match_reference(harness: Harness, name: str, load: dict[str, Any]) -> None:
     """Loads package `name` (a tiny random model) with `load` options (passTokens 128) and checks its logits against
-    the reference engine's within 1e-3: a prefill, a decode step, and a prompt longer than one prefill pass."""
+    the reference engine's (KV cache as the engine's: kv_f16_for) within 1e-3: a prefill, a decode step, and a prompt
+    longer than one prefill pass."""
     import numpy as np
 
-    ref = reference_engine(harness.site.models[name])
+    ref = reference_engine(harness.site.models[name], kv_f16_for(load))
     harness.call("loadEngine", name, load)
     prompt = ref.prompt_ids([{"role": "user", "content": "The pump bearing runs hot at 78 degrees; what now?"}])
     long = ref.prompt_ids([{"role": "user", "content": "Generator 2 tripped on overcurrent. " * 12}])

@@ -111,7 +111,7 @@ def qk_norm_grid(heads: int, tokens: int) -> tuple[int, int, int]:
 
 
 def rope_grid(tokens: int, num_heads: int, head_dim: int, wg: int) -> tuple[int, int, int]:
-    return grid_1d(math.ceil(tokens * num_heads * head_dim // 2 / wg))
+    return grid_1d(math.ceil(tokens * num_heads * head_dim // 4 / wg))
 
 
 def attention_grid(num_heads: int, tokens: int) -> tuple[int, int, int]:

@@ -13,10 +13,12 @@ import numpy as np
 import numpy.typing as npt
 
 from model_prep import quant
+from model_prep.reference.forward import kv_f16
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
 EPS32 = float(np.finfo(np.float32).eps)  # 2^-23
+U32 = npt.NDArray[np.uint32]
 
 
 @dataclass(frozen=True)
@@ -86,3 +88,27 @@ def dense_tolerance(w: npt.NDArray[np.float64], x: npt.NDArray[np.float64]) -> n
     dot_tolerance for quantized ones."""
     norm = np.sqrt(x ** 2 @ (w ** 2).T)
     return 2.0 * EPS32 * np.sqrt(w.shape[1]) * norm + 1e-30
+
+
+def kv_words(x: npt.NDArray[np.floating[Any]]) -> U32:
+    """[..., d] values -> [..., d / 2] the KV cache's words (webgpu_shaders/kv_f16.wgsl): each value rounded as
+    forward.py kv_f16, as f16 bits, two a word, the even element in the low half."""
+    return np.ascontiguousarray(kv_f16(np.asarray(x, np.float32)).astype(np.float16)).view(np.uint32)
+
+
+def kv_values(words: U32) -> F32:
+    """The KV cache's words [..., n] back as f32 values [..., 2 n] (kv_words' inverse on rounded values)."""
+    return np.ascontiguousarray(words, np.uint32).view(np.float16).astype(np.float32)
+
+
+def assert_kv_rounds(got: F32, want: F64, tol: F64 | float, what: str) -> None:
+    """``got`` (values read back from the KV cache) is kv_f16 of f32 values within ``tol`` of ``want``: rounding is
+    monotone, so got lies between the roundings of want - tol and want + tol; exact where tol is 0."""
+    lo = kv_f16(np.asarray(want - tol, np.float32))
+    hi = kv_f16(np.asarray(want + tol, np.float32))
+    bad = (got < lo) | (got > hi) | (got != kv_f16(got))
+    if np.any(bad):
+        i = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        raise AssertionError(f"{what}: {int(bad.sum())} of {bad.size} elements off; first at {i}: got {got[i]!r}, "
+                             f"want the f16 of {want[i]!r} +- {float(np.broadcast_to(tol, bad.shape)[i]):.3g} "
+                             f"({lo[i]!r} .. {hi[i]!r})")

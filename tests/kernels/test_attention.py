@@ -1,13 +1,15 @@
-"""attention.wgsl: causal grouped-query attention over the KV cache, decode (T = 1) and prefill (T > 1)."""
+"""attention.wgsl: causal grouped-query attention over the (f16) KV cache, decode (T = 1) and prefill (T > 1)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from model_prep.reference.forward import kv_f16
+
 from .gpu import Gpu
 from .kernels import attention_grid, params, tuning
-from .reference import EPS32, F64, assert_close
+from .reference import EPS32, F64, assert_close, kv_words
 
 SHADER = "attention.wgsl"
 WG = tuning(SHADER)["WG"]  # as the engine compiles it (webgpu_shaders/kernels.json)
@@ -45,13 +47,14 @@ def test_attention(gpu: Gpu, rng: np.random.Generator, heads: int, kv_heads: int
     scale = 1.0 / np.sqrt(d)
     q = (rng.standard_normal((tokens, heads, d)) * 2.0).astype(np.float32)
     # the whole cache is filled: keys past a token's position must be ignored, not merely be zero
-    k_cache = (rng.standard_normal((kv_heads, capacity, d)) * 2.0).astype(np.float32)
-    v_cache = rng.standard_normal((kv_heads, capacity, d)).astype(np.float32)
+    # (values an f16 cache holds: kv_f16.wgsl; the kernel reads its words, the reference their values)
+    k_cache = kv_f16((rng.standard_normal((kv_heads, capacity, d)) * 2.0).astype(np.float32))
+    v_cache = kv_f16(rng.standard_normal((kv_heads, capacity, d)).astype(np.float32))
     out = gpu.zeros(q.nbytes)
     p = gpu.uniform(params(SHADER, num_heads=heads, num_kv_heads=kv_heads, head_dim=d, capacity=capacity,
                            scale=scale))
     gpu.run(gpu.pipeline(SHADER, "main", {"WG": wg}),
-            [gpu.storage(pos), gpu.storage(q), gpu.storage(k_cache), gpu.storage(v_cache), out, p],
+            [gpu.storage(pos), gpu.storage(q), gpu.storage(kv_words(k_cache)), gpu.storage(kv_words(v_cache)), out, p],
             attention_grid(heads, tokens))
     want, smax = attention_ref(q.astype(np.float64), k_cache.astype(np.float64), v_cache.astype(np.float64), pos,
                                scale)

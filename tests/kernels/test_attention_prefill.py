@@ -1,10 +1,12 @@
 """attention_prefill.wgsl: causal grouped-query attention of a prefill pass, blocks of queries against blocks of the
-KV cache (online softmax), against numpy."""
+(f16) KV cache (online softmax), against numpy."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from model_prep.reference.forward import kv_f16
 
 from .gpu import Gpu
 from .kernels import (
@@ -14,7 +16,7 @@ from .kernels import (
     params,
     tuning,
 )
-from .reference import EPS32, assert_close
+from .reference import EPS32, assert_close, kv_words
 from .test_attention import attention_ref
 
 SHADER = "attention_prefill.wgsl"
@@ -27,8 +29,9 @@ def run_prefill(gpu: Gpu, q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarra
                 bq: int, bk: int, split: int, max_splits: int, window: int = 0,
                 out_init: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """attention_prefill.wgsl over the pass's splits, then attention_prefill_combine.wgsl when it takes several, as
-    ops.js PrefillOps.attend dispatches them; the part buffer starts as NaN (nothing stale may be read). Returns the
-    output buffer's values (out_init's length) and the pass's splits."""
+    ops.js PrefillOps.attend dispatches them; the part buffer starts as NaN (nothing stale may be read). k_cache and
+    v_cache: [kv_heads, capacity, d] values, stored as the f16 cache's words (rounded: pass kv_f16 values to compare
+    against them). Returns the output buffer's values (out_init's length) and the pass's splits."""
     tokens, heads, d = q.shape
     kv_heads, capacity, _ = k_cache.shape
     splits = attention_prefill_splits(int(pos[-1]) + 1, split, max_splits)
@@ -38,7 +41,7 @@ def run_prefill(gpu: Gpu, q: np.ndarray, k_cache: np.ndarray, v_cache: np.ndarra
     p = gpu.uniform(params(SHADER, num_heads=heads, num_kv_heads=kv_heads, head_dim=d, capacity=capacity,
                            tokens=tokens, splits=max_splits, scale=scale))
     gpu.run(gpu.pipeline(SHADER, "main", {"BQ": bq, "BK": bk, "SPLIT": split, "WINDOW": window}),
-            [positions, gpu.storage(q), gpu.storage(k_cache), gpu.storage(v_cache), out, part, p],
+            [positions, gpu.storage(q), gpu.storage(kv_words(k_cache)), gpu.storage(kv_words(v_cache)), out, part, p],
             attention_prefill_grid(heads, tokens, bq, splits))
     if splits > 1:
         pc = gpu.uniform(params(COMBINE, num_heads=heads, head_dim=d, tokens=tokens, splits=max_splits,
@@ -69,8 +72,8 @@ def test_attention_prefill(gpu: Gpu, rng: np.random.Generator, heads: int, kv_he
     scale = 1.0 / np.sqrt(d)
     q = (rng.standard_normal((tokens, heads, d)) * 2.0).astype(np.float32)
     # the whole cache is filled: keys past a token's position must be ignored, not merely be zero
-    k_cache = (rng.standard_normal((kv_heads, capacity, d)) * 2.0).astype(np.float32)
-    v_cache = rng.standard_normal((kv_heads, capacity, d)).astype(np.float32)
+    k_cache = kv_f16((rng.standard_normal((kv_heads, capacity, d)) * 2.0).astype(np.float32))  # as an f16 cache holds
+    v_cache = kv_f16(rng.standard_normal((kv_heads, capacity, d)).astype(np.float32))
     sentinel = np.full(tokens * heads * d + 64, -7.25, np.float32)
     got, splits = run_prefill(gpu, q, k_cache, v_cache, pos, scale, bq, bk, split, max_splits, out_init=sentinel)
     assert splits == want_splits

@@ -1,10 +1,12 @@
 """attention_split.wgsl + attention_combine.wgsl: decode attention spread over splits of the cache, then merged;
-with the new token's bias, RoPE and KV-cache write folded in."""
+with the new token's bias, RoPE and KV-cache write (f16, kv_f16.wgsl) folded in."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from model_prep.reference.forward import kv_f16
 
 from .gpu import Gpu
 from .kernels import (
@@ -15,7 +17,7 @@ from .kernels import (
     params,
     tuning,
 )
-from .reference import EPS32, assert_close
+from .reference import EPS32, assert_close, assert_kv_rounds, kv_values, kv_words
 from .test_attention import attention_ref
 from .test_rope_table import rope_ref, table
 
@@ -53,14 +55,15 @@ def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_head
     cs = table(capacity, d, 10000.0)
     qkv = (rng.standard_normal(n_all * d) * 2.0).astype(np.float32)
     bias = (rng.standard_normal(n_all * d) * 0.5).astype(np.float32)
-    # the cache holds earlier tokens below pos (rotated keys) and junk from elsewhere above: never read
-    k_cache = (rng.standard_normal((kv_heads, capacity, d)) * 2.0).astype(np.float32)
-    v_cache = rng.standard_normal((kv_heads, capacity, d)).astype(np.float32)
+    # the cache holds earlier tokens below pos (rotated keys) and junk from elsewhere above: never read; as f16
+    k_cache = kv_f16((rng.standard_normal((kv_heads, capacity, d)) * 2.0).astype(np.float32))
+    v_cache = kv_f16(rng.standard_normal((kv_heads, capacity, d)).astype(np.float32))
     k_cache[:, pos:] = SENTINEL
     v_cache[:, pos:] = SENTINEL
     splits = attention_splits(capacity, split)
     part = gpu.zeros(4 * heads * splits * (d + 4))
-    k_buf, v_buf = gpu.storage(k_cache), gpu.storage(v_cache)
+    k_words, v_words = kv_words(k_cache), kv_words(v_cache)  # u32[kv_heads, capacity, d / 2]
+    k_buf, v_buf = gpu.storage(k_words), gpu.storage(v_words)
     positions = gpu.storage(np.array([pos], np.uint32))
     p = gpu.uniform(params(SPLIT, num_heads=heads, num_kv_heads=kv_heads, head_dim=d, capacity=capacity,
                            splits=splits, scale=scale))
@@ -81,18 +84,21 @@ def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_head
     at = np.array([pos])
     k_rot = rope_ref(k, cs, at, half)[0]
     q_rot = rope_ref(q, cs, at, half)
-    got_k = gpu.read(k_buf).reshape(k_cache.shape)
-    got_v = gpu.read(v_buf).reshape(v_cache.shape)
-    assert_close(got_k[:, pos], k_rot, 4 * EPS32 * np.abs(k).max(axis=-1)[0][:, None], "k cache at pos")
-    np.testing.assert_array_equal(got_v[:, pos], v)
-    np.testing.assert_array_equal(got_k[:, :pos], k_cache[:, :pos])  # nothing else written
-    np.testing.assert_array_equal(got_k[:, pos + 1:], k_cache[:, pos + 1:])
-    np.testing.assert_array_equal(got_v[:, pos + 1:], v_cache[:, pos + 1:])
+    got_k = gpu.read(k_buf, np.uint32).reshape(k_words.shape)
+    got_v = gpu.read(v_buf, np.uint32).reshape(v_words.shape)
+    # the new key: the f16 of its f32 rotation (within a few eps of it); the new value: exactly kv_f16(v)
+    k_new = kv_values(got_k[:, pos])
+    assert_kv_rounds(k_new, k_rot, 4 * EPS32 * np.abs(k).max(axis=-1)[0][:, None], "k cache at pos")
+    np.testing.assert_array_equal(got_v[:, pos], kv_words(v))
+    np.testing.assert_array_equal(got_k[:, :pos], k_words[:, :pos])  # nothing else written
+    np.testing.assert_array_equal(got_k[:, pos + 1:], k_words[:, pos + 1:])
+    np.testing.assert_array_equal(got_v[:, pos + 1:], v_words[:, pos + 1:])
 
+    # the kernel attends to the new key and value as cached (so a later step, reading them back, agrees)
     full_k = k_cache.astype(np.float64)
     full_v = v_cache.astype(np.float64)
-    full_k[:, pos] = k_rot
-    full_v[:, pos] = v
+    full_k[:, pos] = k_new
+    full_v[:, pos] = kv_f16(v)
     want, smax = attention_ref(q_rot, full_k, full_v, at, scale)
     # as test_attention.py (scores f32 dots of d terms, exp, sums of n = pos + 1 values), plus the rotation's
     # rounding (a few eps of |q| |k|) and the merge of the splits (a few more roundings per value)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from model_prep import kquants, quant
+from model_prep.reference.forward import kv_f16
 
 from .gpu import Gpu
 from .kernels import (
@@ -26,7 +27,18 @@ from .kernels import (
     rmsnorm_grid,
     tuning,
 )
-from .reference import EPS32, F64, assert_close, dense_tolerance, dot_tolerance, random_qtensor, rmsnorm
+from .reference import (
+    EPS32,
+    F64,
+    assert_close,
+    assert_kv_rounds,
+    dense_tolerance,
+    dot_tolerance,
+    kv_values,
+    kv_words,
+    random_qtensor,
+    rmsnorm,
+)
 from .test_attention_prefill import run_prefill
 from .test_kquants import planes, random_ktensor
 from .test_rope_table import rope_ref, table
@@ -68,13 +80,13 @@ def test_attention_window(gpu: Gpu, rng: np.random.Generator, d: int, positions:
     pos = np.array(positions, np.uint32)
     scale = 0.0625  # gemma3: query_pre_attn_scalar ** -0.5, not 1 / sqrt(d)
     q = (rng.standard_normal((len(pos), heads, d)) * 2.0).astype(np.float32)
-    k_cache = (rng.standard_normal((kv_heads, capacity, d)) * 2.0).astype(np.float32)
-    v_cache = rng.standard_normal((kv_heads, capacity, d)).astype(np.float32)
+    k_cache = kv_f16((rng.standard_normal((kv_heads, capacity, d)) * 2.0).astype(np.float32))  # as an f16 cache holds
+    v_cache = kv_f16(rng.standard_normal((kv_heads, capacity, d)).astype(np.float32))
     out = gpu.zeros(q.nbytes)
     p = gpu.uniform(params("attention.wgsl", num_heads=heads, num_kv_heads=kv_heads, head_dim=d, capacity=capacity,
                            scale=scale))
     gpu.run(gpu.pipeline("attention.wgsl", "main", {"WG": wg, "WINDOW": window}),
-            [gpu.storage(pos), gpu.storage(q), gpu.storage(k_cache), gpu.storage(v_cache), out, p],
+            [gpu.storage(pos), gpu.storage(q), gpu.storage(kv_words(k_cache)), gpu.storage(kv_words(v_cache)), out, p],
             attention_grid(heads, len(pos)))
     want, smax = windowed_ref(q.astype(np.float64), k_cache.astype(np.float64), v_cache.astype(np.float64), pos,
                               scale, window)
@@ -96,8 +108,8 @@ def test_attention_prefill_window(gpu: Gpu, rng: np.random.Generator, d: int, st
     pos = np.arange(start, start + tokens, dtype=np.uint32)
     scale = 1.0 / np.sqrt(d)
     q = (rng.standard_normal((tokens, heads, d)) * 2.0).astype(np.float32)
-    k_cache = (rng.standard_normal((kv_heads, capacity, d)) * 2.0).astype(np.float32)
-    v_cache = rng.standard_normal((kv_heads, capacity, d)).astype(np.float32)
+    k_cache = kv_f16((rng.standard_normal((kv_heads, capacity, d)) * 2.0).astype(np.float32))  # as an f16 cache holds
+    v_cache = kv_f16(rng.standard_normal((kv_heads, capacity, d)).astype(np.float32))
     got, splits = run_prefill(gpu, q, k_cache, v_cache, pos, scale, bq, bk, split, 16, window)
     want, smax = windowed_ref(q.astype(np.float64), k_cache.astype(np.float64), v_cache.astype(np.float64), pos,
                               scale, window)
@@ -120,16 +132,17 @@ def test_attention_split_window(gpu: Gpu, rng: np.random.Generator, d: int, pos:
     cs = table(capacity, d, 10000.0)
     qkv = (rng.standard_normal(n_all * d) * 2.0).astype(np.float32)
     bias = np.zeros(n_all * d, np.float32)
-    k_cache = (rng.standard_normal((kv_heads, capacity, d)) * 2.0).astype(np.float32)
-    v_cache = rng.standard_normal((kv_heads, capacity, d)).astype(np.float32)
+    k_cache = kv_f16((rng.standard_normal((kv_heads, capacity, d)) * 2.0).astype(np.float32))  # as an f16 cache holds
+    v_cache = kv_f16(rng.standard_normal((kv_heads, capacity, d)).astype(np.float32))
+    k_buf = gpu.storage(kv_words(k_cache))
     splits = attention_splits(capacity, split)
     part = gpu.storage(np.full(heads * splits * (d + 4), np.nan, np.float32))  # stale parts must not be read
     positions = gpu.storage(np.array([pos], np.uint32))
     p = gpu.uniform(params("attention_split.wgsl", num_heads=heads, num_kv_heads=kv_heads, head_dim=d,
                            capacity=capacity, splits=splits, scale=scale))
     gpu.run(gpu.pipeline("attention_split.wgsl", "main", {"WG": wg, "SPLIT": split, "HALF": half, "WINDOW": window}),
-            [positions, gpu.storage(cs), gpu.storage(qkv), gpu.storage(bias), gpu.storage(k_cache),
-             gpu.storage(v_cache), part, p], attention_split_grid(heads, capacity, split))
+            [positions, gpu.storage(cs), gpu.storage(qkv), gpu.storage(bias), k_buf, gpu.storage(kv_words(v_cache)),
+             part, p], attention_split_grid(heads, capacity, split))
     out = gpu.zeros(4 * heads * d)
     combine_wg = tuning("attention_combine.wgsl")["WG"]
     pc = gpu.uniform(params("attention_combine.wgsl", num_heads=heads, head_dim=d, capacity=capacity, splits=splits,
@@ -139,10 +152,13 @@ def test_attention_split_window(gpu: Gpu, rng: np.random.Generator, d: int, pos:
     q = qkv[: heads * d].reshape(1, heads, d)
     k = qkv[heads * d: (heads + kv_heads) * d].reshape(1, kv_heads, d)
     at = np.array([pos])
+    # the new key as the kernel cached it (and attended to it): the f16 of its f32 rotation; the value: exactly
+    got_k = kv_values(gpu.read(k_buf, np.uint32).reshape(kv_heads, capacity, d // 2))[:, pos]
+    assert_kv_rounds(got_k, rope_ref(k, cs, at, half)[0], 4 * EPS32 * np.abs(k).max(), "k cache at pos")
     full_k = k_cache.astype(np.float64)
     full_v = v_cache.astype(np.float64)
-    full_k[:, pos] = rope_ref(k, cs, at, half)[0]
-    full_v[:, pos] = qkv[(heads + kv_heads) * d:].reshape(kv_heads, d)
+    full_k[:, pos] = got_k
+    full_v[:, pos] = kv_f16(qkv[(heads + kv_heads) * d:].reshape(kv_heads, d))
     want, smax = windowed_ref(rope_ref(q, cs, at, half), full_k, full_v, at, scale, window)
     tol = attention_tol(smax, d, float(np.abs(full_v).max()), float(window), 8.0 * EPS32 * splits)
     assert_close(gpu.read(out).reshape(1, heads, d), want, tol, f"split d={d} window {window} at {pos}")

@@ -1,14 +1,17 @@
-"""rope_table.wgsl: RoPE from a host (cos, sin) table, as reference/forward.py RunState builds it; both layouts."""
+"""rope_table.wgsl: RoPE from a host (cos, sin) table, as reference/forward.py RunState builds it; both layouts; the
+new keys and values into the f16 KV cache (kv_f16.wgsl), rounded as forward.py kv_f16."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from model_prep.reference.forward import kv_f16
+
 from .gpu import Gpu
 from .kernels import PARAMS as LAYOUTS
 from .kernels import rope_grid, tuning
-from .reference import EPS32, assert_close
+from .reference import EPS32, assert_close, assert_kv_rounds, kv_values, kv_words
 
 SHADER = "rope_table.wgsl"
 SENTINEL = -7.25
@@ -55,7 +58,7 @@ def test_rope_table(gpu: Gpu, rng: np.random.Generator, half: bool, heads: int, 
     k = rng.standard_normal((tokens, kv_heads, d)).astype(np.float32)
     v = rng.standard_normal((tokens, kv_heads, d)).astype(np.float32)
     q_buf = gpu.storage(q)
-    cache = np.full((kv_heads, capacity, d), SENTINEL, np.float32)
+    cache = kv_words(np.full((kv_heads, capacity, d), SENTINEL, np.float32))  # u32[kv_heads, capacity, d / 2]
     k_cache, v_cache = gpu.storage(cache), gpu.storage(cache)
     p = gpu.uniform(PARAMS.pack(tokens=tokens, num_heads=heads, num_kv_heads=kv_heads, head_dim=d, capacity=capacity))
     gpu.run(gpu.pipeline(SHADER, "main", {**ENGINE, "HALF": half}),
@@ -64,11 +67,13 @@ def test_rope_table(gpu: Gpu, rng: np.random.Generator, half: bool, heads: int, 
     # two products and a sum in f32 (fused or not): a few eps of the pair's magnitude
     tol_q = 4 * EPS32 * np.abs(q).max(axis=-1, keepdims=True)
     assert_close(gpu.read(q_buf).reshape(q.shape), rope_ref(q, cs, pos, half), tol_q, "q")
-    got_k = gpu.read(k_cache).reshape(cache.shape)
-    got_v = gpu.read(v_cache).reshape(cache.shape)
+    got_k = gpu.read(k_cache, np.uint32).reshape(cache.shape)
+    got_v = gpu.read(v_cache, np.uint32).reshape(cache.shape)
+    # the keys: the f16 rounding of the f32 rotation (within its few eps); the values: exactly kv_f16(v)
     tol_k = 4 * EPS32 * np.abs(k).max(axis=-1, keepdims=True)
-    assert_close(got_k[:, pos].transpose(1, 0, 2), rope_ref(k, cs, pos, half), tol_k, "k cache")
-    np.testing.assert_array_equal(got_v[:, pos].transpose(1, 0, 2), v)
+    assert_kv_rounds(kv_values(got_k[:, pos]).transpose(1, 0, 2), rope_ref(k, cs, pos, half), tol_k, "k cache")
+    np.testing.assert_array_equal(got_v[:, pos].transpose(1, 0, 2), kv_words(v))
+    np.testing.assert_array_equal(kv_values(got_v[:, pos]).transpose(1, 0, 2), kv_f16(v))
     untouched = np.ones(capacity, bool)
     untouched[pos] = False
-    assert np.all(got_k[:, untouched] == SENTINEL) and np.all(got_v[:, untouched] == SENTINEL)
+    assert np.all(got_k[:, untouched] == cache[:, untouched]) and np.all(got_v[:, untouched] == cache[:, untouched])

@@ -46,8 +46,8 @@ export const rmsnormGrid = (tokens) => [tokens, 1, 1];
 /** qk_norm.wgsl: one workgroup per (head, token). @param {number} heads @param {number} tokens @returns {Grid} */
 export const qkNormGrid = (heads, tokens) => [heads, tokens, 1];
 
-/** rope_table.wgsl: one thread per (token, query head, pair). @param {number} tokens @param {number} heads @param {number} headDim @param {number} wg @returns {Grid} */
-export const ropeGrid = (tokens, heads, headDim, wg) => grid1d(Math.ceil((tokens * heads * headDim) / 2 / wg));
+/** rope_table.wgsl: one thread per (token, query head, two pairs). @param {number} tokens @param {number} heads @param {number} headDim @param {number} wg @returns {Grid} */
+export const ropeGrid = (tokens, heads, headDim, wg) => grid1d(Math.ceil((tokens * heads * headDim) / 4 / wg));
 
 /** attention.wgsl: one workgroup per (query head, token). @param {number} heads @param {number} tokens @returns {Grid} */
 export const attentionGrid = (heads, tokens) => [heads, tokens, 1];

@@ -18,7 +18,7 @@ import { DecodeOps, PrefillOps } from './ops.js';
 import { fetchManifest } from './package.js';
 import { CPU_TUNING, Pipelines, tuningFor } from './pipelines.js';
 import { DEFAULT_PASS_TOKENS, contextFor, requirements, unsupported } from './probe.js';
-import { KV_SLOT_POSITIONS, allocRunState, destroyRunState, writeRopeTable } from './state.js';
+import { KV_BYTES, KV_SLOT_POSITIONS, allocRunState, destroyRunState, writeRopeTable } from './state.js';
 import { loadWeights, stackRows, vectorBinding } from './weights.js';
 
 /** argmax.wgsl's output: u32 token id, f32 logprob. */
@@ -327,10 +327,10 @@ export class Model {
     /**
      * KV positions each of two slots holds aside (kv-session.js keeps a conversation there): at most
      * KV_SLOT_POSITIONS, and what one buffer may hold. The slots' buffers (each [layers, 2 (k, v), KV, positions, D]
-     * f32) are made on the first save; 0 once that failed (no slots then).
+     * f16, as the cache: KV_BYTES a value) are made on the first save; 0 once that failed (no slots then).
      */
     const c = this.config;
-    const perPosition = 4 * c.num_layers * 2 * c.num_kv_heads * c.head_dim;
+    const perPosition = KV_BYTES * c.num_layers * 2 * c.num_kv_heads * c.head_dim;
     this.kvSlotPositions = Math.min(this.context, KV_SLOT_POSITIONS,
       Math.floor((this.device.limits?.maxBufferSize ?? 2 ** 28) / perPosition));
     /** @type {GPUBuffer[] | null} */
@@ -372,7 +372,7 @@ export class Model {
     const P = this.kvSlotPositions, S = this.context, D = c.head_dim, KV = c.num_kv_heads;
     if (!this.kvSlots) {
       device.pushErrorScope('out-of-memory');
-      const bytes = 4 * c.num_layers * 2 * KV * P * D;
+      const bytes = KV_BYTES * c.num_layers * 2 * KV * P * D;
       const slots = [0, 1].map((i) => device.createBuffer({ label: `kv_slot.${i}`, size: bytes,
         usage: USAGE.COPY_SRC | USAGE.COPY_DST }));
       const error = await device.popErrorScope();
@@ -388,9 +388,10 @@ export class Model {
     for (let l = 0; l < c.num_layers; l++) {
       [s.kCache[l], s.vCache[l]].forEach((cache, kv) => {
         for (let h = 0; h < KV; h++) {
-          const at = 4 * h * S * D, atKept = 4 * (((l * 2 + kv) * KV + h) * P) * D;
-          if (save) enc.copyBufferToBuffer(cache, at, kept, atKept, 4 * n * D);
-          else enc.copyBufferToBuffer(kept, atKept, cache, at, 4 * n * D);
+          // offsets and sizes in whole u32 words (copies need multiples of 4 bytes): D is a multiple of 4
+          const at = KV_BYTES * h * S * D, atKept = KV_BYTES * (((l * 2 + kv) * KV + h) * P) * D;
+          if (save) enc.copyBufferToBuffer(cache, at, kept, atKept, KV_BYTES * n * D);
+          else enc.copyBufferToBuffer(kept, atKept, cache, at, KV_BYTES * n * D);
         }
       });
     }

@@ -136,8 +136,8 @@ class Ops {
    * @param {GPUBuffer} q          f32[T, H, D]
    * @param {GPUBuffer} k          f32[T, KV, D]
    * @param {GPUBuffer} v          f32[T, KV, D]
-   * @param {GPUBuffer} kCache     f32[KV, S, D]
-   * @param {GPUBuffer} vCache     f32[KV, S, D]
+   * @param {GPUBuffer} kCache     u32[KV, S, D/2]  f16 pairs (kv_f16.wgsl)
+   * @param {GPUBuffer} vCache     u32[KV, S, D/2]
    * @param {string} label
    */
   rope(positions, table, q, k, v, kCache, vCache, label) { // table: the layer's (sliding or full)
@@ -155,8 +155,8 @@ class Ops {
    * Causal GQA over the cache: out[t, h] = softmax(q[t, h] . K[0..pos_t] / sqrt(D)) V.
    * @param {GPUBuffer} positions u32[T]
    * @param {GPUBuffer} q         f32[T, H, D]
-   * @param {GPUBuffer} kCache    f32[KV, S, D]
-   * @param {GPUBuffer} vCache    f32[KV, S, D]
+   * @param {GPUBuffer} kCache    u32[KV, S, D/2]  f16 pairs (kv_f16.wgsl)
+   * @param {GPUBuffer} vCache    u32[KV, S, D/2]
    * @param {GPUBuffer} out       f32[T, H, D]
    * @param {string} label
    * @param {number} [window]     sliding window of the layer (keys pos - window + 1 .. pos), 0 = none

@@ -15,6 +15,10 @@ import { ropeInvFreq, ropeScale } from './rope.js';
  * a long system prompt with a schema. */
 export const KV_SLOT_POSITIONS = 1024;
 
+/** Bytes per cached key or value: the K and V caches (and the KV slots) hold f16, two per u32
+ * (webgpu_shaders/kv_f16.wgsl), half of f32's bytes. */
+export const KV_BYTES = 2;
+
 /** @typedef {import('./pipelines.js').Tuning} Tuning */
 
 /**
@@ -61,8 +65,9 @@ export function runStateSizes(c, S, P, tuning) {
     ropeTable: 4 * S * D, //                     f32[S, D/2, 2]      (cos, sin) of pos * theta^(-2i/D), set at load
     // f32[S, D/2, 2] the "sliding" layers' table (gemma3's rope_theta_sliding); without one, ropeTable serves them
     ropeTableSliding: c.rope_theta_sliding ? 4 * S * D : 0,
-    kCacheLayer: 4 * KV * S * D, //              f32[KV, S, D]       keys of one layer, rotated (x num_layers)
-    vCacheLayer: 4 * KV * S * D, //              f32[KV, S, D]       values of one layer (x num_layers)
+    kCacheLayer: KV_BYTES * KV * S * D, //       u32[KV, S, D/2]     keys of one layer, rotated, f16 pairs
+    //                                                                 (webgpu_shaders/kv_f16.wgsl) (x num_layers)
+    vCacheLayer: KV_BYTES * KV * S * D, //       u32[KV, S, D/2]     values of one layer, f16 pairs (x num_layers)
     qkvBiasLayer: 4 * (H + 2 * KV) * D, //       f32[H+2KV, D]       q, k, v biases of one layer (x num_layers;
     //                                                                 zeros without biases), as qkv
   };
