@@ -191,7 +191,7 @@ def make_plan(ckpt: Checkpoint, opts: Options) -> Plan:
                 for (_t, chunk), planes in zip(parts, shapes, strict=True):
                     chunk.planes[planes[j].name] = (offset, planes[j].nbytes)
                     shard.size = offset + planes[j].nbytes
-                    offset = shard.size if len(group) > 1 else fmt.align(shard.size)
+                    offset = shard.size  # the group's next plane j follows at once (_qkv_stacks: no padding due)
                 offset = fmt.align(shard.size)
             for t, chunk in parts:
                 chunk.file = shard.file

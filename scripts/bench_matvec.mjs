@@ -150,6 +150,9 @@ function tuningNamed(name) {
   const kq = { TX, TY, R };
   return { ...base, matvec: t, matvecLong: { minCols: Infinity, ...t }, matvecKq: kq, matvecKqLong: { minCols: Infinity, ...kq } };
 }
+// one Pipelines (and its cache of compiled pipelines) per tuning, shared by every shape and storage
+const pipelinesByTuning = new Map(args.tunings.split(',').map((name) => [name,
+  new Pipelines(device, modules, /** @type {any} */ (tuningNamed(name)))]));
 const stream = await streamReadBandwidth(device);
 console.log(`streaming read of 1 GiB: ${(stream / 1e9).toFixed(0)} GB/s (the bound)`);
 const result = /** @type {Record<string, any>} */ ({ adapter: info.description || info.device, stream_read_GBps: stream / 1e9, matvec: [] });
@@ -165,8 +168,7 @@ function buffer(data) {
 
 for (const shape of args.shapes.split(',')) {
   const [rows, cols] = shape.split('x').map(Number);
-  for (const storage of args.storages.split(',')) for (const tuningName of args.tunings.split(',')) {
-    const pipelines = new Pipelines(device, modules, /** @type {any} */ (tuningNamed(tuningName)));
+  for (const storage of args.storages.split(',')) for (const [tuningName, pipelines] of pipelinesByTuning) {
     const planes = randomPlanes(storage, rows, cols);
     const weightBytes = planes.reduce((s, p) => s + p.byteLength, 0);
     const bytes = weightBytes + 4 * cols + 4 * rows;
