@@ -1,12 +1,14 @@
-// attention_split.wgsl: decode attention, first half ("flash decoding"): each workgroup takes one query head and one
-// split of SPLIT cache positions, so a step spreads over num_heads * ceil(positions / SPLIT) workgroups instead of
-// num_heads. attention_combine.wgsl merges the splits. It also does what bias.wgsl and rope_table.wgsl do for
-// prefill, for the one new token, so decode needs neither dispatch.
+// attention_split.wgsl: decode attention, first half ("flash decoding"): each workgroup takes GROUP query heads of
+// one kv head and one split of SPLIT cache positions, so a step spreads over (num_heads / GROUP) * ceil(positions /
+// SPLIT) workgroups, and each key and value a workgroup reads serves all GROUP heads (GQA: Qwen2.5-3B's 16 query
+// heads share 2 kv heads, so GROUP = 8 reads the cache once per kv head instead of once per query head).
+// attention_combine.wgsl merges the splits. It also does what bias.wgsl and rope_table.wgsl do for prefill, for the
+// one new token, so decode needs neither dispatch.
 //
 // For the token at position pos = positions[0], query head h, kv head g = h / (num_heads / num_kv_heads),
 // x_b = qkv[x] + bias[x] (qwen2's biases; zeros for llama) and rope() as rope_table.wgsl (HALF picks the layout):
 //   q     = rope(q_b[h]) * scale;   k_new = rope(k_b[g]);   v_new = v_b[g]
-//   k_cache[g, pos] = k_new, v_cache[g, pos] = v_new      (written by the first query head of each group)
+//   k_cache[g, pos] = k_new, v_cache[g, pos] = v_new      (written by the workgroup holding g's first query head)
 //   for split c (positions p in c*SPLIT .. min((c+1)*SPLIT, pos+1) - 1), keys K[p] = k_cache[g, p] (k_new at p = pos):
 //     s_p = dot(q, K[p]);  m = max_p s_p;  l = sum_p exp(s_p - m);  o = sum_p exp(s_p - m) V[p]
 //   part_o[h, c, :] = o,  part_ml[h, c] = (m, l, 0, 0)
@@ -16,7 +18,7 @@
 // The cache holds f16 two per u32 (kv_f16.wgsl); k_new and v_new are rounded as stored (kv_round) before they score
 // or weigh anything, so position pos counts exactly what the cache will give back later. Sums are f32.
 //
-// Bindings, in order (element counts; d = head_dim, N = num_heads + 2 * num_kv_heads, S = splits):
+// Bindings, in order (element counts; d = head_dim = 4 * D4, N = num_heads + 2 * num_kv_heads, S = splits):
 //   0 positions u32[1]                       position of the token (< capacity)
 //   1 cs        vec2<f32>[capacity * d / 2]  (cos, sin) of pos * theta^(-2i/d), [position, pair] (rope_table.wgsl)
 //   2 qkv       f32[N * d]                   the token's q [H, d], k [KV, d], v [KV, d] projections, one after another
@@ -27,27 +29,30 @@
 //   6 part      vec4<f32>[num_heads * S * (d / 4 + 1)]  partial outputs o [H, S, d/4] then (m, l, 0, 0) [H, S]
 //   7 params    Params
 //
-// Dispatch: (num_heads, S) workgroups of WG threads, S = ceil(capacity / SPLIT). TP = WG / SPLIT threads score each
-// position (thread j: position c*SPLIT + j / TP, vec4s j % TP, j % TP + TP, ... of the dot product), so each
-// thread's chain of dependent loads is d / 4 / TP long; maximum and sum come from tree reductions; then the output
-// dims split into d/4 vec4 columns, and the WG threads take (column, position slice) pairs: with d/4 < WG,
-// WG / (d/4) threads share a column over interleaved positions and meet in workgroup memory. Needs d % 4 == 0,
-// d <= 256, WG and SPLIT powers of two, SPLIT <= WG <= 256.
+// Dispatch: (num_heads / GROUP, S) workgroups of WG = GROUP * SPLIT * TP threads, S = ceil(capacity / SPLIT)
+// (grids.js attentionSplitShape picks GROUP, SPLIT, TP). Scoring: TP threads per (head, position) pair (thread li:
+// pair li / TP = head * SPLIT + position, vec4s li % TP, li % TP + TP, ... of the dot product); each head's maximum
+// and sum come from tree reductions over its SPLIT pairs. Then the GROUP * D4 (head, vec4 column) pairs, times
+// max(1, WG / (GROUP * D4)) slices of the positions, spread over the threads and meet in workgroup memory. Needs
+// GROUP to divide num_heads / num_kv_heads, SPLIT a power of two, GROUP * D4 <= 256, D4 <= 64.
 
-override WG: u32 = 64u;       // threads per workgroup
+override GROUP: u32 = 1u;     // query heads per workgroup, all of one kv head
 override SPLIT: u32 = 32u;    // cache positions per split (per workgroup)
-override TP: u32 = WG / SPLIT;  // threads per position while scoring
+override TP: u32 = 2u;        // threads per (head, position) pair while scoring
+override D4: u32 = 16u;       // head_dim / 4 (sizes the workgroup arrays)
+override WG: u32 = GROUP * SPLIT * TP;  // threads per workgroup (not set by the host)
 override HALF: bool = false;  // RoPE pair layout: false = interleaved (2i, 2i+1), true = half (i, i + d/2)
 override WINDOW: u32 = 0u;    // sliding window (gemma3's sliding layers): keys pos - WINDOW + 1 .. pos only; 0: all
 
-const MAX_HEAD_DIM: u32 = 256u;
-const MAX_D4: u32 = MAX_HEAD_DIM / 4u;
+override PAIRS: u32 = GROUP * SPLIT;          // (head, position) pairs scored
+override COLS: u32 = GROUP * D4;              // (head, vec4 column) pairs of the output
+override SLOTS: u32 = max(WG, COLS);          // (slice, head, column) partial outputs
 const NEG_BIG: f32 = -3.0e38;  // "minus infinity" that stays finite in exp(a - b)
 
 struct Params {
   num_heads: u32,     // query heads
   num_kv_heads: u32,  // key/value heads (divides num_heads)
-  head_dim: u32,      // elements per head, a multiple of 4
+  head_dim: u32,      // elements per head, 4 * D4
   capacity: u32,      // positions per kv head in the cache, and rows of cs
   splits: u32,        // S: splits per head in part, ceil(capacity / SPLIT)
   scale: f32,         // score scale, usually 1 / sqrt(head_dim)
@@ -62,32 +67,26 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> part: array<vec4<f32>>;
 @group(0) @binding(7) var<uniform> params: Params;
 
-var<workgroup> q_s: array<vec4<f32>, MAX_D4>;    // rotated, scaled query
-var<workgroup> k_new: array<vec4<f32>, MAX_D4>;  // rotated new key, as cached (the split holding pos only)
-var<workgroup> v_new: array<vec4<f32>, MAX_D4>;  // new value, as cached (the split holding pos only)
-var<workgroup> probs: array<f32, WG>;            // exp(s_p - m) of the split's positions (first SPLIT used)
-var<workgroup> red: array<f32, WG>;              // reduction scratch
-var<workgroup> slices: array<vec4<f32>, 256>;    // per (position slice, column) partial outputs (<= max(WG, d/4))
+var<workgroup> q_s: array<vec4<f32>, COLS>;    // rotated, scaled queries [GROUP, D4]
+var<workgroup> k_new: array<vec4<f32>, D4>;    // rotated new key, as cached (the split holding pos only)
+var<workgroup> v_new: array<vec4<f32>, D4>;    // new value, as cached (the split holding pos only)
+var<workgroup> probs: array<f32, PAIRS>;       // exp(s_p - m) per (head, position)
+var<workgroup> red: array<f32, WG>;            // reduction scratch
+var<workgroup> slices: array<vec4<f32>, SLOTS>;
 var<workgroup> pos_shared: u32;
 
-fn reduce_max(li: u32) -> f32 {
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (li < stride) {
-      red[li] = max(red[li], red[li + stride]);
+// Each head's segment of SPLIT pairs reduced to its first element (max or sum), for pair threads li < PAIRS.
+fn reduce_segments(li: u32, take_max: bool) {
+  for (var stride = SPLIT / 2u; stride > 0u; stride /= 2u) {
+    if (li < PAIRS && li % SPLIT < stride) {
+      if (take_max) {
+        red[li] = max(red[li], red[li + stride]);
+      } else {
+        red[li] += red[li + stride];
+      }
     }
     workgroupBarrier();
   }
-  return red[0];
-}
-
-fn reduce_sum(li: u32) -> f32 {
-  for (var stride = WG / 2u; stride > 0u; stride /= 2u) {
-    if (li < stride) {
-      red[li] += red[li + stride];
-    }
-    workgroupBarrier();
-  }
-  return red[0];
 }
 
 // Elements (a, b) of pair i, and the pair's (cos, sin) at pos: the same arithmetic as rope_table.wgsl.
@@ -100,13 +99,12 @@ fn pair_of(i: u32, d: u32) -> vec2<u32> {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-  let h = wid.x;
+  let h0 = wid.x * GROUP;  // the workgroup's first query head
   let c = wid.y;
-  let d = params.head_dim;
-  let d4 = d / 4u;
+  let d = 4u * D4;
   let pairs = d / 2u;
   let group = params.num_heads / params.num_kv_heads;
-  let g = h / group;
+  let g = h0 / group;
   if (li == 0u) {
     pos_shared = min(positions[0], params.capacity - 1u);
   }
@@ -121,30 +119,36 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   if (WINDOW != 0u && pos + 1u > WINDOW) {
     first = min(count, max(p0, pos + 1u - WINDOW) - p0);
   }
-  let base = h * params.splits + c;
-  if (first == count) {  // wholly before the window: an empty part (never the split holding pos)
-    for (var col = li; col < d4; col += WG) {
-      part[base * d4 + col] = vec4<f32>(0.0);
+  let ml_at = params.num_heads * params.splits * D4;  // where the (m, l) records start
+  if (first == count) {  // wholly before the window: empty parts (never the split holding pos)
+    for (var idx = li; idx < COLS; idx += WG) {
+      part[((h0 + idx / D4) * params.splits + c) * D4 + idx % D4] = vec4<f32>(0.0);
     }
-    if (li == 0u) {
-      part[params.num_heads * params.splits * d4 + base] = vec4<f32>(NEG_BIG, 0.0, 0.0, 0.0);
+    if (li < GROUP) {
+      part[ml_at + (h0 + li) * params.splits + c] = vec4<f32>(NEG_BIG, 0.0, 0.0, 0.0);
     }
     return;
   }
   let holds_new = pos < p0 + SPLIT;
 
-  // query (and, in the split holding pos, the new key and value): bias, RoPE, into workgroup memory
-  let q_at = h * d;
-  let k_at = (params.num_heads + g) * d;
-  let v_at = (params.num_heads + params.num_kv_heads + g) * d;
-  for (var i = li; i < pairs; i += WG) {
+  // queries (and, in the split holding pos, the new key and value): bias, RoPE, into workgroup memory
+  for (var idx = li; idx < GROUP * pairs; idx += WG) {
+    let hq = idx / pairs;
+    let i = idx % pairs;
     let ab = pair_of(i, d);
     let r = cs[pos * pairs + i];
+    let q_at = (h0 + hq) * d;
     let q0 = qkv[q_at + ab.x] + bias[q_at + ab.x];
     let q1 = qkv[q_at + ab.y] + bias[q_at + ab.y];
-    q_s[ab.x / 4u][ab.x % 4u] = (q0 * r.x - q1 * r.y) * params.scale;
-    q_s[ab.y / 4u][ab.y % 4u] = (q1 * r.x + q0 * r.y) * params.scale;
-    if (holds_new) {
+    q_s[hq * D4 + ab.x / 4u][ab.x % 4u] = (q0 * r.x - q1 * r.y) * params.scale;
+    q_s[hq * D4 + ab.y / 4u][ab.y % 4u] = (q1 * r.x + q0 * r.y) * params.scale;
+  }
+  if (holds_new) {
+    let k_at = (params.num_heads + g) * d;
+    let v_at = (params.num_heads + params.num_kv_heads + g) * d;
+    for (var i = li; i < pairs; i += WG) {
+      let ab = pair_of(i, d);
+      let r = cs[pos * pairs + i];
       let k0 = qkv[k_at + ab.x] + bias[k_at + ab.x];
       let k1 = qkv[k_at + ab.y] + bias[k_at + ab.y];
       k_new[ab.x / 4u][ab.x % 4u] = kv_round(k0 * r.x - k1 * r.y);
@@ -155,74 +159,85 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   }
   workgroupBarrier();
   let first_row = g * params.capacity;  // cache row of position 0 for this kv head
-  if (holds_new && h % group == 0u) {
-    for (var i = li; i < d4; i += WG) {
-      k_cache[(first_row + pos) * d4 + i] = kv_pack4(k_new[i]);  // exact: k_new holds f16 values already
-      v_cache[(first_row + pos) * d4 + i] = kv_pack4(v_new[i]);
+  if (holds_new && h0 % group == 0u) {
+    for (var i = li; i < D4; i += WG) {
+      k_cache[(first_row + pos) * D4 + i] = kv_pack4(k_new[i]);  // exact: k_new holds f16 values already
+      v_cache[(first_row + pos) * D4 + i] = kv_pack4(v_new[i]);
     }
   }
 
-  // scores: threads li = TP j .. TP j + TP - 1 take position p0 + j, then thread j adds their parts
-  let j = li / TP;
+  // scores: threads li = TP t .. TP t + TP - 1 take pair t = (head t / SPLIT, position p0 + t % SPLIT)
+  let t = li / TP;
+  let hq = t / SPLIT;
+  let j = t % SPLIT;
   let p = p0 + j;
   var part_s = 0.0;
-  if (j < count && j >= first) {
+  if (t < PAIRS && j < count && j >= first) {
     var acc = vec4<f32>(0.0);
     if (p == pos) {
-      for (var i = li % TP; i < d4; i += TP) {
-        acc += q_s[i] * k_new[i];
+      for (var i = li % TP; i < D4; i += TP) {
+        acc += q_s[hq * D4 + i] * k_new[i];
       }
     } else {
-      for (var i = li % TP; i < d4; i += TP) {
-        acc += q_s[i] * kv_unpack4(k_cache[(first_row + p) * d4 + i]);
+      for (var i = li % TP; i < D4; i += TP) {
+        acc += q_s[hq * D4 + i] * kv_unpack4(k_cache[(first_row + p) * D4 + i]);
       }
     }
     part_s = dot(acc, vec4<f32>(1.0));
   }
   red[li] = part_s;
   workgroupBarrier();
+  // from here thread li < PAIRS owns pair li: head li / SPLIT, position li % SPLIT
+  let live = li < PAIRS && li % SPLIT < count && li % SPLIT >= first;
   var s = NEG_BIG;
-  if (li < count && li >= first) {
+  if (live) {
     s = 0.0;
-    for (var t = 0u; t < TP; t++) {
-      s += red[li * TP + t];
+    for (var k = 0u; k < TP; k++) {
+      s += red[li * TP + k];
     }
   }
   workgroupBarrier();
   red[li] = s;
   workgroupBarrier();
-  let m = reduce_max(li);
-  let e = select(0.0, exp(s - m), li < count && li >= first);
-  probs[li] = e;
-  workgroupBarrier();  // reduce_max's last read of red[0] before red is rewritten
+  reduce_segments(li, true);
+  let seg = min(li / SPLIT, GROUP - 1u) * SPLIT;  // the first pair of this thread's head
+  let m = red[seg];
+  let e = select(0.0, exp(s - m), live);
+  if (li < PAIRS) {
+    probs[li] = e;
+  }
+  workgroupBarrier();  // every read of the maxima before red is rewritten
   red[li] = e;
   workgroupBarrier();
-  let l = reduce_sum(li);
+  reduce_segments(li, false);
+  let l = red[seg];
 
-  // o = sum_p probs[p] V[p]: (column, slice) pairs, slice k takes positions k, k + nsl, ...
-  let nsl = max(1u, WG / d4);
-  for (var idx = li; idx < d4 * nsl; idx += WG) {
-    let col = idx % d4;
+  // o = sum_p probs[p] V[p]: (slice, head, column) triples, slice k takes positions k, k + nsl, ...
+  let nsl = max(1u, WG / COLS);
+  for (var idx = li; idx < COLS * nsl; idx += WG) {
+    let hc = idx % COLS;
+    let oh = hc / D4;
+    let col = hc % D4;
     var o = vec4<f32>(0.0);
-    for (var jj = idx / d4; jj < count; jj += nsl) {
+    for (var jj = idx / COLS; jj < count; jj += nsl) {
       let pj = p0 + jj;
       var v = v_new[col];
       if (pj != pos) {
-        v = kv_unpack4(v_cache[(first_row + pj) * d4 + col]);
+        v = kv_unpack4(v_cache[(first_row + pj) * D4 + col]);
       }
-      o += probs[jj] * v;
+      o += probs[oh * SPLIT + jj] * v;
     }
     slices[idx] = o;
   }
   workgroupBarrier();
-  for (var col = li; col < d4; col += WG) {
+  for (var hc = li; hc < COLS; hc += WG) {
     var o = vec4<f32>(0.0);
     for (var k = 0u; k < nsl; k++) {
-      o += slices[k * d4 + col];
+      o += slices[k * COLS + hc];
     }
-    part[base * d4 + col] = o;
+    part[((h0 + hc / D4) * params.splits + c) * D4 + hc % D4] = o;
   }
-  if (li == 0u) {
-    part[params.num_heads * params.splits * d4 + base] = vec4<f32>(m, l, 0.0, 0.0);
+  if (li < PAIRS && li % SPLIT == 0u) {
+    part[ml_at + (h0 + li / SPLIT) * params.splits + c] = vec4<f32>(m, l, 0.0, 0.0);
   }
 }

@@ -133,13 +133,20 @@ def attention_prefill_combine_grid(tokens: int, num_heads: int, head_dim: int, w
     return grid_1d(math.ceil(tokens * num_heads * head_dim / 4 / wg))
 
 
-def attention_split_positions(head_dim: int, wg: int) -> int:
-    """attention_split.wgsl's SPLIT as the engine picks it for a head size (grids.js attentionSplitPositions): enough
-    threads per position (WG / SPLIT, a power of two up to 8) that each scores at most 4 vec4s."""
+def attention_split_shape(head_dim: int, heads: int, kv_heads: int, cap: dict[str, int]) -> dict[str, int]:
+    """attention_split.wgsl's overrides as the engine picks them (grids.js attentionSplitShape): GROUP query heads of
+    one kv head per workgroup (the largest divisor of heads / kv_heads with GROUP * head_dim / 4 <= 256), SPLIT
+    positions (a power of two within the caps), TP threads per (head, position) pair (a power of two up to 8)."""
+    d4 = head_dim // 4
+    per_kv = heads // kv_heads
+    group = max(g for g in range(1, per_kv + 1) if per_kv % g == 0 and g * d4 <= 256 and g <= cap["WG"])
+    split = 1
+    while split * 2 <= cap["SPLIT"] and group * split * 2 <= cap["WG"]:
+        split *= 2
     tp = 1
-    while tp < 8 and head_dim / 4 / tp > 4 and tp * 2 <= wg:
+    while tp < 8 and tp * 2 <= d4 and group * split * tp * 2 <= cap["WG"]:
         tp *= 2
-    return wg // tp
+    return {"GROUP": group, "SPLIT": split, "TP": tp, "D4": d4}
 
 
 def attention_splits(capacity: int, split: int) -> int:
@@ -147,8 +154,9 @@ def attention_splits(capacity: int, split: int) -> int:
     return math.ceil(capacity / split)
 
 
-def attention_split_grid(num_heads: int, capacity: int, split: int) -> tuple[int, int, int]:
-    return (num_heads, attention_splits(capacity, split), 1)
+def attention_split_grid(num_heads: int, capacity: int, shape: dict[str, int]) -> tuple[int, int, int]:
+    """attention_split.wgsl: one workgroup per (GROUP query heads, split of SPLIT positions)."""
+    return (num_heads // shape["GROUP"], attention_splits(capacity, shape["SPLIT"]), 1)
 
 
 def attention_combine_grid(num_heads: int) -> tuple[int, int, int]:

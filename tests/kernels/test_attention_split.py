@@ -12,7 +12,7 @@ from .gpu import Gpu
 from .kernels import (
     attention_combine_grid,
     attention_split_grid,
-    attention_split_positions,
+    attention_split_shape,
     attention_splits,
     params,
     tuning,
@@ -23,33 +23,43 @@ from .test_rope_table import rope_ref, table
 
 SPLIT = "attention_split.wgsl"
 COMBINE = "attention_combine.wgsl"
-# as the engine compiles them (webgpu_shaders/kernels.json; SPLIT by head size, grids.js attentionSplitPositions)
-SPLIT_WG = tuning(SPLIT)["WG"]
+# as the engine compiles them (webgpu_shaders/kernels.json caps; the shape by heads, grids.js attentionSplitShape)
+SPLIT_CAP = tuning(SPLIT)
 COMBINE_WG = tuning(COMBINE)["WG"]
 SENTINEL = -7.25
 
 
-@pytest.mark.parametrize("heads,kv_heads,d,pos,capacity,wg,split,half", [
-    (9, 3, 64, 0, 160, 64, 32, False),     # first token: one key, the new one
-    (9, 3, 64, 150, 160, 64, 64, False),   # 151 keys, one thread per position: 3 splits, the last partial
-    (9, 3, 64, 150, 160, 64, 32, False),   # two threads per position (the engine's choice for d = 64): 5 splits
-    (9, 3, 64, 127, 160, 64, 32, True),    # the new key is the last of a full split
-    (9, 3, 64, 128, 160, 64, 32, False),   # ... the first of a new split
-    (4, 2, 128, 77, 96, 64, 16, True),     # head_dim 128, four threads per position: 32 columns, 2 slices
-    (8, 1, 128, 299, 300, 32, 32, False),  # one kv head, WG 32 = d/4: one slice; 10 splits, the last position
-    (6, 6, 8, 45, 50, 16, 8, True),        # no grouping, tiny heads: 2 threads per position, 8 slices
-    (2, 1, 256, 1100, 1200, 64, 8, False),  # long KV (138 splits), d = 256, 8 threads per position
-    (2, 2, 256, 40, 64, 16, 16, True),     # d/4 = 64 columns > WG 16: four columns per thread
-    (3, 1, 12, 70, 80, 4, 2, False),       # odd sizes: 3 heads, d/4 = 3 columns on 4 threads, 36 splits
-    (3, 1, 12, 70, 80, 16, 2, False),      # 8 threads per position, more than d/4 = 3 (some idle)
-    (12, 2, 128, 1900, 2048, 64, 16, True),  # Qwen2.5-1.5B's heads at a long KV: 119 splits to merge
-    # the engine's choices: d = 128 (Qwen2.5) and d = 64 (SmolLM2)
-    (12, 2, 128, 383, 392, SPLIT_WG, attention_split_positions(128, SPLIT_WG), True),
-    (9, 3, 64, 300, 392, SPLIT_WG, attention_split_positions(64, SPLIT_WG), False),
+def engine(heads: int, kv_heads: int, d: int) -> tuple[int, int, int]:
+    """(GROUP, SPLIT, TP) as the engine picks them for these heads."""
+    shape = attention_split_shape(d, heads, kv_heads, SPLIT_CAP)
+    return shape["GROUP"], shape["SPLIT"], shape["TP"]
+
+
+@pytest.mark.parametrize("heads,kv_heads,d,pos,capacity,group,split,tp,half", [
+    (9, 3, 64, 0, 160, 1, 32, 2, False),      # first token: one key, the new one
+    (9, 3, 64, 150, 160, 1, 64, 1, False),    # 151 keys, one thread per position: 3 splits, the last partial
+    (9, 3, 64, 150, 160, 3, 32, 2, False),    # a kv head's three query heads per workgroup: 5 splits
+    (9, 3, 64, 127, 160, 3, 32, 2, True),     # the new key is the last of a full split
+    (9, 3, 64, 128, 160, 3, 32, 1, False),    # ... the first of a new split
+    (4, 2, 128, 77, 96, 2, 16, 4, True),      # head_dim 128, two heads x four threads per position: 2 slices
+    (8, 1, 128, 299, 300, 8, 32, 1, False),   # eight heads of one kv head (WG 256); 10 splits, the last position
+    (8, 1, 128, 299, 300, 1, 32, 1, False),   # the same, a head per workgroup (WG 32 = d/4: one slice)
+    (6, 6, 8, 45, 50, 1, 8, 2, True),         # no grouping, tiny heads: 2 threads per position, 8 slices
+    (2, 1, 256, 1100, 1200, 2, 8, 8, False),  # long KV (150 splits), d = 256, 8 threads per pair
+    (2, 2, 256, 40, 64, 1, 16, 1, True),      # d/4 = 64 columns > WG 16: four columns per thread
+    (4, 1, 256, 40, 64, 4, 8, 1, True),       # four heads' 256 columns on 32 threads
+    (3, 1, 12, 70, 80, 1, 2, 2, False),       # odd sizes: d/4 = 3 columns, 36 splits
+    (3, 1, 12, 70, 80, 3, 2, 8, False),       # 8 threads per pair, more than d/4 = 3 (some idle)
+    (12, 2, 128, 1900, 2048, 6, 32, 1, True),  # Qwen2.5-1.5B's heads at a long KV: 60 splits to merge
+    (12, 2, 128, 1900, 2048, 3, 16, 4, True),  # half a kv head's query heads per workgroup (GROUP 3 of 6)
+    # the engine's choices: Qwen2.5-3B (16 / 2 heads), Qwen2.5-1.5B (12 / 2), SmolLM2 (9 / 3)
+    (16, 2, 128, 383, 392, *engine(16, 2, 128), True),
+    (12, 2, 128, 383, 392, *engine(12, 2, 128), True),
+    (9, 3, 64, 300, 392, *engine(9, 3, 64), False),
 ])
 @pytest.mark.parametrize("combine_wg", [COMBINE_WG, 8])  # the engine's; fewer threads than columns or splits
 def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_heads: int, d: int, pos: int,
-                         capacity: int, wg: int, split: int, half: bool, combine_wg: int) -> None:
+                         capacity: int, group: int, split: int, tp: int, half: bool, combine_wg: int) -> None:
     n_all = heads + 2 * kv_heads
     scale = 1.0 / np.sqrt(d)
     cs = table(capacity, d, 10000.0)
@@ -60,6 +70,7 @@ def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_head
     v_cache = kv_f16(rng.standard_normal((kv_heads, capacity, d)).astype(np.float32))
     k_cache[:, pos:] = SENTINEL
     v_cache[:, pos:] = SENTINEL
+    shape = {"GROUP": group, "SPLIT": split, "TP": tp, "D4": d // 4}
     splits = attention_splits(capacity, split)
     part = gpu.zeros(4 * heads * splits * (d + 4))
     k_words, v_words = kv_words(k_cache), kv_words(v_cache)  # u32[kv_heads, capacity, d / 2]
@@ -67,9 +78,9 @@ def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_head
     positions = gpu.storage(np.array([pos], np.uint32))
     p = gpu.uniform(params(SPLIT, num_heads=heads, num_kv_heads=kv_heads, head_dim=d, capacity=capacity,
                            splits=splits, scale=scale))
-    gpu.run(gpu.pipeline(SPLIT, "main", {"WG": wg, "SPLIT": split, "HALF": half}),
+    gpu.run(gpu.pipeline(SPLIT, "main", {**shape, "HALF": half}),
             [positions, gpu.storage(cs), gpu.storage(qkv), gpu.storage(bias), k_buf, v_buf, part, p],
-            attention_split_grid(heads, capacity, split))
+            attention_split_grid(heads, capacity, shape))
     out = gpu.zeros(4 * heads * d)
     pc = gpu.uniform(params(COMBINE, num_heads=heads, head_dim=d, capacity=capacity, splits=splits,
                             split_positions=split))

@@ -16,7 +16,7 @@ from .kernels import (
     attention_combine_grid,
     attention_grid,
     attention_split_grid,
-    attention_split_positions,
+    attention_split_shape,
     attention_splits,
     elementwise_grid,
     embed_f32_grid,
@@ -117,16 +117,19 @@ def test_attention_prefill_window(gpu: Gpu, rng: np.random.Generator, d: int, st
     assert_close(got.reshape(q.shape), want, tol, f"prefill d={d} window {window} from {start}, {splits} splits")
 
 
-@pytest.mark.parametrize("d,pos,window,split", [
-    (256, 40, 8, attention_split_positions(256, tuning("attention_split.wgsl")["WG"])),  # the engine's SPLIT
-    (256, 5, 8, 8),        # below the window: every key
-    (64, 100, 20, 16),     # splits wholly before the window write empty parts; one partly seen
-    (64, 47, 16, 16),      # the window starts exactly at a split boundary
+@pytest.mark.parametrize("d,pos,window,group,split", [
+    (256, 40, 8, 0, 0),       # the engine's shape (gemma3-270m's 4 / 1 heads)
+    (256, 5, 8, 1, 8),        # below the window: every key
+    (64, 100, 20, 4, 16),     # splits wholly before the window write empty parts; one partly seen
+    (64, 47, 16, 2, 16),      # the window starts exactly at a split boundary
 ])
 def test_attention_split_window(gpu: Gpu, rng: np.random.Generator, d: int, pos: int, window: int,
-                                split: int) -> None:
+                                group: int, split: int) -> None:
     heads, kv_heads, capacity, half = 4, 1, 128, True
-    wg = tuning("attention_split.wgsl")["WG"]
+    shape = attention_split_shape(d, heads, kv_heads, tuning("attention_split.wgsl"))
+    if group:
+        shape = {**shape, "GROUP": group, "SPLIT": split, "TP": 2}
+    split = shape["SPLIT"]
     n_all = heads + 2 * kv_heads
     scale = 0.0625
     cs = table(capacity, d, 10000.0)
@@ -140,9 +143,9 @@ def test_attention_split_window(gpu: Gpu, rng: np.random.Generator, d: int, pos:
     positions = gpu.storage(np.array([pos], np.uint32))
     p = gpu.uniform(params("attention_split.wgsl", num_heads=heads, num_kv_heads=kv_heads, head_dim=d,
                            capacity=capacity, splits=splits, scale=scale))
-    gpu.run(gpu.pipeline("attention_split.wgsl", "main", {"WG": wg, "SPLIT": split, "HALF": half, "WINDOW": window}),
+    gpu.run(gpu.pipeline("attention_split.wgsl", "main", {**shape, "HALF": half, "WINDOW": window}),
             [positions, gpu.storage(cs), gpu.storage(qkv), gpu.storage(bias), k_buf, gpu.storage(kv_words(v_cache)),
-             part, p], attention_split_grid(heads, capacity, split))
+             part, p], attention_split_grid(heads, capacity, shape))
     out = gpu.zeros(4 * heads * d)
     combine_wg = tuning("attention_combine.wgsl")["WG"]
     pc = gpu.uniform(params("attention_combine.wgsl", num_heads=heads, head_dim=d, capacity=capacity, splits=splits,

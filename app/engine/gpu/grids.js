@@ -105,23 +105,40 @@ export const attentionPrefillCombineGrid = (tokens, heads, headDim, wg, splits) 
   (splits > 1 ? grid1d(Math.ceil((tokens * heads * headDim) / 4 / wg)) : [0, 0, 0]);
 
 /**
- * attention_split.wgsl's SPLIT (cache positions per workgroup) for a head size: enough threads per position
- * (WG / SPLIT, a power of two up to 8) that each scores at most 4 vec4s of the dot product. Each thread's loads of
- * K (scoring) and V (output) are dependent chains, so shorter chains are what makes a split fast: head_dim 128 with
- * WG 128 gives 8 threads per position, 16 positions per split, and 4 loads per chain in both phases.
- * @param {number} headDim @param {number} wg @returns {number}
+ * @typedef {{GROUP: number, SPLIT: number, TP: number, D4: number}} AttentionSplitShape  attention_split.wgsl's
+ *   overrides: query heads per workgroup (all of one kv head), cache positions per split, threads per (head,
+ *   position) pair while scoring, head_dim / 4; its workgroups have GROUP * SPLIT * TP threads
  */
-export function attentionSplitPositions(headDim, wg) {
-  let tp = 1;
-  while (tp < 8 && headDim / 4 / tp > 4 && tp * 2 <= wg) tp *= 2;
-  return wg / tp;
+
+/**
+ * attention_split.wgsl's shape for a model's heads, within the tuning's caps (`WG` threads, `SPLIT` positions per
+ * workgroup). GROUP: the largest divisor of the query heads per kv head with GROUP * head_dim / 4 <= 256 (the
+ * workgroup's queries and outputs fit in workgroup memory), so each key and value read serves GROUP heads. SPLIT: a
+ * power of two, at most the cap and WG / GROUP. TP: a power of two up to 8 that fills the rest of WG, to shorten
+ * each thread's chain of K loads where GROUP * SPLIT leaves threads over (head_dim 128 with GROUP 8, as in
+ * Qwen2.5-3B: 8 heads x 32 positions x 1 thread = 256).
+ * @param {number} headDim @param {number} heads @param {number} kvHeads
+ * @param {Readonly<Record<string, number>>} cap  the tuning: {WG, SPLIT}
+ * @returns {AttentionSplitShape}
+ */
+export function attentionSplitShape(headDim, heads, kvHeads, cap) {
+  const D4 = headDim / 4;
+  const perKv = heads / kvHeads;
+  let GROUP = 1;
+  for (let gr = 1; gr <= perKv; gr++) if (perKv % gr === 0 && gr * D4 <= 256 && gr <= cap.WG) GROUP = gr;
+  let SPLIT = 1;
+  while (SPLIT * 2 <= cap.SPLIT && GROUP * SPLIT * 2 <= cap.WG) SPLIT *= 2;
+  let TP = 1;
+  while (TP < 8 && TP * 2 <= D4 && GROUP * SPLIT * TP * 2 <= cap.WG) TP *= 2;
+  return { GROUP, SPLIT, TP, D4 };
 }
 
 /**
- * attention_split.wgsl: one workgroup per (query head, split of `splitPositions` cache positions).
- * @param {number} heads @param {number} capacity @param {number} splitPositions @returns {Grid}
+ * attention_split.wgsl: one workgroup per (GROUP query heads, split of SPLIT cache positions).
+ * @param {number} heads @param {number} capacity @param {AttentionSplitShape} shape @returns {Grid}
  */
-export const attentionSplitGrid = (heads, capacity, splitPositions) => [heads, attentionSplits(capacity, splitPositions), 1];
+export const attentionSplitGrid = (heads, capacity, shape) =>
+  [heads / shape.GROUP, attentionSplits(capacity, shape.SPLIT), 1];
 
 /** Splits per head (attention_split.wgsl's grid height). @param {number} capacity @param {number} splitPositions */
 export const attentionSplits = (capacity, splitPositions) => Math.ceil(capacity / splitPositions);

@@ -317,17 +317,17 @@ export class DecodeOps extends Ops {
     const c = this.ctx.config;
     const t = this.ctx.pipelines.tuning;
     const S = this.ctx.context;
-    const splitWG = t.attentionSplit.WG;
-    const SPLIT = grids.attentionSplitPositions(c.head_dim, splitWG);
+    const shape = grids.attentionSplitShape(c.head_dim, c.num_heads, c.num_kv_heads, t.attentionSplit);
+    const { SPLIT } = shape;
     const splits = grids.attentionSplits(S, SPLIT);
     const { window, table } = layerKind(c, s, i);
     const split = this.ctx.pipelines.get('attention_split.wgsl', 'main',
-      { WG: splitWG, SPLIT, HALF: c.rope_layout === 'half' ? 1 : 0, WINDOW: window });
+      { ...shape, HALF: c.rope_layout === 'half' ? 1 : 0, WINDOW: window });
     const ps = this.ctx.uniforms.fixed(PARAMS['attention_split.wgsl'], {
       num_heads: c.num_heads, num_kv_heads: c.num_kv_heads, head_dim: c.head_dim, capacity: S, splits,
       scale: attentionScale(c),
     });
-    const splitGrid = grids.attentionSplitGrid(c.num_heads, S, SPLIT);
+    const splitGrid = grids.attentionSplitGrid(c.num_heads, S, shape);
     this.record(`attention split ${label}`, split,
       [s.positions, table, s.qkv, s.qkvBias[i], s.kCache[i], s.vCache[i], s.attnPart, ps], () => splitGrid);
     const combine = this.ctx.pipelines.get('attention_combine.wgsl', 'main', t.attentionCombine);

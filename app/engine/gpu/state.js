@@ -7,7 +7,7 @@
 import { ACTIVATION, USAGE, createBuffer } from './buffers.js';
 import {
   argmaxBlocks, argmaxMaskWords, attentionPrefillFits, attentionPrefillMaxSplits, attentionPrefillPartBytes,
-  attentionSplitPositions,
+  attentionSplitShape,
 } from './grids.js';
 import { ropeInvFreq, ropeScale } from './rope.js';
 
@@ -32,7 +32,7 @@ export const KV_BYTES = 2;
 export function runStateSizes(c, S, P, tuning) {
   const H = c.num_heads, KV = c.num_kv_heads, D = c.head_dim;
   // decode attention's splits per head (attention_split.wgsl)
-  const splits = Math.ceil(S / attentionSplitPositions(D, tuning.attentionSplit.WG));
+  const splits = Math.ceil(S / attentionSplitShape(D, H, KV, tuning.attentionSplit).SPLIT);
   // prefill attention's splits at most (attention_prefill.wgsl; 1: none, and a 16-byte placeholder buffer)
   const prefillSplits = attentionPrefillFits(D, tuning.attentionPrefill.BK)
     ? attentionPrefillMaxSplits(H, D, S, P, tuning.attentionPrefill.SPLIT) : 1;
