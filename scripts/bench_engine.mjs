@@ -298,8 +298,10 @@ function labelBytes(manifest, label) {
 }
 
 /**
- * GPU time of one dispatch of a kernel that does almost nothing (one workgroup writes one word that the next
- * dispatch reads): the fixed cost every dispatch of a step pays on this stack, in microseconds.
+ * GPU time of one dispatch of a kernel that does almost nothing (one workgroup bumps one word), in microseconds:
+ * `dependent`, every dispatch bumps the same word, so each waits on the one before (a barrier between them, as
+ * between a step's kernels: the fixed cost every dispatch of a step pays on this stack); `independent`, each bumps
+ * its own buffer, so none needs a barrier (the launch cost alone).
  * @param {GPUDevice} device @param {(p: any[]) => Promise<number>} gpuMs
  */
 async function emptyDispatchUs(device, gpuMs) {
@@ -307,12 +309,15 @@ async function emptyDispatchUs(device, gpuMs) {
     @group(0) @binding(0) var<storage, read_write> b: array<u32>;
     @compute @workgroup_size(64) fn main(@builtin(local_invocation_index) i: u32) { if (i == 0u) { b[0] = b[0] + 1u; } }` });
   const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-  const buffer = device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE });
-  const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer } }] });
   const n = 180;
-  const us = (1000 * (await gpuMs(Array.from({ length: n }, () => ({ label: 'empty', pipeline, bindGroup, grid: [1, 1, 1] }))))) / n;
-  buffer.destroy();
-  return us;
+  const buffers = Array.from({ length: n }, () => device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE }));
+  const groups = buffers.map((buffer) => device.createBindGroup({ layout: pipeline.getBindGroupLayout(0),
+    entries: [{ binding: 0, resource: { buffer } }] }));
+  const us = async (/** @type {(i: number) => GPUBindGroup} */ group) =>
+    (1000 * (await gpuMs(Array.from({ length: n }, (_, i) => ({ label: 'empty', pipeline, bindGroup: group(i), grid: [1, 1, 1] }))))) / n;
+  const out = { dependent: await us(() => groups[0]), independent: await us((i) => groups[i]) };
+  for (const b of buffers) b.destroy();
+  return out;
 }
 
 /**

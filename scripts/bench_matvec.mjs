@@ -11,7 +11,12 @@
 // (weights.js kernelPlanes). Printed per line: microseconds per matvec, GB/s of the bytes it must move (every plane
 // of the weight, x, y) and that as a fraction of the bound. Weights are random planes of the right sizes (speed does
 // not depend on the values); dispatches rotate over enough copies of them to exceed 4x a 64 MiB L2 (an H100 has
-// 50 MB), each writing its own y, so no weight byte comes from cache and no dispatch waits on another.
+// 50 MB), each writing its own y, so no weight byte comes from cache and no dispatch waits on another. The copies
+// are views of one arena buffer made once for every shape (as the engine binds views of its shards).
+// **Time one configuration per process** (one shape, storage and tuning; loop in the shell): on an H100 under Dawn
+// (2026-12-07) whichever configuration ran first in a process ran at 35-45% of the read bound and every later one
+// at 8-12%, whatever its shape or tuning, with fresh buffers per shape or one arena alike (cause not found; the
+// engine's own profile, bench_engine.mjs --profile, does not show it). The script warns when it times several.
 // Bound: scripts/stream_read.wgsl streaming 1 GiB, timed the same way in the same process (as bench_engine.mjs).
 // Timing: (t(2n) - t(n)) / n, each t the best of 3 submits of that many dispatches (cancels the submit cost).
 
@@ -153,6 +158,11 @@ function tuningNamed(name) {
 // one Pipelines (and its cache of compiled pipelines) per tuning, shared by every shape and storage
 const pipelinesByTuning = new Map(args.tunings.split(',').map((name) => [name,
   new Pipelines(device, modules, /** @type {any} */ (tuningNamed(name)))]));
+const configurations = args.shapes.split(',').length * args.storages.split(',').length * pipelinesByTuning.size;
+if (configurations > 1) {
+  console.warn(`warning: ${configurations} configurations in one process; on an H100 only the first was timed ` +
+    'right (see the header): run one --shapes, --storages and --tunings entry per process for figures to keep');
+}
 const stream = await streamReadBandwidth(device);
 console.log(`streaming read of 1 GiB: ${(stream / 1e9).toFixed(0)} GB/s (the bound)`);
 const result = /** @type {Record<string, any>} */ ({ adapter: info.description || info.device, stream_read_GBps: stream / 1e9, matvec: [] });
@@ -166,14 +176,38 @@ function buffer(data) {
   return b;
 }
 
-for (const shape of args.shapes.split(',')) {
-  const [rows, cols] = shape.split('x').map(Number);
+const ALIGN = 256; // minStorageBufferOffsetAlignment's largest allowed value
+const alignUp = (/** @type {number} */ n) => Math.ceil(n / ALIGN) * ALIGN;
+/** Bytes of one copy of a weight's planes laid out in the arena, each plane aligned. @param {Uint32Array[]} planes */
+const copyBytes = (planes) => planes.reduce((s, p) => s + alignUp(p.byteLength), 0);
+/** Copies of a weight of `bytes` that together exceed 4x the L2. @param {number} bytes */
+const copiesOf = (bytes) => Math.max(2, Math.ceil((4 * L2_BYTES) / bytes));
+const shapes = args.shapes.split(',').map((shape) => shape.split('x').map(Number));
+// every (shape, storage)'s copies fit in the arena: at most 4 x L2 + one copy of the largest weight
+let arenaBytes = 0;
+for (const [rows, cols] of shapes) for (const storage of args.storages.split(',')) {
+  const one = copyBytes(randomPlanes(storage, rows, cols));
+  arenaBytes = Math.max(arenaBytes, copiesOf(one) * one);
+}
+if (arenaBytes > device.limits.maxBufferSize) throw new Error(`--shapes: the weights' copies need ${arenaBytes} bytes, over this device's maxBufferSize ${device.limits.maxBufferSize}; take smaller shapes`);
+const arena = buffer(arenaBytes);
+
+for (const [rows, cols] of shapes) {
   for (const storage of args.storages.split(',')) for (const [tuningName, pipelines] of pipelinesByTuning) {
     const planes = randomPlanes(storage, rows, cols);
     const weightBytes = planes.reduce((s, p) => s + p.byteLength, 0);
     const bytes = weightBytes + 4 * cols + 4 * rows;
-    const copies = Math.max(2, Math.ceil((4 * L2_BYTES) / weightBytes));
-    const weights = Array.from({ length: copies }, () => planes.map((p) => buffer(p)));
+    const copies = copiesOf(copyBytes(planes));
+    /** @type {GPUBufferBinding[][]} per copy, per plane: its view of the arena */
+    const weights = [];
+    for (let c = 0, offset = 0; c < copies; c++) {
+      weights.push(planes.map((p) => {
+        device.queue.writeBuffer(arena, offset, /** @type {any} */ (p));
+        const view = { buffer: arena, offset, size: p.byteLength };
+        offset += alignUp(p.byteLength);
+        return view;
+      }));
+    }
     const x = buffer(Float32Array.from({ length: cols }, (_, i) => Math.sin(i)));
     const n = Math.min(400, Math.max(8, Math.floor(BATCH_BYTES / bytes)));
     const ys = Array.from({ length: 2 * n }, () => buffer(4 * rows));
@@ -183,7 +217,7 @@ for (const shape of args.shapes.split(',')) {
     device.queue.writeBuffer(pbuf, 0, packParams(PARAMS[shader], { rows, cols, row_offset: 0, eps: 0 }));
     const groups = ys.map((y, i) => device.createBindGroup({
       layout: k.pipeline.getBindGroupLayout(0),
-      entries: [...kernelPlanes(/** @type {any} */ (storage), weights[i % copies].map((b) => ({ buffer: b }))), { buffer: x }, { buffer: y },
+      entries: [...kernelPlanes(/** @type {any} */ (storage), weights[i % copies]), { buffer: x }, { buffer: y },
         { buffer: pbuf }].map((resource, binding) => ({ binding, resource })),
     }));
     const grid = /** @type {[number, number, number]} */ (k.grid(rows));
@@ -195,9 +229,9 @@ for (const shape of args.shapes.split(',')) {
     console.log(`${shader} ${storage} ${rows}x${cols} tuning ${tuningName} grid ${k.grid(rows).join('x')} (${(bytes / 2 ** 20).toFixed(1)} MiB, planes ${PLANES[/** @type {keyof typeof PLANES} */ (storage)].join('+')}): ` +
       `${fig.us.toFixed(1)} us, ${fig.GBps.toFixed(0)} GB/s, ${(100 * fig.of_read_bound).toFixed(1)}% of the read bound`);
     if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 1));
-    for (const w of weights) for (const b of w) b.destroy();
     for (const y of ys) y.destroy();
     x.destroy();
+    pbuf.destroy();
   }
 }
 console.log(JSON.stringify(result));
