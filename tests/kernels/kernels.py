@@ -139,7 +139,8 @@ def attention_split_shape(head_dim: int, heads: int, kv_heads: int, cap: dict[st
     positions (a power of two within the caps), TP threads per (head, position) pair (a power of two up to 8)."""
     d4 = head_dim // 4
     per_kv = heads // kv_heads
-    group = max(g for g in range(1, per_kv + 1) if per_kv % g == 0 and g * d4 <= 256 and g <= cap["WG"])
+    max_group = min(cap["WG"], cap.get("GROUP", per_kv))
+    group = max(g for g in range(1, per_kv + 1) if per_kv % g == 0 and g * d4 <= 256 and g <= max_group)
     split = 1
     while split * 2 <= cap["SPLIT"] and group * split * 2 <= cap["WG"]:
         split *= 2
