@@ -1,4 +1,5 @@
-"""scripts/peer/compare.py pairs the right llama-bench rows with our figures (pp256 at depth 0; tg128 at depth 256)."""
+"""scripts/peer/compare.py pairs the right llama-bench rows with our figures (pp256 at depth 0; tg128 at depth 256,
+and at depth D for our runs from position D)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,17 @@ def test_ratios_pair_the_right_rows(tmp_path: Path) -> None:
     rows = [{"n_prompt": 256, "n_gen": 0, "n_depth": 0, "avg_ts": 20000.0},
             {"n_prompt": 0, "n_gen": 128, "n_depth": 0, "avg_ts": 999.0},  # not the depth our decode runs at
             {"n_prompt": 256, "n_gen": 0, "n_depth": 256, "avg_ts": 1.0},
-            {"n_prompt": 0, "n_gen": 128, "n_depth": 256, "avg_ts": 800.0}]
+            {"n_prompt": 0, "n_gen": 128, "n_depth": 256, "avg_ts": 800.0},
+            {"n_prompt": 0, "n_gen": 128, "n_depth": 1920, "avg_ts": 700.0}]
     (tmp_path / "llama-tiny.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     for n, (prefill, decode) in enumerate([(10000.0, 400.0), (12000.0, 600.0)], 1):
         (tmp_path / f"fieldllm-tiny-r{n}.json").write_text(json.dumps({
             "prefill_tokens_per_s": prefill, "decode_tokens_per_s": decode, "stream_read_GBps": 3000.0,
             "fraction_of_bound": decode / 1000, "bound_by": "stream_read_1GiB"}))
+    for n, decode in enumerate([350.0, 420.0], 1):  # decode from position 1920: its own column, not the depth-256 one
+        (tmp_path / f"fieldllm-tiny-kv1920-r{n}.json").write_text(json.dumps({
+            "prefill_tokens_per_s": 1.0, "decode_tokens_per_s": decode, "stream_read_GBps": 3000.0,
+            "fraction_of_bound": 0.01, "bound_by": "stream_read_1GiB"}))
     # a mis-timed bound (far from the other processes' on the same GPU) is left out of the bound's columns
     (tmp_path / "fieldllm-tiny-r3.json").write_text(json.dumps({
         "prefill_tokens_per_s": 11000.0, "decode_tokens_per_s": 500.0, "stream_read_GBps": -479.0,
@@ -28,5 +34,6 @@ def test_ratios_pair_the_right_rows(tmp_path: Path) -> None:
                          text=True, check=True).stdout
     row = next(line for line in out.splitlines() if line.startswith("| tiny"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells == ["tiny", "10,000-12,000 / 20,000", "0.50-0.60x", "400-600 / 800", "0.50-0.75x", "3,000",
-                     "40.0-60.0%"]
+    assert cells == ["tiny", "10,000-12,000 / 20,000", "0.50-0.60x", "400-600 / 800", "0.50-0.75x", "350-420 / 700",
+                     "0.50-0.60x", "3,000", "40.0-60.0%"]
+    assert "(depth 1920)" in out.splitlines()[0]

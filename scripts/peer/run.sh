@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the project root, carrying .device and .peer (scripts/peer/prepare.sh):
-#   bash .peer/run.sh            (SHAPES="smollm2-135m" to run fewer shapes; ROUNDS=2)
+#   bash .peer/run.sh            (SHAPES="smollm2-135m" to run fewer shapes; ROUNDS=2; DEEP="1920" the deeper KV
+#                                 depths decode is also compared at, "" for none)
 # Builds llama.cpp's CUDA llama-bench (in the background), writes synthetic GGUFs of real shapes (same seed, same
 # bytes every run), prepares each with `fieldllm prepare`, then runs llama-bench and scripts/bench_engine.mjs on the
 # same files, alternating. Prints ours / llama.cpp per figure (compare.py) and leaves everything in $OUT/peer.tgz.
@@ -15,6 +16,7 @@ tar xJf $G/llama.tar.xz -C $W
 BUILD=$!
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/peer-site $G/whl/*.whl
 SHAPES=${SHAPES:-"smollm2-135m qwen2.5-1.5b qwen2.5-3b"}
+DEEP=${DEEP-1920}
 [ -f $G/vocab-qwen2.gguf ] || SHAPES=smollm2-135m
 for s in $SHAPES; do
   v=$G/vocab-qwen2.gguf; [ $s = smollm2-135m ] && v=$G/vocab-smollm2.gguf
@@ -26,7 +28,10 @@ wait $BUILD; tail -3 $W/build.log > $R/build.txt
 B=$W/llama.cpp/build/bin/llama-bench
 for round in $(seq 1 ${ROUNDS:-2}); do
   for s in $SHAPES; do
-    [ -x $B ] && timeout 200 $B -m $W/$s.gguf -ngl 99 -fa 1 -p 256 -n 128 -d 0,256 -r 3 -o jsonl >> $R/llama-$s.jsonl 2>> $R/llama-err.log
+    [ -x $B ] && timeout 200 $B -m $W/$s.gguf -ngl 99 -fa 1 -p 256 -n 128 -d 0,256${DEEP:+,${DEEP// /,}} -r 3 -o jsonl >> $R/llama-$s.jsonl 2>> $R/llama-err.log
     timeout 200 node scripts/bench_engine.mjs --package $W/pkg-$s --prefill 256 --decode 128 ${BENCH_ARGS:-} --json $R/fieldllm-$s-r$round.json > $R/fieldllm-$s-r$round.log 2>&1
+    for d in $DEEP; do  # decode from position d: prefill d tokens first
+      timeout 200 node scripts/bench_engine.mjs --package $W/pkg-$s --prefill $d --decode 128 ${BENCH_ARGS:-} --json $R/fieldllm-$s-kv$d-r$round.json > $R/fieldllm-$s-kv$d-r$round.log 2>&1
+    done
   done
 done
