@@ -6,6 +6,9 @@
 //     [--tunings engine,32x4x2]  also (or instead) time each shape with these matvec tunings TXxTYxR[xUNROLL] in place
 //                                of the engine's (its gpu / gpu_long choice by column count): to compare tunings by
 //                                shape (UNROLL: matvec.wgsl only; matvec_kq.wgsl has no such override)
+//     [--chain]  every dispatch writes the same y, so each waits for the one before (a barrier between them, as
+//                between the matvecs of a decode step): time per matvec including its fill and drain, not the
+//                throughput of overlapping ones
 // Each (shape, storage) runs entry main with the pipeline and grid the engine picks (app/engine/gpu/pipelines.js
 // Pipelines.matvec: its GPU tuning, gpu_long from long_min_cols inputs on) and bindings as ops.js makes them
 // (weights.js kernelPlanes). Printed per line: microseconds per matvec, GB/s of the bytes it must move (every plane
@@ -39,6 +42,7 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     tunings: { type: 'string', default: 'engine' },
     cpu: { type: 'boolean', default: false }, // CPU adapters' tuning (for a trial run on lavapipe / SwiftShader)
+    chain: { type: 'boolean', default: false },
   },
 });
 
@@ -210,7 +214,7 @@ for (const [rows, cols] of shapes) {
     }
     const x = buffer(Float32Array.from({ length: cols }, (_, i) => Math.sin(i)));
     const n = Math.min(400, Math.max(8, Math.floor(BATCH_BYTES / bytes)));
-    const ys = Array.from({ length: 2 * n }, () => buffer(4 * rows));
+    const ys = args.chain ? Array(2 * n).fill(buffer(4 * rows)) : Array.from({ length: 2 * n }, () => buffer(4 * rows));
     const k = pipelines.matvec(/** @type {any} */ (storage), 'main', false, cols);
     const shader = storage === 'q4' || storage === 'q8' ? 'matvec.wgsl' : 'matvec_kq.wgsl';
     const pbuf = device.createBuffer({ size: PARAMS[shader].size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
@@ -224,12 +228,12 @@ for (const [rows, cols] of shapes) {
     const timed = (/** @type {number} */ reps) => timedDispatches(device, k.pipeline, groups, grid, reps);
     await timed(n); // warm up
     const s = await perOpSeconds(timed, n);
-    const fig = { storage, tuning: tuningName, rows, cols, bytes, us: s * 1e6, GBps: bytes / s / 1e9, of_read_bound: bytes / s / stream };
+    const fig = { storage, tuning: tuningName, chain: args.chain, rows, cols, bytes, us: s * 1e6, GBps: bytes / s / 1e9, of_read_bound: bytes / s / stream };
     result.matvec.push(fig);
     console.log(`${shader} ${storage} ${rows}x${cols} tuning ${tuningName} grid ${k.grid(rows).join('x')} (${(bytes / 2 ** 20).toFixed(1)} MiB, planes ${PLANES[/** @type {keyof typeof PLANES} */ (storage)].join('+')}): ` +
       `${fig.us.toFixed(1)} us, ${fig.GBps.toFixed(0)} GB/s, ${(100 * fig.of_read_bound).toFixed(1)}% of the read bound`);
     if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 1));
-    for (const y of ys) y.destroy();
+    for (const y of new Set(ys)) y.destroy();
     x.destroy();
     pbuf.destroy();
   }
