@@ -30,7 +30,7 @@ import { pathToFileURL, fileURLToPath } from 'node:url';
 import { create, globals } from 'webgpu';
 
 Object.assign(globalThis, globals);
-const { loadModel } = await import('../app/engine/gpu/model.js');
+const { loadModel, decodeGrid } = await import('../app/engine/gpu/model.js');
 const { probe } = await import('../app/engine/gpu/probe.js');
 const { TUNING } = await import('../app/engine/gpu/pipelines.js');
 
@@ -181,8 +181,9 @@ function bytesPerToken(manifest, pos) {
  */
 async function profileDecode(model, pos) {
   const { device, state: s } = model;
+  // the step as the engine encodes it at this position (split attention's grid follows the step's end)
   /** @type {{label: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, grid: number[]}[]} */
-  const prog = model.decodeProgram;
+  const prog = model.decodeProgram.map((/** @type {any} */ d) => ({ ...d, grid: decodeGrid(d, pos + 1) }));
   // kernel families: matvec swiglu, the head's matvec (the LM head), other matvecs, embed, rope, attention (split
   // and combine apart), argmax
   const kind = (/** @type {string} */ label) => label.startsWith('matvec swiglu') ? 'swiglu' :

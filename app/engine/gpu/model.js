@@ -30,7 +30,20 @@ const NO_TOKEN = 0xffffffff;
 /** @typedef {import('./package.js').ModelConfig} ModelConfig */
 /** @typedef {import('./state.js').RunState} RunState */
 /** @typedef {import('./ops.js').Dispatch} Dispatch */
-/** @typedef {{label: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, grid: number[]}} FixedDispatch */
+/**
+ * A decode dispatch: `grid` for the whole context; `byEnd`, for the dispatches whose grid shrinks with the positions
+ * the step reads (attention_split.wgsl: one row of workgroups per split up to the token's), the grids by END_STEP
+ * bucket of the step's end (one past its position), made on first use; null for the rest.
+ * @typedef {{label: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, grid: number[],
+ *   byEnd: {of: (tokens: number, end?: number) => number[], grids: Map<number, number[]>} | null}} FixedDispatch
+ */
+
+/**
+ * Positions per bucket of a decode grid that follows the step's end: a step encoded for an end rounded up to this
+ * serves every end up to it (the workgroups past the token exit at once), so the step encoded ahead is mostly reused,
+ * and at most context / END_STEP grids are kept per dispatch (no allocation per token after the first of each).
+ */
+const END_STEP = 64;
 
 /**
  * @typedef {object} LayerWeights  one transformer block; shapes [rows = out, cols = in], H*D = heads * head_dim
@@ -294,12 +307,17 @@ export class Model {
     this.shards = parts.shards;
     this.state = parts.state;
     this.uniforms = parts.uniforms;
-    // decode grids are fixed (T = 1): evaluate them once
+    // decode grids (T = 1) are evaluated once, for the whole context; those that depend on the step's end (split
+    // attention: at context 4096 and position 384, 15 of 16 rows of workgroups would only start and exit) per bucket
     /** @type {FixedDispatch[]} */
-    this.decodeProgram = parts.decode.map((d) => ({ ...d, grid: d.grid(1) }));
+    this.decodeProgram = parts.decode.map((d) => {
+      const grid = d.grid(1);
+      const varies = d.grid(1, 1).some((v, i) => v !== grid[i]);
+      return { ...d, grid, byEnd: varies ? { of: d.grid, grids: new Map() } : null };
+    });
     this.prefillProgram = parts.prefill;
     /** @type {FixedDispatch[]} */
-    this.headProgram = parts.head.map((d) => ({ ...d, grid: d.grid(1) }));
+    this.headProgram = parts.head.map((d) => ({ ...d, grid: d.grid(1), byEnd: null }));
     /**
      * Dispatches per decode step (one compute pass, one submit), per prefill pass, uniform buffers, and the kernel
      * tuning the pipelines were compiled with ('cpu' or 'gpu', and the matvec overrides: what benchmarks check).
@@ -323,6 +341,8 @@ export class Model {
     this.queue = Promise.resolve();
     /** @type {GPUCommandBuffer | null} the next decode step's commands, encoded ahead (a step encodes the next) */
     this.nextDecode = null;
+    /** the largest step end (one past the position) nextDecode's grids serve */
+    this.nextDecodeEnd = 0;
     this.destroyed = false;
     /**
      * KV positions each of two slots holds aside (kv-session.js keeps a conversation there): at most
@@ -444,13 +464,13 @@ export class Model {
       queue.writeBuffer(s.ids, 0, this.idsHost, 0, T);
       queue.writeBuffer(s.positions, 0, this.positionsHost, 0, T);
       if (n === 1 && !wantLogits) {
-        queue.submit([this.nextDecode ?? this.encodeDecode()]);
+        queue.submit([this.nextDecode && pos < this.nextDecodeEnd ? this.nextDecode : this.encodeDecode(pos + 1)]);
         this.nextDecode = null;
         break;
       }
       const enc = device.createCommandEncoder();
       if (n === 1) {
-        encode(enc, this.decodeProgram);
+        encode(enc, this.decodeProgram, pos + 1);
       } else {
         this.uniforms.setTokens(T);
         const pass = enc.beginComputePass();
@@ -475,7 +495,10 @@ export class Model {
       queue.submit([enc.finish()]);
     }
     // the next decode step's commands (the same every step) are encoded while the GPU runs this one
-    if (n === 1 && !wantLogits) this.nextDecode = this.encodeDecode();
+    if (n === 1 && !wantLogits && pos + 2 <= this.context) {
+      this.nextDecodeEnd = endBucket(pos + 2);
+      this.nextDecode = this.encodeDecode(pos + 2);
+    }
     await Promise.all([s.tokenRead.mapAsync(MAP_READ_MODE), wantLogits ? s.logitsRead.mapAsync(MAP_READ_MODE) : null]);
     const out = s.tokenRead.getMappedRange(0, TOKEN_BYTES);
     const token = new Uint32Array(out)[0];
@@ -509,10 +532,13 @@ export class Model {
     }
   }
 
-  /** One decode step's commands: the recorded program, then the token and its logprob copied out for reading back. */
-  encodeDecode() {
+  /**
+   * One decode step's commands: the recorded program, then the token and its logprob copied out for reading back.
+   * @param {number} end  one past the step's position (its grids serve every end up to endBucket(end))
+   */
+  encodeDecode(end) {
     const enc = this.device.createCommandEncoder();
-    encode(enc, this.decodeProgram);
+    encode(enc, this.decodeProgram, end);
     enc.copyBufferToBuffer(this.state.token, 0, this.state.tokenRead, 0, TOKEN_BYTES);
     return enc.finish();
   }
@@ -532,17 +558,36 @@ export class Model {
   }
 }
 
+/** end rounded up to a multiple of END_STEP. @param {number} end */
+const endBucket = (end) => Math.ceil(end / END_STEP) * END_STEP;
+
 /**
- * One compute pass over prerecorded dispatches with fixed grids.
+ * The grid of decode dispatch d for a step that ends at `end` (one past its position), or for the whole context.
+ * @param {FixedDispatch} d @param {number} [end]
+ * @returns {number[]}
+ */
+export function decodeGrid(d, end) {
+  if (!d.byEnd || end === undefined) return d.grid;
+  const bucket = endBucket(end);
+  let g = d.byEnd.grids.get(bucket);
+  if (!g) d.byEnd.grids.set(bucket, (g = d.byEnd.of(1, bucket)));
+  return g;
+}
+
+/**
+ * One compute pass over prerecorded dispatches, each with its grid for a step ending at `end` (the whole context's
+ * grids when absent).
  * @param {GPUCommandEncoder} enc
  * @param {FixedDispatch[]} program
+ * @param {number} [end]
  */
-function encode(enc, program) {
+function encode(enc, program, end) {
   const pass = enc.beginComputePass();
   for (const d of program) {
+    const g = decodeGrid(d, end);
     pass.setPipeline(d.pipeline);
     pass.setBindGroup(0, d.bindGroup);
-    pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+    pass.dispatchWorkgroups(g[0], g[1], g[2]);
   }
   pass.end();
 }

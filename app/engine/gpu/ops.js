@@ -327,9 +327,10 @@ export class DecodeOps extends Ops {
       num_heads: c.num_heads, num_kv_heads: c.num_kv_heads, head_dim: c.head_dim, capacity: S, splits,
       scale: attentionScale(c),
     });
-    const splitGrid = grids.attentionSplitGrid(c.num_heads, S, shape);
+    // rows of workgroups for the splits up to the step's end (one past its position; the whole cache when not given)
     this.record(`attention split ${label}`, split,
-      [s.positions, table, s.qkv, s.qkvBias[i], s.kCache[i], s.vCache[i], s.attnPart, ps], () => splitGrid);
+      [s.positions, table, s.qkv, s.qkvBias[i], s.kCache[i], s.vCache[i], s.attnPart, ps],
+      (_T, end) => grids.attentionSplitGrid(c.num_heads, Math.min(S, end ?? S), shape));
     const combine = this.ctx.pipelines.get('attention_combine.wgsl', 'main', t.attentionCombine);
     const pc = this.ctx.uniforms.fixed(PARAMS['attention_combine.wgsl'], {
       num_heads: c.num_heads, head_dim: c.head_dim, capacity: S, splits, split_positions: SPLIT,
