@@ -37,3 +37,22 @@ def test_ratios_pair_the_right_rows(tmp_path: Path) -> None:
     assert cells == ["tiny", "10,000-12,000 / 20,000", "0.50-0.60x", "400-600 / 800", "0.50-0.75x", "350-420 / 700",
                      "0.50-0.60x", "3,000", "40.0-60.0%"]
     assert "(depth 1920)" in out.splitlines()[0]
+
+
+def test_ab_table_gives_each_variant_its_rounds(tmp_path: Path) -> None:
+    def run(tok_s: float, step: float, split: float, fnv: int) -> str:
+        kinds = {"matvec": 0.9, "swiglu": 0.8, "matvec_head": 0.4, "attention_split": split, "attention_combine": 0.3}
+        return json.dumps({"decode_tokens_per_s": tok_s, "decode_ids_fnv1a": fnv,
+                           "profile": {"step_ms": step, "by_kind": {k: {"gpu_ms": v} for k, v in kinds.items()}}})
+    (tmp_path / "ab-old-1.json").write_text(run(300.0, 3.6, 0.38, 7))
+    (tmp_path / "ab-new-1.json").write_text(run(310.0, 3.4, 0.20, 7))
+    (tmp_path / "ab-new-2.json").write_text(run(320.0, 3.3, 0.25, 7))
+    (tmp_path / "ab-tuned-1.json").write_text(run(330.0, 3.2, 0.25, 8))  # another hash: shown, so it is seen
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/peer/compare.py"), str(tmp_path)], capture_output=True,
+                         text=True, check=True).stdout
+    rows = {cells[0]: cells for line in out.splitlines() if line.startswith("| ")
+            if (cells := [c.strip() for c in line.strip("|").split("|")])[0] in ("old", "new", "tuned")}
+    assert list(rows) == ["old", "new", "tuned"]
+    assert rows["old"] == ["old", "1", "300", "3.60", "0.90", "0.80", "0.40", "0.38", "0.30", "7"]
+    assert rows["new"][1:4] == ["2", "310-320", "3.30-3.40"] and rows["new"][7] == "0.20-0.25"
+    assert rows["tuned"][-1] == "8"

@@ -4,6 +4,8 @@ Usage: python3 compare.py RESULTS_DIR   (llama-SHAPE.jsonl from llama-bench -o j
 scripts/bench_engine.mjs --json; fieldllm-SHAPE-kvD-rN.json from a run with --prefill D). Prefill 256 is compared with
 llama-bench's pp256 at depth 0; our decode runs from position 256, so it is compared with tg128 at depth 256; a kvD
 run's decode (from position D) with tg128 at depth D, in a column of its own. Ranges are min-max over the rounds.
+With run.sh's A/B (ab-VARIANT-N.json from bench_engine --profile), a second table: per variant its decode, the
+profiled step and its kernel families, and the greedy ids' hashes (which must agree across variants).
 Standard library only (it runs on the GPU machine too).
 """
 
@@ -71,7 +73,31 @@ def compare(results: Path) -> list[str]:
     return lines
 
 
+_AB_FAMILIES = ("matvec", "swiglu", "matvec_head", "attention_split", "attention_combine")
+
+
+def ab_table(results: Path) -> list[str]:
+    """Per A/B variant (old, new, tuned): decode tok/s, the profiled step (ms, with its read-back) and the GPU time of
+    its kernel families, min-max over the rounds; and the greedy ids' FNV-1a hashes."""
+    runs: dict[str, list[dict]] = {}
+    for p in sorted(results.glob("ab-*-*.json")):
+        runs.setdefault(p.stem.split("-")[1], []).append(json.loads(p.read_text()))
+    if not runs:
+        return []
+    lines = ["| variant | rounds | decode tok/s | step ms | " + " | ".join(f"{f} ms" for f in _AB_FAMILIES)
+             + " | greedy hashes |", "| --- " * (5 + len(_AB_FAMILIES)) + "|"]
+    for variant in sorted(runs, key=lambda v: ("old", "new", "tuned").index(v) if v in ("old", "new", "tuned") else 3):
+        rs = runs[variant]
+        prof = [r.get("profile", {}) for r in rs]
+        fams = [_span([p["by_kind"][f]["gpu_ms"] for p in prof if f in p.get("by_kind", {})], 2) for f in _AB_FAMILIES]
+        hashes = ", ".join(sorted({str(r.get("decode_ids_fnv1a", "-")) for r in rs}))
+        lines.append(f"| {variant} | {len(rs)} | {_span([r['decode_tokens_per_s'] for r in rs])} "
+                     f"| {_span([p['step_ms'] for p in prof if 'step_ms' in p], 2)} | " + " | ".join(fams)
+                     + f" | {hashes} |")
+    return lines
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2 or not Path(sys.argv[1]).is_dir():
         sys.exit("usage: compare.py RESULTS_DIR (the folder run.sh fills: llama-*.jsonl, fieldllm-*.json)")
-    print("\n".join(compare(Path(sys.argv[1]))))
+    print("\n".join([*compare(Path(sys.argv[1])), "", *ab_table(Path(sys.argv[1]))]))

@@ -7,7 +7,9 @@
 #                           this checkout has it; without one only the SmolLM2 shape runs)
 #   .peer/whl/gguf-*.whl    the gguf package, for the generator on the GPU machine
 #   .peer/*.py, run.sh      this folder's generator, vocab tool, comparison and runner
-# Usage: bash scripts/peer/prepare.sh [QWEN2.gguf]   (needs .venv with the default model: scripts/setup-python)
+#   .peer/old/              with AB_REV=<git rev>: that revision's engine, shaders and scripts, for run.sh's A/B
+# Usage: [AB_REV=<rev>] bash scripts/peer/prepare.sh [QWEN2.gguf]   (needs .venv with the default model:
+#        scripts/setup-python)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(git rev-parse --show-toplevel); cd "$root"
 grep -qxF '/.peer/' .git/info/exclude 2>/dev/null || { mkdir -p .git/info; echo '/.peer/' >> .git/info/exclude; }
@@ -32,5 +34,7 @@ if [ -n "${1:-}" ]; then .venv/bin/python "$here/vocab_gguf.py" "$1" .peer/vocab
 elif [ -f "$qwen" ]; then cp "$qwen" .peer/vocab-qwen2.gguf
 else echo "no Qwen2 GGUF given: only the SmolLM2 shape will run"; fi
 cp "$here"/gen_gguf.py "$here"/vocab_gguf.py "$here"/compare.py "$here"/run.sh .peer/
+rm -rf .peer/old
+if [ -n "${AB_REV:-}" ]; then mkdir .peer/old && git archive "$AB_REV" app/engine webgpu_shaders scripts | tar x -C .peer/old; fi
 du -sh .peer
 echo "now a device run carrying .device and .peer with the command: bash .peer/run.sh   (results: \$OUT/peer.tgz)"

@@ -5,8 +5,12 @@
 # Builds llama.cpp's CUDA llama-bench (in the background), writes synthetic GGUFs of real shapes (same seed, same
 # bytes every run), prepares each with `fieldllm prepare`, then runs llama-bench and scripts/bench_engine.mjs on the
 # same files, alternating. Prints ours / llama.cpp per figure (compare.py) and leaves everything in $OUT/peer.tgz.
+# With .peer/old (prepare.sh with AB_REV=<git rev>): while llama.cpp builds (the GPU idle), an A/B of our engine on
+# AB_SHAPE's package (default qwen2.5-3b, prepared first), one process per variant in turn: the tree of AB_REV ("old"),
+# this tree ("new"), and this tree with --tuning "$AB_TUNING" ("tuned", when given); bench_engine --profile at
+# --context AB_CONTEXT (4096). After the side-by-side, more A/B rounds while the run is younger than AB_UNTIL seconds.
 set -u
-P=$PWD; G=$P/.peer; W=/tmp/peer; R=/tmp/peer-res; mkdir -p $W $R
+P=$PWD; G=$P/.peer; W=/tmp/peer; R=/tmp/peer-res; mkdir -p $W $R; START=$(date +%s)
 trap 'python3 $G/compare.py $R > $R/compare.txt 2>&1; cat $R/compare.txt; tar czf $OUT/peer.tgz -C /tmp peer-res' EXIT
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > $R/gpu.txt 2>&1
 tar xJf $G/llama.tar.xz -C $W
@@ -18,14 +22,36 @@ python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/peer-s
 SHAPES=${SHAPES:-"smollm2-135m qwen2.5-1.5b qwen2.5-3b"}
 DEEP=${DEEP-1920}
 [ -f $G/vocab-qwen2.gguf ] || SHAPES=smollm2-135m
-for s in $SHAPES; do
-  v=$G/vocab-qwen2.gguf; [ $s = smollm2-135m ] && v=$G/vocab-smollm2.gguf
-  PYTHONPATH=/tmp/peer-site python3 $G/gen_gguf.py $v $s q4_0 $W/$s.gguf > /dev/null &&
-    PYTHONPATH=/tmp/peer-site:$P python3 -m app.cli prepare $W/$s.gguf --out $W/pkg-$s >> $R/prepare.log 2>&1
-done
+AB=""; [ -d $G/old ] && AB=${AB_SHAPE:-qwen2.5-3b}
+[ -n "$AB" ] && SHAPES="$AB $(echo " $SHAPES " | sed "s/ $AB / /")"  # the A/B's package first
+( for s in $SHAPES; do
+    v=$G/vocab-qwen2.gguf; [ $s = smollm2-135m ] && v=$G/vocab-smollm2.gguf
+    PYTHONPATH=/tmp/peer-site python3 $G/gen_gguf.py $v $s q4_0 $W/$s.gguf > /dev/null &&
+      PYTHONPATH=/tmp/peer-site:$P python3 -m app.cli prepare $W/$s.gguf --out $W/pkg-$s >> $R/prepare.log 2>&1
+    touch $W/pkg-$s.done
+  done ) &
+PREP=$!
 source .device/on-device.sh
-wait $BUILD; tail -3 $W/build.log > $R/build.txt
 B=$W/llama.cpp/build/bin/llama-bench
+ab_round() {  # $1: round number; one bench_engine process per variant
+  for v in old new ${AB_TUNING:+tuned}; do
+    local dir=$P args=()
+    [ $v = old ] && dir=$G/old
+    [ $v = tuned ] && args=(--tuning "$AB_TUNING")
+    ( cd $dir && timeout 90 node scripts/bench_engine.mjs --package $W/pkg-$AB --prefill 256 --decode 128 \
+        --context ${AB_CONTEXT:-4096} --profile "${args[@]}" --json $R/ab-$v-$1.json > $R/ab-$v-$1.log 2>&1 )
+  done
+  echo "A/B round $1 done at $(( $(date +%s) - START )) s" >> $R/timeline.txt
+}
+ab_ok() {  # did round $1 measure anything? (else stop: a broken variant must not spin the loop)
+  [ -e $R/ab-new-$1.json ] || { echo "A/B round $1 measured nothing: A/B stopped (see $R/ab-*-$1.log)" >> $R/timeline.txt; AB=""; false; }
+}
+n=0
+if [ -n "$AB" ]; then
+  while [ ! -e $W/pkg-$AB.done ]; do kill -0 $PREP 2>/dev/null || break; sleep 2; done
+  while [ -e $W/pkg-$AB.done ] && kill -0 $BUILD 2>/dev/null; do n=$((n + 1)); ab_round $n; ab_ok $n || break; done
+fi
+wait $PREP; wait $BUILD; tail -3 $W/build.log > $R/build.txt
 for round in $(seq 1 ${ROUNDS:-2}); do
   for s in $SHAPES; do
     [ -x $B ] && timeout 200 $B -m $W/$s.gguf -ngl 99 -fa 1 -p 256 -n 128 -d 0,256${DEEP:+,${DEEP// /,}} -r 3 -o jsonl >> $R/llama-$s.jsonl 2>> $R/llama-err.log
@@ -35,3 +61,4 @@ for round in $(seq 1 ${ROUNDS:-2}); do
     done
   done
 done
+while [ -n "$AB" ] && [ $(( $(date +%s) - START )) -lt ${AB_UNTIL:-0} ]; do n=$((n + 1)); ab_round $n; ab_ok $n || break; done
