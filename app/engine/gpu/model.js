@@ -494,7 +494,8 @@ export class Model {
       }
       queue.submit([enc.finish()]);
     }
-    // the next decode step's commands (the same every step) are encoded while the GPU runs this one
+    // the next decode step's commands (the same program, grids for the next position's bucket) are encoded while
+    // the GPU runs this one
     if (n === 1 && !wantLogits && pos + 2 <= this.context) {
       this.nextDecodeEnd = endBucket(pos + 2);
       this.nextDecode = this.encodeDecode(pos + 2);
