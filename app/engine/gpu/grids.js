@@ -112,13 +112,13 @@ export const attentionPrefillCombineGrid = (tokens, heads, headDim, wg, splits) 
 
 /**
  * attention_split.wgsl's shape for a model's heads, within the tuning's caps (`WG` threads, `SPLIT` positions per
- * workgroup, `GROUP` query heads per workgroup where given). GROUP: the largest divisor of the query heads per kv
- * head with GROUP * head_dim / 4 <= 256 (the workgroup's queries and outputs fit in workgroup memory), so each key
- * and value read serves GROUP heads. SPLIT: a power of two, at most the cap and WG / GROUP. TP: a power of two up
- * to 8 that fills the rest of WG, to shorten each thread's chain of K loads where GROUP * SPLIT leaves threads over
- * (head_dim 128 with GROUP 8, as in Qwen2.5-3B: 8 heads x 32 positions x 1 thread = 256). The engine's GPU tuning caps GROUP at 1 (WG 128, SPLIT 16:
- * 8 threads per position, chains of 4 loads): on an H100 the grouped shapes were no faster at KV 1,920 and slower at
- * KV 384, since a split's time is its chains of dependent loads, not the cache bytes (docs/PERFORMANCE.md).
+ * workgroup, `GROUP` query heads per workgroup where given). GROUP: the largest divisor of the query heads per kv head
+ * with GROUP * head_dim / 4 <= 256 (the workgroup's queries and outputs fit in workgroup memory), so each key and value
+ * read serves GROUP heads. SPLIT: a power of two, at most the cap and WG / GROUP. TP: a power of two up to 8 that fills
+ * the rest of WG, to shorten each thread's chain of K loads where GROUP * SPLIT leaves threads over (head_dim 128 with
+ * GROUP 8, as in Qwen2.5-3B: 8 heads x 32 positions x 1 thread = 256). The engine's GPU tuning caps GROUP at 1 (WG 128,
+ * SPLIT 16: 8 threads per position, chains of 4 loads): on an H100 the grouped shapes were no faster at KV 1,920 and
+ * slower at KV 384, since a split's time is its chains of dependent loads, not the cache bytes (docs/PERFORMANCE.md).
  * @param {number} headDim @param {number} heads @param {number} kvHeads
  * @param {Readonly<Record<string, number>>} cap  the tuning: {WG, SPLIT, and optionally GROUP}
  * @returns {AttentionSplitShape}
