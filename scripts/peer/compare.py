@@ -32,48 +32,51 @@ def _ratio(ours: list[float], theirs: list[float]) -> str:
     return _span([min(ours) / max(theirs), max(ours) / min(theirs)], 2) + "x"
 
 
-def _tg(rows: list[dict], depth: int) -> list[float]:
-    return [r["avg_ts"] for r in rows if (r.get("n_prompt"), r.get("n_gen"), r.get("n_depth", 0)) == (0, 128, depth)]
+def _ts(rows: list[dict], prompt: int, gen: int, depth: int) -> list[float]:
+    """llama-bench's tokens/s of the rows with these n_prompt, n_gen and n_depth."""
+    want = (prompt, gen, depth)
+    return [r["avg_ts"] for r in rows if (r.get("n_prompt"), r.get("n_gen"), r.get("n_depth", 0)) == want]
 
 
 def compare(results: Path) -> list[str]:
-    ours_files = [(m["shape"], int(m["kv"] or 0), p) for p in sorted(results.glob("fieldllm-*-r*.json"))
-                  if (m := _OURS.fullmatch(p.stem))]
-    depths = sorted({kv for _, kv, _ in ours_files if kv})
+    # (shape, KV depth or 0, the run's JSON), each file read once
+    ours_runs = [(m["shape"], int(m["kv"] or 0), json.loads(p.read_text()))
+                 for p in sorted(results.glob("fieldllm-*-r*.json")) if (m := _OURS.fullmatch(p.stem))]
+    depths = sorted({kv for _, kv, _ in ours_runs if kv})
     lines = ["| shape | prefill 256 tok/s: ours / llama.cpp | ratio | decode tok/s: ours / llama.cpp (depth 256) "
              "| ratio | " + "".join(f"decode tok/s (depth {d}) | ratio | " for d in depths)
              + "DRAM read GB/s | decode of read bound |",
              "| --- " * (7 + 2 * len(depths)) + "|"]
-    shapes = sorted({shape for shape, _, _ in ours_files}
+    shapes = sorted({shape for shape, _, _ in ours_runs}
                     | {p.stem.removeprefix("llama-") for p in results.glob("llama-*.jsonl")} - {"err"})
-    bounds = sorted(json.loads(p.read_text()).get("stream_read_GBps", 0.0) for _, _, p in ours_files)
+    bounds = sorted(o.get("stream_read_GBps", 0.0) for _, _, o in ours_runs)
     median = bounds[len(bounds) // 2] if bounds else 0.0
     for shape in shapes:
-        ours = [json.loads(p.read_text()) for s, kv, p in ours_files if s == shape and not kv]
+        ours = [o for s, kv, o in ours_runs if s == shape and not kv]
         rows = []
         lf = results / f"llama-{shape}.jsonl"
         if lf.exists():
             rows = [json.loads(line) for line in lf.read_text().splitlines() if line.strip().startswith("{")]
-        pp = [r["avg_ts"] for r in rows if (r.get("n_prompt"), r.get("n_gen"), r.get("n_depth", 0)) == (256, 0, 0)]
+        pp, tg = _ts(rows, 256, 0, 0), _ts(rows, 0, 128, 256)
         op = [o["prefill_tokens_per_s"] for o in ours]
         od = [o["decode_tokens_per_s"] for o in ours]
         deep = ""
         for d in depths:
-            odd = [json.loads(p.read_text())["decode_tokens_per_s"]
-                   for s, kv, p in ours_files if s == shape and kv == d]
-            deep += f"{_span(odd)} / {_span(_tg(rows, d))} | {_ratio(odd, _tg(rows, d))} | "
+            odd = [o["decode_tokens_per_s"] for s, kv, o in ours_runs if s == shape and kv == d]
+            tgd = _ts(rows, 0, 128, d)
+            deep += f"{_span(odd)} / {_span(tgd)} | {_ratio(odd, tgd)} | "
         # one GPU, so every process's read bound should agree: one far from the run's median was mis-timed (before
         # 2026-12-06 the benchmark's minimum of differences could print -479 or 5,712 GB/s beside 2,900-3,000)
         ok = [o for o in ours if 0.75 * median < o.get("stream_read_GBps", 0) < 1.25 * median]
         bw = [o["stream_read_GBps"] for o in ok]
         fb = [100 * o["fraction_of_bound"] for o in ok if o.get("bound_by") == "stream_read_1GiB"]
-        tg = _tg(rows, 256)
         lines.append(f"| {shape} | {_span(op)} / {_span(pp)} | {_ratio(op, pp)} | {_span(od)} / {_span(tg)} "
                      f"| {_ratio(od, tg)} | {deep}{_span(bw)} | {_span(fb, 1)}% |")
     return lines
 
 
 _AB_FAMILIES = ("matvec", "swiglu", "matvec_head", "attention_split", "attention_combine")
+_AB_ORDER = ("old", "new", "tuned")
 
 
 def ab_table(results: Path) -> list[str]:
@@ -86,7 +89,7 @@ def ab_table(results: Path) -> list[str]:
         return []
     lines = ["| variant | rounds | decode tok/s | step ms | " + " | ".join(f"{f} ms" for f in _AB_FAMILIES)
              + " | greedy hashes |", "| --- " * (5 + len(_AB_FAMILIES)) + "|"]
-    for variant in sorted(runs, key=lambda v: ("old", "new", "tuned").index(v) if v in ("old", "new", "tuned") else 3):
+    for variant in sorted(runs, key=lambda v: _AB_ORDER.index(v) if v in _AB_ORDER else len(_AB_ORDER)):
         rs = runs[variant]
         prof = [r.get("profile", {}) for r in rs]
         fams = [_span([p["by_kind"][f]["gpu_ms"] for p in prof if f in p.get("by_kind", {})], 2) for f in _AB_FAMILIES]
