@@ -162,7 +162,9 @@ function tuningNamed(name) {
 // one Pipelines (and its cache of compiled pipelines) per tuning, shared by every shape and storage
 const pipelinesByTuning = new Map(args.tunings.split(',').map((name) => [name,
   new Pipelines(device, modules, /** @type {any} */ (tuningNamed(name)))]));
-const configurations = args.shapes.split(',').length * args.storages.split(',').length * pipelinesByTuning.size;
+const shapes = args.shapes.split(',').map((shape) => shape.split('x').map(Number));
+const storages = args.storages.split(',');
+const configurations = shapes.length * storages.length * pipelinesByTuning.size;
 if (configurations > 1) {
   console.warn(`warning: ${configurations} configurations in one process; on an H100 only the first was timed ` +
     'right (see the header): run one --shapes, --storages and --tunings entry per process for figures to keep');
@@ -186,10 +188,9 @@ const alignUp = (/** @type {number} */ n) => Math.ceil(n / ALIGN) * ALIGN;
 const copyBytes = (planes) => planes.reduce((s, p) => s + alignUp(p.byteLength), 0);
 /** Copies of a weight of `bytes` that together exceed 4x the L2. @param {number} bytes */
 const copiesOf = (bytes) => Math.max(2, Math.ceil((4 * L2_BYTES) / bytes));
-const shapes = args.shapes.split(',').map((shape) => shape.split('x').map(Number));
 // every (shape, storage)'s copies fit in the arena: at most 4 x L2 + one copy of the largest weight
 let arenaBytes = 0;
-for (const [rows, cols] of shapes) for (const storage of args.storages.split(',')) {
+for (const [rows, cols] of shapes) for (const storage of storages) {
   const one = copyBytes(randomPlanes(storage, rows, cols));
   arenaBytes = Math.max(arenaBytes, copiesOf(one) * one);
 }
@@ -197,7 +198,7 @@ if (arenaBytes > device.limits.maxBufferSize) throw new Error(`--shapes: the wei
 const arena = buffer(arenaBytes);
 
 for (const [rows, cols] of shapes) {
-  for (const storage of args.storages.split(',')) for (const [tuningName, pipelines] of pipelinesByTuning) {
+  for (const storage of storages) for (const [tuningName, pipelines] of pipelinesByTuning) {
     const planes = randomPlanes(storage, rows, cols);
     const weightBytes = planes.reduce((s, p) => s + p.byteLength, 0);
     const bytes = weightBytes + 4 * cols + 4 * rows;
