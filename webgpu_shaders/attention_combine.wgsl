@@ -12,13 +12,17 @@
 //   2 out       vec4<f32>[num_heads * d / 4]           attention output, [head, d]
 //   3 params    Params
 //
-// Dispatch: (num_heads, 1, 1) workgroups of WG threads. M and the denominator: each thread takes splits j, j + WG,
-// ..., then tree reductions. The numerator: the d/4 vec4 columns times max(1, WG / (d/4)) slices of the splits
-// (slice k: splits k, k + slices, ...) spread over the threads, slices summed in workgroup memory; so long caches
-// (hundreds of splits) do not leave one thread walking every split. Needs d % 4 == 0, d <= 256, WG a power of two
-// <= 256.
+// Dispatch: (num_heads, CG, 1) workgroups of WG threads; workgroup (h, g) writes head h's vec4 columns g * cw ..
+// (g + 1) * cw - 1, cw = ceil((d/4) / CG), so a head's splits are read by CG workgroups at once rather than walked by
+// one (at KV 1,984 a 3B head has 124 splits: one workgroup of 128 threads walked 31 of them per thread, one dependent
+// load after another). M and the denominator (every workgroup of the head computes them): each thread takes splits
+// j, j + WG, ..., then tree reductions. The numerator: the cw columns times max(1, WG / cw) slices of the splits
+// (slice k: splits k, k + slices, ...) spread over the threads, slices summed in workgroup memory. Needs
+// d % 4 == 0, d <= 256, WG a power of two <= 256 (groups past the
+// columns, CG > d/4, write nothing).
 
 override WG: u32 = 128u;  // threads per workgroup
+override CG: u32 = 1u;    // column groups: workgroups per head (the grid's height)
 
 const NEG_BIG: f32 = -3.0e38;
 
@@ -36,12 +40,15 @@ struct Params {
 @group(0) @binding(3) var<uniform> params: Params;
 
 var<workgroup> red: array<f32, WG>;
-var<workgroup> slices: array<vec4<f32>, 256>;  // per (slice, column) partial numerators (<= max(WG, d/4))
+var<workgroup> slices: array<vec4<f32>, 256>;  // per (slice, column) partial numerators (<= max(WG, cw))
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
   let h = wid.x;
   let d4 = params.head_dim / 4u;
+  let cw = (d4 + CG - 1u) / CG;                    // columns per group
+  let col0 = wid.y * cw;                           // this workgroup's first column
+  let ncol = min(cw, d4 - min(d4, col0));          // its columns (the last group may have fewer)
   let pos = min(positions[0], params.capacity - 1u);
   let n = pos / params.split_positions + 1u;
   let row = h * params.splits;                     // (h, split 0)
@@ -77,21 +84,23 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   }
   let inv_l = 1.0 / red[0];
 
-  let nsl = max(1u, WG / d4);
-  for (var idx = li; idx < d4 * nsl; idx += WG) {
-    let col = idx % d4;
+  let nsl = max(1u, WG / cw);
+  for (var idx = li; idx < cw * nsl; idx += WG) {
+    let col = col0 + idx % cw;
     var o = vec4<f32>(0.0);
-    for (var c = idx / d4; c < n; c += nsl) {
-      o += exp(part[ml + row + c].x - m) * part[(row + c) * d4 + col];
+    if (col < d4) {
+      for (var c = idx / cw; c < n; c += nsl) {
+        o += exp(part[ml + row + c].x - m) * part[(row + c) * d4 + col];
+      }
     }
     slices[idx] = o;
   }
   workgroupBarrier();
-  for (var col = li; col < d4; col += WG) {
+  for (var k0 = li; k0 < ncol; k0 += WG) {
     var o = vec4<f32>(0.0);
     for (var k = 0u; k < nsl; k++) {
-      o += slices[k * d4 + col];
+      o += slices[k * cw + k0];
     }
-    out[h * d4 + col] = o * inv_l;
+    out[h * d4 + col0 + k0] = o * inv_l;
   }
 }

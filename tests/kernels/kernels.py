@@ -160,8 +160,9 @@ def attention_split_grid(num_heads: int, capacity: int, shape: dict[str, int]) -
     return (num_heads // shape["GROUP"], attention_splits(capacity, shape["SPLIT"]), 1)
 
 
-def attention_combine_grid(num_heads: int) -> tuple[int, int, int]:
-    return (num_heads, 1, 1)
+def attention_combine_grid(num_heads: int, column_groups: int) -> tuple[int, int, int]:
+    """attention_combine.wgsl: CG workgroups (column groups) per query head."""
+    return (num_heads, column_groups, 1)
 
 
 def elementwise_grid(n: int, wg: int) -> tuple[int, int, int]:

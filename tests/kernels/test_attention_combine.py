@@ -13,7 +13,7 @@ from .kernels import attention_combine_grid, params, tuning
 from .reference import assert_close
 
 COMBINE = "attention_combine.wgsl"
-COMBINE_WG = tuning(COMBINE)["WG"]  # as the engine compiles it (webgpu_shaders/kernels.json)
+COMBINE_WG, COMBINE_CG = tuning(COMBINE)["WG"], tuning(COMBINE)["CG"]  # as the engine compiles it (kernels.json)
 
 
 @pytest.mark.parametrize("heads,d,pos,split,splits", [
@@ -23,9 +23,14 @@ COMBINE_WG = tuning(COMBINE)["WG"]  # as the engine compiles it (webgpu_shaders/
     (3, 12, 70, 2, 40),       # d/4 = 3 columns: odd sizes
     (2, 256, 40, 16, 4),      # d/4 = 64 columns
 ])
-@pytest.mark.parametrize("wg", [COMBINE_WG, 8])
+@pytest.mark.parametrize("wg,cg", [
+    (COMBINE_WG, COMBINE_CG),  # the engine's
+    (8, 1),                    # fewer threads than columns or splits
+    (128, 8),                  # eight workgroups per head (d/4 = 3: five of them have no column)
+    (32, 5),                   # groups that do not divide the columns: the last has fewer, or none
+])
 def test_combine_merges_splits(gpu: Gpu, rng: np.random.Generator, heads: int, d: int, pos: int, split: int,
-                               splits: int, wg: int) -> None:
+                               splits: int, wg: int, cg: int) -> None:
     used = math.ceil((pos + 1) / split)
     # what attention_split.wgsl writes per (head, split): o = sum_j exp(s_j - m) v_j, m = max_j s_j, l = sum exp(..)
     o = rng.standard_normal((heads, splits, d)).astype(np.float32)
@@ -39,8 +44,8 @@ def test_combine_merges_splits(gpu: Gpu, rng: np.random.Generator, heads: int, d
     out = gpu.zeros(4 * heads * d)
     p = gpu.uniform(params(COMBINE, num_heads=heads, head_dim=d, capacity=splits * split, splits=splits,
                            split_positions=split))
-    gpu.run(gpu.pipeline(COMBINE, "main", {"WG": wg}),
-            [gpu.storage(np.array([pos], np.uint32)), gpu.storage(part), out, p], attention_combine_grid(heads))
+    gpu.run(gpu.pipeline(COMBINE, "main", {"WG": wg, "CG": cg}),
+            [gpu.storage(np.array([pos], np.uint32)), gpu.storage(part), out, p], attention_combine_grid(heads, cg))
 
     mu, lu, ou = m[:, :used].astype(np.float64), l_[:, :used].astype(np.float64), o[:, :used].astype(np.float64)
     w = np.exp(mu - mu.max(axis=1, keepdims=True))

@@ -25,7 +25,7 @@ SPLIT = "attention_split.wgsl"
 COMBINE = "attention_combine.wgsl"
 # as the engine compiles them (webgpu_shaders/kernels.json caps; the shape by heads, grids.js attentionSplitShape)
 SPLIT_CAP = tuning(SPLIT)
-COMBINE_WG = tuning(COMBINE)["WG"]
+COMBINE_WG, COMBINE_CG = tuning(COMBINE)["WG"], tuning(COMBINE)["CG"]
 SENTINEL = -7.25
 
 
@@ -57,9 +57,11 @@ def engine(heads: int, kv_heads: int, d: int) -> tuple[int, int, int]:
     (12, 2, 128, 383, 392, *engine(12, 2, 128), True),
     (9, 3, 64, 300, 392, *engine(9, 3, 64), False),
 ])
-@pytest.mark.parametrize("combine_wg", [COMBINE_WG, 8])  # the engine's; fewer threads than columns or splits
+# the engine's combine; fewer threads than columns or splits, three workgroups per head
+@pytest.mark.parametrize("combine_wg,combine_cg", [(COMBINE_WG, COMBINE_CG), (8, 3)])
 def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_heads: int, d: int, pos: int,
-                         capacity: int, group: int, split: int, tp: int, half: bool, combine_wg: int) -> None:
+                         capacity: int, group: int, split: int, tp: int, half: bool, combine_wg: int,
+                         combine_cg: int) -> None:
     n_all = heads + 2 * kv_heads
     scale = 1.0 / np.sqrt(d)
     cs = table(capacity, d, 10000.0)
@@ -84,8 +86,8 @@ def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_head
     out = gpu.zeros(4 * heads * d)
     pc = gpu.uniform(params(COMBINE, num_heads=heads, head_dim=d, capacity=capacity, splits=splits,
                             split_positions=split))
-    gpu.run(gpu.pipeline(COMBINE, "main", {"WG": combine_wg}), [positions, part, out, pc],
-            attention_combine_grid(heads))
+    gpu.run(gpu.pipeline(COMBINE, "main", {"WG": combine_wg, "CG": combine_cg}), [positions, part, out, pc],
+            attention_combine_grid(heads, combine_cg))
 
     # reference: bias, RoPE (rope_table.wgsl's arithmetic), cache write, then plain softmax attention
     x = qkv.astype(np.float32) + bias

@@ -147,11 +147,11 @@ def test_attention_split_window(gpu: Gpu, rng: np.random.Generator, d: int, pos:
             [positions, gpu.storage(cs), gpu.storage(qkv), gpu.storage(bias), k_buf, gpu.storage(kv_words(v_cache)),
              part, p], attention_split_grid(heads, capacity, shape))
     out = gpu.zeros(4 * heads * d)
-    combine_wg = tuning("attention_combine.wgsl")["WG"]
+    combine = {k: tuning("attention_combine.wgsl")[k] for k in ("WG", "CG")}
     pc = gpu.uniform(params("attention_combine.wgsl", num_heads=heads, head_dim=d, capacity=capacity, splits=splits,
                             split_positions=split))
-    gpu.run(gpu.pipeline("attention_combine.wgsl", "main", {"WG": combine_wg}), [positions, part, out, pc],
-            attention_combine_grid(heads))
+    gpu.run(gpu.pipeline("attention_combine.wgsl", "main", combine), [positions, part, out, pc],
+            attention_combine_grid(heads, combine["CG"]))
     q = qkv[: heads * d].reshape(1, heads, d)
     k = qkv[heads * d: (heads + kv_heads) * d].reshape(1, kv_heads, d)
     at = np.array([pos])

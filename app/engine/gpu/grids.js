@@ -146,8 +146,11 @@ export const attentionSplitGrid = (heads, capacity, shape) =>
 /** Splits per head (attention_split.wgsl's grid height). @param {number} capacity @param {number} splitPositions */
 export const attentionSplits = (capacity, splitPositions) => Math.ceil(capacity / splitPositions);
 
-/** attention_combine.wgsl: one workgroup per query head. @param {number} heads @returns {Grid} */
-export const attentionCombineGrid = (heads) => [heads, 1, 1];
+/**
+ * attention_combine.wgsl: CG workgroups (column groups) per query head.
+ * @param {number} heads @param {number} columnGroups  the kernel's CG @returns {Grid}
+ */
+export const attentionCombineGrid = (heads, columnGroups) => [heads, columnGroups, 1];
 
 /** swiglu.wgsl, bias.wgsl: one thread per element. @param {number} n @param {number} wg @returns {Grid} */
 export const elementwiseGrid = (n, wg) => grid1d(Math.ceil(n / wg));

@@ -331,11 +331,12 @@ export class DecodeOps extends Ops {
     this.record(`attention split ${label}`, split,
       [s.positions, table, s.qkv, s.qkvBias[i], s.kCache[i], s.vCache[i], s.attnPart, ps],
       (_T, end) => grids.attentionSplitGrid(c.num_heads, Math.min(S, end ?? S), shape));
-    const combine = this.ctx.pipelines.get('attention_combine.wgsl', 'main', t.attentionCombine);
+    const CG = t.attentionCombine.CG ?? 1; // workgroups per head: the grid depends on it, so it is passed explicitly
+    const combine = this.ctx.pipelines.get('attention_combine.wgsl', 'main', { ...t.attentionCombine, CG });
     const pc = this.ctx.uniforms.fixed(PARAMS['attention_combine.wgsl'], {
       num_heads: c.num_heads, head_dim: c.head_dim, capacity: S, splits, split_positions: SPLIT,
     });
-    const combineGrid = grids.attentionCombineGrid(c.num_heads);
+    const combineGrid = grids.attentionCombineGrid(c.num_heads, CG);
     this.record(`attention combine ${label}`, combine, [s.positions, s.attnPart, s.att, pc], () => combineGrid);
   }
 
