@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine, from the project root, carrying .device and .peer (scripts/peer/prepare.sh):
 #   bash .peer/run.sh            (SHAPES="smollm2-135m" to run fewer shapes; ROUNDS=2; DEEP="1920" the deeper KV
-#                                 depths decode is also compared at, "" for none)
+#                                 depths decode is also compared at, "" for none; BENCH_ARGS for bench_engine, default
+#                                 "--prefill-repeats 3": a single timed prefill once read 0.08x for 0.23x)
 # Builds llama.cpp's CUDA llama-bench (in the background), writes synthetic GGUFs of real shapes (same seed, same
 # bytes every run), prepares each with `fieldllm prepare`, then runs llama-bench and scripts/bench_engine.mjs on the
 # same files, alternating. Prints ours / llama.cpp per figure (compare.py) and leaves everything in $OUT/peer.tgz.
@@ -55,9 +56,9 @@ wait $PREP; wait $BUILD; tail -3 $W/build.log > $R/build.txt
 for round in $(seq 1 ${ROUNDS:-2}); do
   for s in $SHAPES; do
     [ -x $B ] && timeout 200 $B -m $W/$s.gguf -ngl 99 -fa 1 -p 256 -n 128 -d 0,256${DEEP:+,${DEEP// /,}} -r 3 -o jsonl >> $R/llama-$s.jsonl 2>> $R/llama-err.log
-    timeout 200 node scripts/bench_engine.mjs --package $W/pkg-$s --prefill 256 --decode 128 ${BENCH_ARGS:-} --json $R/fieldllm-$s-r$round.json > $R/fieldllm-$s-r$round.log 2>&1
+    timeout 200 node scripts/bench_engine.mjs --package $W/pkg-$s --prefill 256 --decode 128 ${BENCH_ARGS---prefill-repeats 3} --json $R/fieldllm-$s-r$round.json > $R/fieldllm-$s-r$round.log 2>&1
     for d in $DEEP; do  # decode from position d: prefill d tokens first
-      timeout 200 node scripts/bench_engine.mjs --package $W/pkg-$s --prefill $d --decode 128 ${BENCH_ARGS:-} --json $R/fieldllm-$s-kv$d-r$round.json > $R/fieldllm-$s-kv$d-r$round.log 2>&1
+      timeout 200 node scripts/bench_engine.mjs --package $W/pkg-$s --prefill $d --decode 128 ${BENCH_ARGS---prefill-repeats 3} --json $R/fieldllm-$s-kv$d-r$round.json > $R/fieldllm-$s-kv$d-r$round.log 2>&1
     done
   done
 done
