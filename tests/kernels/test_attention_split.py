@@ -52,6 +52,8 @@ def engine(heads: int, kv_heads: int, d: int) -> tuple[int, int, int]:
     (3, 1, 12, 70, 80, 3, 2, 8, False),       # 8 threads per pair, more than d/4 = 3 (some idle)
     (12, 2, 128, 1900, 2048, 6, 32, 1, True),  # Qwen2.5-1.5B's heads at a long KV: 60 splits to merge
     (12, 2, 128, 1900, 2048, 3, 16, 4, True),  # half a kv head's query heads per workgroup (GROUP 3 of 6)
+    (16, 2, 128, 1983, 4096, 1, 64, 4, True),  # one head, 64 positions per workgroup (256 threads) at KV 1,984
+    (16, 2, 128, 1983, 4096, 1, 32, 8, True),  # one head, 32 positions per workgroup (256 threads)
     # the engine's choices: Qwen2.5-3B (16 / 2 heads), Qwen2.5-1.5B (12 / 2), SmolLM2 (9 / 3)
     (16, 2, 128, 383, 392, *engine(16, 2, 128), True),
     (12, 2, 128, 383, 392, *engine(12, 2, 128), True),
