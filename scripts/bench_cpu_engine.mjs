@@ -21,6 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { loadModel } from '../app/engine/cpu/model.js';
+import { fileFetch } from './bench_node.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -39,12 +40,6 @@ const { values: args } = parseArgs({
 const prefillN = Number(args.prefill), decodeN = Number(args.decode), repeats = Number(args.repeats);
 const context = Number(args.context);
 const pkgDir = resolve(String(args.package));
-
-/** fetch() for file: URLs (Node's fetch only speaks http). @param {string | URL | Request} url */
-async function fileFetch(url) {
-  const href = typeof url === 'string' ? url : url instanceof URL ? url.href : url.url;
-  return new Response(readFileSync(fileURLToPath(href)));
-}
 
 /** FNV-1a over token ids. @param {number[]} ids */
 function fnv(ids) {

@@ -27,6 +27,7 @@ import { readFile } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { create, globals } from 'webgpu';
+import { perOpSeconds, streamReadBandwidth } from './bench_node.mjs';
 
 Object.assign(globalThis, globals);
 const { Pipelines, TUNING, CPU_TUNING } = await import('../app/engine/gpu/pipelines.js');
@@ -49,21 +50,6 @@ const { values: args } = parseArgs({
 const L2_BYTES = 64 << 20;
 const BATCH_BYTES = 1 << 30; // about this much traffic per timed batch
 const SHADER_DIR = new URL('../webgpu_shaders/', import.meta.url);
-const STREAM_WGSL = new URL('stream_read.wgsl', import.meta.url);
-
-/**
- * Seconds per operation: (t(2n) - t(n)) / n, the minima of `trials` runs taken before the difference.
- * @param {(reps: number) => Promise<number>} timed @param {number} n @param {number} [trials]
- */
-async function perOpSeconds(timed, n, trials = 3) {
-  let t1 = Infinity;
-  let t2 = Infinity;
-  for (let trial = 0; trial < trials; trial++) {
-    t1 = Math.min(t1, await timed(n));
-    t2 = Math.min(t2, await timed(2 * n));
-  }
-  return t2 > t1 ? (t2 - t1) / n : NaN;
-}
 
 /**
  * One submit of `reps` rounds of dispatches of `pipeline`, each round over `groups`; seconds to completion.
@@ -83,30 +69,6 @@ async function timedDispatches(device, pipeline, groups, grid, reps) {
   device.queue.submit([enc.finish()]);
   await device.queue.onSubmittedWorkDone();
   return (performance.now() - t) / 1000;
-}
-
-/** DRAM read bandwidth (bytes/s): stream_read.wgsl over 1 GiB. @param {GPUDevice} device */
-async function streamReadBandwidth(device) {
-  const total = 1 << 30;
-  const chunk = Math.min(total, device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) & ~0xffff;
-  const n = Math.ceil(total / chunk);
-  const buffers = Array.from({ length: n }, () => device.createBuffer({ size: chunk, usage: GPUBufferUsage.STORAGE }));
-  const sink = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE });
-  const pipeline = device.createComputePipeline({
-    layout: 'auto',
-    compute: { module: device.createShaderModule({ code: await readFile(STREAM_WGSL, 'utf8') }), entryPoint: 'main' },
-  });
-  const groups = buffers.map((b) => device.createBindGroup({
-    layout: pipeline.getBindGroupLayout(0),
-    entries: [{ binding: 0, resource: { buffer: b } }, { binding: 1, resource: { buffer: sink } }],
-  }));
-  const grid = /** @type {[number, number, number]} */ ([Math.min(8192, device.limits.maxComputeWorkgroupsPerDimension), 1, 1]);
-  const timed = (/** @type {number} */ reps) => timedDispatches(device, pipeline, groups, grid, reps * n);
-  await timed(1);
-  const best = await perOpSeconds(timed, 4);
-  for (const b of buffers) b.destroy();
-  sink.destroy();
-  return (n * chunk) / best;
 }
 
 /**

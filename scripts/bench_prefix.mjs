@@ -21,6 +21,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { KvSession } from '../app/engine/kv-session.js';
+import { fileFetch } from './bench_node.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -37,12 +38,6 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const baseUrl = pathToFileURL(`${args.package.replace(/\/$/, '')}/`);
 const prefixN = Number(args.prefix), newN = Number(args.new), repeats = Number(args.repeats);
 const context = 2048;
-
-/** fetch() for file: URLs (Node's fetch only speaks http). @param {string | URL | Request} url */
-async function fileFetch(url) {
-  const href = typeof url === 'string' ? url : url instanceof URL ? url.href : url.url;
-  return new Response(await readFile(fileURLToPath(href)));
-}
 
 /** @type {any} Dawn's GPU object (--engine webgpu) */
 let gpu = null;

@@ -12,8 +12,9 @@
 import { readFile } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { pathToFileURL, fileURLToPath } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { create, globals } from 'webgpu';
+import { fileFetch } from './bench_node.mjs';
 
 Object.assign(globalThis, globals);
 const { Engine } = await import('../app/engine/engine.js');
@@ -28,12 +29,6 @@ const { values: args } = parseArgs({
 });
 if (!args.package) throw new Error('--package DIR is required');
 const tokens = Number(args.tokens);
-
-/** fetch() for file: URLs (Node's fetch only speaks http). @param {string | URL | Request} url */
-async function fileFetch(url) {
-  const href = typeof url === 'string' ? url : url instanceof URL ? url.href : url.url;
-  return new Response(await readFile(fileURLToPath(href)));
-}
 
 const SCHEMA = {
   type: 'object', additionalProperties: false, required: ['notes'],

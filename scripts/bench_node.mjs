@@ -1,0 +1,73 @@
+// bench_node.mjs: what the Node benchmarks share: fetch() for file: URLs, seconds per operation from two batch sizes,
+// and the DRAM read bound (stream_read.wgsl) that the GPU benchmarks divide by.
+
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+
+const STREAM_WGSL = new URL('stream_read.wgsl', import.meta.url);
+
+/** fetch() for file: URLs (Node's fetch only speaks http). @param {string | URL | Request} url */
+export async function fileFetch(url) {
+  const href = typeof url === 'string' ? url : url instanceof URL ? url.href : url.url;
+  return new Response(await readFile(fileURLToPath(href)));
+}
+
+/**
+ * Seconds per operation: (t(2n) - t(n)) / n, each t the best of `trials` submits of that many operations. The minima
+ * are taken before the difference: the minimum of differences let one slow t(n) give a tiny or negative time (seen
+ * 2026-12-06: -479 and 5,712 GB/s for a 1 GiB read on an H100 whose DRAM streams 2.9-3.0 TB/s).
+ * @param {(reps: number) => Promise<number>} timed  seconds for one submit of reps operations
+ * @param {number} n @param {number} [trials]
+ */
+export async function perOpSeconds(timed, n, trials = 3) {
+  let t1 = Infinity;
+  let t2 = Infinity;
+  for (let trial = 0; trial < trials; trial++) {
+    t1 = Math.min(t1, await timed(n));
+    t2 = Math.min(t2, await timed(2 * n));
+  }
+  return t2 > t1 ? (t2 - t1) / n : NaN; // NaN: the work was lost in the noise (callers that bound must refuse it)
+}
+
+/**
+ * DRAM read bandwidth: scripts/stream_read.wgsl over `total` bytes (default 1 GiB, 20x an H100's L2) in bindings of at
+ * most the device's maxStorageBufferBindingSize, one dispatch per binding, all in one pass.
+ * @param {GPUDevice} device @param {number} [total] @returns {Promise<number>} bytes/s read
+ */
+export async function streamReadBandwidth(device, total = 1 << 30) {
+  const chunk = Math.min(total, device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) & ~0xffff;
+  const n = Math.ceil(total / chunk);
+  const buffers = Array.from({ length: n }, () => device.createBuffer({ size: chunk, usage: GPUBufferUsage.STORAGE }));
+  const sink = device.createBuffer({ size: 1024, usage: GPUBufferUsage.STORAGE });
+  const pipeline = device.createComputePipeline({
+    layout: 'auto',
+    compute: { module: device.createShaderModule({ code: await readFile(STREAM_WGSL, 'utf8') }), entryPoint: 'main' },
+  });
+  const groups = buffers.map((buffer) => device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [{ binding: 0, resource: { buffer } }, { binding: 1, resource: { buffer: sink } }],
+  }));
+  /** @param {number} reps */
+  const timed = async (reps) => {
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    for (let r = 0; r < reps; r++) {
+      for (const g of groups) {
+        pass.setBindGroup(0, g);
+        pass.dispatchWorkgroups(Math.min(8192, device.limits.maxComputeWorkgroupsPerDimension));
+      }
+    }
+    pass.end();
+    const t = performance.now();
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    return (performance.now() - t) / 1000;
+  };
+  await timed(1); // warm up (and first touch of the pages)
+  const best = await perOpSeconds(timed, 4);
+  if (!(best > 0)) throw new Error('the streaming read could not be timed (t(8) <= t(4)): run again');
+  for (const b of buffers) b.destroy();
+  sink.destroy();
+  return (n * chunk) / best;
+}
