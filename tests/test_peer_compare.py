@@ -56,3 +56,18 @@ def test_ab_table_gives_each_variant_its_rounds(tmp_path: Path) -> None:
     assert rows["old"] == ["old", "1", "300", "3.60", "0.90", "0.80", "0.40", "0.38", "0.30", "7"]
     assert rows["new"][1:4] == ["2", "310-320", "3.30-3.40"] and rows["new"][7] == "0.20-0.25"
     assert rows["tuned"][-1] == "8"
+
+
+def test_ab_only_prints_the_sweeps_variants(tmp_path: Path) -> None:
+    """sweep.sh's folders hold ab-NAME-ROUND.json of any variant names and no llama.cpp rows: --ab prints their
+    table alone."""
+    for name, tok_s in (("cg8", 290.0), ("base", 280.0), ("cg8", 300.0)):
+        rnd = len(list(tmp_path.glob(f"ab-{name}-*.json"))) + 1
+        (tmp_path / f"ab-{name}-{rnd}.json").write_text(json.dumps({
+            "decode_tokens_per_s": tok_s, "decode_ids_fnv1a": 5,
+            "profile": {"step_ms": 3.0, "by_kind": {"attention_combine": {"gpu_ms": 0.35}}}}))
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/peer/compare.py"), "--ab", str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0].startswith("| variant |") and not any("llama" in line for line in out)
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out[2:]]
+    assert [r[:3] for r in rows] == [["base", "1", "280"], ["cg8", "2", "290-300"]]

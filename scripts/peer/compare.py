@@ -6,6 +6,7 @@ llama-bench's pp256 at depth 0; our decode runs from position 256, so it is comp
 run's decode (from position D) with tg128 at depth D, in a column of its own. Ranges are min-max over the rounds.
 With run.sh's A/B (ab-VARIANT-N.json from bench_engine --profile), a second table: per variant its decode, the
 profiled step and its kernel families, and the greedy ids' hashes (which must agree across variants).
+`compare.py --ab DIR` prints that table alone (sweep.sh: one folder per shape and KV).
 Standard library only (it runs on the GPU machine too).
 """
 
@@ -101,6 +102,10 @@ def ab_table(results: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_dir():
-        sys.exit("usage: compare.py RESULTS_DIR (the folder run.sh fills: llama-*.jsonl, fieldllm-*.json)")
-    print("\n".join([*compare(Path(sys.argv[1])), "", *ab_table(Path(sys.argv[1]))]))
+    ab_only = sys.argv[1:2] == ["--ab"]
+    args = sys.argv[2:] if ab_only else sys.argv[1:]
+    if len(args) != 1 or not Path(args[0]).is_dir():
+        sys.exit("usage: compare.py [--ab] RESULTS_DIR (the folder run.sh fills: llama-*.jsonl, fieldllm-*.json, "
+                 "ab-*.json; with --ab only the A/B table)")
+    results = Path(args[0])
+    print("\n".join(ab_table(results) if ab_only else [*compare(results), "", *ab_table(results)]))

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the project root, carrying .device and .peer (scripts/peer/prepare.sh): our engine alone
+# under several --tuning variants, one bench_engine.mjs --profile process per figure, variants alternated within each
+# round (across processes the same code's kernel times move by up to 30%, so a variant is compared within rounds).
+#   SWEEP='base {}
+#   cg8 {"attentionCombine":{"WG":128,"CG":8}}' bash .peer/sweep.sh
+# SWEEP: one variant a line, "NAME JSON" (NAME without "-"; JSON laid over pipelines.js TUNING, {} for the default).
+# SHAPES (default "qwen2.5-3b smollm2-135m"), PREFILLS ("1920 320": decode 64 tokens from there, profiled at KV
+# PREFILL + 64), ROUNDS (3), UNTIL (stop starting figures after this many seconds, 480), CONTEXT (4096).
+# Results: $OUT/sweep.tgz (sweep/SHAPE-kvN/ab-NAME-ROUND.json and .log), and compare.py's A/B table per shape and KV.
+set -u
+P=$PWD; G=$P/.peer; W=/tmp/peer; R=/tmp/sweep; mkdir -p $W $R; START=$(date +%s)
+trap 'for d in $R/*-kv*/; do echo "### $(basename $d)"; python3 $G/compare.py --ab $d; echo; done > $R/compare.txt 2>&1;
+  cat $R/compare.txt; tar czf $OUT/sweep.tgz -C /tmp sweep' EXIT
+[ -n "${SWEEP:-}" ] || { echo "SWEEP is empty: give one 'NAME JSON' line per variant"; exit 2; }
+SHAPES=${SHAPES:-"qwen2.5-3b smollm2-135m"}
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/peer-site $G/whl/*.whl
+for s in $SHAPES; do
+  v=$G/vocab-qwen2.gguf; [ $s = smollm2-135m ] && v=$G/vocab-smollm2.gguf
+  PYTHONPATH=/tmp/peer-site python3 $G/gen_gguf.py $v $s q4_0 $W/$s.gguf > /dev/null &&
+    PYTHONPATH=/tmp/peer-site:$P python3 -m app.cli prepare $W/$s.gguf --out $W/pkg-$s >> $R/prepare.log 2>&1
+done
+echo "prepared at $(( $(date +%s) - START )) s" >> $R/timeline.txt
+source .device/on-device.sh
+for round in $(seq 1 ${ROUNDS:-3}); do
+  for s in $SHAPES; do
+    for p in ${PREFILLS:-1920 320}; do
+      d=$R/$s-kv$((p + 64)); mkdir -p $d
+      while read -r name tuning; do
+        [ -n "$name" ] || continue
+        [ $(( $(date +%s) - START )) -gt ${UNTIL:-480} ] && exit 0
+        args=(); [ "$tuning" != "{}" ] && args=(--tuning "$tuning")
+        timeout 100 node scripts/bench_engine.mjs --package $W/pkg-$s --prefill $p --decode 64 \
+          --context ${CONTEXT:-4096} --profile "${args[@]}" --json $d/ab-$name-$round.json > $d/ab-$name-$round.log 2>&1 < /dev/null
+      done <<< "$SWEEP"
+    done
+  done
+  echo "round $round done at $(( $(date +%s) - START )) s" >> $R/timeline.txt
+done
