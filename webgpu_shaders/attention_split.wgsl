@@ -35,6 +35,11 @@
 // and sum come from tree reductions over its SPLIT pairs. Then the GROUP * D4 (head, vec4 column) pairs, times
 // max(1, WG / (GROUP * D4)) slices of the positions, spread over the threads and meet in workgroup memory. Needs
 // GROUP to divide num_heads / num_kv_heads, SPLIT a power of two, GROUP * D4 <= 256, D4 <= 64.
+//
+// EARLY (off by default, for measurement): each thread loads the keys it will score and the values it will weigh into
+// registers first, before the queries' bias and RoPE and the reductions, so those loads' latency overlaps that work
+// instead of following it. Taken only where the registers suffice (at most 8 key and 8 value words per thread, one
+// output triple per thread); otherwise the loads stay where they are. Results are the same either way.
 
 override GROUP: u32 = 1u;     // query heads per workgroup, all of one kv head
 override SPLIT: u32 = 32u;    // cache positions per split (per workgroup)
@@ -43,10 +48,15 @@ override D4: u32 = 16u;       // head_dim / 4 (sizes the workgroup arrays)
 override WG: u32 = GROUP * SPLIT * TP;  // threads per workgroup (not set by the host)
 override HALF: bool = false;  // RoPE pair layout: false = interleaved (2i, 2i+1), true = half (i, i + d/2)
 override WINDOW: u32 = 0u;    // sliding window (gemma3's sliding layers): keys pos - WINDOW + 1 .. pos only; 0: all
+override EARLY: bool = false;  // keys and values loaded into registers first (see above)
 
 override PAIRS: u32 = GROUP * SPLIT;          // (head, position) pairs scored
 override COLS: u32 = GROUP * D4;              // (head, vec4 column) pairs of the output
 override SLOTS: u32 = max(WG, COLS);          // (slice, head, column) partial outputs
+override NSL: u32 = max(1u, WG / COLS);       // slices of the positions in the output phase
+override KW: u32 = (D4 + TP - 1u) / TP;       // key words a thread scores with
+override VW: u32 = (SPLIT + NSL - 1u) / NSL;  // value words a thread weighs (its slice's positions)
+override EARLY_OK: bool = EARLY && KW <= 8u && VW <= 8u && WG >= COLS;
 const NEG_BIG: f32 = -3.0e38;  // "minus infinity" that stays finite in exp(a - b)
 
 struct Params {
@@ -130,6 +140,33 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     return;
   }
   let holds_new = pos < p0 + SPLIT;
+  let first_row = g * params.capacity;  // cache row of position 0 for this kv head
+  // this thread's scoring pair (head t / SPLIT, position p0 + t % SPLIT) and output triple (slice li / COLS, column)
+  let t = li / TP;
+  let hq = t / SPLIT;
+  let j = t % SPLIT;
+  let p = p0 + j;
+  let scores = t < PAIRS && j < count && j >= first;
+  var kreg: array<vec2<u32>, 8>;
+  var vreg: array<vec2<u32>, 8>;
+  if (EARLY_OK) {
+    if (scores && p != pos) {
+      for (var u = 0u; u < KW; u++) {
+        let i = li % TP + u * TP;
+        if (i < D4) {
+          kreg[u] = k_cache[(first_row + p) * D4 + i];
+        }
+      }
+    }
+    if (li < COLS * NSL) {
+      for (var u = 0u; u < VW; u++) {
+        let jj = li / COLS + u * NSL;
+        if (jj < count && p0 + jj != pos) {
+          vreg[u] = v_cache[(first_row + p0 + jj) * D4 + li % D4];
+        }
+      }
+    }
+  }
 
   // queries (and, in the split holding pos, the new key and value): bias, RoPE, into workgroup memory
   for (var idx = li; idx < GROUP * pairs; idx += WG) {
@@ -158,7 +195,6 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     }
   }
   workgroupBarrier();
-  let first_row = g * params.capacity;  // cache row of position 0 for this kv head
   if (holds_new && h0 % group == 0u) {
     for (var i = li; i < D4; i += WG) {
       k_cache[(first_row + pos) * D4 + i] = kv_pack4(k_new[i]);  // exact: k_new holds f16 values already
@@ -167,16 +203,19 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   }
 
   // scores: threads li = TP t .. TP t + TP - 1 take pair t = (head t / SPLIT, position p0 + t % SPLIT)
-  let t = li / TP;
-  let hq = t / SPLIT;
-  let j = t % SPLIT;
-  let p = p0 + j;
   var part_s = 0.0;
-  if (t < PAIRS && j < count && j >= first) {
+  if (scores) {
     var acc = vec4<f32>(0.0);
     if (p == pos) {
       for (var i = li % TP; i < D4; i += TP) {
         acc += q_s[hq * D4 + i] * k_new[i];
+      }
+    } else if (EARLY_OK) {
+      for (var u = 0u; u < KW; u++) {
+        let i = li % TP + u * TP;
+        if (i < D4) {
+          acc += q_s[hq * D4 + i] * kv_unpack4(kreg[u]);
+        }
       }
     } else {
       for (var i = li % TP; i < D4; i += TP) {
@@ -213,19 +252,28 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
   let l = red[seg];
 
   // o = sum_p probs[p] V[p]: (slice, head, column) triples, slice k takes positions k, k + nsl, ...
-  let nsl = max(1u, WG / COLS);
+  let nsl = NSL;
   for (var idx = li; idx < COLS * nsl; idx += WG) {
     let hc = idx % COLS;
     let oh = hc / D4;
     let col = hc % D4;
     var o = vec4<f32>(0.0);
-    for (var jj = idx / COLS; jj < count; jj += nsl) {
-      let pj = p0 + jj;
-      var v = v_new[col];
-      if (pj != pos) {
-        v = kv_unpack4(v_cache[(first_row + pj) * D4 + col]);
+    if (EARLY_OK) {  // idx == li: one triple per thread, its values in vreg
+      for (var u = 0u; u < VW; u++) {
+        let jj = idx / COLS + u * nsl;
+        if (jj < count) {
+          o += probs[oh * SPLIT + jj] * select(kv_unpack4(vreg[u]), v_new[col], p0 + jj == pos);
+        }
       }
-      o += probs[oh * SPLIT + jj] * v;
+    } else {
+      for (var jj = idx / COLS; jj < count; jj += nsl) {
+        let pj = p0 + jj;
+        var v = v_new[col];
+        if (pj != pos) {
+          v = kv_unpack4(v_cache[(first_row + pj) * D4 + col]);
+        }
+        o += probs[oh * SPLIT + jj] * v;
+      }
     }
     slices[idx] = o;
   }

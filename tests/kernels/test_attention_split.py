@@ -59,11 +59,13 @@ def engine(heads: int, kv_heads: int, d: int) -> tuple[int, int, int]:
     (12, 2, 128, 383, 392, *engine(12, 2, 128), True),
     (9, 3, 64, 300, 392, *engine(9, 3, 64), False),
 ])
-# the engine's combine; fewer threads than columns or splits, three workgroups per head
-@pytest.mark.parametrize("combine_wg,combine_cg", [(COMBINE_WG, COMBINE_CG), (8, 3)])
+# the engine's combine; fewer threads than columns or splits, three workgroups per head; and the split's keys and values
+# loaded early (EARLY: taken where its registers suffice, the plain path elsewhere; the same results either way)
+@pytest.mark.parametrize("combine_wg,combine_cg,early", [(COMBINE_WG, COMBINE_CG, False), (8, 3, False),
+                                                         (COMBINE_WG, COMBINE_CG, True)])
 def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_heads: int, d: int, pos: int,
                          capacity: int, group: int, split: int, tp: int, half: bool, combine_wg: int,
-                         combine_cg: int) -> None:
+                         combine_cg: int, early: bool) -> None:
     n_all = heads + 2 * kv_heads
     scale = 1.0 / np.sqrt(d)
     cs = table(capacity, d, 10000.0)
@@ -82,7 +84,7 @@ def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_head
     positions = gpu.storage(np.array([pos], np.uint32))
     p = gpu.uniform(params(SPLIT, num_heads=heads, num_kv_heads=kv_heads, head_dim=d, capacity=capacity,
                            splits=splits, scale=scale))
-    gpu.run(gpu.pipeline(SPLIT, "main", {**shape, "HALF": half}),
+    gpu.run(gpu.pipeline(SPLIT, "main", {**shape, "HALF": half, "EARLY": early}),
             [positions, gpu.storage(cs), gpu.storage(qkv), gpu.storage(bias), k_buf, v_buf, part, p],
             attention_split_grid(heads, capacity, shape))
     out = gpu.zeros(4 * heads * d)

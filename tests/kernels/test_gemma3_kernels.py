@@ -123,8 +123,9 @@ def test_attention_prefill_window(gpu: Gpu, rng: np.random.Generator, d: int, st
     (64, 100, 20, 4, 16),     # splits wholly before the window write empty parts; one partly seen
     (64, 47, 16, 2, 16),      # the window starts exactly at a split boundary
 ])
+@pytest.mark.parametrize("early", [False, True])  # keys and values loaded early (taken in the d = 64 rows)
 def test_attention_split_window(gpu: Gpu, rng: np.random.Generator, d: int, pos: int, window: int,
-                                group: int, split: int) -> None:
+                                group: int, split: int, early: bool) -> None:
     heads, kv_heads, capacity, half = 4, 1, 128, True
     shape = attention_split_shape(d, heads, kv_heads, tuning("attention_split.wgsl"))
     if group:
@@ -143,7 +144,7 @@ def test_attention_split_window(gpu: Gpu, rng: np.random.Generator, d: int, pos:
     positions = gpu.storage(np.array([pos], np.uint32))
     p = gpu.uniform(params("attention_split.wgsl", num_heads=heads, num_kv_heads=kv_heads, head_dim=d,
                            capacity=capacity, splits=splits, scale=scale))
-    gpu.run(gpu.pipeline("attention_split.wgsl", "main", {**shape, "HALF": half, "WINDOW": window}),
+    gpu.run(gpu.pipeline("attention_split.wgsl", "main", {**shape, "HALF": half, "WINDOW": window, "EARLY": early}),
             [positions, gpu.storage(cs), gpu.storage(qkv), gpu.storage(bias), k_buf, gpu.storage(kv_words(v_cache)),
              part, p], attention_split_grid(heads, capacity, shape))
     out = gpu.zeros(4 * heads * d)

@@ -322,7 +322,7 @@ export class DecodeOps extends Ops {
     const splits = grids.attentionSplits(S, SPLIT);
     const { window, table } = layerKind(c, s, i);
     const split = this.ctx.pipelines.get('attention_split.wgsl', 'main',
-      { ...shape, HALF: c.rope_layout === 'half' ? 1 : 0, WINDOW: window });
+      { ...shape, HALF: c.rope_layout === 'half' ? 1 : 0, WINDOW: window, EARLY: t.attentionSplit.EARLY ?? 0 });
     const ps = this.ctx.uniforms.fixed(PARAMS['attention_split.wgsl'], {
       num_heads: c.num_heads, num_kv_heads: c.num_kv_heads, head_dim: c.head_dim, capacity: S, splits,
       scale: attentionScale(c),

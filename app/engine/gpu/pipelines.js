@@ -63,7 +63,9 @@ function tuning(kind) {
     attention: tuned('attention.wgsl', kind), //           prefill, heads larger than 128
     attentionPrefill: tuned('attention_prefill.wgsl', kind), // prefill: BQ queries x BK positions per block, SPLIT
     attentionPrefillCombine: tuned('attention_prefill_combine.wgsl', kind), // prefill, passes of several splits
-    attentionSplit: tuned('attention_split.wgsl', kind), // decode; caps on threads and positions per workgroup (grids.attentionSplitShape)
+    // decode: caps on threads and positions per workgroup (grids.attentionSplitShape); EARLY: 1 loads the keys and
+    // values first (off by default: not yet measured)
+    attentionSplit: tuned('attention_split.wgsl', kind),
     attentionCombine: tuned('attention_combine.wgsl', kind), // decode
     swiglu: tuned('swiglu.wgsl', kind),
     bias: tuned('bias.wgsl', kind),
