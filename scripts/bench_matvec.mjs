@@ -27,7 +27,7 @@ import { readFile } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { create, globals } from 'webgpu';
-import { perOpSeconds, streamReadBandwidth } from './bench_node.mjs';
+import { perOpSeconds, streamReadBandwidth, timedDispatches } from './bench_node.mjs';
 
 Object.assign(globalThis, globals);
 const { Pipelines, TUNING, CPU_TUNING } = await import('../app/engine/gpu/pipelines.js');
@@ -50,26 +50,6 @@ const { values: args } = parseArgs({
 const L2_BYTES = 64 << 20;
 const BATCH_BYTES = 1 << 30; // about this much traffic per timed batch
 const SHADER_DIR = new URL('../webgpu_shaders/', import.meta.url);
-
-/**
- * One submit of `reps` rounds of dispatches of `pipeline`, each round over `groups`; seconds to completion.
- * @param {GPUDevice} device @param {GPUComputePipeline} pipeline @param {GPUBindGroup[]} groups
- * @param {[number, number, number]} grid @param {number} reps
- */
-async function timedDispatches(device, pipeline, groups, grid, reps) {
-  const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  pass.setPipeline(pipeline);
-  for (let r = 0; r < reps; r++) {
-    pass.setBindGroup(0, groups[r % groups.length]);
-    pass.dispatchWorkgroups(...grid);
-  }
-  pass.end();
-  const t = performance.now();
-  device.queue.submit([enc.finish()]);
-  await device.queue.onSubmittedWorkDone();
-  return (performance.now() - t) / 1000;
-}
 
 /**
  * Random planes of a [rows, cols] weight in `storage` (docs/FORMAT.md sizes), f16 scales small and normal.

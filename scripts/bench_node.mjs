@@ -30,6 +30,27 @@ export async function perOpSeconds(timed, n, trials = 3) {
 }
 
 /**
+ * One submit of `count` dispatches of `pipeline`, the i-th with bind group groups[i % groups.length]; seconds to
+ * completion.
+ * @param {GPUDevice} device @param {GPUComputePipeline} pipeline @param {GPUBindGroup[]} groups
+ * @param {[number, number, number]} grid @param {number} count
+ */
+export async function timedDispatches(device, pipeline, groups, grid, count) {
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipeline);
+  for (let i = 0; i < count; i++) {
+    pass.setBindGroup(0, groups[i % groups.length]);
+    pass.dispatchWorkgroups(...grid);
+  }
+  pass.end();
+  const t = performance.now();
+  device.queue.submit([enc.finish()]);
+  await device.queue.onSubmittedWorkDone();
+  return (performance.now() - t) / 1000;
+}
+
+/**
  * DRAM read bandwidth: scripts/stream_read.wgsl over `total` bytes (default 1 GiB, 20x an H100's L2) in bindings of at
  * most the device's maxStorageBufferBindingSize, one dispatch per binding, all in one pass.
  * @param {GPUDevice} device @param {number} [total] @returns {Promise<number>} bytes/s read
@@ -47,23 +68,9 @@ export async function streamReadBandwidth(device, total = 1 << 30) {
     layout: pipeline.getBindGroupLayout(0),
     entries: [{ binding: 0, resource: { buffer } }, { binding: 1, resource: { buffer: sink } }],
   }));
-  /** @param {number} reps */
-  const timed = async (reps) => {
-    const enc = device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    pass.setPipeline(pipeline);
-    for (let r = 0; r < reps; r++) {
-      for (const g of groups) {
-        pass.setBindGroup(0, g);
-        pass.dispatchWorkgroups(Math.min(8192, device.limits.maxComputeWorkgroupsPerDimension));
-      }
-    }
-    pass.end();
-    const t = performance.now();
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    return (performance.now() - t) / 1000;
-  };
+  const x = Math.min(8192, device.limits.maxComputeWorkgroupsPerDimension);
+  const grid = /** @type {[number, number, number]} */ ([x, 1, 1]);
+  const timed = (/** @type {number} */ reps) => timedDispatches(device, pipeline, groups, grid, reps * n);
   await timed(1); // warm up (and first touch of the pages)
   const best = await perOpSeconds(timed, 4);
   if (!(best > 0)) throw new Error('the streaming read could not be timed (t(8) <= t(4)): run again');
