@@ -6,7 +6,8 @@
 #                           (from the Qwen2 GGUF given as the argument, else ../shared/gpu/peer/vocab-qwen2.gguf if
 #                           this checkout has it; without one only the SmolLM2 shape runs)
 #   .peer/whl/gguf-*.whl    the gguf package, for the generator on the GPU machine
-#   .peer/*.py, run.sh      this folder's generator, vocab tool, comparison and runner; sweep.sh (tuning sweeps)
+#   .peer/*.py, *.sh        this folder's generator, vocab tool, comparison and runner; sweep.sh (tuning sweeps),
+#                           packages.sh (the synthetic packages both make)
 #   .peer/old/              with AB_REV=<git rev>: that revision's engine, shaders and scripts, for run.sh's A/B
 # Usage: [AB_REV=<rev>] bash scripts/peer/prepare.sh [QWEN2.gguf]   (needs .venv with the default model:
 #        scripts/setup-python)
@@ -33,7 +34,7 @@ qwen=${1:-$root/../shared/gpu/peer/vocab-qwen2.gguf}
 if [ -n "${1:-}" ]; then .venv/bin/python "$here/vocab_gguf.py" "$1" .peer/vocab-qwen2.gguf > /dev/null
 elif [ -f "$qwen" ]; then cp "$qwen" .peer/vocab-qwen2.gguf
 else echo "no Qwen2 GGUF given: only the SmolLM2 shape will run"; fi
-cp "$here"/gen_gguf.py "$here"/vocab_gguf.py "$here"/compare.py "$here"/run.sh "$here"/sweep.sh .peer/
+cp "$here"/gen_gguf.py "$here"/vocab_gguf.py "$here"/compare.py "$here"/run.sh "$here"/sweep.sh "$here"/packages.sh .peer/
 rm -rf .peer/old
 if [ -n "${AB_REV:-}" ]; then mkdir .peer/old && git archive "$AB_REV" app/engine webgpu_shaders scripts | tar x -C .peer/old; fi
 du -sh .peer

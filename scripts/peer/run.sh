@@ -19,18 +19,12 @@ tar xJf $G/llama.tar.xz -C $W
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
     -DCMAKE_BUILD_TYPE=Release > $W/cmake.log 2>&1 && nice -n 10 cmake --build build -j 13 --target llama-bench > $W/build.log 2>&1; echo "build rc $?" >> $W/build.log ) &
 BUILD=$!
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/peer-site $G/whl/*.whl
 SHAPES=${SHAPES:-"smollm2-135m qwen2.5-1.5b qwen2.5-3b"}
 DEEP=${DEEP-1920}
 [ -f $G/vocab-qwen2.gguf ] || SHAPES=smollm2-135m
 AB=""; [ -d $G/old ] && AB=${AB_SHAPE:-qwen2.5-3b}
 [ -n "$AB" ] && SHAPES="$AB $(echo " $SHAPES " | sed "s/ $AB / /")"  # the A/B's package first
-( for s in $SHAPES; do
-    v=$G/vocab-qwen2.gguf; [ $s = smollm2-135m ] && v=$G/vocab-smollm2.gguf
-    PYTHONPATH=/tmp/peer-site python3 $G/gen_gguf.py $v $s q4_0 $W/$s.gguf > /dev/null &&
-      PYTHONPATH=/tmp/peer-site:$P python3 -m app.cli prepare $W/$s.gguf --out $W/pkg-$s >> $R/prepare.log 2>&1
-    touch $W/pkg-$s.done
-  done ) &
+bash $G/packages.sh $W $R/prepare.log $SHAPES &
 PREP=$!
 source .device/on-device.sh
 B=$W/llama.cpp/build/bin/llama-bench

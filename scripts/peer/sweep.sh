@@ -14,12 +14,7 @@ trap 'for d in $R/*-kv*/; do echo "### $(basename $d)"; python3 $G/compare.py --
   cat $R/compare.txt; tar czf $OUT/sweep.tgz -C /tmp sweep' EXIT
 [ -n "${SWEEP:-}" ] || { echo "SWEEP is empty: give one 'NAME JSON' line per variant"; exit 2; }
 SHAPES=${SHAPES:-"qwen2.5-3b smollm2-135m"}
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/peer-site $G/whl/*.whl
-for s in $SHAPES; do
-  v=$G/vocab-qwen2.gguf; [ $s = smollm2-135m ] && v=$G/vocab-smollm2.gguf
-  PYTHONPATH=/tmp/peer-site python3 $G/gen_gguf.py $v $s q4_0 $W/$s.gguf > /dev/null &&
-    PYTHONPATH=/tmp/peer-site:$P python3 -m app.cli prepare $W/$s.gguf --out $W/pkg-$s >> $R/prepare.log 2>&1
-done
+bash $G/packages.sh $W $R/prepare.log $SHAPES
 echo "prepared at $(( $(date +%s) - START )) s" >> $R/timeline.txt
 source .device/on-device.sh
 for round in $(seq 1 ${ROUNDS:-3}); do
