@@ -16,7 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { create, globals } from 'webgpu';
-import { perOpSeconds, timedDispatches } from './bench_node.mjs';
+import { perOpSeconds, storageBuffer, timedDispatches } from './bench_node.mjs';
 
 Object.assign(globalThis, globals);
 const { Pipelines, TUNING } = await import('../app/engine/gpu/pipelines.js');
@@ -46,14 +46,7 @@ const device = await adapter.requestDevice();
 const ai = /** @type {any} */ (adapter).info ?? {};
 console.log(`adapter: ${ai.vendor ?? ''} ${ai.device ?? ''} ${ai.description ?? ''}`);
 
-const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-/** @param {ArrayBufferView | number} data */
-function buffer(data) {
-  const size = typeof data === 'number' ? data : data.byteLength;
-  const b = device.createBuffer({ size: Math.max(16, Math.ceil(size / 16) * 16), usage });
-  if (typeof data !== 'number') device.queue.writeBuffer(b, 0, /** @type {any} */ (data));
-  return b;
-}
+const buffer = (/** @type {ArrayBufferView | number} */ data) => storageBuffer(device, data);
 /** @param {ArrayBuffer} data */
 function uniform(data) {
   const b = device.createBuffer({ size: Math.ceil(data.byteLength / 16) * 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });

@@ -27,7 +27,7 @@ import { readFile } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { create, globals } from 'webgpu';
-import { perOpSeconds, streamReadBandwidth, timedDispatches } from './bench_node.mjs';
+import { perOpSeconds, storageBuffer, streamReadBandwidth, timedDispatches } from './bench_node.mjs';
 
 Object.assign(globalThis, globals);
 const { Pipelines, TUNING, CPU_TUNING } = await import('../app/engine/gpu/pipelines.js');
@@ -115,14 +115,7 @@ const stream = await streamReadBandwidth(device);
 console.log(`streaming read of 1 GiB: ${(stream / 1e9).toFixed(0)} GB/s (the bound)`);
 const result = /** @type {Record<string, any>} */ ({ adapter: info.description || info.device, stream_read_GBps: stream / 1e9, matvec: [] });
 
-const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
-/** @param {ArrayBufferView | number} data */
-function buffer(data) {
-  const size = typeof data === 'number' ? data : data.byteLength;
-  const b = device.createBuffer({ size: Math.max(16, Math.ceil(size / 16) * 16), usage });
-  if (typeof data !== 'number') device.queue.writeBuffer(b, 0, /** @type {any} */ (data));
-  return b;
-}
+const buffer = (/** @type {ArrayBufferView | number} */ data) => storageBuffer(device, data);
 
 const ALIGN = 256; // minStorageBufferOffsetAlignment's largest allowed value
 const alignUp = (/** @type {number} */ n) => Math.ceil(n / ALIGN) * ALIGN;

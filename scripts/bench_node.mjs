@@ -51,6 +51,19 @@ export async function timedDispatches(device, pipeline, groups, grid, count) {
 }
 
 /**
+ * A storage buffer (also a copy source and destination) of `data`'s bytes, or of `data` bytes zeroed, rounded up to
+ * 16 bytes.
+ * @param {GPUDevice} device @param {ArrayBufferView | number} data @returns {GPUBuffer}
+ */
+export function storageBuffer(device, data) {
+  const size = typeof data === 'number' ? data : data.byteLength;
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+  const b = device.createBuffer({ size: Math.max(16, Math.ceil(size / 16) * 16), usage });
+  if (typeof data !== 'number') device.queue.writeBuffer(b, 0, /** @type {any} */ (data));
+  return b;
+}
+
+/**
  * DRAM read bandwidth: scripts/stream_read.wgsl over `total` bytes (default 1 GiB, 20x an H100's L2) in bindings of at
  * most the device's maxStorageBufferBindingSize, one dispatch per binding, all in one pass.
  * @param {GPUDevice} device @param {number} [total] @returns {Promise<number>} bytes/s read
