@@ -8,6 +8,10 @@
 // bench_matvec.mjs (whichever configuration runs first in a process is the one to trust on an H100 under Dawn):
 //   node scripts/bench_matmul_i8.mjs [--shape 11008x2048] [--tokens 256] [--kernel f32|i8|quantize]
 //     [--tuning '{"WX":16,"WY":8,"RV":1,"TV":1,"GS":2}'] [--json out.json] [--cpu (the fallback adapter: a trial run)]
+// The 3B shape's gate and down and the 1.5B's gate, each kernel and two int8 tiles:
+//   for s in 11008x2048 2048x11008 8960x1536; do for k in f32 quantize i8; do
+//     node scripts/bench_matmul_i8.mjs --shape $s --kernel $k; done
+//     node scripts/bench_matmul_i8.mjs --shape $s --kernel i8 --tuning '{"WX":8,"WY":8,"RV":2,"TV":2,"GS":2}'; done
 // Both kernels run once first and their outputs are compared (the int8 rounding's error, relative to the largest
 // |Y|); then the chosen kernel is timed alone: (t(2n) - t(n)) / n over submits of n dispatches. Printed: ms per
 // dispatch and TFLOP/s counting 2 T rows cols. `--kernel quantize` times the rounding of X alone.
@@ -77,6 +81,8 @@ const yI8 = buffer(4 * T * rows);
 const xq = buffer(T * cols);
 const xs = buffer((8 * T * cols) / 32);
 
+// compiler messages and validation errors of everything below, printed whole (Dawn's were cut off in an earlier run)
+device.pushErrorScope('validation');
 // the engine's f32 matmul for this shape
 const matmulCode = await shaderSource('matmul.wgsl', (f) => readFile(new URL(`../webgpu_shaders/${f}`, import.meta.url), 'utf8'));
 const pipelines = new Pipelines(device, new Map([['matmul.wgsl', device.createShaderModule({ code: matmulCode })]]), /** @type {any} */ (TUNING));
@@ -88,6 +94,7 @@ const f32Grid = /** @type {[number, number, number]} */ (f32.grid(rows, T));
 
 // the int8 kernels
 const i8Module = device.createShaderModule({ code: await readFile(new URL('matmul_q4_i8.wgsl', import.meta.url), 'utf8') });
+for (const m of (await i8Module.getCompilationInfo()).messages) console.log(`matmul_q4_i8.wgsl:${m.lineNum}:${m.linePos} ${m.type}: ${m.message}`);
 const quantize = device.createComputePipeline({ layout: 'auto', compute: { module: i8Module, entryPoint: 'quantize' } });
 const i8 = device.createComputePipeline({ layout: 'auto', compute: { module: i8Module, entryPoint: 'main', constants: i8Tuning } });
 const quantizeGroup = device.createBindGroup({ layout: quantize.getBindGroupLayout(0),
@@ -100,7 +107,6 @@ const bt = 4 * i8Tuning.TV * i8Tuning.WY;
 const i8Grid = /** @type {[number, number, number]} */ ([Math.ceil(rows / br), Math.ceil(T / bt), 1]);
 
 // one run of each, outputs compared
-device.pushErrorScope('validation');
 await timedDispatches(device, f32.pipeline, [f32Group], f32Grid, 1);
 await timedDispatches(device, quantize, [quantizeGroup], quantizeGrid, 1);
 await timedDispatches(device, i8, [i8Group], i8Grid, 1);
