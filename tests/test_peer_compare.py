@@ -71,3 +71,22 @@ def test_ab_only_prints_the_sweeps_variants(tmp_path: Path) -> None:
     assert out[0].startswith("| variant |") and not any("llama" in line for line in out)
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in out[2:]]
     assert [r[:3] for r in rows] == [["base", "1", "280"], ["cg8", "2", "290-300"]]
+
+
+def test_ab_prints_prefill_figures_for_prefill_sweeps(tmp_path: Path) -> None:
+    """MODE=prefill sweeps (bench_engine --prefill-profile): the table gives the prefill rate, the pass's GPU time and
+    its matmul families per variant, not the decode columns."""
+    def run(tok_s: float, gate_up: float, down: float) -> str:
+        fams = {"matmul_qkv": 6.4, "attention": 2.9, "matmul_o": 4.6, "matmul_gate_up": gate_up, "matmul_down": down}
+        return json.dumps({"prefill_tokens_per_s": tok_s, "decode_ids_fnv1a": 11, "decode_tokens_per_s": 1.0,
+                           "prefill_profile": {"gpu_ms": 79.0, "by_kind": {k: {"gpu_ms": v} for k, v in fams.items()}}})
+    (tmp_path / "ab-base-1.json").write_text(run(3056.0, 41.7, 21.7))
+    (tmp_path / "ab-base-2.json").write_text(run(2877.0, 41.8, 21.8))
+    (tmp_path / "ab-wide-1.json").write_text(run(2643.0, 49.1, 21.7))
+    out = subprocess.run([sys.executable, str(ROOT / "scripts/peer/compare.py"), "--ab", str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0].split("|")[3].strip() == "prefill tok/s" and "decode" not in out[0]
+    rows = {r[0]: r for r in ([c.strip() for c in line.strip("|").split("|")] for line in out[2:])}
+    assert rows["base"][1:4] == ["2", "2,877-3,056", "79.0"]
+    assert rows["base"][7:9] == ["41.7-41.8", "21.7-21.8"] and rows["wide"][7] == "49.1"
+    assert rows["wide"][-1] == "11"

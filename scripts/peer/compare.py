@@ -6,7 +6,9 @@ llama-bench's pp256 at depth 0; our decode runs from position 256, so it is comp
 run's decode (from position D) with tg128 at depth D, in a column of its own. Ranges are min-max over the rounds.
 With run.sh's A/B (ab-VARIANT-N.json from bench_engine --profile), a second table: per variant its decode, the
 profiled step and its kernel families, and the greedy ids' hashes (which must agree across variants).
-`compare.py --ab DIR` prints that table alone (sweep.sh: one folder per shape and KV).
+`compare.py --ab DIR` prints that table alone (sweep.sh: one folder per shape and KV); for runs with a prefill
+profile (bench_engine --prefill-profile: `MODE=prefill bash sweep.sh`) the table gives prefill figures instead: the
+prefill rate, the GPU time of a pass and of its matmul families and attention.
 Standard library only (it runs on the GPU machine too).
 """
 
@@ -78,6 +80,7 @@ def compare(results: Path) -> list[str]:
 
 _AB_FAMILIES = ("matvec", "swiglu", "matvec_head", "attention_split", "attention_combine")
 _AB_ORDER = ("old", "new", "tuned")
+_PREFILL_FAMILIES = ("matmul_qkv", "attention", "matmul_o", "matmul_gate_up", "matmul_down")
 
 
 def ab_table(results: Path) -> list[str]:
@@ -88,15 +91,34 @@ def ab_table(results: Path) -> list[str]:
         runs.setdefault(p.stem.split("-")[1], []).append(json.loads(p.read_text()))
     if not runs:
         return []
+    order = sorted(runs, key=lambda v: _AB_ORDER.index(v) if v in _AB_ORDER else len(_AB_ORDER))
+    if all("prefill_profile" in r for rs in runs.values() for r in rs):
+        return _prefill_ab_table({v: runs[v] for v in order})
     lines = ["| variant | rounds | decode tok/s | step ms | " + " | ".join(f"{f} ms" for f in _AB_FAMILIES)
              + " | greedy hashes |", "| --- " * (5 + len(_AB_FAMILIES)) + "|"]
-    for variant in sorted(runs, key=lambda v: _AB_ORDER.index(v) if v in _AB_ORDER else len(_AB_ORDER)):
+    for variant in order:
         rs = runs[variant]
         prof = [r.get("profile", {}) for r in rs]
         fams = [_span([p["by_kind"][f]["gpu_ms"] for p in prof if f in p.get("by_kind", {})], 2) for f in _AB_FAMILIES]
         hashes = ", ".join(sorted({str(r.get("decode_ids_fnv1a", "-")) for r in rs}))
         lines.append(f"| {variant} | {len(rs)} | {_span([r['decode_tokens_per_s'] for r in rs])} "
                      f"| {_span([p['step_ms'] for p in prof if 'step_ms' in p], 2)} | " + " | ".join(fams)
+                     + f" | {hashes} |")
+    return lines
+
+
+def _prefill_ab_table(runs: dict[str, list[dict]]) -> list[str]:
+    """Per variant (in the order given): the prefill rate (each process's median pass), the GPU time of one pass and
+    of its families (each repeated alone; min-max over the rounds), and the greedy ids' hashes."""
+    lines = ["| variant | rounds | prefill tok/s | pass ms | " + " | ".join(f"{f} ms" for f in _PREFILL_FAMILIES)
+             + " | greedy hashes |", "| --- " * (5 + len(_PREFILL_FAMILIES)) + "|"]
+    for variant, rs in runs.items():
+        prof = [r["prefill_profile"] for r in rs]
+        fams = [_span([p["by_kind"][f]["gpu_ms"] for p in prof if f in p.get("by_kind", {})], 1)
+                for f in _PREFILL_FAMILIES]
+        hashes = ", ".join(sorted({str(r.get("decode_ids_fnv1a", "-")) for r in rs}))
+        lines.append(f"| {variant} | {len(rs)} | {_span([r['prefill_tokens_per_s'] for r in rs])} "
+                     f"| {_span([p['gpu_ms'] for p in prof if 'gpu_ms' in p], 1)} | " + " | ".join(fams)
                      + f" | {hashes} |")
     return lines
 
