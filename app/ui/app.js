@@ -355,9 +355,9 @@ export class App {
       }
       const [state, title] = DOWNLOAD_PROBLEMS[nameOf(e)] ?? ['download-failed', 'The download failed'];
       const again = () => this.install(entry);
-      await this.noteStorageFull(entry, e);
       this.view.problem(state, title, messageOf(e), { label: 'Try again', run: again });
       if (state === 'download-interrupted') this.whenServerAnswers(again);
+      await this.noteStorageFull(entry, e); // after the problem is on screen: nothing it awaits can hold it back
       return;
     }
     await /** @type {ModelStore} */ (this.store).clearStorageFull();

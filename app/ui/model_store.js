@@ -21,8 +21,7 @@
 export const MODEL_CACHE_PREFIX = 'fieldllm-model:'; // the same prefix as in service_worker/sw.js
 const STATE_CACHE = 'fieldllm-model-state';
 const STATE_KEY = '__fieldllm__/model-state.json';
-const FULL_CACHE = 'fieldllm-storage-full'; // apart from STATE_CACHE, whose one record is the state
-const FULL_KEY = '__fieldllm__/storage-full.json';
+const FULL_KEY = '__fieldllm__/storage-full.json'; // the storage-full memo's key (in `memo`, not a cache)
 export const SHA_HEADER = 'x-fieldllm-sha256';
 
 /** @returns {StoreState} */
@@ -34,9 +33,12 @@ export class ModelStore {
   /**
    * @param {CacheStorage} cacheStorage
    * @param {string} baseUrl  the app's URL: entry.url is relative to it
+   * @param {Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> | null} [memo]  where the storage-full memo is kept
+   *   (default localStorage; null: not kept)
    */
-  constructor(cacheStorage, baseUrl) {
+  constructor(cacheStorage, baseUrl, memo = globalThis.localStorage ?? null) {
     this.caches = cacheStorage;
+    this.memo = memo;
     this.baseUrl = baseUrl;
     this.stateKey = new URL(STATE_KEY, baseUrl).href;
     this.fullKey = new URL(FULL_KEY, baseUrl).href;
@@ -131,25 +133,36 @@ export class ModelStore {
   /**
    * A download stopped for want of storage: remembered, so that the next start does not download again into the
    * same full disk. `free` is what the browser said was free at the time (null when it would not say).
+   * In `memo` (localStorage), not Cache Storage: the memo is written when the origin is out of quota, where Chromium
+   * may leave a cache write unsettled (seen 2026-12-07: the put never resolved, and the app stayed on
+   * "downloading"); localStorage has a limit of its own. Best effort: unkept, the next start downloads again and
+   * stops again.
    * @param {{package_id: string, needBytes: number, free: number | null}} stop
    */
   async noteStorageFull(stop) {
-    const cache = await this.caches.open(FULL_CACHE);
-    await cache.put(this.fullKey, new Response(JSON.stringify(stop), { headers: { 'content-type': 'application/json' } }));
+    try {
+      this.memo?.setItem(this.fullKey, JSON.stringify(stop));
+    } catch {
+      // storage refused even this: nothing to remember it by
+    }
   }
 
   /** @returns {Promise<{package_id: string, needBytes: number, free: number | null} | null>} */
   async storageFullStop() {
-    const res = await (await this.caches.open(FULL_CACHE)).match(this.fullKey);
     try {
-      return res ? await res.json() : null;
+      const text = this.memo?.getItem(this.fullKey);
+      return text ? JSON.parse(text) : null;
     } catch {
       return null;
     }
   }
 
   async clearStorageFull() {
-    await (await this.caches.open(FULL_CACHE)).delete(this.fullKey);
+    try {
+      this.memo?.removeItem(this.fullKey);
+    } catch {
+      // unreadable storage: nothing was kept
+    }
   }
 
   /** The version's manifest.json if it is stored, else null. @param {ModelEntry} entry */

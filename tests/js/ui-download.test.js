@@ -397,3 +397,32 @@ test('one download per origin: a second tab follows the first one\'s progress, t
   assert.deepEqual(events, ['follow', 'lead']);
   assert.equal(runs, 1);
 });
+
+test('the storage-full memo is kept outside Cache Storage, and a refused or unreadable memo does not throw', async () => {
+  /** @type {Map<string, string>} */
+  const items = new Map();
+  const memo = {
+    getItem: (/** @type {string} */ k) => items.get(k) ?? null,
+    setItem: (/** @type {string} */ k, /** @type {string} */ v) => void items.set(k, v),
+    removeItem: (/** @type {string} */ k) => void items.delete(k),
+  };
+  const caches = new FakeCaches();
+  const store = new ModelStore(/** @type {any} */ (caches), BASE, memo);
+  assert.equal(await store.storageFullStop(), null);
+  const stop = { package_id: 'p1', needBytes: 218000, free: 1000 };
+  await store.noteStorageFull(stop);
+  assert.deepEqual(await store.storageFullStop(), stop);
+  assert.equal(caches.map.size, 0, 'no cache was opened: the memo is written when the quota is spent');
+  await store.clearStorageFull();
+  assert.equal(await store.storageFullStop(), null);
+
+  items.set(store.fullKey, '{not json');
+  assert.equal(await store.storageFullStop(), null);
+  const refusing = new ModelStore(/** @type {any} */ (caches), BASE, { ...memo, setItem: () => {
+    throw new DOMException('full', 'QuotaExceededError');
+  } });
+  await refusing.noteStorageFull(stop); // best effort: resolves
+  const none = new ModelStore(/** @type {any} */ (caches), BASE, null);
+  await none.noteStorageFull(stop);
+  assert.equal(await none.storageFullStop(), null);
+});
