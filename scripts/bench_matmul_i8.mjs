@@ -26,6 +26,7 @@ Object.assign(globalThis, globals);
 const { Pipelines, TUNING } = await import('../app/engine/gpu/pipelines.js');
 const { PARAMS, packParams } = await import('../app/engine/gpu/params.js');
 const { shaderSource } = await import('../app/engine/gpu/kernels.js');
+const { matmulGrid } = await import('../app/engine/gpu/grids.js');
 
 const { values: args } = parseArgs({
   options: {
@@ -102,9 +103,8 @@ const quantizeGroup = device.createBindGroup({ layout: quantize.getBindGroupLayo
 const i8Group = device.createBindGroup({ layout: i8.getBindGroupLayout(0),
   entries: [qweight, scales, xq, xs, yI8, params].map((b, binding) => ({ binding, resource: { buffer: b } })) });
 const quantizeGrid = /** @type {[number, number, number]} */ ([Math.ceil((T * cols) / 32 / 64), 1, 1]);
-const br = 4 * i8Tuning.RV * i8Tuning.WX;
-const bt = 4 * i8Tuning.TV * i8Tuning.WY;
-const i8Grid = /** @type {[number, number, number]} */ ([Math.ceil(rows / br), Math.ceil(T / bt), 1]);
+// the same tiles as matmul.wgsl (4 RV WX rows by 4 TV WY tokens), so the same grid
+const i8Grid = /** @type {[number, number, number]} */ (matmulGrid(rows, T, i8Tuning));
 
 // one run of each, outputs compared
 await timedDispatches(device, f32.pipeline, [f32Group], f32Grid, 1);

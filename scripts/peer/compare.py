@@ -85,43 +85,31 @@ _PREFILL_FAMILIES = ("matmul_qkv", "attention", "matmul_o", "matmul_gate_up", "m
 
 def ab_table(results: Path) -> list[str]:
     """Per A/B variant (old, new, tuned): decode tok/s, the profiled step (ms, with its read-back) and the GPU time of
-    its kernel families, min-max over the rounds; and the greedy ids' FNV-1a hashes."""
+    its kernel families, min-max over the rounds; and the greedy ids' FNV-1a hashes. For runs with a prefill profile
+    (every run of the folder), the prefill rate (each process's median pass), the GPU time of one pass and of its
+    families (each repeated alone) instead."""
     runs: dict[str, list[dict]] = {}
     for p in sorted(results.glob("ab-*-*.json")):
         runs.setdefault(p.stem.split("-")[1], []).append(json.loads(p.read_text()))
     if not runs:
         return []
-    order = sorted(runs, key=lambda v: _AB_ORDER.index(v) if v in _AB_ORDER else len(_AB_ORDER))
-    if all("prefill_profile" in r for rs in runs.values() for r in rs):
-        return _prefill_ab_table({v: runs[v] for v in order})
-    lines = ["| variant | rounds | decode tok/s | step ms | " + " | ".join(f"{f} ms" for f in _AB_FAMILIES)
-             + " | greedy hashes |", "| --- " * (5 + len(_AB_FAMILIES)) + "|"]
-    for variant in order:
+    prefill = all("prefill_profile" in r for rs in runs.values() for r in rs)
+    # (profile key, rate key and column, time key and column, families, digits of the times)
+    profile, rate, rate_col, time, time_col, families, digits = (
+        ("prefill_profile", "prefill_tokens_per_s", "prefill tok/s", "gpu_ms", "pass ms", _PREFILL_FAMILIES, 1)
+        if prefill else ("profile", "decode_tokens_per_s", "decode tok/s", "step_ms", "step ms", _AB_FAMILIES, 2))
+    lines = [f"| variant | rounds | {rate_col} | {time_col} | " + " | ".join(f"{f} ms" for f in families)
+             + " | greedy hashes |", "| --- " * (5 + len(families)) + "|"]
+    for variant in sorted(runs, key=lambda v: _AB_ORDER.index(v) if v in _AB_ORDER else len(_AB_ORDER)):
         rs = runs[variant]
-        prof = [r.get("profile", {}) for r in rs]
-        fams = [_span([p["by_kind"][f]["gpu_ms"] for p in prof if f in p.get("by_kind", {})], 2) for f in _AB_FAMILIES]
+        prof = [r.get(profile, {}) for r in rs]
+        fams = [_span([p["by_kind"][f]["gpu_ms"] for p in prof if f in p.get("by_kind", {})], digits)
+                for f in families]
         hashes = ", ".join(sorted({str(r.get("decode_ids_fnv1a", "-")) for r in rs}))
-        lines.append(f"| {variant} | {len(rs)} | {_span([r['decode_tokens_per_s'] for r in rs])} "
-                     f"| {_span([p['step_ms'] for p in prof if 'step_ms' in p], 2)} | " + " | ".join(fams)
+        lines.append(f"| {variant} | {len(rs)} | {_span([r[rate] for r in rs])} "
+                     f"| {_span([p[time] for p in prof if time in p], digits)} | " + " | ".join(fams)
                      + f" | {hashes} |")
     return lines
-
-
-def _prefill_ab_table(runs: dict[str, list[dict]]) -> list[str]:
-    """Per variant (in the order given): the prefill rate (each process's median pass), the GPU time of one pass and
-    of its families (each repeated alone; min-max over the rounds), and the greedy ids' hashes."""
-    lines = ["| variant | rounds | prefill tok/s | pass ms | " + " | ".join(f"{f} ms" for f in _PREFILL_FAMILIES)
-             + " | greedy hashes |", "| --- " * (5 + len(_PREFILL_FAMILIES)) + "|"]
-    for variant, rs in runs.items():
-        prof = [r["prefill_profile"] for r in rs]
-        fams = [_span([p["by_kind"][f]["gpu_ms"] for p in prof if f in p.get("by_kind", {})], 1)
-                for f in _PREFILL_FAMILIES]
-        hashes = ", ".join(sorted({str(r.get("decode_ids_fnv1a", "-")) for r in rs}))
-        lines.append(f"| {variant} | {len(rs)} | {_span([r['prefill_tokens_per_s'] for r in rs])} "
-                     f"| {_span([p['gpu_ms'] for p in prof if 'gpu_ms' in p], 1)} | " + " | ".join(fams)
-                     + f" | {hashes} |")
-    return lines
-
 
 if __name__ == "__main__":
     ab_only = sys.argv[1:2] == ["--ab"]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from .gpu import Gpu
+from .kernels import matmul_grid
 from .reference import random_qtensor
 
 SHADER = "../scripts/matmul_q4_i8.wgsl"
@@ -66,7 +67,7 @@ def test_matmul_i8(gpu: Gpu, rng: np.random.Generator, tuning: str, rows: int, c
     xq_ref, xs_ref, (xq_buf, xs_buf) = quantize(gpu, x)
     offset, stride = 2, rows + 5  # this chunk is rows [2, 2 + rows) of a wider output
     y = gpu.storage(np.full(tokens * stride, SENTINEL, np.float32))
-    grid = (math.ceil(rows / (4 * t["RV"] * t["WX"])), math.ceil(tokens / (4 * t["TV"] * t["WY"])), 1)
+    grid = matmul_grid(rows, tokens, t)  # the same tiles as matmul.wgsl
     weight = [gpu.storage(q.planes["qweight"]), gpu.storage(q.planes["scales"])]
     p = uniform(gpu, rows, cols, offset, tokens, stride)
     gpu.run(gpu.pipeline(SHADER, "main", t), [*weight, xq_buf, xs_buf, y, p], grid)
