@@ -112,12 +112,9 @@ async function profileDecode(model, pos) {
   const { device, state: s } = model;
   // the step as the engine encodes it at this position (split attention's grid follows the step's end)
   /** @type {{label: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, grid: number[]}[]} */
-  // (without the dispatches this step skips: a grid with a 0, such as split attention's below attention_decode's
-  // maxPositions)
-  const prog = model.decodeProgram.map((/** @type {any} */ d) => ({ ...d, grid: decodeGrid(d, pos + 1) }))
-    .filter((/** @type {{grid: number[]}} */ d) => d.grid.every((v) => v > 0));
-  // kernel families: matvec swiglu, the head's matvec (the LM head), other matvecs, embed, rope, attention (decode,
-  // split and combine apart), argmax
+  const prog = model.decodeProgram.map((/** @type {any} */ d) => ({ ...d, grid: decodeGrid(d, pos + 1) }));
+  // kernel families: matvec swiglu, the head's matvec (the LM head), other matvecs, embed, rope, attention (split
+  // and combine apart), argmax
   const kind = (/** @type {string} */ label) => label.startsWith('matvec swiglu') ? 'swiglu' :
     label.startsWith('matvec token_embd') || label.startsWith('matvec output') ? 'matvec_head' :
       label.startsWith('attention ') ? label.split(' ').slice(0, 2).join('_') : label.split(' ')[0];

@@ -78,7 +78,7 @@ def compare(results: Path) -> list[str]:
     return lines
 
 
-_AB_FAMILIES = ("matvec", "swiglu", "matvec_head", "attention_decode", "attention_split", "attention_combine")
+_AB_FAMILIES = ("matvec", "swiglu", "matvec_head", "attention_split", "attention_combine")
 _AB_ORDER = ("old", "new", "tuned")
 _PREFILL_FAMILIES = ("matmul_qkv", "attention", "matmul_o", "matmul_gate_up", "matmul_down")
 

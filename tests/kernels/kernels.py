@@ -150,19 +150,6 @@ def attention_split_shape(head_dim: int, heads: int, kv_heads: int, cap: dict[st
     return {"GROUP": group, "SPLIT": split, "TP": tp, "D4": d4}
 
 
-def attention_decode_shape(head_dim: int, t: dict[str, int]) -> dict[str, int]:
-    """attention_decode.wgsl's overrides as the engine picks them (grids.js attentionDecodeShape): TP raised until
-    head_dim / 4 / TP <= 32, WG raised to head_dim / 4 and TP at least."""
-    d4 = head_dim // 4
-    tp = t["TP"]
-    while d4 / tp > 32:
-        tp *= 2
-    wg = t["WG"]
-    while wg < d4 or wg < tp:
-        wg *= 2
-    return {"WG": wg, "TP": tp, "D4": d4}
-
-
 def attention_splits(capacity: int, split: int) -> int:
     """Splits per head of attention_split.wgsl (its grid height, and the S of its part buffer)."""
     return math.ceil(capacity / split)

@@ -3,9 +3,6 @@ with the new token's bias, RoPE and KV-cache write (f16, kv_f16.wgsl) folded in.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 import pytest
 
@@ -21,7 +18,7 @@ from .kernels import (
     tuning,
 )
 from .reference import EPS32, assert_close, assert_kv_rounds, kv_values, kv_words
-from .test_gemma3_kernels import attention_tol, windowed_ref
+from .test_attention import attention_ref
 from .test_rope_table import rope_ref, table
 
 SPLIT = "attention_split.wgsl"
@@ -69,34 +66,6 @@ def engine(heads: int, kv_heads: int, d: int) -> tuple[int, int, int]:
 def test_attention_split(gpu: Gpu, rng: np.random.Generator, heads: int, kv_heads: int, d: int, pos: int,
                          capacity: int, group: int, split: int, tp: int, half: bool, combine_wg: int,
                          combine_cg: int, early: bool) -> None:
-    shape = {"GROUP": group, "SPLIT": split, "TP": tp, "D4": d // 4}
-    splits = attention_splits(capacity, split)
-
-    def run(b: dict[str, Any]) -> None:
-        part = gpu.zeros(4 * heads * splits * (d + 4))
-        p = gpu.uniform(params(SPLIT, num_heads=heads, num_kv_heads=kv_heads, head_dim=d, capacity=capacity,
-                               splits=splits, scale=b["scale"]))
-        gpu.run(gpu.pipeline(SPLIT, "main", {**shape, "HALF": half, "EARLY": early}),
-                [b["positions"], b["cs"], b["qkv"], b["bias"], b["k"], b["v"], part, p],
-                attention_split_grid(heads, capacity, shape))
-        pc = gpu.uniform(params(COMBINE, num_heads=heads, head_dim=d, capacity=capacity, splits=splits,
-                                split_positions=split))
-        gpu.run(gpu.pipeline(COMBINE, "main", {"WG": combine_wg, "CG": combine_cg}),
-                [b["positions"], part, b["out"], pc], attention_combine_grid(heads, combine_cg))
-
-    # the merge of the splits: a few more roundings per value
-    check_decode_attention(gpu, rng, heads, kv_heads, d, pos, capacity, half, 0, run, 8.0 * EPS32 * splits,
-                           f"attention split {heads}/{kv_heads}x{d} at {pos}")
-
-
-def check_decode_attention(gpu: Gpu, rng: np.random.Generator, heads: int, kv_heads: int, d: int, pos: int,
-                           capacity: int, half: bool, window: int, run: Callable[[dict[str, Any]], None],
-                           merge_err: float, what: str) -> None:
-    """Decode attention for the token at pos, as `run` dispatches it (given the bindings by name: positions, cs, qkv,
-    bias, k, v, out, and the score scale), against numpy: the new key and value cached, rounded to f16, nothing else
-    written; the output as plain softmax attention over keys max(0, pos - window + 1) .. pos (window 0: all) of the
-    cache with the new key and value in it. merge_err: the implementation's rounding beyond one plain pass, relative
-    to the largest value."""
     n_all = heads + 2 * kv_heads
     scale = 1.0 / np.sqrt(d)
     cs = table(capacity, d, 10000.0)
@@ -107,11 +76,22 @@ def check_decode_attention(gpu: Gpu, rng: np.random.Generator, heads: int, kv_he
     v_cache = kv_f16(rng.standard_normal((kv_heads, capacity, d)).astype(np.float32))
     k_cache[:, pos:] = SENTINEL
     v_cache[:, pos:] = SENTINEL
+    shape = {"GROUP": group, "SPLIT": split, "TP": tp, "D4": d // 4}
+    splits = attention_splits(capacity, split)
+    part = gpu.zeros(4 * heads * splits * (d + 4))
     k_words, v_words = kv_words(k_cache), kv_words(v_cache)  # u32[kv_heads, capacity, d / 2]
     k_buf, v_buf = gpu.storage(k_words), gpu.storage(v_words)
-    out = gpu.storage(np.full(heads * d, np.nan, np.float32))  # every output element must be written
-    run({"positions": gpu.storage(np.array([pos], np.uint32)), "cs": gpu.storage(cs), "qkv": gpu.storage(qkv),
-         "bias": gpu.storage(bias), "k": k_buf, "v": v_buf, "out": out, "scale": scale})
+    positions = gpu.storage(np.array([pos], np.uint32))
+    p = gpu.uniform(params(SPLIT, num_heads=heads, num_kv_heads=kv_heads, head_dim=d, capacity=capacity,
+                           splits=splits, scale=scale))
+    gpu.run(gpu.pipeline(SPLIT, "main", {**shape, "HALF": half, "EARLY": early}),
+            [positions, gpu.storage(cs), gpu.storage(qkv), gpu.storage(bias), k_buf, v_buf, part, p],
+            attention_split_grid(heads, capacity, shape))
+    out = gpu.zeros(4 * heads * d)
+    pc = gpu.uniform(params(COMBINE, num_heads=heads, head_dim=d, capacity=capacity, splits=splits,
+                            split_positions=split))
+    gpu.run(gpu.pipeline(COMBINE, "main", {"WG": combine_wg, "CG": combine_cg}), [positions, part, out, pc],
+            attention_combine_grid(heads, combine_cg))
 
     # reference: bias, RoPE (rope_table.wgsl's arithmetic), cache write, then plain softmax attention
     x = qkv.astype(np.float32) + bias
@@ -136,9 +116,10 @@ def check_decode_attention(gpu: Gpu, rng: np.random.Generator, heads: int, kv_he
     full_v = v_cache.astype(np.float64)
     full_k[:, pos] = k_new
     full_v[:, pos] = kv_f16(v)
-    want, smax = windowed_ref(q_rot, full_k, full_v, at, scale, window or pos + 1)
-    # as test_attention.py (scores f32 dots of d terms, exp, sums of the keys seen), plus the rotation's rounding
-    # (a few eps of |q| |k|) and merge_err
-    seen = min(pos + 1, window or pos + 1)
-    tol = attention_tol(smax, d, float(np.abs(full_v[:, : pos + 1]).max()), float(seen), merge_err)
-    assert_close(gpu.read(out).reshape(1, heads, d), want, tol, what)
+    want, smax = attention_ref(q_rot, full_k, full_v, at, scale)
+    # as test_attention.py (scores f32 dots of d terms, exp, sums of n = pos + 1 values), plus the rotation's
+    # rounding (a few eps of |q| |k|) and the merge of the splits (a few more roundings per value)
+    vmax = np.abs(full_v[:, : pos + 1]).max()
+    score_err = 4.0 * EPS32 * np.sqrt(d) * smax + 16.0 * EPS32 * (1.0 + smax)
+    tol = vmax * (2.0 * score_err + 4.0 * EPS32 * np.sqrt(pos + 1.0) + 8.0 * EPS32 * splits)
+    assert_close(gpu.read(out).reshape(1, heads, d), want, tol, f"attention split {heads}/{kv_heads}x{d} at {pos}")

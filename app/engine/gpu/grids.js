@@ -143,27 +143,6 @@ export function attentionSplitShape(headDim, heads, kvHeads, cap) {
 export const attentionSplitGrid = (heads, capacity, shape) =>
   [heads / shape.GROUP, attentionSplits(capacity, shape.SPLIT), 1];
 
-/**
- * attention_decode.wgsl's overrides for a head size: the tuning's WG and TP, with TP raised (powers of two) until a
- * thread scores with at most 32 key words (head_dim / 4 / TP <= 32, the kernel's MAX_W) and WG to head_dim / 4 at
- * least. @param {number} headDim @param {{WG: number, TP: number}} t @returns {{WG: number, TP: number, D4: number}}
- */
-export function attentionDecodeShape(headDim, t) {
-  const D4 = headDim / 4;
-  let TP = t.TP;
-  while (D4 / TP > 32) TP *= 2;
-  let WG = t.WG;
-  while (WG < D4 || WG < TP) WG *= 2;
-  return { WG, TP, D4 };
-}
-
-/**
- * attention_decode.wgsl: one workgroup per query head while the token's cache holds at most maxPositions positions
- * (end = position + 1), none beyond (the split kernels take it then).
- * @param {number} heads @param {number} end @param {number} maxPositions @returns {Grid}
- */
-export const attentionDecodeGrid = (heads, end, maxPositions) => [end <= maxPositions ? heads : 0, 1, 1];
-
 /** Splits per head (attention_split.wgsl's grid height). @param {number} capacity @param {number} splitPositions */
 export const attentionSplits = (capacity, splitPositions) => Math.ceil(capacity / splitPositions);
 

@@ -13,8 +13,6 @@ import declaration from '../../../webgpu_shaders/kernels.json' with { type: 'jso
  *   gpu_wide: matmul.wgsl weights of at least wide_min_rows rows
  * @property {number} [long_min_cols]
  * @property {number} [wide_min_rows]
- * @property {number} [max_positions]            attention_decode.wgsl: decode takes it for caches of at most this many
- *   positions (the token's included), the split kernels beyond; 0: never
  */
 
 /** Declaration by shader file name, in load order. @type {Readonly<Record<string, KernelDeclaration>>} */

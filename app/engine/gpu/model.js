@@ -586,7 +586,6 @@ function encode(enc, program, end) {
   const pass = enc.beginComputePass();
   for (const d of program) {
     const g = decodeGrid(d, end);
-    if (!(g[0] && g[1] && g[2])) continue; // a path this step does not take (attention_decode or the split kernels)
     pass.setPipeline(d.pipeline);
     pass.setBindGroup(0, d.bindGroup);
     pass.dispatchWorkgroups(g[0], g[1], g[2]);

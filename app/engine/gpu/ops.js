@@ -308,10 +308,7 @@ export class DecodeOps extends Ops {
 
   /**
    * Layer i's attention for the token: biases and RoPE on q, k, v (s.qkv + s.qkvBias[i]), k and v into the cache,
-   * attention into s.att: while the cache holds at most tuning.attentionDecode.maxPositions positions (the token's
-   * included), one workgroup per head over all of them (attention_decode.wgsl, one dispatch); beyond, per split of
-   * the cache positions (attention_split.wgsl), then the splits merged (attention_combine.wgsl). Both are recorded;
-   * each step's grids pick one (a grid with a 0 is not dispatched).
+   * attention per split of the cache positions (attention_split.wgsl), then the splits merged into s.att.
    * @param {RunState} s
    * @param {number} i  layer
    * @param {string} label
@@ -324,21 +321,8 @@ export class DecodeOps extends Ops {
     const { SPLIT } = shape;
     const splits = grids.attentionSplits(S, SPLIT);
     const { window, table } = layerKind(c, s, i);
-    const HALF = c.rope_layout === 'half' ? 1 : 0;
-    const maxPositions = Math.min(S, t.attentionDecode.maxPositions ?? 0);
-    const whole = (/** @type {number | undefined} */ end) => end !== undefined && end <= maxPositions;
-    if (maxPositions > 0) {
-      const dshape = grids.attentionDecodeShape(c.head_dim, /** @type {any} */ (t.attentionDecode));
-      const decode = this.ctx.pipelines.get('attention_decode.wgsl', 'main', { ...dshape, HALF, WINDOW: window });
-      const pd = this.ctx.uniforms.fixed(PARAMS['attention_decode.wgsl'], {
-        num_heads: c.num_heads, num_kv_heads: c.num_kv_heads, head_dim: c.head_dim, capacity: S, scale: attentionScale(c),
-      });
-      this.record(`attention decode ${label}`, decode,
-        [s.positions, table, s.qkv, s.qkvBias[i], s.kCache[i], s.vCache[i], s.att, pd],
-        (_T, end) => grids.attentionDecodeGrid(c.num_heads, end ?? S + 1, maxPositions));
-    }
     const split = this.ctx.pipelines.get('attention_split.wgsl', 'main',
-      { ...shape, HALF, WINDOW: window, EARLY: t.attentionSplit.EARLY ?? 0 });
+      { ...shape, HALF: c.rope_layout === 'half' ? 1 : 0, WINDOW: window, EARLY: t.attentionSplit.EARLY ?? 0 });
     const ps = this.ctx.uniforms.fixed(PARAMS['attention_split.wgsl'], {
       num_heads: c.num_heads, num_kv_heads: c.num_kv_heads, head_dim: c.head_dim, capacity: S, splits,
       scale: attentionScale(c),
@@ -346,16 +330,14 @@ export class DecodeOps extends Ops {
     // rows of workgroups for the splits up to the step's end (one past its position; the whole cache when not given)
     this.record(`attention split ${label}`, split,
       [s.positions, table, s.qkv, s.qkvBias[i], s.kCache[i], s.vCache[i], s.attnPart, ps],
-      (_T, end) => grids.attentionSplitGrid(c.num_heads, whole(end) ? 0 : Math.min(S, end ?? S), shape));
+      (_T, end) => grids.attentionSplitGrid(c.num_heads, Math.min(S, end ?? S), shape));
     const CG = t.attentionCombine.CG ?? 1; // workgroups per head: the grid depends on it, so it is passed explicitly
     const combine = this.ctx.pipelines.get('attention_combine.wgsl', 'main', { ...t.attentionCombine, CG });
     const pc = this.ctx.uniforms.fixed(PARAMS['attention_combine.wgsl'], {
       num_heads: c.num_heads, head_dim: c.head_dim, capacity: S, splits, split_positions: SPLIT,
     });
     const combineGrid = grids.attentionCombineGrid(c.num_heads, CG);
-    const noGrid = /** @type {Grid} */ ([0, 1, 1]);
-    this.record(`attention combine ${label}`, combine, [s.positions, s.attnPart, s.att, pc],
-      (_T, end) => (whole(end) ? noGrid : combineGrid));
+    this.record(`attention combine ${label}`, combine, [s.positions, s.attnPart, s.att, pc], () => combineGrid);
   }
 
   /**

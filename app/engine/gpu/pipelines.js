@@ -67,9 +67,6 @@ function tuning(kind) {
     // values first (the GPU tuning: 11-18% less time for this kernel on an H100, docs/PERFORMANCE.md)
     attentionSplit: tuned('attention_split.wgsl', kind),
     attentionCombine: tuned('attention_combine.wgsl', kind), // decode
-    // decode in one dispatch (no combine) while the cache holds at most maxPositions positions
-    attentionDecode: /** @type {Readonly<Constants>} */ (Object.freeze({
-      maxPositions: KERNELS['attention_decode.wgsl'].max_positions ?? 0, ...tuned('attention_decode.wgsl', kind) })),
     swiglu: tuned('swiglu.wgsl', kind),
     bias: tuned('bias.wgsl', kind),
     qkvSplit: tuned('qkv_split.wgsl', kind),
