@@ -66,6 +66,11 @@ async function readBack(b) {
   device.queue.submit([enc.finish()]);
   await r.mapAsync(GPUMapMode.READ);
   const out = new Float32Array(r.getMappedRange().slice(0));
+  // unmapped before it is destroyed. This was the one script that destroyed a buffer still mapped, and the one whose
+  // processes aborted inside Dawn's threads on the H100 during long timing loops (docs/PERFORMANCE.md). The suspicion
+  // is that V8 kept an ArrayBuffer over memory Dawn had freed, and a collection in the loop touched it. That is a
+  // guess, not yet tried on a GPU.
+  r.unmap();
   r.destroy();
   return out;
 }
