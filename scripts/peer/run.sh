@@ -37,6 +37,7 @@ ab_round() {  # $1: round number; one bench_engine process per variant
         --context ${AB_CONTEXT:-4096} --profile "${args[@]}" --json $R/ab-$v-$1.json > $R/ab-$v-$1.log 2>&1 )
   done
   echo "A/B round $1 done at $(( $(date +%s) - START )) s" >> $R/timeline.txt
+  tar czf $OUT/peer.tgz -C /tmp peer-res
 }
 ab_ok() {  # did round $1 measure anything? (else stop: a broken variant must not spin the loop)
   [ -e $R/ab-new-$1.json ] || { echo "A/B round $1 measured nothing: A/B stopped (see $R/ab-*-$1.log)" >> $R/timeline.txt; AB=""; false; }
@@ -54,6 +55,7 @@ for round in $(seq 1 ${ROUNDS:-2}); do
     for d in $DEEP; do  # decode from position d: prefill d tokens first
       timeout 200 node scripts/bench_engine.mjs --package $W/pkg-$s --prefill $d --decode 128 ${BENCH_ARGS---prefill-repeats 3} --json $R/fieldllm-$s-kv$d-r$round.json > $R/fieldllm-$s-kv$d-r$round.log 2>&1
     done
+    tar czf $OUT/peer.tgz -C /tmp peer-res  # after every shape: a call killed at its limit runs no EXIT trap
   done
 done
 while [ -n "$AB" ] && [ $(( $(date +%s) - START )) -lt ${AB_UNTIL:-0} ]; do n=$((n + 1)); ab_round $n; ab_ok $n || break; done

@@ -36,6 +36,7 @@ for round in $(seq 1 ${ROUNDS:-3}); do
         args=(); [ "$tuning" != "{}" ] && args=(--tuning "$tuning")
         timeout 100 node scripts/bench_engine.mjs --package $W/pkg-$s "${bench[@]}" --context ${CONTEXT:-4096} \
           "${args[@]}" --json $d/ab-$name-$round.json > $d/ab-$name-$round.log 2>&1 < /dev/null
+        tar czf $OUT/sweep.tgz -C /tmp sweep  # after every figure: a call killed at its limit runs no EXIT trap
       done <<< "$SWEEP"
     done
   done
