@@ -130,7 +130,13 @@ if (!(relError < 0.05)) throw new Error('the int8 kernel does not compute the sa
 
 const pick = { f32: [f32.pipeline, f32Group, f32Grid], i8: [i8, i8Group, i8Grid], quantize: [quantize, quantizeGroup, quantizeGrid] };
 const [pipeline, group, grid] = /** @type {[GPUComputePipeline, GPUBindGroup, [number, number, number]]} */ (pick[/** @type {'f32'} */ (args.kernel)]);
-const timed = (/** @type {number} */ reps) => timedDispatches(device, pipeline, [group], grid, reps);
+// each submit's time printed as it comes: a process that aborts later (as most f32 and i8 processes did on the H100,
+// docs/PERFORMANCE.md) still leaves pairs t(n), t(2n) to read a time from
+const timed = async (/** @type {number} */ reps) => {
+  const seconds = await timedDispatches(device, pipeline, [group], grid, reps);
+  console.log(`  ${reps} dispatches in one submit: ${(seconds * 1e3).toFixed(3)} ms`);
+  return seconds;
+};
 await timed(4); // warm up
 const n = 20;
 const s = await perOpSeconds(timed, n);
