@@ -20,7 +20,7 @@ import { readFile } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { create, globals } from 'webgpu';
-import { perOpSeconds, storageBuffer, timedDispatches } from './bench_node.mjs';
+import { perOpSeconds, readFloats, relativeError, storageBuffer, timedDispatches } from './bench_node.mjs';
 
 Object.assign(globalThis, globals);
 const { Pipelines, TUNING } = await import('../app/engine/gpu/pipelines.js');
@@ -58,23 +58,6 @@ function uniform(data) {
   device.queue.writeBuffer(b, 0, /** @type {any} */ (data));
   return b;
 }
-/** @param {GPUBuffer} b @returns {Promise<Float32Array>} */
-async function readBack(b) {
-  const r = device.createBuffer({ size: b.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const enc = device.createCommandEncoder();
-  enc.copyBufferToBuffer(b, 0, r, 0, b.size);
-  device.queue.submit([enc.finish()]);
-  await r.mapAsync(GPUMapMode.READ);
-  const out = new Float32Array(r.getMappedRange().slice(0));
-  // unmapped before it is destroyed. This was the one script that destroyed a buffer still mapped, and the one whose
-  // processes aborted inside Dawn's threads on the H100 during long timing loops (docs/PERFORMANCE.md). The suspicion
-  // is that V8 kept an ArrayBuffer over memory Dawn had freed, and a collection in the loop touched it. That is a
-  // guess, not yet tried on a GPU.
-  r.unmap();
-  r.destroy();
-  return out;
-}
-
 // random q4 planes (docs/FORMAT.md): codes uniform, (scale, min) = (2^-4, -2^-1) so weights lie in -0.5 .. 0.44;
 // X a deterministic wave
 let seed = 12345;
@@ -117,14 +100,7 @@ await timedDispatches(device, quantize, [quantizeGroup], quantizeGrid, 1);
 await timedDispatches(device, i8, [i8Group], i8Grid, 1);
 const error = await device.popErrorScope();
 if (error) throw new Error(`WebGPU: ${error.message}`);
-const [a, b] = [await readBack(yF32), await readBack(yI8)];
-let maxAbs = 0;
-let maxErr = 0;
-for (let i = 0; i < T * rows; i++) {
-  maxAbs = Math.max(maxAbs, Math.abs(a[i]));
-  maxErr = Math.max(maxErr, Math.abs(a[i] - b[i]));
-}
-const relError = maxErr / maxAbs;
+const { maxAbs, maxErr, rel: relError } = relativeError(await readFloats(device, yF32), await readFloats(device, yI8));
 console.log(`int8 against f32: max |dY| ${maxErr.toPrecision(3)} = ${relError.toExponential(2)} of max |Y| ${maxAbs.toPrecision(3)}`);
 if (!(relError < 0.05)) throw new Error('the int8 kernel does not compute the same product (relative error >= 5%)');
 

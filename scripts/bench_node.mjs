@@ -1,5 +1,5 @@
 // bench_node.mjs: what the Node benchmarks share: fetch() for file: URLs, seconds per operation from two batch sizes,
-// and the DRAM read bound (stream_read.wgsl) that the GPU benchmarks divide by.
+// the DRAM read bound (stream_read.wgsl) that the GPU benchmarks divide by, and reading results back to compare them.
 
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -90,4 +90,36 @@ export async function streamReadBandwidth(device, total = 1 << 30) {
   for (const b of buffers) b.destroy();
   sink.destroy();
   return (n * chunk) / best;
+}
+
+/**
+ * A buffer's bytes as f32s, read back after the work submitted so far.
+ * @param {GPUDevice} device @param {GPUBuffer} b @returns {Promise<Float32Array>}
+ */
+export async function readFloats(device, b) {
+  const r = device.createBuffer({ size: b.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const enc = device.createCommandEncoder();
+  enc.copyBufferToBuffer(b, 0, r, 0, b.size);
+  device.queue.submit([enc.finish()]);
+  await r.mapAsync(GPUMapMode.READ);
+  const out = new Float32Array(r.getMappedRange().slice(0));
+  // unmapped before it is destroyed: bench_matmul_i8.mjs destroyed its read-back still mapped when its processes
+  // aborted inside Dawn on an H100 (docs/PERFORMANCE.md); unmapping first did not stop the aborts, but is the API's order
+  r.unmap();
+  r.destroy();
+  return out;
+}
+
+/**
+ * How far b is from a, as max |a - b| and that over max |a| (the int8 route's rounding error, say).
+ * @param {Float32Array} a  the reference @param {Float32Array} b
+ */
+export function relativeError(a, b) {
+  let maxAbs = 0;
+  let maxErr = 0;
+  for (let i = 0; i < a.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(a[i]));
+    maxErr = Math.max(maxErr, Math.abs(a[i] - b[i]));
+  }
+  return { maxAbs, maxErr, rel: maxErr / maxAbs };
 }
