@@ -12,6 +12,9 @@
 //     [--tuning JSON]  entries laid over pipelines.js TUNING (matvec, matvecLong, matmul, matmulWide), e.g.
 //                      '{"matvec":{"TX":16,"TY":4,"R":4}}', to compare kernel tunings in the engine
 //     [--context N]  KV positions to allocate (default prefill + decode + 8): the memory figures below follow it
+//     [--prefill-i8 JSON]  with --prefill-profile, also the int8 route's matmuls in the same pass (profileI8; a
+//                   tuning of scripts/matmul_q4_i8.wgsl, e.g. '{"WX":16,"WY":8,"RV":2,"TV":1,"GS":2}'): measurement
+//                   only, the engine does not use it
 //     [--mask]      also: decode again from the same position with a grammar's token mask (here one that allows
 //                   every token, so the ids must not change) uploaded every token, then once more without (the
 //                   same-run baseline on both sides): the per-token cost of constrained decoding's GPU part
@@ -28,12 +31,13 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { create, globals } from 'webgpu';
-import { fileFetch, perOpSeconds, streamReadBandwidth } from './bench_node.mjs';
+import { fileFetch, perOpSeconds, readFloats, relativeError, storageBuffer, streamReadBandwidth } from './bench_node.mjs';
 
 Object.assign(globalThis, globals);
 const { loadModel, decodeGrid } = await import('../app/engine/gpu/model.js');
 const { probe } = await import('../app/engine/gpu/probe.js');
 const { TUNING } = await import('../app/engine/gpu/pipelines.js');
+const { matmulGrid } = await import('../app/engine/gpu/grids.js');
 
 const { values: args } = parseArgs({
   options: {
@@ -48,6 +52,7 @@ const { values: args } = parseArgs({
     tuning: { type: 'string' },
     mask: { type: 'boolean', default: false },
     context: { type: 'string' },
+    'prefill-i8': { type: 'string' },
   },
 });
 if (!args.package) throw new Error('--package DIR is required');
@@ -254,10 +259,11 @@ async function emptyDispatchUs(device, gpuMs) {
  * Where a prefill pass's time goes (--prefill-profile): the recorded pass of T tokens repeated in one submit (GPU time
  * alone), then each kernel family, and each matmul projection, repeated alone in one pass. Kernels run on whatever
  * the buffers hold, with the Params of a T-token pass. Matmul figures carry their multiply-add rate (2 T rows cols
- * flops per dispatch).
- * @param {any} model @param {number} T
+ * flops per dispatch). With `i8` (a tuning of scripts/matmul_q4_i8.wgsl) also the int8 route's matmul families
+ * (profileI8).
+ * @param {any} model @param {number} T @param {{WX: number, WY: number, RV: number, TV: number, GS: number} | null} i8
  */
-async function profilePrefill(model, T) {
+async function profilePrefill(model, T, i8) {
   const { device, state: s } = model;
   model.uniforms.setTokens(T);
   /** @type {{label: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, grid: number[]}[]} */
@@ -272,7 +278,10 @@ async function profilePrefill(model, T) {
     const r = matmulRole(label);
     return r ? `matmul_${r}` : label.split(' ')[0];
   };
-  /** GPU ms per run of p: (t(2k) - t(k)) / k with k runs in one submit, best of 3. @param {typeof prog} p */
+  /**
+   * GPU ms per run of p: (t(2k) - t(k)) / k with k runs in one submit, best of 3.
+   * @param {{pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, grid: number[]}[]} p
+   */
   const gpuMs = async (p, k = 4) => {
     const run = async (/** @type {number} */ reps) => {
       const enc = device.createCommandEncoder();
@@ -295,18 +304,27 @@ async function profilePrefill(model, T) {
     await run(1);
     return perOpSeconds(run, k);
   };
-  /** flops of a matmul dispatch, from its weight's chunk in the manifest. @param {string} label */
-  const flops = (label) => {
+  /**
+   * The weight chunk of a matmul dispatch, from the manifest: its rows, columns and storage (null: not a matmul).
+   * @param {string} label @returns {{rows: number, cols: number, storage: string} | null}
+   */
+  const matmulShape = (label) => {
     const m = /^matmul (\S+?)(?: \(stacked\))?@(\d+)$/.exec(label);
-    if (!m) return 0;
+    if (!m) return null;
+    const tensors = model.manifest.tensors;
     if (m[1].endsWith('attn_qkv')) { // the stacked q, k, v: one chunk of all their rows
       const b = m[1].slice(0, -'attn_qkv'.length);
-      return ['q', 'k', 'v'].reduce((n, w) => n + 2 * T * model.manifest.tensors[`${b}attn_${w}.weight`].shape[0] *
-        model.manifest.tensors[`${b}attn_${w}.weight`].shape[1], 0);
+      const [q, k, v] = ['q', 'k', 'v'].map((w) => tensors[`${b}attn_${w}.weight`]);
+      return { rows: q.shape[0] + k.shape[0] + v.shape[0], cols: q.shape[1], storage: q.storage };
     }
-    const t = model.manifest.tensors[m[1]];
+    const t = tensors[m[1]];
     const ch = t.chunks.find((/** @type {any} */ c) => c.rows[0] === Number(m[2]));
-    return 2 * T * (ch.rows[1] - ch.rows[0]) * t.shape[1];
+    return { rows: ch.rows[1] - ch.rows[0], cols: t.shape[1], storage: t.storage };
+  };
+  /** flops of a matmul dispatch. @param {string} label */
+  const flops = (label) => {
+    const w = matmulShape(label);
+    return w ? 2 * T * w.rows * w.cols : 0;
   };
   const out = /** @type {Record<string, any>} */ ({ tokens: T, dispatches: prog.length });
   out.gpu_ms = await gpuMs(prog, 2);
@@ -317,7 +335,112 @@ async function profilePrefill(model, T) {
     const f = p.reduce((n, d) => n + flops(d.label), 0);
     out.by_kind[k] = { dispatches: p.length, gpu_ms: ms, ...(f ? { TFLOPs: f / ms / 1e9 } : {}) };
   }
+  if (i8) out.i8 = await profileI8(model, T, prog, kind, matmulShape, gpuMs, i8);
   console.log(`prefill profile: ${JSON.stringify(out)}`);
+  return out;
+}
+
+/** The entries each bind group was created with (--prefill-i8 rebinds the engine's matmul buffers). */
+const bindGroupEntries = /** @type {WeakMap<GPUBindGroup, GPUBindGroupEntry[]>} */ (new WeakMap());
+
+/** Records the entries of every bind group `device` creates from now on in bindGroupEntries. @param {GPUDevice} device */
+function recordBindGroups(device) {
+  const create = device.createBindGroup.bind(device);
+  device.createBindGroup = (desc) => {
+    const g = create(desc);
+    bindGroupEntries.set(g, [...desc.entries]);
+    return g;
+  };
+}
+
+/**
+ * The int8 route in the engine's own prefill pass (--prefill-i8; issue 10, the owner's choice in the stop-21 note):
+ * each q4 matmul of the pass redone as scripts/matmul_q4_i8.wgsl's quantize (X rounded to int8 per 32 columns) and
+ * main, on the same weight, X, Y and Params buffers. scripts/bench_matmul_i8.mjs measures the same kernels alone, but
+ * its processes abort inside Dawn on an H100 while bench_engine's have not. Returned: the first gate matmul's Y by
+ * both routes compared (the rounding's error relative to max |Y|); per matmul family the int8 GPU ms (quantize +
+ * main, repeated alone as profilePrefill times the f32 families) beside the f32 ms; and the whole pass with every q4
+ * matmul swapped, beside the f32 pass. Against an engine that used it, X is rounded once per matmul (gate and up
+ * share theirs: an engine would round it once) and o and down write Y instead of adding to it: both small.
+ * @param {any} model @param {number} T
+ * @param {{label: string, pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, grid: number[]}[]} prog  the pass
+ * @param {(label: string) => string} kind  a dispatch's family
+ * @param {(label: string) => {rows: number, cols: number, storage: string} | null} matmulShape
+ * @param {(p: {pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, grid: number[]}[], k?: number) => Promise<number>} gpuMs
+ * @param {{WX: number, WY: number, RV: number, TV: number, GS: number}} tuning  matmul_q4_i8.wgsl's overrides for main
+ */
+async function profileI8(model, T, prog, kind, matmulShape, gpuMs, tuning) {
+  const { device } = model;
+  const module = device.createShaderModule({ code: await readFile(new URL('matmul_q4_i8.wgsl', import.meta.url), 'utf8') });
+  const quantize = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'quantize' } });
+  const main = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main', constants: tuning } });
+  const q4 = prog.flatMap((d) => {
+    const w = matmulShape(d.label);
+    const entries = bindGroupEntries.get(d.bindGroup);
+    return w && w.storage === 'q4' && entries ? [{ d, w, entries }] : [];
+  });
+  if (!q4.length) throw new Error('--prefill-i8: the pass has no q4 matmul');
+  const maxCols = Math.max(...q4.map((m) => m.w.cols));
+  const xq = storageBuffer(device, T * maxCols); //                    int8 X, 4 to a word
+  const xs = storageBuffer(device, (8 * T * maxCols) / 32); //          (d, s) per token and group of 32
+  /** @param {GPUComputePipeline} p @param {GPUBindingResource[]} resources */
+  const group = (p, resources) => device.createBindGroup({ layout: p.getBindGroupLayout(0),
+    entries: resources.map((resource, binding) => ({ binding, resource })) });
+  const swapped = new Map(q4.map(({ d, w, entries }) => {
+    const [qweight, scales, x, y, params] = [0, 1, 2, 3, 4].map((i) => {
+      const e = entries.find((en) => en.binding === i);
+      if (!e) throw new Error(`--prefill-i8: ${d.label} has no binding ${i}`);
+      return e.resource;
+    });
+    return [d, {
+      y: /** @type {GPUBufferBinding} */ (y).buffer,
+      pair: [
+        { pipeline: quantize, bindGroup: group(quantize, [x, { buffer: xq }, { buffer: xs }, params]),
+          grid: [Math.ceil((T * w.cols) / 32 / 64), 1, 1] },
+        { pipeline: main, bindGroup: group(main, [qweight, scales, { buffer: xq }, { buffer: xs }, y, params]),
+          grid: matmulGrid(w.rows, T, tuning) },
+      ],
+    }];
+  }));
+
+  // the first gate matmul (it writes Y; o and down add into theirs) by both routes, from a cleared Y
+  const gate = q4.find((m) => kind(m.d.label) === 'matmul_gate_up') ?? q4[0];
+  const yBuf = /** @type {any} */ (swapped.get(gate.d)).y;
+  /** @param {typeof prog} p @returns {Promise<Float32Array>} */
+  const runAndRead = async (p) => {
+    const enc = device.createCommandEncoder();
+    enc.clearBuffer(yBuf);
+    const pass = enc.beginComputePass();
+    for (const d of p) {
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+    }
+    pass.end();
+    device.queue.submit([enc.finish()]);
+    return readFloats(device, yBuf);
+  };
+  const { maxAbs, maxErr } = relativeError(await runAndRead([gate.d]), await runAndRead(/** @type {any} */ (swapped.get(gate.d)).pair));
+  const out = /** @type {Record<string, any>} */ ({ tuning, checked: gate.d.label, rel_error: maxErr / maxAbs, by_kind: {} });
+  console.log(`int8 route: ${gate.d.label} by both routes differs by ${(maxErr / maxAbs).toExponential(2)} of max |Y| ` +
+    `${maxAbs.toPrecision(3)}`);
+  if (!(maxErr / maxAbs < 0.05)) throw new Error('--prefill-i8: the int8 kernel does not compute the same product');
+
+  for (const k of [...new Set(q4.map((m) => kind(m.d.label)))]) {
+    const ms = q4.filter((m) => kind(m.d.label) === k);
+    const pairs = ms.map((m) => /** @type {any} */ (swapped.get(m.d)).pair);
+    const f32Ms = await gpuMs(ms.map((m) => m.d), 2);
+    const i8Ms = await gpuMs(pairs.flat(), 2);
+    const mainMs = await gpuMs(pairs.map((p) => p[1]), 2);
+    const f = ms.reduce((n, m) => n + 2 * T * m.w.rows * m.w.cols, 0);
+    out.by_kind[k] = { dispatches: ms.length, f32_ms: f32Ms, i8_ms: i8Ms, i8_main_ms: mainMs, f32_TFLOPs: f / f32Ms / 1e9,
+      i8_main_TFLOPs: f / mainMs / 1e9, f32_over_i8: f32Ms / i8Ms };
+  }
+  out.pass_f32_ms = await gpuMs(prog, 2);
+  out.pass_i8_ms = await gpuMs(prog.flatMap((d) => /** @type {any} */ (swapped.get(d))?.pair ?? [d]), 2);
+  console.log(`int8 route: ${JSON.stringify(out)}`);
+  xq.destroy();
+  xs.destroy();
   return out;
 }
 
@@ -370,6 +493,9 @@ console.log(`streaming read of 1 GiB: ${(stream / 1e9).toFixed(0)} GB/s (the bou
   `copyBufferToBuffer 256 MiB: ${(copy / 1e9).toFixed(0)} GB/s (read + write, for comparison)`);
 
 const allocated = trackBuffers(device); // from here on: the engine's buffers only (the bound's are gone)
+const i8Tuning = args['prefill-i8'] ? JSON.parse(args['prefill-i8']) : null;
+if (i8Tuning && !args['prefill-profile']) throw new Error('--prefill-i8 needs --prefill-profile');
+if (i8Tuning) recordBindGroups(device);
 const tuning = args.tuning ? { ...TUNING, ...JSON.parse(args.tuning) } : undefined;
 if (tuning) result.tuning = tuning;
 const model = await loadModel({ device, baseUrl, shaderBaseUrl, fetch: /** @type {any} */ (fileFetch), context, tuning,
@@ -455,7 +581,7 @@ const mib = (/** @type {number} */ b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 console.log(`GPU memory at context ${context}: weights ${mib(needs.weights)} + stacked q/k/v ${mib(needs.stacked)} + ` +
   `KV cache ${mib(needs.kvCache)} + activations ${mib(needs.activations)} = ${mib(needs.total)} predicted ` +
   `(probe.js requirements); buffers the engine allocated: ${mib(allocated.live)} after load, peak ${mib(allocated.peak)}`);
-if (args['prefill-profile']) result.prefill_profile = await profilePrefill(model, Math.min(nPrefill, model.passTokens));
+if (args['prefill-profile']) result.prefill_profile = await profilePrefill(model, Math.min(nPrefill, model.passTokens), i8Tuning);
 console.log(JSON.stringify(result));
 if (args.json) writeFileSync(args.json, JSON.stringify(result, null, 1));
 model.destroy();
