@@ -15,8 +15,9 @@
 // Both kernels run once first and their outputs are compared (the int8 rounding's error, relative to the largest
 // |Y|); then the chosen kernel is timed alone: (t(2n) - t(n)) / n over submits of n dispatches. Printed: ms per
 // dispatch and TFLOP/s counting 2 T rows cols. `--kernel quantize` times the rounding of X alone.
-// Caveat: the one weight repeated here (11-22 MB) stays in an H100's 50 MB L2, which flatters both kernels (the int8
-// one to 36-38 TFLOP/s, against 22-30 in the engine's pass): `bench_engine.mjs --prefill-i8` gives the engine's figure.
+// Caveat: the int8 kernel reached 36-38 TFLOP/s here on an H100 and 22-30 in the engine's pass (f32: 14.7 here,
+// 13-20 there), likely because the one weight repeated here (11-22 MB) stays in the 50 MB L2 while the engine streams
+// a new one per matmul. `bench_engine.mjs --prefill-i8` gives the engine's figure (docs/PERFORMANCE.md).
 
 import { readFile } from 'node:fs/promises';
 import { writeFileSync } from 'node:fs';
