@@ -107,6 +107,24 @@ function bytesPerToken(manifest, pos) {
 }
 
 /**
+ * One compute pass of `reps` runs of dispatches p, each with its fixed grid.
+ * @param {GPUCommandEncoder} enc
+ * @param {{pipeline: GPUComputePipeline, bindGroup: GPUBindGroup, grid: number[]}[]} p
+ * @param {number} [reps]
+ */
+function encodeInto(enc, p, reps = 1) {
+  const pass = enc.beginComputePass();
+  for (let r = 0; r < reps; r++) {
+    for (const d of p) {
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
+    }
+  }
+  pass.end();
+}
+
+/**
  * Where a decode step's time goes (--profile): host round trips without work, the recorded program with one submit
  * and read-back per step (as decode runs), the same program repeated in one submit (GPU time alone), and each kernel
  * family alone. Kernels run on whatever the buffers hold (results are not checked), at the KV length the last
@@ -123,18 +141,6 @@ async function profileDecode(model, pos) {
   const kind = (/** @type {string} */ label) => label.startsWith('matvec swiglu') ? 'swiglu' :
     label.startsWith('matvec token_embd') || label.startsWith('matvec output') ? 'matvec_head' :
       label.startsWith('attention ') ? label.split(' ').slice(0, 2).join('_') : label.split(' ')[0];
-  /** @param {GPUCommandEncoder} enc @param {typeof prog} p @param {number} reps */
-  const encodeInto = (enc, p, reps) => {
-    const pass = enc.beginComputePass();
-    for (let r = 0; r < reps; r++) {
-      for (const d of p) {
-        pass.setPipeline(d.pipeline);
-        pass.setBindGroup(0, d.bindGroup);
-        pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
-      }
-    }
-    pass.end();
-  };
   /** ms per step of: submit (p x reps) + read back 8 bytes, best of 3 batches of `steps`. @param {typeof prog} p */
   const step = async (p, reps = 1, steps = 30) => {
     let best = Infinity;
@@ -285,15 +291,7 @@ async function profilePrefill(model, T, i8) {
   const gpuMs = async (p, k = 4) => {
     const run = async (/** @type {number} */ reps) => {
       const enc = device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      for (let r = 0; r < reps; r++) {
-        for (const d of p) {
-          pass.setPipeline(d.pipeline);
-          pass.setBindGroup(0, d.bindGroup);
-          pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
-        }
-      }
-      pass.end();
+      encodeInto(enc, p, reps);
       enc.copyBufferToBuffer(s.token, 0, s.tokenRead, 0, 8);
       const t0 = performance.now();
       device.queue.submit([enc.finish()]);
@@ -392,43 +390,33 @@ async function profileI8(model, T, prog, kind, matmulShape, gpuMs, tuning) {
       if (!e) throw new Error(`--prefill-i8: ${d.label} has no binding ${i}`);
       return e.resource;
     });
-    return [d, {
-      y: /** @type {GPUBufferBinding} */ (y).buffer,
-      pair: [
-        { pipeline: quantize, bindGroup: group(quantize, [x, { buffer: xq }, { buffer: xs }, params]),
-          grid: [Math.ceil((T * w.cols) / 32 / 64), 1, 1] },
-        { pipeline: main, bindGroup: group(main, [qweight, scales, { buffer: xq }, { buffer: xs }, y, params]),
-          grid: matmulGrid(w.rows, T, tuning) },
-      ],
-    }];
+    return [d, [
+      { pipeline: quantize, bindGroup: group(quantize, [x, { buffer: xq }, { buffer: xs }, params]),
+        grid: [Math.ceil((T * w.cols) / 32 / 64), 1, 1] },
+      { pipeline: main, bindGroup: group(main, [qweight, scales, { buffer: xq }, { buffer: xs }, y, params]),
+        grid: matmulGrid(w.rows, T, tuning) },
+    ]];
   }));
 
   // the first gate matmul (it writes Y; o and down add into theirs) by both routes, from a cleared Y
   const gate = q4.find((m) => kind(m.d.label) === 'matmul_gate_up') ?? q4[0];
-  const yBuf = /** @type {any} */ (swapped.get(gate.d)).y;
+  const yBuf = /** @type {GPUBufferBinding} */ (gate.entries.find((e) => e.binding === 3)?.resource).buffer;
   /** @param {typeof prog} p @returns {Promise<Float32Array>} */
   const runAndRead = async (p) => {
     const enc = device.createCommandEncoder();
     enc.clearBuffer(yBuf);
-    const pass = enc.beginComputePass();
-    for (const d of p) {
-      pass.setPipeline(d.pipeline);
-      pass.setBindGroup(0, d.bindGroup);
-      pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
-    }
-    pass.end();
+    encodeInto(enc, p);
     device.queue.submit([enc.finish()]);
     return readFloats(device, yBuf);
   };
-  const { maxAbs, maxErr } = relativeError(await runAndRead([gate.d]), await runAndRead(/** @type {any} */ (swapped.get(gate.d)).pair));
-  const out = /** @type {Record<string, any>} */ ({ tuning, checked: gate.d.label, rel_error: maxErr / maxAbs, by_kind: {} });
-  console.log(`int8 route: ${gate.d.label} by both routes differs by ${(maxErr / maxAbs).toExponential(2)} of max |Y| ` +
-    `${maxAbs.toPrecision(3)}`);
-  if (!(maxErr / maxAbs < 0.05)) throw new Error('--prefill-i8: the int8 kernel does not compute the same product');
+  const { maxAbs, rel } = relativeError(await runAndRead([gate.d]), await runAndRead(/** @type {any} */ (swapped.get(gate.d))));
+  const out = /** @type {Record<string, any>} */ ({ tuning, checked: gate.d.label, rel_error: rel, by_kind: {} });
+  console.log(`int8 route: ${gate.d.label} by both routes differs by ${rel.toExponential(2)} of max |Y| ${maxAbs.toPrecision(3)}`);
+  if (!(rel < 0.05)) throw new Error('--prefill-i8: the int8 kernel does not compute the same product');
 
   for (const k of [...new Set(q4.map((m) => kind(m.d.label)))]) {
     const ms = q4.filter((m) => kind(m.d.label) === k);
-    const pairs = ms.map((m) => /** @type {any} */ (swapped.get(m.d)).pair);
+    const pairs = ms.map((m) => /** @type {any} */ (swapped.get(m.d)));
     const f32Ms = await gpuMs(ms.map((m) => m.d), 2);
     const i8Ms = await gpuMs(pairs.flat(), 2);
     const mainMs = await gpuMs(pairs.map((p) => p[1]), 2);
@@ -437,7 +425,7 @@ async function profileI8(model, T, prog, kind, matmulShape, gpuMs, tuning) {
       i8_main_TFLOPs: f / mainMs / 1e9, f32_over_i8: f32Ms / i8Ms };
   }
   out.pass_f32_ms = await gpuMs(prog, 2);
-  out.pass_i8_ms = await gpuMs(prog.flatMap((d) => /** @type {any} */ (swapped.get(d))?.pair ?? [d]), 2);
+  out.pass_i8_ms = await gpuMs(prog.flatMap((d) => swapped.get(d) ?? [d]), 2);
   console.log(`int8 route: ${JSON.stringify(out)}`);
   xq.destroy();
   xs.destroy();
