@@ -6,7 +6,9 @@
 //     [--profile]   also: where a decode step's time goes (round trips, GPU time, GPU time per kernel family and
 //                   per projection, the fixed cost of an empty dispatch)
 //     [--prefill-profile]  also: where a prefill pass's time goes (GPU time of the pass, and of each kernel family
-//                   and matmul projection repeated alone, with its TFLOP/s), for a pass of min(--prefill, passTokens)
+//                   and matmul projection repeated alone, with its TFLOP/s and that as a fraction of the f32
+//                   multiply-add peak of scripts/fma_peak.wgsl timed in the same process), for a pass of
+//                   min(--prefill, passTokens)
 //     [--prefill-repeats N]  time the prefill N times (after the warm-up) and report the median (all are listed)
 //     [--pass-tokens N]  prompt tokens per prefill pass (loadModel's passTokens; default the engine's)
 //     [--tuning JSON]  entries laid over pipelines.js TUNING (matvec, matvecLong, matmul, matmulWide), e.g.
@@ -15,6 +17,9 @@
 //     [--prefill-i8 JSON]  with --prefill-profile, also the int8 route's matmuls in the same pass (profileI8; a
 //                   tuning of scripts/matmul_q4_i8.wgsl, e.g. '{"WX":16,"WY":8,"RV":2,"TV":1,"GS":2}'): measurement
 //                   only, the engine does not use it
+//     [--dawn-features LIST]  Dawn toggles to enable (create()'s `enable-dawn-features=LIST`, comma-separated), e.g.
+//                   disable_robustness,disable_workgroup_init: to see what the browser's safety code costs a kernel
+//                   (measurement only: a page cannot turn them off)
 //     [--mask]      also: decode again from the same position with a grammar's token mask (here one that allows
 //                   every token, so the ids must not change) uploaded every token, then once more without (the
 //                   same-run baseline on both sides): the per-token cost of constrained decoding's GPU part
@@ -31,7 +36,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { create, globals } from 'webgpu';
-import { fileFetch, perOpSeconds, readFloats, relativeError, storageBuffer, streamReadBandwidth } from './bench_node.mjs';
+import { fileFetch, fmaPeak, perOpSeconds, readFloats, relativeError, storageBuffer, streamReadBandwidth } from './bench_node.mjs';
 
 Object.assign(globalThis, globals);
 const { loadModel, decodeGrid } = await import('../app/engine/gpu/model.js');
@@ -53,6 +58,7 @@ const { values: args } = parseArgs({
     mask: { type: 'boolean', default: false },
     context: { type: 'string' },
     'prefill-i8': { type: 'string' },
+    'dawn-features': { type: 'string' },
   },
 });
 if (!args.package) throw new Error('--package DIR is required');
@@ -325,13 +331,16 @@ async function profilePrefill(model, T, i8) {
     return w ? 2 * T * w.rows * w.cols : 0;
   };
   const out = /** @type {Record<string, any>} */ ({ tokens: T, dispatches: prog.length });
+  // the compute bound, in the same process: each matmul family's rate is also given as a fraction of it
+  const peak = await fmaPeak(device) / 1e12;
+  out.fma_peak_TFLOPs = peak;
   out.gpu_ms = await gpuMs(prog, 2);
   out.by_kind = {};
   for (const k of [...new Set(prog.map((d) => kind(d.label)))]) {
     const p = prog.filter((d) => kind(d.label) === k);
     const ms = await gpuMs(p, 2);
     const f = p.reduce((n, d) => n + flops(d.label), 0);
-    out.by_kind[k] = { dispatches: p.length, gpu_ms: ms, ...(f ? { TFLOPs: f / ms / 1e9 } : {}) };
+    out.by_kind[k] = { dispatches: p.length, gpu_ms: ms, ...(f ? { TFLOPs: f / ms / 1e9, of_fma_peak: f / ms / 1e9 / peak } : {}) };
   }
   if (i8) out.i8 = await profileI8(model, T, prog, kind, matmulShape, gpuMs, i8);
   console.log(`prefill profile: ${JSON.stringify(out)}`);
@@ -464,13 +473,13 @@ const nDecode = Number(args.decode);
 const context = args.context ? Number(args.context) : nPrefill + nDecode + 8;
 if (!(context >= nPrefill + nDecode + 1)) throw new Error(`--context ${args.context} is below --prefill + --decode + 1`);
 
-const gpu = create([]);
+const gpu = create(args['dawn-features'] ? [`enable-dawn-features=${args['dawn-features']}`] : []);
 const manifest = JSON.parse(await readFile(new URL('manifest.json', baseUrl), 'utf8'));
 const passTokens = args['pass-tokens'] ? Number(args['pass-tokens']) : undefined;
 const pr = await probe(gpu, manifest, { context, passTokens });
 if (!pr.ok || !pr.adapter) throw new Error(pr.reason ?? 'no adapter');
 const device = await pr.adapter.requestDevice({ requiredLimits: pr.limits });
-const result = /** @type {Record<string, any>} */ ({ adapter: pr.info });
+const result = /** @type {Record<string, any>} */ ({ adapter: pr.info, dawn_features: args['dawn-features'] ?? '' });
 console.log(`adapter: ${JSON.stringify(pr.info)}`);
 
 const copy = await copyBandwidth(device);

@@ -1,10 +1,12 @@
 // bench_node.mjs: what the Node benchmarks share: fetch() for file: URLs, seconds per operation from two batch sizes,
-// the DRAM read bound (stream_read.wgsl) that the GPU benchmarks divide by, and reading results back to compare them.
+// the DRAM read bound (stream_read.wgsl) and the f32 multiply-add bound (fma_peak.wgsl) that the GPU benchmarks divide
+// by, and reading results back to compare them.
 
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 const STREAM_WGSL = new URL('stream_read.wgsl', import.meta.url);
+const FMA_WGSL = new URL('fma_peak.wgsl', import.meta.url);
 
 /** fetch() for file: URLs (Node's fetch only speaks http). @param {string | URL | Request} url */
 export async function fileFetch(url) {
@@ -90,6 +92,37 @@ export async function streamReadBandwidth(device, total = 1 << 30) {
   for (const b of buffers) b.destroy();
   sink.destroy();
   return (n * chunk) / best;
+}
+
+/**
+ * The f32 multiply-add rate a WGSL kernel reaches here: scripts/fma_peak.wgsl (32 independent FMA chains per
+ * invocation, in registers) over 2,048 workgroups of 256 invocations (16 per SM of a 132-SM H100), ITERS steps each.
+ * The compute bound of the prefill matmuls, as streamReadBandwidth is the memory bound of decode.
+ * @param {GPUDevice} device @returns {Promise<number>} flop/s (2 per multiply-add)
+ */
+export async function fmaPeak(device) {
+  const WG = 256;
+  const ITERS = 4096;
+  const groups = 2048;
+  const sink = device.createBuffer({ size: 4096 * 16, usage: GPUBufferUsage.STORAGE });
+  const coef = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  device.queue.writeBuffer(coef, 0, new Float32Array([1 - 2 ** -20, 2 ** -12, 0, 0]));
+  const pipeline = device.createComputePipeline({
+    layout: 'auto',
+    compute: { module: device.createShaderModule({ code: await readFile(FMA_WGSL, 'utf8') }), entryPoint: 'main',
+      constants: { WG, ITERS } },
+  });
+  const group = device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [{ binding: 0, resource: { buffer: sink } }, { binding: 1, resource: { buffer: coef } }],
+  });
+  const timed = (/** @type {number} */ reps) => timedDispatches(device, pipeline, [group], [groups, 1, 1], reps);
+  await timed(1);
+  const best = await perOpSeconds(timed, 4);
+  sink.destroy();
+  coef.destroy();
+  if (!(best > 0)) throw new Error('the multiply-add peak could not be timed (t(8) <= t(4)): run again');
+  return (2 * 32 * ITERS * WG * groups) / best;
 }
 
 /**

@@ -4,7 +4,9 @@
 # round (across processes the same code's kernel times move by up to 30%, so a variant is compared within rounds).
 #   SWEEP='base {}
 #   cg8 {"attentionCombine":{"WG":128,"CG":8}}' bash .peer/sweep.sh
-# SWEEP: one variant a line, "NAME JSON" (NAME without "-"; JSON laid over pipelines.js TUNING, {} for the default).
+# SWEEP: one variant a line, "NAME JSON [ARG...]" (NAME without "-"; JSON, without spaces, laid over pipelines.js
+# TUNING, {} for the default; ARGs, also without spaces, passed on to bench_engine.mjs, e.g. --dawn-features LIST).
+# A variant named "old" runs the tree of .peer/old (prepare.sh with AB_REV=<git rev>) instead of this one.
 # SHAPES (default "qwen2.5-3b smollm2-135m"), PREFILLS ("1920 320": decode 64 tokens from there, profiled at KV
 # PREFILL + 64), ROUNDS (3), UNTIL (stop starting figures after this many seconds, 480), CONTEXT (4096).
 # MODE=prefill: prefill variants instead (--tuning of matmul tiles, say): per figure --prefill 256 --decode 8
@@ -30,12 +32,14 @@ for round in $(seq 1 ${ROUNDS:-3}); do
         d=$R/$s-kv$((p + 64)); bench=(--prefill $p --decode 64 --profile)
       fi
       mkdir -p $d
-      while read -r name tuning; do
+      while read -r name tuning extra; do
         [ -n "$name" ] || continue
         [ $(( $(date +%s) - START )) -gt ${UNTIL:-480} ] && exit 0
         args=(); [ "$tuning" != "{}" ] && args=(--tuning "$tuning")
-        timeout 100 node scripts/bench_engine.mjs --package $W/pkg-$s "${bench[@]}" --context ${CONTEXT:-4096} \
-          "${args[@]}" --json $d/ab-$name-$round.json > $d/ab-$name-$round.log 2>&1 < /dev/null
+        [ -n "$extra" ] && read -r -a more <<< "$extra" && args+=("${more[@]}")
+        tree=$P; [ $name = old ] && tree=$G/old
+        (cd $tree && timeout 100 node scripts/bench_engine.mjs --package $W/pkg-$s "${bench[@]}" --context ${CONTEXT:-4096} \
+          "${args[@]}" --json $d/ab-$name-$round.json > $d/ab-$name-$round.log 2>&1 < /dev/null)
         tar czf $OUT/sweep.tgz -C /tmp sweep  # after every figure: a call killed at its limit runs no EXIT trap
       done <<< "$SWEEP"
     done
