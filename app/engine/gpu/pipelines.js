@@ -30,8 +30,9 @@ function tuned(shader, kind) {
  * adapters (SwiftShader, the browser tests' adapter; llvmpipe) take matvec threads that own whole rows in fewer,
  * longer loops, for every shape (measured on SwiftShader, 2 cores: SmolLM2's q8 head 553 -> 101 ms, a 1536x576 q4
  * 16 -> 3 ms), so matvecLong never applies there. matmulWide: matmul.wgsl for weights of at least minRows rows (gate
- * and up of the 1.5B and 3B shapes), on GPUs only: a larger register tile per thread (8 rows x 8 tokens) where the
- * grid has workgroups to spare; smaller weights keep 4 x 4 per thread for more workgroups (docs/PERFORMANCE.md).
+ * and up of the 1.5B and 3B shapes), on GPUs only: tiles of 64 rows x 64 tokens over 256 threads (4 x 4 each) where
+ * the grid has workgroups to spare; smaller weights keep 64 x 32 tiles over 128 threads for more workgroups
+ * (docs/PERFORMANCE.md: 8 x 8 per thread over 64 threads was 8-19% slower for gate + up on an H100).
  * @param {'gpu' | 'cpu'} kind
  */
 function tuning(kind) {
