@@ -103,6 +103,21 @@ class AppPage:
     def cached_sha256(self, url: str) -> str | None:
         return self.page.evaluate(_SHA_OF_CACHED_JS, url)
 
+    def go_offline(self) -> None:
+        """The device loses its network: every request fails, and every document from now on reads
+        navigator.onLine false, as after a real loss of network.
+
+        Playwright's offline emulation does the first, and tells the documents that are open. It does not reach a
+        document that a reload starts in another renderer process (Chromium 150 with Playwright 1.65: a reload that
+        the service worker answers with COOP/COEP, or the first one it answers at all), which reads
+        navigator.onLine true and so asks the network for what it would not ask offline
+        (microsoft/playwright#42174 is the same gap for new pages). So the later documents get the browser's answer
+        from an init script; the network stays blocked by the emulation, which is what the tests check.
+        """
+        self.context.set_offline(True)
+        self.context.add_init_script(
+            "Object.defineProperty(Navigator.prototype, 'onLine', { get: () => false, configurable: true });")
+
     def wait_controlled(self) -> None:
         """Until the service worker is active and controls this page (its first install claims the page)."""
         self.page.evaluate("navigator.serviceWorker.ready.then(() => undefined)")

@@ -95,7 +95,7 @@ def test_without_webgpu_the_cpu_engine_installs_and_answers_offline(browser_with
         app.page.wait_for_selector("#ready-speed:text-matches('^about .* (per second|seconds)$')", timeout=120_000)
         assert plain.log.count("/v1/models") == 0 and not [p for p in plain.log if p.startswith("/v1/")]
 
-        app.context.set_offline(True)
+        app.go_offline()
         plain.log.clear()
         offline_from = len(seen)
         app.page.reload()

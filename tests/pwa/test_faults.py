@@ -56,7 +56,7 @@ def test_first_install_of_the_shell_is_retried_and_ready_offline_means_it(new_ap
     app.page.wait_for_selector('body[data-offline="ready"]', timeout=60_000, state="attached")
     assert app.text("#ready-title") == "Ready offline"
     assert app.page.is_hidden("#notice")
-    app.context.set_offline(True)  # and it is true: the app comes back without any network
+    app.go_offline()  # and it is true: the app comes back without any network
     app.page.reload()
     assert app.wait_problem_or("ready") == "ready", app.problem_text()
     assert app.text("#ready-title") == "Ready offline"

@@ -126,7 +126,7 @@ def test_https_install_works_end_to_end(https_server: Serve, open_app: Callable[
     app.wait_controlled()
     assert app.page.evaluate("navigator.serviceWorker.controller.scriptURL") == https_server.url("/sw.js")
 
-    app.context.set_offline(True)
+    app.go_offline()
     app.page.reload()
     assert app.wait_problem_or("ready") == "ready", app.problem_text()
     assert app.ask(QUESTION).strip(), "an empty answer"

@@ -32,7 +32,7 @@ def test_first_visit_then_offline_answer(new_app: Any, server: Any, dists: Any) 
     model_requests = [p for p in server.log if p.startswith(folder)]
     assert sorted(model_requests) == sorted({*model_requests}) and len(model_requests) == model["files"]
 
-    app.context.set_offline(True)
+    app.go_offline()
     server.reset_log()
     offline_from = len(seen)
     app.page.reload()

@@ -22,7 +22,7 @@ def test_smollm2_installs_and_answers_offline(new_app: Any, server: Any, smollm2
     assert app.wait_problem_or("ready", timeout=300_000) == "ready", app.problem_text()
     app.wait_controlled()
 
-    app.context.set_offline(True)
+    app.go_offline()
     app.page.reload()
     assert app.wait_problem_or("ready", timeout=300_000) == "ready", app.problem_text()
     server.reset_log()

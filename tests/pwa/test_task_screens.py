@@ -192,7 +192,7 @@ def test_task_screens_offline_on_the_device(new_app: Any, server: Any, dists: An
     origin = server.url("")
     assert [r.url for r in requests if not r.url.startswith((origin, "blob:", "data:"))] == []
 
-    app.context.set_offline(True)
+    app.go_offline()
     reload_from = len(requests)
     app.page.reload()
     assert app.wait_problem_or("ready") == "ready", app.problem_text()
