@@ -5,8 +5,8 @@
 // The engine picks the pipeline by the tensor's storage through QBITS (4: q4, 8: q8).
 //
 // Bindings, in order (element counts):
-//   0 qweight vec4<u32>[rows * cols * QBITS / 128]  plane "qweight" of the chunk (docs/FORMAT.md): a row's group is
-//                                            one vec4 (q4) or two (q8)
+//   0 qweight u32[rows * cols * QBITS / 32]  plane "qweight" of the chunk (docs/FORMAT.md): a row's group is 4 words
+//                                            (q4) or 8 (q8)
 //   1 scales  u32[...]                       plane "scales"
 //   2 x       vec4<f32>[tokens * cols / 4]   X, row-major [tokens, cols]
 //   3 y       f32[tokens * y_stride]         Y, row-major [tokens, y_stride]; this chunk fills its rows' columns
@@ -17,19 +17,22 @@
 // tile's weights once into workgroup memory (a 32-column slice, not a dequantized copy of the tensor) and stages X
 // beside it; each thread then accumulates a register tile of 4*RV rows x 4*TV tokens. The next group's weights and X
 // are loaded into registers while the current one is multiplied.
-// Loads from memory are whole: a thread takes a row's group as one vec4<u32> (q4; two for q8) and its scale word
-// once, and X as vec4s along a token's row, 8 neighbouring threads per token, so a warp's X load is 4 whole 128-byte
-// lines (before, a load per word and X across tokens made each warp instruction a 32-line request). On an H100 that
-// took 4% off a 256-token prefill pass, not more: the matmuls stay at 21-35% of the f32 multiply-add peak, and what
-// holds them is not known (docs/PERFORMANCE.md).
-// Workgroup memory: w_tile k-major, w_tile[k][r / 4][r % 4] (consecutive threads' rows, consecutive words);
+// Loads from memory are whole: neighbouring threads take the words of a row's group (4 for q4, 8 for q8), each
+// with the group's scale word, and X as vec4s along a token's row, 8 neighbouring threads per token, so a warp's X
+// load is 4 whole 128-byte lines (before, X across tokens made each warp instruction a 32-line request).
+// The unpacking is spread over all threads, a word (8 or 4 weights) each: when a thread unpacked a whole row's group,
+// a 64-row tile kept 64 of 256 threads busy between the barriers while the rest waited.
+// Workgroup memory: w_tile k-major, w_tile[k][(r / 4) ^ wswz(k)][r % 4]. A warp's unpacking threads store words
+// 0 .. 3 of 8 rows (q4; 0 .. 7 of 4 rows for q8) at once; without the XOR a row's words would all land in one bank.
 // x_tile token-major, x_tile[t][c4 ^ (t & 7)] = X[t, 4 c4 .. 4 c4 + 3]: the XOR spreads the 4 tokens a warp reads at
 // one c4 over different banks. Thread (x, y) owns rows 4 (x + i WX) .. + 3 (i < RV) and tokens y + WY m
 // (m < 4 TV): per 4 columns it loads 4 TV X vec4s (4 columns of a token each) and 4 RV weight vec4s (4 rows of a
-// column each) for 64 RV TV multiply-adds.
+// column each) for 64 RV TV multiply-adds. (wswz(k) is the same for a whole column k, so a warp's weight reads are
+// the same vec4s as without it, in another order: no new conflicts.)
 // Every Y element is summed over c in increasing order, whatever the tuning.
-// Needs cols % 32 == 0. Tunings must keep RV, TV in 1..2, W_ITEMS and X_ITEMS <= 8 (RV QBITS <= 8 WY,
-// 32 TV <= 8 WX) and the tiles within WebGPU's default 16 KiB of workgroup memory: 128 (BR + BT) <= 16384.
+// Needs cols % 32 == 0. Tunings must keep RV, TV in 1..2; RV WX a multiple of 8 (the XOR stays within a column);
+// W_ITEMS and X_ITEMS <= 8 (RV QBITS <= 2 WY, 32 TV <= 8 WX); and the tiles, 128 (BR + BT) bytes, within the
+// device's workgroup memory (WebGPU's default 16 KiB; probe() asks for 32 KiB where the adapter offers it).
 
 override QBITS: u32 = 4u;           // bits per weight: 4 (q4) or 8 (q8)
 override WX: u32 = 16u;             // threads along weight rows
@@ -43,9 +46,9 @@ const K4: u32 = 8u;       // X vec4s of a token per step
 const MAX_V: u32 = 2u;    // largest RV and TV (register arrays have a fixed size)
 override BR: u32 = 4u * RV * WX;          // weight rows per tile
 override BT: u32 = 4u * TV * WY;          // tokens per tile
-override QV: u32 = QBITS / 4u;            // vec4<u32>s of one row's group: 1 (q4) or 2 (q8)
+override QW: u32 = QBITS;                 // words of one row's group: 4 (q4) or 8 (q8)
 const MAX_ITEMS: u32 = 8u;  // largest W_ITEMS and X_ITEMS
-override W_ITEMS: u32 = (BR * QV + WX * WY - 1u) / (WX * WY);  // weight vec4s per thread and group
+override W_ITEMS: u32 = (BR * QW + WX * WY - 1u) / (WX * WY);  // weight words per thread and group
 override X_ITEMS: u32 = (BT * K4 + WX * WY - 1u) / (WX * WY);  // X vec4s per thread and group
 
 struct Params {
@@ -56,7 +59,7 @@ struct Params {
   y_stride: u32,    // elements per Y row (all chunks' rows together)
 }
 
-@group(0) @binding(0) var<storage, read> qweight: array<vec4<u32>>;
+@group(0) @binding(0) var<storage, read> qweight: array<u32>;
 @group(0) @binding(1) var<storage, read> scales: array<u32>;
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
@@ -65,26 +68,30 @@ struct Params {
 var<workgroup> w_tile: array<vec4<f32>, K * BR / 4u>;
 var<workgroup> x_tile: array<vec4<f32>, BT * K4>;
 
-// Dequantizes part `part` (q8: 0 or 1) of group `grp` of the chunk (a row's group of 32 values: one vec4 of words
-// for q4, two for q8; its scale word `sw`) into tile row lr.
-fn unpack_group(w: vec4<u32>, sw: u32, grp: u32, part: u32, lr: u32) {
+// The XOR that spreads column k's stores over the banks: which word of its row group column k is from, times 2 for
+// q4 (a warp stores two vec4s of rows per word there), so 0 .. 6 (q4) or 0 .. 7 (q8).
+fn wswz(k: u32) -> u32 {
+  return (k / (32u / QW)) * (8u / QW);
+}
+
+// Dequantizes word `word` (0 .. QW - 1) of group `grp` of the chunk (a row's group of 32 values; its scale word
+// `sw`) into tile row lr: columns 8 word .. + 7 (q4) or 4 word .. + 3 (q8).
+fn unpack_word(w: u32, sw: u32, grp: u32, word: u32, lr: u32) {
   let at = lr / 4u;
   let lane = lr % 4u;
   if (QBITS == 4u) {
     let sm = unpack2x16float(sw);  // (scale, min)
-    for (var word = 0u; word < 4u; word++) {
-      for (var j = 0u; j < 8u; j++) {
-        let q = f32((w[word] >> (4u * j)) & 0xFu);
-        w_tile[(word * 8u + j) * (BR / 4u) + at][lane] = sm.x * q + sm.y;
-      }
+    for (var j = 0u; j < 8u; j++) {
+      let q = f32((w >> (4u * j)) & 0xFu);
+      let k = word * 8u + j;
+      w_tile[k * (BR / 4u) + (at ^ wswz(k))][lane] = sm.x * q + sm.y;
     }
   } else {
     let s = unpack2x16float(sw)[grp & 1u];
-    for (var word = 0u; word < 4u; word++) {
-      for (var j = 0u; j < 4u; j++) {
-        let q = f32(bitcast<i32>(w[word] << (24u - 8u * j)) >> 24u);  // sign-extended byte j
-        w_tile[(part * 16u + word * 4u + j) * (BR / 4u) + at][lane] = s * q;
-      }
+    for (var j = 0u; j < 4u; j++) {
+      let q = f32(bitcast<i32>(w << (24u - 8u * j)) >> 24u);  // sign-extended byte j
+      let k = word * 4u + j;
+      w_tile[k * (BR / 4u) + (at ^ wswz(k))][lane] = s * q;
     }
   }
 }
@@ -99,8 +106,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_
   // acc[(i * 4 + a) * MAX_V + j][b]: row 4 (lid.x + i WX) + a, token lid.y + WY (4 j + b)
   var acc: array<vec4<f32>, 4u * MAX_V * MAX_V>;
   // the next group's share of this thread, loaded from memory while the current group is multiplied:
-  // weight item n = li + n WX WY -> (row item % BR, part item / BR); X item n -> (token item / K4, vec4 item % K4)
-  var wq: array<vec4<u32>, MAX_ITEMS>;  // weight words
+  // weight item n = li + n WX WY -> (row item / QW, word item % QW); X item n -> (token item / K4, vec4 item % K4)
+  var wq: array<u32, MAX_ITEMS>;        // weight words
   var ws: array<u32, MAX_ITEMS>;        // their scale words
   var xq: array<vec4<f32>, MAX_ITEMS>;  // X vec4s
   for (var g = 0u; g <= groups; g++) {
@@ -108,9 +115,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_
       // group g - 1 from the registers into the tiles
       for (var n = 0u; n < W_ITEMS; n++) {
         let item = li + n * WX * WY;
-        if (item < BR * QV) {
-          let lr = item % BR;
-          unpack_group(wq[n], ws[n], min(r_base + lr, params.rows - 1u) * groups + g - 1u, item / BR, lr);
+        if (item < BR * QW) {
+          let lr = item / QW;
+          unpack_word(wq[n], ws[n], min(r_base + lr, params.rows - 1u) * groups + g - 1u, item % QW, lr);
         }
       }
       for (var n = 0u; n < X_ITEMS; n++) {
@@ -126,9 +133,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_
       // group g from memory into the registers (in flight during the multiply below)
       for (var n = 0u; n < W_ITEMS; n++) {
         let item = li + n * WX * WY;
-        if (item < BR * QV) {
-          let grp = min(r_base + item % BR, params.rows - 1u) * groups + g;  // the group's index in the chunk
-          wq[n] = qweight[grp * QV + item / BR];
+        if (item < BR * QW) {
+          let grp = min(r_base + item / QW, params.rows - 1u) * groups + g;  // the group's index in the chunk
+          wq[n] = qweight[grp * QW + item % QW];
           ws[n] = scales[select(grp, grp >> 1u, QBITS == 8u)];
         }
       }
@@ -151,7 +158,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_
         for (var kk = 0u; kk < 4u; kk++) {
           var wv: array<vec4<f32>, MAX_V>;
           for (var i = 0u; i < RV; i++) {
-            wv[i] = w_tile[(c4 * 4u + kk) * (BR / 4u) + lid.x + i * WX];
+            let k = c4 * 4u + kk;
+            wv[i] = w_tile[k * (BR / 4u) + ((lid.x + i * WX) ^ wswz(k))];
           }
           for (var j = 0u; j < TV; j++) {
             let xv = vec4<f32>(xr[4u * j][kk], xr[4u * j + 1u][kk], xr[4u * j + 2u][kk], xr[4u * j + 3u][kk]);
