@@ -83,6 +83,8 @@ class Gpu:
         wanted = {
             "max-storage-buffer-binding-size": min(limits["max-storage-buffer-binding-size"], 1 << 30),
             "max-buffer-size": min(limits["max-buffer-size"], 1 << 31),
+            # as app/engine/gpu/probe.js asks: room for matmul tiles of 128 rows by 128 tokens where offered
+            "max-compute-workgroup-storage-size": min(limits["max-compute-workgroup-storage-size"], 32768),
         }
         self.device = self.adapter.request_device_sync(required_limits=wanted)
         self.storage_usage = wgpu.BufferUsage.STORAGE | wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST

@@ -31,6 +31,13 @@ export const matvecF32Grid = (rows, r) => grid1d(Math.ceil(rows / r));
  */
 export const matmulGrid = (rows, tokens, t) => [Math.ceil(rows / (4 * t.RV * t.WX)), Math.ceil(tokens / (4 * t.TV * t.WY)), 1];
 
+/**
+ * Workgroup memory of a matmul.wgsl / matmul_kq.wgsl tile in bytes: 32 columns (one group) of f32 for each of its
+ * 4*RV*WX rows and 4*TV*WY tokens.
+ * @param {{WX: number, WY: number, RV: number, TV: number}} t
+ */
+export const matmulTileBytes = (t) => 128 * (4 * t.RV * t.WX + 4 * t.TV * t.WY);
+
 /** matmul_f32.wgsl: tiles of TILE rows by TILE tokens. @param {number} rows @param {number} tokens @param {number} tile @returns {Grid} */
 export const matmulF32Grid = (rows, tokens, tile) => [Math.ceil(rows / tile), Math.ceil(tokens / tile), 1];
 

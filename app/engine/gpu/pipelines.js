@@ -176,6 +176,20 @@ export class Pipelines {
     return p;
   }
 
+  /**
+   * Refuses a matmul tuning whose tiles need more workgroup memory than this device has, with what to do; Dawn would
+   * only reject the pipeline later, as a validation error at dispatch.
+   * @param {string} shader @param {{WX: number, WY: number, RV: number, TV: number}} t
+   */
+  checkTiles(shader, t) {
+    const bytes = grids.matmulTileBytes(t);
+    const limit = this.device.limits?.maxComputeWorkgroupStorageSize ?? 16384;
+    if (bytes > limit) {
+      throw new ShaderError(`${shader} tuning ${JSON.stringify(t)} needs ${bytes} bytes of workgroup memory and this ` +
+        `device has ${limit}: request the device with probe()'s limits, or use a smaller tile`);
+    }
+  }
+
   // --- kernel choice by storage: one forward pass, the weight's storage picks the pipeline and its grid ---------
 
   /**
@@ -228,11 +242,13 @@ export class Pipelines {
     if (kt) {
       const { minRows, ...wide } = this.tuning.matmulKqWide;
       const t = rows >= minRows ? wide : this.tuning.matmulKq;
+      this.checkTiles('matmul_kq.wgsl', /** @type {any} */ (t));
       const pipeline = this.get('matmul_kq.wgsl', 'main', { KTYPE: kt, ...t, ACCUMULATE: acc });
       return { pipeline, grid: (rows, T) => grids.matmulGrid(rows, T, /** @type {any} */ (t)) };
     }
     const { minRows, ...wide } = this.tuning.matmulWide;
     const t = rows >= minRows ? wide : this.tuning.matmul;
+    this.checkTiles('matmul.wgsl', /** @type {any} */ (t));
     const pipeline = this.get('matmul.wgsl', 'main', { QBITS: qbits(storage), ...t, ACCUMULATE: acc });
     return { pipeline, grid: (rows, T) => grids.matmulGrid(rows, T, /** @type {any} */ (t)) };
   }

@@ -20,7 +20,12 @@ export const DEFAULT_BUDGET_BYTES = 4 * 1024 ** 3; // weights + KV cache + activ
 const MiB = 1024 * 1024;
 
 /** WebGPU's default limits, the floor a requiredLimits value never needs to go under. */
-const DEFAULT_LIMITS = { maxStorageBufferBindingSize: 128 * MiB, maxBufferSize: 256 * MiB };
+const DEFAULT_LIMITS = { maxStorageBufferBindingSize: 128 * MiB, maxBufferSize: 256 * MiB,
+  maxComputeWorkgroupStorageSize: 16384 };
+// Workgroup memory asked for where the adapter offers it: room for prefill matmul tiles of 128 rows by 128 tokens
+// (matmul.wgsl: 128 bytes per tile row or token), twice WebGPU's default. Desktop and most mobile GPUs offer 32 KiB
+// (an H100 under Dawn: 48 KiB); a tuning that needs more than the device got is refused (pipelines.js matmul).
+export const WORKGROUP_STORAGE_WANTED = 32768;
 
 /**
  * Why the kernels cannot run this config, or null. Shared with loadModel.
@@ -147,6 +152,8 @@ export async function probe(gpu, manifest, opts = {}) {
     maxStorageBufferBindingSize: Math.min(have.maxStorageBufferBindingSize,
       Math.max(DEFAULT_LIMITS.maxStorageBufferBindingSize, needs.binding)),
     maxBufferSize: Math.min(have.maxBufferSize, Math.max(DEFAULT_LIMITS.maxBufferSize, needs.buffer)),
+    maxComputeWorkgroupStorageSize: Math.max(DEFAULT_LIMITS.maxComputeWorkgroupStorageSize,
+      Math.min(have.maxComputeWorkgroupStorageSize ?? 0, WORKGROUP_STORAGE_WANTED)),
   };
   return { ok: true, ...base, limits, needs };
 }
