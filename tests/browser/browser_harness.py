@@ -122,14 +122,14 @@ def assert_greedy_matches_reference(harness: Harness, name: str, load: dict[str,
     return info
 
 
-def assert_logits_match_reference(harness: Harness, name: str, load: dict[str, Any]) -> None:
+def assert_logits_match_reference(harness: Harness, name: str, load: dict[str, Any]) -> dict[str, Any]:
     """Loads package `name` (a tiny random model) with `load` options (passTokens 128) and checks its logits against
     the reference engine's (KV cache as the engine's: kv_f16_for) within 1e-3: a prefill, a decode step, and a prompt
-    longer than one prefill pass."""
+    longer than one prefill pass. Returns the engine's info (with the kernel tuning it ran)."""
     import numpy as np
 
     ref = reference_engine(harness.site.models[name], kv_f16_for(load))
-    harness.call("loadEngine", name, load)
+    info: dict[str, Any] = harness.call("loadEngine", name, load)
     prompt = ref.prompt_ids([{"role": "user", "content": "The pump bearing runs hot at 78 degrees; what now?"}])
     long = ref.prompt_ids([{"role": "user", "content": "Generator 2 tripped on overcurrent. " * 12}])
     assert len(long) > 128, "the long prompt must take more than one prefill pass (128 tokens)"
@@ -144,3 +144,4 @@ def assert_logits_match_reference(harness: Harness, name: str, load: dict[str, A
     compare(prompt, 0, "prefill")
     compare([int(np.argmax(ref.logits(prompt, 0)))], len(prompt), "decode step")
     compare(long, 0, "long prefill")
+    return info

@@ -2,7 +2,8 @@
 
 Greedy token ids of the default model for three chats, and logits of tiny random models (f32, q4, and q4 with q8 v
 weights; llama and qwen2; qwen3 at q4, with its per-head q/k norm; phi3 at q4, with longrope's short factors and
-attention factor) within 1e-3, for a prefill, a decode step, and a prompt longer than one prefill pass.
+attention factor) within 1e-3, for a prefill, a decode step, and a prompt longer than one prefill pass; and the
+same for the GPUs' kernel tunings, compiled by Chromium's WGSL compiler.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from browser_harness import Harness, assert_greedy_matches_reference, assert_logits_match_reference, reference_engine
+from kernels.kernels import KERNELS, tuning
 
 
 @pytest.mark.slow
@@ -25,6 +27,27 @@ def test_smollm2_greedy_ids_match_reference(harness: Harness, smollm2: str) -> N
                                                ("qwen3", "q4"), ("phi3", "q4")])
 def test_tiny_logits_match_reference(harness: Harness, tiny: Any, arch: str, weights: str) -> None:
     assert_logits_match_reference(harness, tiny(arch, weights), {"passTokens": 128})
+
+
+# The GPUs' kernel tunings (webgpu_shaders/kernels.json "gpu", "gpu_wide") built by Chromium's own WGSL compiler and
+# run here: SwiftShader gets the CPU adapters' tunings, so otherwise only wgpu-native's compiler (tests/kernels) would
+# see them before a user's GPU does. The wide matmul tiles are laid over every matmul (minRows 1: the tiny models'
+# weights are far below 4,096 rows), and tiles of 128 x 128 (32 KiB of workgroup memory, which probe() asks for) too.
+GPU_TUNINGS: dict[str, dict[str, Any]] = {
+    "gpu": {},
+    "gpu, wide matmul tiles everywhere": {"matmulWide": {"minRows": 1, **tuning("matmul.wgsl", "gpu_wide")}},
+    "gpu, 128 x 128 matmul tiles": {"matmulWide": {"minRows": 1, "WX": 16, "WY": 16, "RV": 2, "TV": 2}},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(GPU_TUNINGS))
+def test_gpu_tunings_under_chromiums_compiler(harness: Harness, tiny: Any, name: str) -> None:
+    over = GPU_TUNINGS[name]
+    info = assert_logits_match_reference(harness, tiny("qwen2", "q4+v8"), {"passTokens": 128, "gpuTuning": over})
+    assert info["tuning"]["kind"] == "gpu", info["tuning"]
+    engine_wide = {"minRows": KERNELS["matmul.wgsl"]["wide_min_rows"], **tuning("matmul.wgsl", "gpu_wide")}
+    assert info["tuning"]["matmulWide"] == over.get("matmulWide", engine_wide)
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser_harness import Harness, Site, assert_logits_match_reference, reference_engine
+from kernels.kernels import tuning
 
 # shard bytes: the default (each tensor one chunk), and 64 KiB, which splits the q6k head, the q4k embedding and the
 # MLP weights into row chunks (each a dispatch at its row offset; the fused gate + up per chunk pair)
@@ -42,6 +43,16 @@ def kquant_model(request: pytest.FixtureRequest, site: Site, tmp_path_factory: p
 @pytest.mark.slow
 def test_kquant_logits_match_reference(harness: Harness, kquant_model: str) -> None:
     assert_logits_match_reference(harness, kquant_model, {"passTokens": 128})
+
+
+@pytest.mark.slow
+def test_kquant_gpu_tunings_under_chromiums_compiler(harness: Harness, kquant_model: str) -> None:
+    """The GPUs' K-quant tunings (matvec_kq "gpu", "gpu_long"; matmul_kq "gpu_wide", laid over every matmul here: the
+    tiny weights are far below its 4,096 rows), built by Chromium's WGSL compiler: SwiftShader otherwise gets the CPU
+    adapters' tunings (test_browser_engine.py checks the other kernels the same way)."""
+    over = {"matmulKqWide": {"minRows": 1, **tuning("matmul_kq.wgsl", "gpu_wide")}}
+    info = assert_logits_match_reference(harness, kquant_model, {"passTokens": 128, "gpuTuning": over})
+    assert info["tuning"]["kind"] == "gpu", info["tuning"]
 
 
 @pytest.mark.slow

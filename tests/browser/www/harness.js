@@ -2,6 +2,9 @@
 
 import { EngineClient } from '/app/engine/client.js';
 import { Engine } from '/app/engine/engine.js';
+import { loadModel } from '/app/engine/gpu/model.js';
+import { TUNING } from '/app/engine/gpu/pipelines.js';
+import { probe } from '/app/engine/gpu/probe.js';
 
 /** @type {Engine | null} the main-thread engine (ids and logits) */
 let engine = null;
@@ -26,17 +29,23 @@ const packageUrl = (name) => `/models/${name}/`;
 const harness = {
   /**
    * Loads a package into a main-thread Engine (engine "cpu": the WebAssembly engine, no GPU involved).
+   * gpuTuning: run the WebGPU engine with the GPUs' kernel tunings (pipelines.js TUNING, with `gpuTuning`'s entries
+   * laid over it as bench_engine.mjs --tuning does) instead of the CPU adapters' that SwiftShader gets, so that
+   * Chromium's WGSL compiler builds and runs them here.
    * @param {string} name
-   * @param {{context?: number, passTokens?: number, engine?: 'webgpu' | 'cpu', threads?: number}} [opts]
+   * @param {{context?: number, passTokens?: number, engine?: 'webgpu' | 'cpu', threads?: number,
+   *          gpuTuning?: Record<string, object>}} [opts]
    */
   async loadEngine(name, opts = {}) {
     engine?.destroy();
+    const tuning = opts.gpuTuning && { ...TUNING, ...opts.gpuTuning };
     engine = await Engine.create({
       engine: opts.engine ?? 'webgpu', gpu: opts.engine === 'cpu' ? null : navigator.gpu,
       baseUrl: packageUrl(name), shaderBaseUrl: '/webgpu_shaders/', context: opts.context,
       passTokens: opts.passTokens, threads: opts.threads,
+      gpuLayer: tuning && { probe, loadModel: (/** @type {any} */ o) => loadModel({ ...o, tuning }) },
     });
-    return engine.info;
+    return { ...engine.info, tuning: /** @type {any} */ (engine).model?.stats?.tuning ?? null };
   },
 
   /** @param {any[]} messages */
