@@ -23,7 +23,7 @@ const MiB = 1024 * 1024;
 const DEFAULT_LIMITS = { maxStorageBufferBindingSize: 128 * MiB, maxBufferSize: 256 * MiB,
   maxComputeWorkgroupStorageSize: 16384 };
 // Workgroup memory asked for where the adapter offers it: room for prefill matmul tiles of 128 rows by 128 tokens
-// (matmul.wgsl: 128 bytes per tile row or token), twice WebGPU's default. Desktop and most mobile GPUs offer 32 KiB
+// (matmul.wgsl: 128 bytes per tile row or token), twice WebGPU's default, which most GPUs offer
 // (an H100 under Dawn: 48 KiB); a tuning that needs more than the device got is refused (pipelines.js matmul).
 export const WORKGROUP_STORAGE_WANTED = 32768;
 
